@@ -1,0 +1,90 @@
+import type { Namespace } from 'etcd3';
+import { BaseLock, type BaseLockOptions } from '../core/base-lock.js';
+import { loadDriver } from '../core/driver.js';
+import { backends, type ClientClass } from '../core/registry.js';
+
+interface Etcd3Module {
+  Etcd3: ClientClass & (new (options: Record<string, unknown>) => Namespace);
+  Namespace: ClientClass;
+}
+
+/** Options of an EtcdLock: the lock options and an optional etcd3 `Etcd3` (or namespace) client. */
+export type EtcdLockOptions = BaseLockOptions;
+
+/**
+ * A lock in Etcd: the key `namespace/name` holds the owner token, created by a transaction that
+ * succeeds only if the key does not exist, attached to a lease of `expire` rounded **up** to whole
+ * seconds (no lease when `expire` is null); released by a transaction that deletes the key only
+ * if it still holds this owner's token. Etcd raises a lease TTL below its minimum (2 s with the
+ * default election timeout) to that minimum.
+ *
+ * @example
+ * import { Etcd3 } from 'etcd3';
+ * const lock = new EtcdLock('deploy', { client: new Etcd3({ hosts: process.env.ETCD_HOSTS }) });
+ */
+export class EtcdLock extends BaseLock {
+  /** Lease of each owner token this object holds (or is acquiring), to revoke on release. */
+  private readonly leases = new Map<string, string>();
+
+  constructor(name: string, options?: EtcdLockOptions) {
+    super(name, options);
+  }
+
+  protected override formatKey(name: string, namespace: string | null): string {
+    return namespace === null ? name : `${namespace}/${name}`;
+  }
+
+  private get etcd(): Namespace {
+    return this.client as Namespace;
+  }
+
+  /** The lease TTL sent to etcd: whole seconds, rounded up. */
+  protected get leaseSeconds(): number | null {
+    return this.expire === null ? null : Math.ceil(this.expire / 1000);
+  }
+
+  protected async _acquire(token: string): Promise<boolean> {
+    const ttl = this.leaseSeconds;
+    const put = this.etcd.put(this.key).value(token);
+    if (ttl !== null) {
+      const { ID } = await this.etcd.leaseClient.leaseGrant({ TTL: ttl });
+      this.leases.set(token, ID);
+      put.lease(ID);
+    }
+    const { succeeded } = await this.etcd.if(this.key, 'Create', '==', 0).then(put).commit();
+    if (!succeeded) this.revoke(token);
+    return succeeded;
+  }
+
+  protected async _release(token: string): Promise<boolean> {
+    const { succeeded } = await this.etcd
+      .if(this.key, 'Value', '==', token)
+      .then(this.etcd.delete().key(this.key))
+      .commit();
+    this.revoke(token);
+    return succeeded;
+  }
+
+  protected async _locked(): Promise<boolean> {
+    return this.etcd.get(this.key).exists();
+  }
+
+  /** Revokes the lease of `token` in the background; an unrevoked lease just runs out. */
+  private revoke(token: string): void {
+    const id = this.leases.get(token);
+    if (id === undefined) return;
+    this.leases.delete(token);
+    this.etcd.leaseClient.leaseRevoke({ ID: id }).catch(() => undefined);
+  }
+}
+
+const etcd3 = () => loadDriver<Etcd3Module>('etcd', 'etcd3');
+
+export const ETCD = backends.register({
+  name: 'etcd',
+  lockClass: EtcdLock,
+  library: 'etcd3',
+  loadClientClass: () => etcd3().Namespace,
+  createClient: () => new (etcd3().Etcd3)({ hosts: '127.0.0.1:2379' }),
+  closeClient: (client) => (client as unknown as { close(): void }).close(),
+});

@@ -1,0 +1,4 @@
+export { RedisLock, REDIS, type RedisLockOptions } from './redis.lock.js';
+export { MemcachedLock, MCLock, MEMCACHED, type MemcachedLockOptions } from './memcached.lock.js';
+export { EtcdLock, ETCD, type EtcdLockOptions } from './etcd.lock.js';
+export { MemoryLock, MemoryStore, MEMORY, type MemoryLockOptions } from './memory.lock.js';

@@ -1,0 +1,96 @@
+import { BaseLock, type BaseLockOptions } from '../core/base-lock.js';
+import { loadDriver } from '../core/driver.js';
+import { messages } from '../core/messages.js';
+import { backends, registerAlias, type ClientClass } from '../core/registry.js';
+import { add, deleteIfUnchanged, gets, type MemjsClient } from './memcached.protocol.js';
+
+interface MemjsModule {
+  Client: ClientClass & { create(servers: string, options: Record<string, unknown>): MemjsClient };
+}
+
+/** Memcached reads an expiration above 30 days as an absolute Unix time: refused. */
+export const MEMCACHED_MAX_EXPIRE = 30 * 24 * 60 * 60 * 1000;
+const MAX_KEY_BYTES = 250;
+
+/** Options of a MemcachedLock: the lock options and an optional memjs `Client`. */
+export type MemcachedLockOptions = BaseLockOptions;
+
+/**
+ * A lock in Memcached: `add` of the key `namespace_name` with the owner token, expiring after
+ * `expire` rounded **up** to whole seconds (Memcached's granularity); released by a GET that keeps
+ * the item's CAS value and a DELETE carrying it, so only the owner's unchanged item is deleted.
+ *
+ * @example
+ * import memjs from 'memjs';
+ * const lock = new MemcachedLock('report', { client: memjs.Client.create('127.0.0.1:11211') });
+ */
+export class MemcachedLock extends BaseLock {
+  constructor(name: string, options?: MemcachedLockOptions) {
+    super(name, options);
+  }
+
+  private get memcached(): MemjsClient {
+    return this.client as MemjsClient;
+  }
+
+  protected override validateName(name: unknown): asserts name is string {
+    super.validateName(name);
+    const key = this.formatKey(name, this.namespace);
+    if (/\s/u.test(key)) {
+      throw new RangeError(
+        messages.invalidName('memcached', name, 'whitespace is not allowed in memcached keys (namespace included)'),
+      );
+    }
+    const bytes = Buffer.byteLength(key);
+    if (bytes > MAX_KEY_BYTES) {
+      throw new RangeError(
+        messages.invalidName('memcached', name, `the key would be ${bytes} bytes long; memcached allows at most ${MAX_KEY_BYTES}`),
+      );
+    }
+  }
+
+  protected override validateExpire(expire: number | null): void {
+    if (expire !== null && expire > MEMCACHED_MAX_EXPIRE) {
+      throw new RangeError(
+        messages.invalidOption('expire', expire, `at most ${MEMCACHED_MAX_EXPIRE} ms (30 days) on memcached, which reads longer expirations as absolute dates; or null for no expiry`),
+      );
+    }
+  }
+
+  /** The expiration sent to memcached: whole seconds, rounded up; 0 means never. */
+  protected get expirationSeconds(): number {
+    return this.expire === null ? 0 : Math.ceil(this.expire / 1000);
+  }
+
+  protected async _acquire(token: string): Promise<boolean> {
+    return add(this.memcached, this.key, token, this.expirationSeconds);
+  }
+
+  protected async _release(token: string): Promise<boolean> {
+    const item = await gets(this.memcached, this.key);
+    if (!item || item.value !== token) return false;
+    return deleteIfUnchanged(this.memcached, this.key, item.cas);
+  }
+
+  protected async _locked(): Promise<boolean> {
+    return (await gets(this.memcached, this.key)) !== null;
+  }
+}
+
+/** sherlock's name for the Memcached lock. */
+export { MemcachedLock as MCLock };
+
+const memjs = () => loadDriver<MemjsModule>('memcached', 'memjs');
+
+export const MEMCACHED = backends.register({
+  name: 'memcached',
+  lockClass: MemcachedLock,
+  library: 'memjs',
+  loadClientClass: () => memjs().Client,
+  createClient: () =>
+    memjs().Client.create('127.0.0.1:11211', { retries: 1, logger: { log: () => undefined } }),
+  closeClient: (client) => (client as MemjsClient).close(),
+});
+
+/** sherlock's `backends.MEMCACHE`. */
+registerAlias('memcache', MEMCACHED);

@@ -1,0 +1,96 @@
+/**
+ * The few memcached binary-protocol requests the lock needs, sent through memjs's own
+ * `perform()` (memjs has no CAS API, but every binary response carries the item's CAS value and
+ * `perform()` sends any request). See the memcached binary protocol: 24-byte header, CAS at 16.
+ */
+
+/** The part of a memjs `Client` this backend calls. */
+export interface MemjsClient {
+  seq: number;
+  incrSeq(): void;
+  perform(
+    key: string,
+    request: Buffer,
+    seq: number,
+    callback: (err: Error | null, response: MemjsResponse | null) => void,
+  ): void;
+  close(): void;
+}
+
+interface MemjsResponse {
+  header: { status: number; cas: Buffer };
+  val: Buffer;
+}
+
+const OPCODE = { get: 0x00, add: 0x02, delete: 0x04 } as const;
+
+/** Response status codes of the binary protocol. */
+export const STATUS = { ok: 0x00, notFound: 0x01, exists: 0x02 } as const;
+
+const HEADER_BYTES = 24;
+const NO_CAS = Buffer.alloc(8);
+
+function request(opcode: number, key: string, extras: Buffer, value: Buffer, opaque: number, cas: Buffer) {
+  const keyBytes = Buffer.from(key, 'utf8');
+  const buf = Buffer.alloc(HEADER_BYTES + extras.length + keyBytes.length + value.length);
+  buf.writeUInt8(0x80, 0); // request magic
+  buf.writeUInt8(opcode, 1);
+  buf.writeUInt16BE(keyBytes.length, 2);
+  buf.writeUInt8(extras.length, 4);
+  buf.writeUInt32BE(extras.length + keyBytes.length + value.length, 8);
+  buf.writeUInt32BE(opaque, 12);
+  cas.copy(buf, 16);
+  extras.copy(buf, HEADER_BYTES);
+  keyBytes.copy(buf, HEADER_BYTES + extras.length);
+  value.copy(buf, HEADER_BYTES + extras.length + keyBytes.length);
+  return buf;
+}
+
+function send(
+  client: MemjsClient,
+  opcode: number,
+  key: string,
+  extras: Buffer,
+  value: Buffer,
+  cas: Buffer = NO_CAS,
+): Promise<MemjsResponse> {
+  client.incrSeq();
+  const seq = client.seq;
+  const buf = request(opcode, key, extras, value, seq, cas);
+  return new Promise((resolve, reject) => {
+    client.perform(key, buf, seq, (err, response) => {
+      if (err || !response) reject(err ?? new Error('memcached: no response'));
+      else resolve(response);
+    });
+  });
+}
+
+function unexpected(op: string, status: number): Error {
+  return new Error(`memcached ${op} failed with status 0x${status.toString(16).padStart(4, '0')}`);
+}
+
+/** ADD: stores `value` only if `key` is absent; `expiration` in whole seconds (0 = never). */
+export async function add(client: MemjsClient, key: string, value: string, expiration: number) {
+  const extras = Buffer.alloc(8); // flags (4 bytes, 0) + expiration (4 bytes)
+  extras.writeUInt32BE(expiration, 4);
+  const { header } = await send(client, OPCODE.add, key, extras, Buffer.from(value, 'utf8'));
+  if (header.status === STATUS.ok) return true;
+  if (header.status === STATUS.exists) return false;
+  throw unexpected('add', header.status);
+}
+
+/** GET keeping the CAS value: `null` when the key is absent. */
+export async function gets(client: MemjsClient, key: string) {
+  const { header, val } = await send(client, OPCODE.get, key, Buffer.alloc(0), Buffer.alloc(0));
+  if (header.status === STATUS.notFound) return null;
+  if (header.status !== STATUS.ok) throw unexpected('get', header.status);
+  return { value: val.toString('utf8'), cas: Buffer.from(header.cas) };
+}
+
+/** DELETE carrying `cas`: deletes only if the item was not changed since it was read. */
+export async function deleteIfUnchanged(client: MemjsClient, key: string, cas: Buffer) {
+  const { header } = await send(client, OPCODE.delete, key, Buffer.alloc(0), Buffer.alloc(0), cas);
+  if (header.status === STATUS.ok) return true;
+  if (header.status === STATUS.notFound || header.status === STATUS.exists) return false;
+  throw unexpected('delete', header.status);
+}

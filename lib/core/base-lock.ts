@@ -1,0 +1,333 @@
+import { getConfiguration } from './configuration.js';
+import { LockAbortedError } from './errors/lock-aborted.error.js';
+import { LockBackendError } from './errors/lock-backend.error.js';
+import { LockReleaseError } from './errors/lock-release.error.js';
+import { LockTimeoutError } from './errors/lock-timeout.error.js';
+import { LockError } from './errors/lock.error.js';
+import { trackHeld } from './lifecycle.js';
+import { messages } from './messages.js';
+import {
+  checkDuration,
+  checkKeys,
+  CONTROL_CHARS,
+  LOCK_OPTION_KEYS,
+  type LockOptions,
+  validateLockOptions,
+} from './options.js';
+import { backendOfLockClass, type BackendDefinition } from './registry.js';
+import { DeadlineExceededError, newOwnerToken, now, settleWithin, sleep } from './timing.js';
+
+/** Options of a backend-specific lock: the lock options plus the client to use. */
+export interface BaseLockOptions extends LockOptions {
+  /**
+   * The client to talk to the server with (checked at run time to be an instance of the backend's
+   * client class). Default: the client given to `configure()` if it belongs to this backend, else
+   * a shared client to localhost on the standard port, created on first use.
+   */
+  client?: object;
+}
+
+/** The object form of `acquire()`'s argument. */
+export interface AcquireOptions {
+  /** `true` (default): wait up to `timeout` ms; `false`: one attempt, resolves `true`/`false`. */
+  blocking?: boolean;
+  /** Overrides the lock's `timeout` (ms) for this call. */
+  timeout?: number;
+  /** Cancels a waiting `acquire()`: it rejects with `LockAbortedError`, holding nothing. */
+  signal?: AbortSignal;
+}
+
+/** The lock API shared by every lock class, including the generic `Lock`. */
+export interface DistributedLock extends AsyncDisposable {
+  /** The name the lock was created with. */
+  readonly name: string;
+  /** The key (or path) the lock uses on the server, namespace included. */
+  readonly key: string;
+  /** Whether this lock object holds the lock (as far as it knows: the server may have expired it). */
+  readonly isAcquired: boolean;
+  acquire(blocking?: boolean | AcquireOptions): Promise<boolean>;
+  release(): Promise<void>;
+  locked(): Promise<boolean>;
+  using<T>(fn: (lock: this) => T | Promise<T>, options?: Omit<AcquireOptions, 'blocking'>): Promise<T>;
+}
+
+const MAX_KEY_BYTES = 1024;
+
+/**
+ * The abstract lock: the port of `sherlock.lock.BaseLock`. It owns blocking, timeouts, retries,
+ * deadlines, owner tokens, `using` and validation; a backend implements only the three primitives
+ * `_acquire(token)`, `_release(token)` and `_locked()`, each a single atomic server operation.
+ *
+ * @example
+ * class MyLock extends BaseLock<MyClient> {
+ *   protected async _acquire(token: string) { return this.client.setIfAbsent(this.key, token, this.expire); }
+ *   protected async _release(token: string) { return this.client.deleteIfEquals(this.key, token); }
+ *   protected async _locked() { return this.client.exists(this.key); }
+ * }
+ */
+export abstract class BaseLock<C extends object = object> implements DistributedLock {
+  /** The options a lock class accepts; a subclass with more options extends this list. */
+  static readonly optionKeys: readonly string[] = [...LOCK_OPTION_KEYS, 'client'];
+
+  readonly name: string;
+  readonly key: string;
+  readonly namespace: string | null;
+  readonly expire: number | null;
+  readonly timeout: number;
+  readonly retryInterval: number;
+  readonly operationTimeout: number;
+  /** The registered backend this lock class belongs to, if any. */
+  protected readonly backend: BackendDefinition | undefined;
+  private readonly ownClient: C | undefined;
+  private token: string | null = null;
+  private acquiring = false;
+
+  constructor(name: string, options: BaseLockOptions = {}) {
+    const lockClass = new.target as unknown as typeof BaseLock;
+    checkKeys(options, `${lockClass.name} options`, lockClass.optionKeys);
+    const given = validateLockOptions(options);
+    const defaults = getConfiguration();
+    this.backend = backendOfLockClass(new.target);
+    this.namespace = given.namespace !== undefined ? given.namespace : defaults.namespace;
+    this.expire = given.expire !== undefined ? given.expire : defaults.expire;
+    this.timeout = given.timeout ?? defaults.timeout;
+    this.retryInterval = given.retryInterval ?? defaults.retryInterval;
+    this.operationTimeout = given.operationTimeout ?? defaults.operationTimeout;
+    if (options.client !== undefined) {
+      this.ownClient = (this.backend ? this.backend.checkClient(options.client) : options.client) as C;
+    }
+    this.validateName(name);
+    this.name = name;
+    this.key = this.formatKey(name, this.namespace);
+    this.validateExpire(this.expire);
+  }
+
+  /** Tries to take the lock once: resolves `true` if this owner token now holds it. */
+  protected abstract _acquire(token: string): Promise<boolean>;
+  /** Deletes the lock if (and only if) `token` holds it, atomically: resolves whether it did. */
+  protected abstract _release(token: string): Promise<boolean>;
+  /** Whether anyone holds the lock. */
+  protected abstract _locked(): Promise<boolean>;
+
+  /** The name of the backend, for messages. */
+  protected get backendName(): string {
+    return this.backend?.name ?? this.constructor.name;
+  }
+
+  /** The key on the server: `namespace_name`, or `name` without a namespace. */
+  protected formatKey(name: string, namespace: string | null): string {
+    return namespace === null ? name : `${namespace}_${name}`;
+  }
+
+  /**
+   * Checks a lock name; a backend with stricter rules overrides this and calls `super`.
+   * Throws a TypeError (not a string) or RangeError (a string the backend cannot store).
+   */
+  protected validateName(name: unknown): asserts name is string {
+    if (typeof name !== 'string') {
+      throw new TypeError(messages.invalidName(this.backendName, name, 'expected a string'));
+    }
+    const rule = (ok: boolean, text: string) => {
+      if (!ok) throw new RangeError(messages.invalidName(this.backendName, name, text));
+    };
+    rule(name.length > 0, 'expected a non-empty string');
+    rule(!CONTROL_CHARS.test(name), 'control characters are not allowed');
+    rule(!/[\ud800-\udfff]/u.test(name), 'lone surrogates are not allowed');
+    const bytes = Buffer.byteLength(this.formatKey(name, this.namespace));
+    rule(bytes <= MAX_KEY_BYTES, `the key would be ${bytes} bytes long; at most ${MAX_KEY_BYTES} are allowed`);
+  }
+
+  /** Checks `expire` against what the backend can store; overridden by backends with limits. */
+  protected validateExpire(expire: number | null): void {
+    void expire;
+  }
+
+  /**
+   * The client this lock talks to: the one given in its options, else the one given to
+   * `configure()` for this backend, else the shared default client.
+   */
+  protected get client(): C {
+    if (this.ownClient) return this.ownClient;
+    const { backend, client } = getConfiguration();
+    if (this.backend && backend === this.backend && client) return client as C;
+    if (this.backend) return this.backend.defaultClient() as C;
+    throw new LockError(
+      `Lock '${this.name}' has no client: pass { client } to ${this.constructor.name}, or register the class with backends.register()`,
+      this.name,
+    );
+  }
+
+  get isAcquired(): boolean {
+    return this.token !== null;
+  }
+
+  /**
+   * Acquires the lock. Blocking (the default) retries every `retryInterval` ms and rejects with
+   * `LockTimeoutError` after `timeout` ms; non-blocking makes one attempt and resolves `false` if
+   * the lock is taken. Each attempt uses a new 128-bit owner token.
+   *
+   * @example
+   * if (await lock.acquire(false)) { ... }              // non-blocking
+   * await lock.acquire({ timeout: 2_000, signal });     // blocking, cancellable
+   */
+  async acquire(blocking: boolean | AcquireOptions = true): Promise<boolean> {
+    const options = this.acquireOptions(blocking);
+    if (this.acquiring) throw new LockError(messages.acquireInProgress(this.name), this.name);
+    this.acquiring = true;
+    try {
+      return await this.acquireLoop(options.blocking, options.timeout, options.signal);
+    } finally {
+      this.acquiring = false;
+    }
+  }
+
+  private acquireOptions(arg: unknown): Required<Omit<AcquireOptions, 'signal'>> & AcquireOptions {
+    if (typeof arg === 'boolean') return { blocking: arg, timeout: this.timeout };
+    checkKeys(arg, 'acquire() options', ['blocking', 'timeout', 'signal']);
+    const { blocking = true, timeout, signal } = arg as AcquireOptions;
+    if (typeof blocking !== 'boolean') {
+      throw new TypeError(messages.invalidOption('blocking', blocking, 'true or false'));
+    }
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw new TypeError(messages.invalidOption('signal', signal, 'an AbortSignal'));
+    }
+    const checked = timeout === undefined ? this.timeout : checkDuration('timeout', timeout, 0);
+    return signal ? { blocking, timeout: checked, signal } : { blocking, timeout: checked };
+  }
+
+  private async acquireLoop(blocking: boolean, timeout: number, signal?: AbortSignal): Promise<boolean> {
+    const start = now();
+    let lastError: unknown;
+    for (;;) {
+      if (signal?.aborted) throw new LockAbortedError(this.name, { cause: signal.reason });
+      try {
+        // Every attempt may take up to operationTimeout, so the last one (sent when `timeout`
+        // runs out) can finish: a blocking acquire ends by timeout + operationTimeout at worst.
+        if (await this.attempt(this.operationTimeout, signal)) return true;
+        lastError = undefined;
+      } catch (err) {
+        if (err instanceof LockAbortedError) throw err;
+        if (!blocking) throw new LockBackendError(this.name, 'acquire', { cause: err });
+        lastError = err;
+      }
+      if (!blocking) return false;
+      const elapsed = now() - start;
+      if (elapsed >= timeout) {
+        throw new LockTimeoutError(this.name, timeout, lastError === undefined ? {} : { cause: lastError });
+      }
+      await this.waitForRetry(Math.min(this.retryInterval, timeout - elapsed), signal);
+    }
+  }
+
+  /**
+   * Waits before the next attempt of a blocking acquire. A backend that can be told about a
+   * release (pub/sub, watches) may override this to return early; returning early is always safe.
+   */
+  protected async waitForRetry(ms: number, signal?: AbortSignal): Promise<void> {
+    await sleep(ms, signal);
+  }
+
+  /** One attempt with its own deadline. A late success of an abandoned attempt is undone. */
+  private async attempt(deadline: number, signal?: AbortSignal): Promise<boolean> {
+    const token = newOwnerToken();
+    const pending = Promise.resolve().then(() => this._acquire(token));
+    let settled;
+    try {
+      settled = await settleWithin(pending, deadline, signal);
+    } catch (err) {
+      // The server may have applied the write before the error (a dropped reply): undo it.
+      this.undo(token, pending);
+      throw err;
+    }
+    if (settled.kind === 'value') {
+      if (settled.value) {
+        this.token = token;
+        trackHeld(this, true);
+      }
+      return settled.value;
+    }
+    this.undo(token, pending);
+    if (settled.kind === 'aborted') throw new LockAbortedError(this.name, { cause: settled.reason });
+    throw new DeadlineExceededError('acquire', deadline);
+  }
+
+  /** Releases `token` in the background once an abandoned attempt settles (best effort). */
+  private undo(token: string, pending: Promise<boolean>): void {
+    pending
+      .then(
+        (granted) => (granted ? this._release(token) : false),
+        () => this._release(token),
+      )
+      .catch(() => undefined);
+  }
+
+  /** Runs one primitive within `operationTimeout`, wrapping failures in LockBackendError. */
+  private async bounded<T>(
+    operation: 'release' | 'locked',
+    run: () => Promise<T>,
+  ): Promise<T> {
+    let settled;
+    try {
+      settled = await settleWithin(Promise.resolve().then(run), this.operationTimeout);
+    } catch (err) {
+      throw new LockBackendError(this.name, operation, { cause: err });
+    }
+    if (settled.kind !== 'value') {
+      const cause = new DeadlineExceededError(operation, this.operationTimeout);
+      throw new LockBackendError(this.name, operation, { cause });
+    }
+    return settled.value;
+  }
+
+  /**
+   * Releases the lock, atomically and only if this object's owner token still holds it. Rejects
+   * with `LockReleaseError` (`reason` 'not-acquired' or 'not-owned') otherwise, and with
+   * `LockBackendError` if the server fails (the lock then stays held here, so you may retry).
+   */
+  async release(): Promise<void> {
+    const token = this.token;
+    if (token === null) throw new LockReleaseError(this.name, 'not-acquired');
+    const released = await this.bounded('release', () => this._release(token));
+    if (this.token === token) {
+      this.token = null;
+      trackHeld(this, false);
+    }
+    if (!released) throw new LockReleaseError(this.name, 'not-owned');
+  }
+
+  /** Whether anyone (this object or another) holds the lock on the server right now. */
+  async locked(): Promise<boolean> {
+    return this.bounded('locked', () => this._locked());
+  }
+
+  /**
+   * Acquires (blocking), runs `fn`, releases in `finally` and returns `fn`'s result: the port of
+   * sherlock's `with lock:`. If `fn` throws, its error wins over a failed release.
+   *
+   * @example
+   * const total = await new RedisLock('invoices').using(async () => computeTotals());
+   */
+  async using<T>(fn: (lock: this) => T | Promise<T>, options: Omit<AcquireOptions, 'blocking'> = {}): Promise<T> {
+    await this.acquire({ ...options, blocking: true });
+    let result: T;
+    try {
+      result = await fn(this);
+    } catch (err) {
+      await this.release().catch(() => undefined);
+      throw err;
+    }
+    await this.release();
+    return result;
+  }
+
+  /**
+   * Releases the lock if this object holds it, so `await using` works.
+   *
+   * @example
+   * await lock.acquire();
+   * await using held = lock; // released when the block exits
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.token !== null) await this.release();
+  }
+}

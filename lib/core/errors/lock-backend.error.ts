@@ -1,0 +1,31 @@
+import { LockError } from './lock.error.js';
+
+/**
+ * The backend failed or did not answer within `operationTimeout`: the operation's outcome is
+ * unknown to the caller, and the driver's error is the `cause`. A lock is never reported as
+ * acquired when this is thrown.
+ *
+ * @example
+ * try {
+ *   await lock.acquire(false);
+ * } catch (err) {
+ *   if (err instanceof LockBackendError) logger.warn(`lock server down: ${String(err.cause)}`);
+ * }
+ */
+export class LockBackendError extends LockError {
+  constructor(
+    lockName: string,
+    readonly operation: 'acquire' | 'release' | 'locked' | 'extend',
+    options: { cause: unknown },
+  ) {
+    super(
+      `Backend error during ${operation} of lock '${lockName}': ${describeCause(options.cause)}`,
+      lockName,
+      options,
+    );
+  }
+}
+
+function describeCause(cause: unknown): string {
+  return cause instanceof Error ? cause.message : String(cause);
+}

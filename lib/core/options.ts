@@ -1,0 +1,121 @@
+import { messages } from './messages.js';
+
+/**
+ * Options every lock accepts, each overriding the value set with `configure()`.
+ * All durations are milliseconds.
+ */
+export interface LockOptions {
+  /**
+   * Prefix of the lock's key: `namespace_name` on Redis and Memcached, `namespace/name` on Etcd.
+   * `null` (the default) means no prefix.
+   */
+  namespace?: string | null;
+  /**
+   * How long the server keeps the lock before it frees it by itself, in ms. `null` means never
+   * (the lock stays until released). Default 60 000.
+   */
+  expire?: number | null;
+  /** How long a blocking `acquire()` keeps trying, in ms. Default 10 000. */
+  timeout?: number;
+  /** Pause between two attempts of a blocking `acquire()`, in ms. Default 100. */
+  retryInterval?: number;
+  /**
+   * Deadline of one round trip to the server, in ms: a call that has not answered by then fails
+   * with `LockBackendError` (or counts as a failed attempt in a blocking acquire). Default 5 000.
+   */
+  operationTimeout?: number;
+}
+
+/** The options of a lock after defaults were applied. */
+export interface ResolvedLockOptions {
+  readonly namespace: string | null;
+  readonly expire: number | null;
+  readonly timeout: number;
+  readonly retryInterval: number;
+  readonly operationTimeout: number;
+}
+
+/** Sherlock's defaults, in milliseconds. */
+export const DEFAULT_LOCK_OPTIONS: ResolvedLockOptions = Object.freeze({
+  namespace: null,
+  expire: 60_000,
+  timeout: 10_000,
+  retryInterval: 100,
+  operationTimeout: 5_000,
+});
+
+export const LOCK_OPTION_KEYS = [
+  'namespace',
+  'expire',
+  'timeout',
+  'retryInterval',
+  'operationTimeout',
+] as const;
+
+/** Largest duration accepted (about 285 000 years): beyond it timers and TTLs lose meaning. */
+export const MAX_DURATION = Number.MAX_SAFE_INTEGER;
+
+/** Checks a duration in ms; `min` is inclusive. Throws TypeError / RangeError naming the option. */
+export function checkDuration(option: string, value: unknown, min: number): number {
+  const allowed = `a finite number of milliseconds >= ${min}`;
+  if (typeof value !== 'number') throw new TypeError(messages.invalidOption(option, value, allowed));
+  if (!Number.isFinite(value) || value < min || value > MAX_DURATION) {
+    throw new RangeError(messages.invalidOption(option, value, allowed));
+  }
+  return value;
+}
+
+/** Checks `expire`: a duration of at least 1 ms, or `null` for a lock that never expires. */
+export function checkExpire(value: unknown, option = 'expire'): number | null {
+  if (value === null) return null;
+  const allowed = 'a finite number of milliseconds >= 1, or null for a lock that never expires';
+  if (typeof value !== 'number') throw new TypeError(messages.invalidOption(option, value, allowed));
+  if (!Number.isFinite(value) || value < 1 || value > MAX_DURATION) {
+    throw new RangeError(messages.invalidOption(option, value, allowed));
+  }
+  return value;
+}
+
+// Control characters (C0, DEL, C1): never part of a name or namespace.
+// eslint-disable-next-line no-control-regex
+export const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** Checks a namespace: `null` or a non-empty string without control characters. */
+export function checkNamespace(value: unknown, option = 'namespace'): string | null {
+  if (value === null) return null;
+  const allowed = 'a non-empty string without control characters, or null for no namespace';
+  if (typeof value !== 'string') throw new TypeError(messages.invalidOption(option, value, allowed));
+  if (value.length === 0 || CONTROL_CHARS.test(value)) {
+    throw new RangeError(messages.invalidOption(option, value, allowed));
+  }
+  return value;
+}
+
+/** Throws a TypeError when `options` is not a plain object or has a key outside `allowed`. */
+export function checkKeys(
+  options: unknown,
+  where: string,
+  allowed: readonly string[],
+): asserts options is Record<string, unknown> {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new TypeError(messages.invalidOption(where, options, 'an object of options'));
+  }
+  for (const key of Object.keys(options)) {
+    if (!allowed.includes(key)) throw new TypeError(messages.unknownOption(key, where, allowed));
+  }
+}
+
+/** Validates the per-lock options present in `options` (undefined means "not given"). */
+export function validateLockOptions(options: Record<string, unknown>): LockOptions {
+  const out: LockOptions = {};
+  if (options.namespace !== undefined) out.namespace = checkNamespace(options.namespace);
+  if (options.expire !== undefined) out.expire = checkExpire(options.expire);
+  if (options.timeout !== undefined) out.timeout = checkDuration('timeout', options.timeout, 0);
+  if (options.retryInterval !== undefined) {
+    out.retryInterval = checkDuration('retryInterval', options.retryInterval, 0);
+  }
+  if (options.operationTimeout !== undefined) {
+    out.operationTimeout = checkDuration('operationTimeout', options.operationTimeout, 1);
+  }
+  return out;
+}

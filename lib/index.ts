@@ -1,0 +1,4 @@
+/**
+ * nestjs-sherlock: distributed locks for TypeScript and NestJS.
+ */
+export * from './sherlock.js';
