@@ -11,7 +11,11 @@ export {
   DriverMissingError,
   type LockReleaseReason,
 } from './core/errors/index.js';
-export { DEFAULT_LOCK_OPTIONS, type LockOptions, type ResolvedLockOptions } from './core/options.js';
+export {
+  DEFAULT_LOCK_OPTIONS,
+  type LockOptions,
+  type ResolvedLockOptions,
+} from './core/options.js';
 export {
   configure,
   getConfiguration,

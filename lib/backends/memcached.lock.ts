@@ -38,13 +38,21 @@ export class MemcachedLock extends BaseLock {
     const key = this.formatKey(name, this.namespace);
     if (/\s/u.test(key)) {
       throw new RangeError(
-        messages.invalidName('memcached', name, 'whitespace is not allowed in memcached keys (namespace included)'),
+        messages.invalidName(
+          'memcached',
+          name,
+          'whitespace is not allowed in memcached keys (namespace included)',
+        ),
       );
     }
     const bytes = Buffer.byteLength(key);
     if (bytes > MAX_KEY_BYTES) {
       throw new RangeError(
-        messages.invalidName('memcached', name, `the key would be ${bytes} bytes long; memcached allows at most ${MAX_KEY_BYTES}`),
+        messages.invalidName(
+          'memcached',
+          name,
+          `the key would be ${bytes} bytes long; memcached allows at most ${MAX_KEY_BYTES}`,
+        ),
       );
     }
   }
@@ -52,7 +60,11 @@ export class MemcachedLock extends BaseLock {
   protected override validateExpire(expire: number | null): void {
     if (expire !== null && expire > MEMCACHED_MAX_EXPIRE) {
       throw new RangeError(
-        messages.invalidOption('expire', expire, `at most ${MEMCACHED_MAX_EXPIRE} ms (30 days) on memcached, which reads longer expirations as absolute dates; or null for no expiry`),
+        messages.invalidOption(
+          'expire',
+          expire,
+          `at most ${MEMCACHED_MAX_EXPIRE} ms (30 days) on memcached, which reads longer expirations as absolute dates; or null for no expiry`,
+        ),
       );
     }
   }

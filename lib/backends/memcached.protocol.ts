@@ -30,7 +30,14 @@ export const STATUS = { ok: 0x00, notFound: 0x01, exists: 0x02 } as const;
 const HEADER_BYTES = 24;
 const NO_CAS = Buffer.alloc(8);
 
-function request(opcode: number, key: string, extras: Buffer, value: Buffer, opaque: number, cas: Buffer) {
+function request(
+  opcode: number,
+  key: string,
+  extras: Buffer,
+  value: Buffer,
+  opaque: number,
+  cas: Buffer,
+) {
   const keyBytes = Buffer.from(key, 'utf8');
   const buf = Buffer.alloc(HEADER_BYTES + extras.length + keyBytes.length + value.length);
   buf.writeUInt8(0x80, 0); // request magic

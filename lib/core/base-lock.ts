@@ -48,7 +48,10 @@ export interface DistributedLock extends AsyncDisposable {
   acquire(blocking?: boolean | AcquireOptions): Promise<boolean>;
   release(): Promise<void>;
   locked(): Promise<boolean>;
-  using<T>(fn: (lock: this) => T | Promise<T>, options?: Omit<AcquireOptions, 'blocking'>): Promise<T>;
+  using<T>(
+    fn: (lock: this) => T | Promise<T>,
+    options?: Omit<AcquireOptions, 'blocking'>,
+  ): Promise<T>;
 }
 
 const MAX_KEY_BYTES = 1024;
@@ -94,7 +97,9 @@ export abstract class BaseLock<C extends object = object> implements Distributed
     this.retryInterval = given.retryInterval ?? defaults.retryInterval;
     this.operationTimeout = given.operationTimeout ?? defaults.operationTimeout;
     if (options.client !== undefined) {
-      this.ownClient = (this.backend ? this.backend.checkClient(options.client) : options.client) as C;
+      this.ownClient = (
+        this.backend ? this.backend.checkClient(options.client) : options.client
+      ) as C;
     }
     this.validateName(name);
     this.name = name;
@@ -134,7 +139,10 @@ export abstract class BaseLock<C extends object = object> implements Distributed
     rule(!CONTROL_CHARS.test(name), 'control characters are not allowed');
     rule(!/[\ud800-\udfff]/u.test(name), 'lone surrogates are not allowed');
     const bytes = Buffer.byteLength(this.formatKey(name, this.namespace));
-    rule(bytes <= MAX_KEY_BYTES, `the key would be ${bytes} bytes long; at most ${MAX_KEY_BYTES} are allowed`);
+    rule(
+      bytes <= MAX_KEY_BYTES,
+      `the key would be ${bytes} bytes long; at most ${MAX_KEY_BYTES} are allowed`,
+    );
   }
 
   /** Checks `expire` against what the backend can store; overridden by backends with limits. */
@@ -195,7 +203,11 @@ export abstract class BaseLock<C extends object = object> implements Distributed
     return signal ? { blocking, timeout: checked, signal } : { blocking, timeout: checked };
   }
 
-  private async acquireLoop(blocking: boolean, timeout: number, signal?: AbortSignal): Promise<boolean> {
+  private async acquireLoop(
+    blocking: boolean,
+    timeout: number,
+    signal?: AbortSignal,
+  ): Promise<boolean> {
     const start = now();
     let lastError: unknown;
     for (;;) {
@@ -213,7 +225,11 @@ export abstract class BaseLock<C extends object = object> implements Distributed
       if (!blocking) return false;
       const elapsed = now() - start;
       if (elapsed >= timeout) {
-        throw new LockTimeoutError(this.name, timeout, lastError === undefined ? {} : { cause: lastError });
+        throw new LockTimeoutError(
+          this.name,
+          timeout,
+          lastError === undefined ? {} : { cause: lastError },
+        );
       }
       await this.waitForRetry(Math.min(this.retryInterval, timeout - elapsed), signal);
     }
@@ -247,7 +263,8 @@ export abstract class BaseLock<C extends object = object> implements Distributed
       return settled.value;
     }
     this.undo(token, pending);
-    if (settled.kind === 'aborted') throw new LockAbortedError(this.name, { cause: settled.reason });
+    if (settled.kind === 'aborted')
+      throw new LockAbortedError(this.name, { cause: settled.reason });
     throw new DeadlineExceededError('acquire', deadline);
   }
 
@@ -262,10 +279,7 @@ export abstract class BaseLock<C extends object = object> implements Distributed
   }
 
   /** Runs one primitive within `operationTimeout`, wrapping failures in LockBackendError. */
-  private async bounded<T>(
-    operation: 'release' | 'locked',
-    run: () => Promise<T>,
-  ): Promise<T> {
+  private async bounded<T>(operation: 'release' | 'locked', run: () => Promise<T>): Promise<T> {
     let settled;
     try {
       settled = await settleWithin(Promise.resolve().then(run), this.operationTimeout);
@@ -307,7 +321,10 @@ export abstract class BaseLock<C extends object = object> implements Distributed
    * @example
    * const total = await new RedisLock('invoices').using(async () => computeTotals());
    */
-  async using<T>(fn: (lock: this) => T | Promise<T>, options: Omit<AcquireOptions, 'blocking'> = {}): Promise<T> {
+  async using<T>(
+    fn: (lock: this) => T | Promise<T>,
+    options: Omit<AcquireOptions, 'blocking'> = {},
+  ): Promise<T> {
     await this.acquire({ ...options, blocking: true });
     let result: T;
     try {

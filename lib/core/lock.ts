@@ -55,7 +55,10 @@ export class Lock implements DistributedLock {
     return this.backendLock.locked();
   }
 
-  using<T>(fn: (lock: this) => T | Promise<T>, options?: Omit<AcquireOptions, 'blocking'>): Promise<T> {
+  using<T>(
+    fn: (lock: this) => T | Promise<T>,
+    options?: Omit<AcquireOptions, 'blocking'>,
+  ): Promise<T> {
     return this.backendLock.using(() => fn(this), options);
   }
 

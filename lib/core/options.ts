@@ -58,7 +58,8 @@ export const MAX_DURATION = Number.MAX_SAFE_INTEGER;
 /** Checks a duration in ms; `min` is inclusive. Throws TypeError / RangeError naming the option. */
 export function checkDuration(option: string, value: unknown, min: number): number {
   const allowed = `a finite number of milliseconds >= ${min}`;
-  if (typeof value !== 'number') throw new TypeError(messages.invalidOption(option, value, allowed));
+  if (typeof value !== 'number')
+    throw new TypeError(messages.invalidOption(option, value, allowed));
   if (!Number.isFinite(value) || value < min || value > MAX_DURATION) {
     throw new RangeError(messages.invalidOption(option, value, allowed));
   }
@@ -69,7 +70,8 @@ export function checkDuration(option: string, value: unknown, min: number): numb
 export function checkExpire(value: unknown, option = 'expire'): number | null {
   if (value === null) return null;
   const allowed = 'a finite number of milliseconds >= 1, or null for a lock that never expires';
-  if (typeof value !== 'number') throw new TypeError(messages.invalidOption(option, value, allowed));
+  if (typeof value !== 'number')
+    throw new TypeError(messages.invalidOption(option, value, allowed));
   if (!Number.isFinite(value) || value < 1 || value > MAX_DURATION) {
     throw new RangeError(messages.invalidOption(option, value, allowed));
   }
@@ -84,7 +86,8 @@ export const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 export function checkNamespace(value: unknown, option = 'namespace'): string | null {
   if (value === null) return null;
   const allowed = 'a non-empty string without control characters, or null for no namespace';
-  if (typeof value !== 'string') throw new TypeError(messages.invalidOption(option, value, allowed));
+  if (typeof value !== 'string')
+    throw new TypeError(messages.invalidOption(option, value, allowed));
   if (value.length === 0 || CONTROL_CHARS.test(value)) {
     throw new RangeError(messages.invalidOption(option, value, allowed));
   }

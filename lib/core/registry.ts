@@ -125,18 +125,28 @@ function register<C extends object>(registration: BackendRegistration<C>): Backe
   const { name, lockClass, library, clientClass, loadClientClass } = registration;
   if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
     throw new TypeError(
-      messages.invalidOption('name', name, 'a name of letters, digits and _ starting with a letter'),
+      messages.invalidOption(
+        'name',
+        name,
+        'a name of letters, digits and _ starting with a letter',
+      ),
     );
   }
   if (typeof lockClass !== 'function') {
     throw new TypeError(messages.invalidOption('lockClass', lockClass, 'a subclass of BaseLock'));
   }
   if (typeof library !== 'string' || library.length === 0) {
-    throw new TypeError(messages.invalidOption('library', library, 'the npm name of the client library'));
+    throw new TypeError(
+      messages.invalidOption('library', library, 'the npm name of the client library'),
+    );
   }
   if ((clientClass === undefined) === (loadClientClass === undefined)) {
     throw new TypeError(
-      messages.invalidOption('clientClass', clientClass, 'a client class (or an array of them); give exactly one of clientClass or loadClientClass'),
+      messages.invalidOption(
+        'clientClass',
+        clientClass,
+        'a client class (or an array of them); give exactly one of clientClass or loadClientClass',
+      ),
     );
   }
   const key = name.toLowerCase();

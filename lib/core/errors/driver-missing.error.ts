@@ -11,10 +11,7 @@ export class DriverMissingError extends Error {
     readonly library: string,
     options?: { cause?: unknown },
   ) {
-    super(
-      `install ${library} to use the ${backend} backend (npm install ${library})`,
-      options,
-    );
+    super(`install ${library} to use the ${backend} backend (npm install ${library})`, options);
     this.name = 'DriverMissingError';
   }
 }
