@@ -1,0 +1,82 @@
+/**
+ * Vitest global setup: one Redis, one Memcached and one Etcd for the whole run, on free ports.
+ *
+ * A backend whose variable (REDIS_URL, MEMCACHED_SERVERS, ETCD_HOSTS) is already set is used as
+ * is and nothing is started for it. The addresses are exported through `process.env` (inherited
+ * by the test workers, which are forked after this runs) and `project.provide()` (`inject()`).
+ */
+import type { TestProject } from 'vitest/node';
+
+import { ETCD_HOSTS, MEMCACHED_SERVERS, REDIS_URL } from '../support/env.js';
+import { startEtcd, startMemcached, startRedis, type ServerHandle } from '../support/servers.js';
+
+interface Backend {
+  envVar: string;
+  start: () => Promise<{ server: ServerHandle; address: string }>;
+}
+
+const BACKENDS: Backend[] = [
+  {
+    envVar: REDIS_URL,
+    start: async () => {
+      const server = await startRedis();
+      return { server, address: server.url };
+    },
+  },
+  {
+    envVar: MEMCACHED_SERVERS,
+    start: async () => {
+      const server = await startMemcached();
+      return { server, address: server.servers };
+    },
+  },
+  {
+    envVar: ETCD_HOSTS,
+    start: async () => {
+      const server = await startEtcd();
+      return { server, address: server.url };
+    },
+  },
+];
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const started: ServerHandle[] = [];
+  const exported: string[] = [];
+  const stopAll = async (): Promise<void> => {
+    await Promise.allSettled(started.map((server) => server.stop()));
+  };
+
+  const results = await Promise.allSettled(
+    BACKENDS.filter(({ envVar }) => !process.env[envVar]?.trim()).map(async (backend) => {
+      const { server, address } = await backend.start();
+      started.push(server);
+      process.env[backend.envVar] = address;
+      exported.push(backend.envVar);
+    }),
+  );
+  const failures = results.flatMap((result) =>
+    result.status === 'rejected'
+      ? [result.reason instanceof Error ? result.reason.message : String(result.reason)]
+      : [],
+  );
+  if (failures.length > 0) {
+    await stopAll();
+    for (const name of exported) delete process.env[name];
+    throw new Error(`Could not start the test servers:\n\n${failures.join('\n\n')}`);
+  }
+
+  const value = (name: string): string => process.env[name] ?? '';
+  project.provide('redisUrl', value(REDIS_URL));
+  project.provide('memcachedServers', value(MEMCACHED_SERVERS));
+  project.provide('etcdHosts', value(ETCD_HOSTS));
+
+  if (started.length > 0) {
+    const list = started.map((server) => `${server.kind} :${server.port} (pid ${server.pid})`);
+    console.log(`[test servers] started ${list.join(', ')}`);
+  }
+
+  return async () => {
+    await stopAll();
+    for (const name of exported) delete process.env[name];
+  };
+}

@@ -1,0 +1,819 @@
+/**
+ * Real Redis / Memcached / Etcd server processes for the tests.
+ *
+ * Every server runs on 127.0.0.1 on a free port, with its own temporary directory (data + log)
+ * under os.tmpdir(). Servers can be stopped, killed with any signal, paused (SIGSTOP) and
+ * restarted on the same port with the same data directory. Whatever is still running when the
+ * Node process exits is SIGKILLed, so no server outlives the test run.
+ *
+ * Node built-ins only: this file is imported both by the Vitest global setup and by tests.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import {
+  accessSync,
+  closeSync,
+  constants as fsConstants,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
+import { connect, createServer, type AddressInfo, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export const HOST = '127.0.0.1';
+export const DEFAULT_START_TIMEOUT_MS = 20_000;
+const STOP_GRACE_MS = 5_000;
+
+export type ServerKind = 'redis' | 'memcached' | 'etcd';
+
+export interface CommonServerOptions {
+  /** Path of the server binary; looked up in PATH and the usual system dirs by default. */
+  bin?: string;
+  /** Extra command-line arguments appended after the defaults. */
+  args?: readonly string[];
+  /** Extra environment variables for the server process. */
+  env?: Readonly<Record<string, string>>;
+  /** How long to wait for the server to answer (default 20 s). */
+  startTimeoutMs?: number;
+}
+
+export interface RedisOptions extends CommonServerOptions {
+  /** Sets `--requirepass`; the readiness probe and `url` then use it. */
+  password?: string;
+  /** `--appendonly yes` (data survives kill/restart). Default false. */
+  appendonly?: boolean;
+}
+
+export interface MemcachedOptions extends CommonServerOptions {
+  /** `-m`, memory in megabytes (default 64). */
+  memoryMb?: number;
+}
+
+export type EtcdOptions = CommonServerOptions;
+
+export interface RestartOptions {
+  /** Signal used to end the running process first (default: graceful SIGTERM, SIGKILL fallback). */
+  signal?: NodeJS.Signals;
+}
+
+/** A real server process managed by the tests. */
+export interface ServerHandle {
+  readonly kind: ServerKind;
+  readonly host: string;
+  /** The port clients connect to. Stays the same across restarts. */
+  readonly port: number;
+  /** Temporary directory holding `data/` and the log file; removed by `stop()`. */
+  readonly dir: string;
+  readonly dataDir: string;
+  readonly logFile: string;
+  /** PID of the current process, undefined when not running. */
+  readonly pid: number | undefined;
+  readonly running: boolean;
+  readonly paused: boolean;
+  /** Starts the process again (same port, same data dir) if it is not running; waits until ready. */
+  start(): Promise<void>;
+  /** Ends the process (SIGTERM, SIGKILL after 5 s), waits for it and removes the temp dir. */
+  stop(): Promise<void>;
+  /** Sends `signal` (default SIGKILL) and waits for the exit. Keeps the data dir for `restart()`. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Ends the process if running (see RestartOptions), then starts it again and waits until ready. */
+  restart(options?: RestartOptions): Promise<void>;
+  /** SIGSTOP: the process keeps its sockets but stops answering (simulates a hung server). */
+  pause(): void;
+  /** SIGCONT after `pause()`. */
+  resume(): void;
+  /** The last `lines` lines of the server's log. */
+  logTail(lines?: number): string;
+}
+
+export interface RedisServer extends ServerHandle {
+  readonly kind: 'redis';
+  /** `redis://127.0.0.1:PORT` (with `:password@` when a password is set). */
+  readonly url: string;
+  readonly password: string | undefined;
+}
+
+export interface MemcachedServer extends ServerHandle {
+  readonly kind: 'memcached';
+  /** `127.0.0.1:PORT`, the format of MEMCACHED_SERVERS. */
+  readonly servers: string;
+}
+
+export interface EtcdServer extends ServerHandle {
+  readonly kind: 'etcd';
+  /** `http://127.0.0.1:CLIENT_PORT`, the format of ETCD_HOSTS. */
+  readonly url: string;
+  readonly peerPort: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Process registry: SIGKILL everything still running when this Node process goes away.
+// Kept on globalThis so that several module instances (Vitest isolation) share one registry.
+
+interface Killable {
+  emergencyKill(): void;
+}
+
+interface Registry {
+  live: Set<Killable>;
+}
+
+const REGISTRY_KEY = Symbol.for('nestjs-sherlock.test-servers.registry');
+
+function registry(): Registry {
+  const holder = globalThis as typeof globalThis & { [REGISTRY_KEY]?: Registry };
+  const existing = holder[REGISTRY_KEY];
+  if (existing) return existing;
+  const created: Registry = { live: new Set() };
+  holder[REGISTRY_KEY] = created;
+  const killAll = (): void => {
+    for (const server of created.live) server.emergencyKill();
+    created.live.clear();
+  };
+  process.on('exit', killAll);
+  // In a forked test worker: the IPC channel closes when the Vitest main process goes away.
+  if (process.connected) process.once('disconnect', killAll);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    const onSignal = (): void => {
+      killAll();
+      // If nobody else handles the signal, restore the default behaviour (terminate).
+      if (process.listenerCount(signal) === 1) {
+        process.removeListener(signal, onSignal);
+        process.kill(process.pid, signal);
+      }
+    };
+    process.on(signal, onSignal);
+  }
+  return created;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+const EXTRA_BIN_DIRS = ['/usr/bin', '/usr/sbin', '/usr/local/bin', '/usr/local/sbin'];
+
+/** Finds an executable in PATH or in /usr/bin, /usr/sbin, /usr/local/bin, /usr/local/sbin. */
+export function findBinary(name: string): string | undefined {
+  const dirs = [...(process.env['PATH'] ?? '').split(delimiter), ...EXTRA_BIN_DIRS];
+  for (const dir of dirs) {
+    if (!dir) continue;
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, fsConstants.X_OK);
+      if (statSync(candidate).isFile()) return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+const BINARIES: Record<ServerKind, { bin: string; pkg: string; envVar: string }> = {
+  redis: { bin: 'redis-server', pkg: 'redis-server', envVar: 'REDIS_URL' },
+  memcached: { bin: 'memcached', pkg: 'memcached', envVar: 'MEMCACHED_SERVERS' },
+  etcd: { bin: 'etcd', pkg: 'etcd-server', envVar: 'ETCD_HOSTS' },
+};
+
+function requireBinary(kind: ServerKind, override: string | undefined): string {
+  if (override) return override;
+  const { bin, pkg, envVar } = BINARIES[kind];
+  const found = findBinary(bin);
+  if (found) return found;
+  throw new Error(
+    `${bin} not found (looked in PATH and ${EXTRA_BIN_DIRS.join(', ')}). ` +
+      `Install it with \`node scripts/ensure-servers.mjs\` as root ` +
+      `(apt-get install ${pkg}), or set ${envVar} to use an existing server.`,
+  );
+}
+
+function isRoot(): boolean {
+  return typeof process.getuid === 'function' && process.getuid() === 0;
+}
+
+function listenOnFreePort(): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen({ port: 0, host: HOST, exclusive: true }, () => resolve(server));
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+/** `count` distinct free TCP ports on 127.0.0.1 (all held open at once, then released). */
+export async function getFreePorts(count: number): Promise<number[]> {
+  const servers: Server[] = [];
+  try {
+    for (let i = 0; i < count; i++) servers.push(await listenOnFreePort());
+    return servers.map((server) => (server.address() as AddressInfo).port);
+  } finally {
+    await Promise.all(servers.map(closeServer));
+  }
+}
+
+export async function getFreePort(): Promise<number> {
+  const [port] = await getFreePorts(1);
+  if (port === undefined) throw new Error('could not allocate a free port');
+  return port;
+}
+
+/**
+ * Opens a TCP connection, writes `payload` and collects the answer until `isComplete(received)`
+ * is true (or the peer closes the connection). Rejects on error or after `timeoutMs`.
+ */
+export function tcpExchange(
+  host: string,
+  port: number,
+  payload: string | Buffer,
+  isComplete: (received: string) => boolean,
+  timeoutMs = 2_000,
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let received = '';
+    let settled = false;
+    const socket = connect({ host, port });
+    const finish = (error: Error | undefined): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      if (error) reject(error);
+      else resolve(received);
+    };
+    const timer = setTimeout(
+      () =>
+        finish(
+          new Error(
+            `no complete answer from ${host}:${port} within ${timeoutMs} ms` +
+              (received ? ` (got ${JSON.stringify(received.slice(0, 200))})` : ''),
+          ),
+        ),
+      timeoutMs,
+    );
+    socket.setEncoding('utf8');
+    socket.on('connect', () => socket.write(payload));
+    socket.on('data', (chunk: string) => {
+      received += chunk;
+      if (isComplete(received)) finish(undefined);
+    });
+    socket.on('error', (error) => finish(error));
+    socket.on('close', () => finish(undefined));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Minimal RESP (Redis protocol) client, enough for tests that talk to Redis directly.
+
+export interface RespError {
+  readonly error: string;
+}
+export type RespValue = string | number | null | RespError | RespValue[];
+
+export interface RedisTarget {
+  host?: string;
+  port: number;
+  password?: string | undefined;
+}
+
+export function encodeResp(args: readonly (string | number)[]): string {
+  let out = `*${args.length}\r\n`;
+  for (const arg of args) {
+    const value = String(arg);
+    out += `$${Buffer.byteLength(value)}\r\n${value}\r\n`;
+  }
+  return out;
+}
+
+interface Parsed {
+  value: RespValue;
+  next: number;
+}
+
+/** Parses one RESP value from `buf` at `offset`; undefined when incomplete. */
+export function parseResp(buf: Buffer, offset = 0): Parsed | undefined {
+  const lineEnd = buf.indexOf('\r\n', offset);
+  if (lineEnd < 0) return undefined;
+  const type = String.fromCharCode(buf[offset] ?? 0);
+  const line = buf.toString('utf8', offset + 1, lineEnd);
+  const afterLine = lineEnd + 2;
+  switch (type) {
+    case '+':
+      return { value: line, next: afterLine };
+    case '-':
+      return { value: { error: line }, next: afterLine };
+    case ':':
+      return { value: Number(line), next: afterLine };
+    case '$': {
+      const length = Number(line);
+      if (length < 0) return { value: null, next: afterLine };
+      if (buf.length < afterLine + length + 2) return undefined;
+      return {
+        value: buf.toString('utf8', afterLine, afterLine + length),
+        next: afterLine + length + 2,
+      };
+    }
+    case '*': {
+      const count = Number(line);
+      if (count < 0) return { value: null, next: afterLine };
+      const items: RespValue[] = [];
+      let next = afterLine;
+      for (let i = 0; i < count; i++) {
+        const item = parseResp(buf, next);
+        if (!item) return undefined;
+        items.push(item.value);
+        next = item.next;
+      }
+      return { value: items, next };
+    }
+    default:
+      throw new Error(`invalid RESP reply: ${JSON.stringify(buf.toString('utf8', offset))}`);
+  }
+}
+
+function parseAll(buf: Buffer, expected: number): RespValue[] | undefined {
+  const values: RespValue[] = [];
+  let offset = 0;
+  while (values.length < expected) {
+    const parsed = parseResp(buf, offset);
+    if (!parsed) return undefined;
+    values.push(parsed.value);
+    offset = parsed.next;
+  }
+  return values;
+}
+
+/**
+ * Sends the commands pipelined over one new connection (after `AUTH` when `password` is set)
+ * and returns one reply per command. Error replies come back as `{ error }`.
+ */
+export function redisCommands(
+  target: RedisTarget,
+  commands: readonly (readonly (string | number)[])[],
+  timeoutMs = 2_000,
+): Promise<RespValue[]> {
+  const all = target.password ? [['AUTH', target.password], ...commands] : [...commands];
+  const host = target.host ?? HOST;
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let settled = false;
+    const socket = connect({ host, port: target.port });
+    const finish = (error: Error | undefined, values?: RespValue[]): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      if (error) reject(error);
+      else resolve((values ?? []).slice(all.length - commands.length));
+    };
+    const timer = setTimeout(
+      () => finish(new Error(`redis ${host}:${target.port}: no reply within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    socket.on('connect', () => socket.write(all.map(encodeResp).join('')));
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      try {
+        const values = parseAll(Buffer.concat(chunks), all.length);
+        if (values) finish(undefined, values);
+      } catch (error) {
+        finish(error instanceof Error ? error : new Error(String(error)));
+      }
+    });
+    socket.on('error', (error) => finish(error));
+    socket.on('close', () =>
+      finish(new Error(`redis ${host}:${target.port}: connection closed before all replies`)),
+    );
+  });
+}
+
+export async function redisCommand(
+  target: RedisTarget,
+  args: readonly (string | number)[],
+  timeoutMs = 2_000,
+): Promise<RespValue> {
+  const [reply] = await redisCommands(target, [args], timeoutMs);
+  return reply ?? null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Managed process
+
+interface ProcessSpec {
+  kind: ServerKind;
+  bin: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  startTimeoutMs: number;
+  /** Resolves true when the server answers properly. May throw / return false while starting. */
+  probe: () => Promise<boolean>;
+}
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  error?: Error;
+}
+
+class StartupError extends Error {
+  constructor(
+    message: string,
+    readonly addressInUse: boolean,
+  ) {
+    super(message);
+    this.name = 'StartupError';
+  }
+}
+
+const ADDRESS_IN_USE = /address already in use|EADDRINUSE|bind: /i;
+
+class ManagedServer implements ServerHandle, Killable {
+  readonly host = HOST;
+  readonly dir: string;
+  readonly dataDir: string;
+  readonly logFile: string;
+  private child: ChildProcess | undefined;
+  private exited: Promise<Exit> | undefined;
+  private alive = false;
+  private isPaused = false;
+  private removed = false;
+  private readonly spec: ProcessSpec;
+
+  constructor(
+    readonly kind: ServerKind,
+    readonly port: number,
+    makeSpec: (dataDir: string) => ProcessSpec,
+  ) {
+    this.dir = mkdtempSync(join(tmpdir(), `sherlock-${kind}-`));
+    this.dataDir = join(this.dir, 'data');
+    mkdirSync(this.dataDir, { mode: 0o700 });
+    this.logFile = join(this.dir, `${kind}.log`);
+    this.spec = makeSpec(this.dataDir);
+    registry().live.add(this);
+  }
+
+  get pid(): number | undefined {
+    return this.running ? this.child?.pid : undefined;
+  }
+
+  get running(): boolean {
+    return this.alive;
+  }
+
+  get paused(): boolean {
+    return this.running && this.isPaused;
+  }
+
+  async start(): Promise<void> {
+    if (this.removed) throw new Error(`${this.kind} on port ${this.port} was stopped for good`);
+    if (this.running) return;
+    // The port may briefly be held by someone else (e.g. right after a kill): retry a few times.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.startOnce();
+        return;
+      } catch (error) {
+        if (!(error instanceof StartupError) || !error.addressInUse || attempt >= 5) throw error;
+        await sleep(300 * attempt);
+      }
+    }
+  }
+
+  private async startOnce(): Promise<void> {
+    const { bin, args, env, startTimeoutMs, probe } = this.spec;
+    const fd = openSync(this.logFile, 'a');
+    let child: ChildProcess;
+    try {
+      writeSync(fd, `\n### ${new Date().toISOString()} ${bin} ${args.join(' ')}\n`);
+      child = spawn(bin, args, { cwd: this.dir, env, detached: false, stdio: ['ignore', fd, fd] });
+    } finally {
+      closeSync(fd);
+    }
+    this.child = child;
+    this.isPaused = false;
+    this.alive = child.pid !== undefined;
+    const state: { exit?: Exit } = {};
+    this.exited = new Promise<Exit>((resolve) => {
+      const done = (exit: Exit): void => {
+        if (this.child === child) this.alive = false;
+        state.exit = exit;
+        resolve(exit);
+      };
+      child.once('exit', (code, signal) => done({ code, signal }));
+      child.on('error', (error) => {
+        // spawn failure (e.g. ENOENT): no process, maybe no 'exit' event either
+        if (child.pid === undefined) done({ code: null, signal: null, error });
+      });
+    });
+
+    const deadline = Date.now() + startTimeoutMs;
+    let lastProbeError = '';
+    while (Date.now() < deadline) {
+      const exit = state.exit;
+      if (exit) {
+        const tail = this.logTail();
+        const how = exit.error
+          ? `could not be spawned: ${exit.error.message}`
+          : `exited during startup (code ${exit.code}, signal ${exit.signal})`;
+        throw new StartupError(
+          `${this.kind} (${bin}) on port ${this.port} ${how}.\n` + `Log ${this.logFile}:\n${tail}`,
+          ADDRESS_IN_USE.test(tail),
+        );
+      }
+      try {
+        if (await probe()) return;
+        lastProbeError = 'not ready yet';
+      } catch (error) {
+        lastProbeError = error instanceof Error ? error.message : String(error);
+      }
+      await sleep(100);
+    }
+    await this.terminate('SIGKILL');
+    throw new StartupError(
+      `${this.kind} (${bin}) did not answer on ${HOST}:${this.port} within ${startTimeoutMs} ms ` +
+        `(last probe: ${lastProbeError}).\nLog ${this.logFile}:\n${this.logTail()}`,
+      false,
+    );
+  }
+
+  /** Sends `signal`, waits for the exit; escalates to SIGKILL after STOP_GRACE_MS. */
+  private async terminate(signal: NodeJS.Signals): Promise<void> {
+    const child = this.child;
+    const exited = this.exited;
+    if (!child || !exited || !this.running) return;
+    if (this.isPaused && signal !== 'SIGKILL') child.kill('SIGCONT');
+    this.isPaused = false;
+    child.kill(signal);
+    const timedOut = Symbol('timeout');
+    const result = await Promise.race([exited, sleep(STOP_GRACE_MS, timedOut)]);
+    if (result === timedOut) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.terminate('SIGTERM');
+    if (!this.removed) {
+      this.removed = true;
+      registry().live.delete(this);
+      rmSync(this.dir, { recursive: true, force: true });
+    }
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    await this.terminate(signal);
+  }
+
+  async restart(options: RestartOptions = {}): Promise<void> {
+    await this.terminate(options.signal ?? 'SIGTERM');
+    await this.start();
+  }
+
+  pause(): void {
+    if (!this.running || !this.child)
+      throw new Error(`${this.kind} on port ${this.port} is not running`);
+    this.child.kill('SIGSTOP');
+    this.isPaused = true;
+  }
+
+  resume(): void {
+    if (!this.running || !this.child)
+      throw new Error(`${this.kind} on port ${this.port} is not running`);
+    this.child.kill('SIGCONT');
+    this.isPaused = false;
+  }
+
+  logTail(lines = 40): string {
+    try {
+      return readFileSync(this.logFile, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    } catch (error) {
+      return `(no log: ${error instanceof Error ? error.message : String(error)})`;
+    }
+  }
+
+  emergencyKill(): void {
+    const pid = this.pid;
+    if (pid !== undefined) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    try {
+      rmSync(this.dir, { recursive: true, force: true });
+    } catch {
+      // best effort
+    }
+  }
+}
+
+/**
+ * Allocates ports, creates the server and starts it; when the very first start fails because a
+ * port was taken in the meantime, retries with new ports.
+ */
+async function createAndStart<T extends ManagedServer>(
+  portCount: number,
+  create: (ports: number[]) => T,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const server = create(await getFreePorts(portCount));
+    try {
+      await server.start();
+      return server;
+    } catch (error) {
+      await server.stop().catch(() => undefined);
+      if (!(error instanceof StartupError) || !error.addressInUse || attempt >= 3) throw error;
+    }
+  }
+}
+
+function childEnv(extra: Readonly<Record<string, string>> | undefined): NodeJS.ProcessEnv {
+  return { ...process.env, ...extra };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redis
+
+class ManagedRedis extends ManagedServer implements RedisServer {
+  declare readonly kind: 'redis';
+  readonly url: string;
+
+  constructor(
+    port: number,
+    readonly password: string | undefined,
+    options: RedisOptions,
+  ) {
+    const bin = requireBinary('redis', options.bin);
+    super('redis', port, (dataDir) => ({
+      kind: 'redis',
+      bin,
+      args: [
+        '--port',
+        String(port),
+        '--bind',
+        HOST,
+        '--dir',
+        dataDir,
+        '--save',
+        '',
+        '--appendonly',
+        options.appendonly ? 'yes' : 'no',
+        '--protected-mode',
+        'no',
+        '--daemonize',
+        'no',
+        ...(password !== undefined ? ['--requirepass', password] : []),
+        ...(options.args ?? []),
+      ],
+      env: childEnv(options.env),
+      startTimeoutMs: options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS,
+      probe: async () => (await redisCommand({ port, password }, ['PING'], 1_000)) === 'PONG',
+    }));
+    this.url = password
+      ? `redis://:${encodeURIComponent(password)}@${HOST}:${port}`
+      : `redis://${HOST}:${port}`;
+  }
+}
+
+/**
+ * Starts `redis-server --port N --bind 127.0.0.1 --dir <tmp>/data --save '' --appendonly no
+ * --protected-mode no` (+ `--requirepass`, `--appendonly yes`, `args` as requested).
+ */
+export function startRedis(options: RedisOptions = {}): Promise<RedisServer> {
+  return createAndStart(1, ([port]) => new ManagedRedis(port ?? 0, options.password, options));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memcached
+
+class ManagedMemcached extends ManagedServer implements MemcachedServer {
+  declare readonly kind: 'memcached';
+  readonly servers: string;
+
+  constructor(port: number, options: MemcachedOptions) {
+    const bin = requireBinary('memcached', options.bin);
+    super('memcached', port, () => ({
+      kind: 'memcached',
+      bin,
+      args: [
+        '-l',
+        HOST,
+        '-p',
+        String(port),
+        '-U',
+        '0',
+        '-m',
+        String(options.memoryMb ?? 64),
+        // memcached refuses to run as root without -u
+        ...(isRoot() ? ['-u', 'root'] : []),
+        ...(options.args ?? []),
+      ],
+      env: childEnv(options.env),
+      startTimeoutMs: options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS,
+      probe: async () =>
+        (
+          await tcpExchange(HOST, port, 'version\r\n', (got) => got.includes('\r\n'), 1_000)
+        ).startsWith('VERSION '),
+    }));
+    this.servers = `${HOST}:${port}`;
+  }
+}
+
+/** Starts `memcached -l 127.0.0.1 -p N -U 0 -m 64` (+ `-u root` when running as root). */
+export function startMemcached(options: MemcachedOptions = {}): Promise<MemcachedServer> {
+  return createAndStart(1, ([port]) => new ManagedMemcached(port ?? 0, options));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Etcd
+
+/** Go's GOARCH for the current machine. */
+function goArch(): string {
+  const map: Record<string, string> = { x64: 'amd64', ia32: '386', arm: 'arm', arm64: 'arm64' };
+  return map[process.arch] ?? process.arch;
+}
+
+function etcdEnv(extra: Readonly<Record<string, string>> | undefined): NodeJS.ProcessEnv {
+  // etcd reads every ETCD_* variable as a flag (e.g. our own ETCD_HOSTS would only warn, but an
+  // inherited ETCD_DATA_DIR or ETCD_NAME would change the server): drop them all.
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (!key.startsWith('ETCD_')) env[key] = value;
+  }
+  // Upstream etcd 3.4 binaries refuse to start on arches other than amd64/ppc64le unless this is
+  // set (the Debian build has the check patched out and only logs a warning about the variable).
+  const arch = goArch();
+  if (arch !== 'amd64' && arch !== 'ppc64le') env['ETCD_UNSUPPORTED_ARCH'] = arch;
+  return { ...env, ...extra };
+}
+
+async function etcdHealthy(url: string): Promise<boolean> {
+  const response = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1_000) });
+  if (!response.ok) return false;
+  const body = (await response.json()) as { health?: unknown };
+  return body.health === 'true' || body.health === true;
+}
+
+class ManagedEtcd extends ManagedServer implements EtcdServer {
+  declare readonly kind: 'etcd';
+  readonly url: string;
+
+  constructor(
+    port: number,
+    readonly peerPort: number,
+    options: EtcdOptions,
+  ) {
+    const bin = requireBinary('etcd', options.bin);
+    const clientUrl = `http://${HOST}:${port}`;
+    const peerUrl = `http://${HOST}:${peerPort}`;
+    super('etcd', port, (dataDir) => ({
+      kind: 'etcd',
+      bin,
+      args: [
+        '--name',
+        'default',
+        '--data-dir',
+        dataDir,
+        '--listen-client-urls',
+        clientUrl,
+        '--advertise-client-urls',
+        clientUrl,
+        '--listen-peer-urls',
+        peerUrl,
+        '--initial-advertise-peer-urls',
+        peerUrl,
+        '--initial-cluster',
+        `default=${peerUrl}`,
+        '--initial-cluster-state',
+        'new',
+        '--logger',
+        'zap',
+        '--log-outputs',
+        'stderr',
+        ...(options.args ?? []),
+      ],
+      env: etcdEnv(options.env),
+      startTimeoutMs: options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS,
+      probe: () => etcdHealthy(clientUrl),
+    }));
+    this.url = clientUrl;
+  }
+}
+
+/** Starts a single-member etcd with client + peer ports on 127.0.0.1 and a temp data dir. */
+export function startEtcd(options: EtcdOptions = {}): Promise<EtcdServer> {
+  return createAndStart(
+    2,
+    ([port, peerPort]) => new ManagedEtcd(port ?? 0, peerPort ?? 0, options),
+  );
+}
