@@ -1,6 +1,7 @@
 import type { Namespace } from 'etcd3';
 import { BaseLock, type BaseLockOptions } from '../core/base-lock.js';
 import { loadDriver } from '../core/driver.js';
+import { checkConnection } from '../core/options.js';
 import { backends, type ClientClass } from '../core/registry.js';
 
 interface Etcd3Module {
@@ -80,11 +81,23 @@ export class EtcdLock extends BaseLock {
 
 const etcd3 = () => loadDriver<Etcd3Module>('etcd', 'etcd3');
 
+/** A client from hosts (`'http://h:2379'`, comma-separated or an array) or etcd3 options. */
+function connectEtcd(connection: unknown): Namespace {
+  if (connection === undefined) return new (etcd3().Etcd3)({ hosts: '127.0.0.1:2379' });
+  const settings = checkConnection('etcd', connection);
+  if (typeof settings === 'string') {
+    return new (etcd3().Etcd3)({ hosts: settings.split(',').map((h) => h.trim()) });
+  }
+  if (Array.isArray(settings)) return new (etcd3().Etcd3)({ hosts: [...settings] });
+  return new (etcd3().Etcd3)({ ...settings });
+}
+
 export const ETCD = backends.register({
   name: 'etcd',
   lockClass: EtcdLock,
   library: 'etcd3',
   loadClientClass: () => etcd3().Namespace,
-  createClient: () => new (etcd3().Etcd3)({ hosts: '127.0.0.1:2379' }),
+  createClient: () => connectEtcd(undefined),
+  connect: connectEtcd,
   closeClient: (client) => (client as unknown as { close(): void }).close(),
 });

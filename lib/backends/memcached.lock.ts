@@ -1,6 +1,7 @@
 import { BaseLock, type BaseLockOptions } from '../core/base-lock.js';
 import { loadDriver } from '../core/driver.js';
 import { messages } from '../core/messages.js';
+import { checkConnection } from '../core/options.js';
 import { backends, registerAlias, type ClientClass } from '../core/registry.js';
 import { add, deleteIfUnchanged, gets, type MemjsClient } from './memcached.protocol.js';
 
@@ -94,13 +95,36 @@ export { MemcachedLock as MCLock };
 
 const memjs = () => loadDriver<MemjsModule>('memcached', 'memjs');
 
+const QUIET = { retries: 1, logger: { log: () => undefined } };
+
+/** A client from a server list (`'host:port,host:port'` or an array) or `{ servers, ...options }`. */
+function connectMemcached(connection: unknown): MemjsClient {
+  if (connection === undefined) return memjs().Client.create('127.0.0.1:11211', QUIET);
+  const settings = checkConnection('memcached', connection);
+  if (typeof settings === 'string') return memjs().Client.create(settings, QUIET);
+  if (Array.isArray(settings)) return memjs().Client.create(settings.join(','), QUIET);
+  const { servers, ...options } = settings as { servers?: unknown };
+  const list =
+    typeof servers === 'string' ? servers : Array.isArray(servers) ? servers.join(',') : undefined;
+  if (!list) {
+    throw new TypeError(
+      messages.invalidOption(
+        'connection.servers',
+        servers,
+        "a server list such as '127.0.0.1:11211' or an array of them",
+      ),
+    );
+  }
+  return memjs().Client.create(list, { ...QUIET, ...options });
+}
+
 export const MEMCACHED = backends.register({
   name: 'memcached',
   lockClass: MemcachedLock,
   library: 'memjs',
   loadClientClass: () => memjs().Client,
-  createClient: () =>
-    memjs().Client.create('127.0.0.1:11211', { retries: 1, logger: { log: () => undefined } }),
+  createClient: () => connectMemcached(undefined),
+  connect: connectMemcached,
   closeClient: (client) => (client as MemjsClient).close(),
 });
 

@@ -1,5 +1,6 @@
 import { BaseLock, type BaseLockOptions } from '../core/base-lock.js';
-import { backends } from '../core/registry.js';
+import { messages } from '../core/messages.js';
+import { backends, type BackendDefinition } from '../core/registry.js';
 import { now } from '../core/timing.js';
 
 interface Entry {
@@ -82,11 +83,26 @@ export class MemoryLock extends BaseLock<MemoryStore> {
   }
 }
 
-export const MEMORY = backends.register<MemoryStore>({
+export const MEMORY: BackendDefinition = backends.register<MemoryStore>({
   name: 'memory',
   lockClass: MemoryLock,
   library: 'nestjs-sherlock',
   clientClass: MemoryStore,
   createClient: () => new MemoryStore(),
-  closeClient: (store) => store.clear(),
+  // Every module or lock without a store of its own shares the process-wide store, so that two
+  // Nest applications in one process see each other's locks, as they would on a server.
+  connect: (connection) => {
+    if (connection !== undefined) {
+      throw new TypeError(
+        messages.invalidOption(
+          'connection',
+          connection,
+          'nothing: the memory backend has no server',
+        ),
+      );
+    }
+    return MEMORY.defaultClient() as MemoryStore;
+  },
+  // Nothing to close; the held entries expire or are released like on a server.
+  closeClient: () => undefined,
 });

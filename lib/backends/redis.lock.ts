@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { BaseLock, type BaseLockOptions } from '../core/base-lock.js';
 import { loadDriver } from '../core/driver.js';
+import { messages } from '../core/messages.js';
+import { checkConnection } from '../core/options.js';
 import { backends, type ClientClass } from '../core/registry.js';
 
 /** The part of an ioredis client (`Redis` or `Cluster`) this backend calls. */
@@ -13,7 +15,10 @@ interface RedisCommands {
 }
 
 interface IoredisModule {
-  Redis: ClientClass & (new (options: Record<string, unknown>) => RedisCommands);
+  Redis: ClientClass &
+    (new (
+      ...args: [options: Record<string, unknown>] | [url: string, options: Record<string, unknown>]
+    ) => RedisCommands);
   Cluster: ClientClass;
 }
 
@@ -81,18 +86,30 @@ export class RedisLock extends BaseLock {
 
 const ioredis = () => loadDriver<IoredisModule>('redis', 'ioredis');
 
+// Fail commands fast while the server is down instead of queueing them for long.
+const FAIL_FAST = { maxRetriesPerRequest: 1 };
+
+/** A client from a `redis://` URL or ioredis options (the module's `connection` setting). */
+function connectRedis(connection: unknown): RedisCommands {
+  if (connection === undefined)
+    return new (ioredis().Redis)({ host: '127.0.0.1', port: 6379, ...FAIL_FAST });
+  const settings = checkConnection('redis', connection);
+  if (typeof settings === 'string') return new (ioredis().Redis)(settings, FAIL_FAST);
+  if (Array.isArray(settings)) {
+    throw new TypeError(
+      messages.invalidOption('connection', connection, 'a redis:// URL or ioredis options'),
+    );
+  }
+  return new (ioredis().Redis)({ ...FAIL_FAST, ...settings });
+}
+
 export const REDIS = backends.register({
   name: 'redis',
   lockClass: RedisLock,
   library: 'ioredis',
   loadClientClass: () => [ioredis().Redis, ioredis().Cluster],
-  createClient: () =>
-    new (ioredis().Redis)({
-      host: '127.0.0.1',
-      port: 6379,
-      // Fail commands fast while the server is down instead of queueing them for long.
-      maxRetriesPerRequest: 1,
-    }),
+  createClient: () => connectRedis(undefined),
+  connect: connectRedis,
   closeClient: async (client) => {
     await (client as RedisCommands).quit().catch(() => undefined);
   },

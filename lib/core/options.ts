@@ -122,3 +122,19 @@ export function validateLockOptions(options: Record<string, unknown>): LockOptio
   }
   return out;
 }
+
+/** Connection settings: a URL or server list, or options for the driver. */
+export type ConnectionSettings = string | readonly string[] | Readonly<Record<string, unknown>>;
+
+/** Checks `connection` for a backend: a non-empty string, a list of them, or a plain object. */
+export function checkConnection(backend: string, value: unknown): ConnectionSettings {
+  const allowed = `a URL or server list string, an array of them, or an options object for the ${backend} client`;
+  const ok =
+    (typeof value === 'string' && value.trim().length > 0) ||
+    (Array.isArray(value) &&
+      value.length > 0 &&
+      value.every((v) => typeof v === 'string' && v.trim().length > 0)) ||
+    (typeof value === 'object' && value !== null && !Array.isArray(value));
+  if (!ok) throw new TypeError(messages.invalidOption('connection', value, allowed));
+  return value as ConnectionSettings;
+}

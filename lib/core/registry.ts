@@ -33,6 +33,11 @@ export interface BackendRegistration<C extends object = object> {
   defaultOptions?: Record<string, unknown>;
   /** Creates the default client when no client is given (instead of `defaultArgs`). */
   createClient?: () => C;
+  /**
+   * Creates a client from connection settings (a URL, a server list, driver options), for
+   * `SherlockModule.forRoot({ connection })`. Default: `new clientClass(connection)`.
+   */
+  connect?: (connection: unknown) => C;
   /** Closes a client this library created (on `shutdown()`). Default: `quit`/`close`/`end`. */
   closeClient?: (client: C) => void | Promise<void>;
 }
@@ -85,18 +90,40 @@ export class BackendDefinition {
 
   /** The shared client this library creates (once) when a lock has no client of its own. */
   defaultClient(): object {
-    if (!this.shared) {
-      const { createClient, defaultArgs = [], defaultOptions } = this.registration;
-      if (createClient) {
-        this.shared = createClient();
-      } else {
-        const [cls] = this.clientClasses();
-        if (!cls) throw new TypeError(`Backend '${this.name}' has no client class to create`);
-        const args = defaultOptions ? [...defaultArgs, defaultOptions] : [...defaultArgs];
-        this.shared = new (cls as unknown as new (...a: unknown[]) => object)(...args);
-      }
-    }
+    this.shared ??= this.createDefault();
     return this.shared;
+  }
+
+  private createDefault(): object {
+    const { createClient, defaultArgs = [], defaultOptions } = this.registration;
+    if (createClient) return createClient();
+    return this.construct(defaultOptions ? [...defaultArgs, defaultOptions] : [...defaultArgs]);
+  }
+
+  private construct(args: unknown[]): object {
+    const [cls] = this.clientClasses();
+    if (!cls) throw new TypeError(`Backend '${this.name}' has no client class to create`);
+    return new (cls as unknown as new (...a: unknown[]) => object)(...args);
+  }
+
+  /**
+   * A new client from connection settings (the caller owns it and closes it with `closeClient`);
+   * with no settings, a client to the default address.
+   */
+  connect(connection?: unknown): object {
+    const { connect } = this.registration;
+    if (connect) return connect(connection);
+    return connection === undefined ? this.createDefault() : this.construct([connection]);
+  }
+
+  /** Closes a client with this backend's `closeClient` (or `quit`/`close`/`end`). */
+  async closeClient(client: object): Promise<void> {
+    if (this.registration.closeClient) {
+      await this.registration.closeClient(client);
+      return;
+    }
+    const closable = client as { quit?: () => unknown; close?: () => unknown; end?: () => unknown };
+    await (closable.quit ?? closable.close ?? closable.end)?.call(client);
   }
 
   /** Closes the shared client, if this library created one. */
@@ -104,12 +131,7 @@ export class BackendDefinition {
     const client = this.shared;
     if (!client) return;
     this.shared = undefined;
-    if (this.registration.closeClient) {
-      await this.registration.closeClient(client);
-      return;
-    }
-    const closable = client as { quit?: () => unknown; close?: () => unknown; end?: () => unknown };
-    await (closable.quit ?? closable.close ?? closable.end)?.call(client);
+    await this.closeClient(client);
   }
 }
 
