@@ -8,11 +8,13 @@ export {
   LockReleaseError,
   LockBackendError,
   LockAbortedError,
+  LockBusyError,
   DriverMissingError,
   type LockReleaseReason,
 } from './core/errors/index.js';
 export {
   DEFAULT_LOCK_OPTIONS,
+  type ConnectionSettings,
   type LockOptions,
   type ResolvedLockOptions,
 } from './core/options.js';

@@ -1,0 +1,90 @@
+import { UseInterceptors } from '@nestjs/common';
+import { LockInterceptor } from './lock.interceptor.js';
+import { DEFAULT_REGISTRATION, LOCKED_METADATA } from './sherlock.constants.js';
+import { sherlockHost } from './sherlock.host.js';
+import type { LockedDecoratorOptions } from './sherlock.interfaces.js';
+import { nestMessages } from './sherlock.messages.js';
+import { validateDecoratorOptions } from './sherlock.options.js';
+
+/** A lock name, or a function of the method's arguments (after pipes, on handlers). */
+export type LockName<A extends unknown[] = never[]> = string | ((...args: A) => string);
+
+/** What `@Locked` records under `LOCKED_METADATA` on the method. */
+export interface LockedMetadata {
+  readonly name: LockName<unknown[]>;
+  readonly options: LockedDecoratorOptions;
+}
+
+type AsyncMethod = (...args: never[]) => Promise<unknown>;
+
+/**
+ * Runs every call of the decorated (async) method while holding a distributed lock, through the
+ * `LockService` of the `SherlockModule` registration (the unnamed one unless `service` is given).
+ * Works on any provider method (services, `@Cron` jobs, event handlers, queue processors) and on
+ * controller / resolver / microservice handlers (where a 409 answers a busy lock). Nested calls
+ * on the same lock within one async call chain re-enter instead of deadlocking.
+ *
+ * @example
+ * @Locked('nightly-report', { wait: false, onBusy: 'skip', atLeastFor: 30_000 })
+ * @Cron('0 3 * * *')
+ * async nightlyReport() { ... }
+ *
+ * @Patch(':id')
+ * @Locked((id: string) => `order:${id}`)
+ * update(@Param('id') id: string, @Body() dto: UpdateOrderDto) { ... }
+ */
+export function Locked<A extends unknown[] = never[]>(
+  name: LockName<A>,
+  options: LockedDecoratorOptions = {},
+): MethodDecorator {
+  if (typeof name !== 'function' && (typeof name !== 'string' || name.length === 0)) {
+    throw new TypeError(
+      `@Locked: the lock name must be a non-empty string or a function, got ${String(name)}`,
+    );
+  }
+  const checked = validateDecoratorOptions(options);
+  const registration = checked.service ?? DEFAULT_REGISTRATION;
+  const { service: _service, ...lockedOptions } = checked;
+
+  return <T>(
+    target: object,
+    propertyKey: string | symbol,
+    descriptor: TypedPropertyDescriptor<T>,
+  ) => {
+    const original: unknown = descriptor.value;
+    const methodName = `${target.constructor.name}.${String(propertyKey)}`;
+    if (typeof original !== 'function') throw new TypeError(nestMessages.notAMethod(methodName));
+
+    const wrapped = {
+      async [original.name](this: unknown, ...args: unknown[]): Promise<unknown> {
+        const service = sherlockHost.find(this, registration);
+        if (!service) throw new Error(nestMessages.notInitialised(registration, methodName));
+        const lockName =
+          typeof name === 'function' ? (name as (...a: unknown[]) => unknown)(...args) : name;
+        if (typeof lockName !== 'string' || lockName.length === 0) {
+          throw new TypeError(nestMessages.badLockName(methodName, JSON.stringify(lockName)));
+        }
+        return service.runLocked(
+          lockName,
+          () => (original as AsyncMethod).apply(this, args as never[]),
+          lockedOptions,
+        );
+      },
+    }[original.name] as AsyncMethod;
+
+    // Keep every other decorator's metadata (routes, @Cron, @OnEvent, ...), whichever side of
+    // @Locked they are on: those above write on `wrapped`, those below wrote on `original`.
+    for (const key of Reflect.getMetadataKeys(original)) {
+      Reflect.defineMetadata(key, Reflect.getMetadata(key, original), wrapped);
+    }
+    Reflect.defineMetadata(
+      LOCKED_METADATA,
+      { name: name as LockName<unknown[]>, options: checked } satisfies LockedMetadata,
+      wrapped,
+    );
+    descriptor.value = wrapped as T;
+    // On handlers, the interceptor ties the wait to the request and maps a busy lock to 409.
+    UseInterceptors(LockInterceptor)(target, propertyKey, descriptor);
+    return descriptor;
+  };
+}
