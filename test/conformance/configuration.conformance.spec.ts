@@ -1,0 +1,435 @@
+/**
+ * Lock conformance, validation and configuration: invalid names, options, clients and acquire()
+ * arguments; configure() and the generic Lock; backend-specific locks without a client; the
+ * backend registry; shutdown().
+ */
+import {
+  type AcquireOptions,
+  type BaseLockOptions,
+  backends,
+  configure,
+  type ConfigureOptions,
+  getConfiguration,
+  heldLocks,
+  Lock,
+  LockError,
+  type LockOptions,
+  resetConfiguration,
+  shutdown,
+} from 'nestjs-sherlock';
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { fixtures, uniqueName } from '../support/backends.js';
+import {
+  BAD_OPTIONS,
+  expectConfigurationUnchanged,
+  expectOptionError,
+  foreignClient,
+  rejectsWith,
+  shown,
+  throwsWith,
+  useBackend,
+} from './helpers.js';
+
+/** Memcached reads an expiration above 30 days as an absolute Unix time. */
+const MEMCACHED_MAX_EXPIRE_MS = 30 * 24 * 60 * 60 * 1_000;
+
+interface BadName {
+  readonly label: string;
+  readonly name: unknown;
+  readonly namespace?: string;
+  readonly type: typeof TypeError | typeof RangeError;
+  readonly problem: string;
+}
+
+/** Names no backend accepts. */
+const BAD_NAMES: readonly BadName[] = [
+  { label: 'an empty name', name: '', type: RangeError, problem: 'non-empty' },
+  { label: 'a number as name', name: 42, type: TypeError, problem: 'expected a string' },
+  { label: 'a name with a newline', name: 'bad\nname', type: RangeError, problem: 'control' },
+  { label: 'a name with a NUL', name: 'bad\u0000name', type: RangeError, problem: 'control' },
+  { label: 'a 2000-character name', name: 'x'.repeat(2_000), type: RangeError, problem: 'bytes' },
+  {
+    label: 'a name whose namespace makes the key 1101 bytes long',
+    name: 'x'.repeat(100),
+    namespace: 'n'.repeat(1_000),
+    type: RangeError,
+    problem: 'bytes',
+  },
+];
+
+/** Names memcached refuses (whitespace, keys over 250 bytes) that the other backends accept. */
+const MEMCACHED_ONLY_BAD_NAMES: readonly BadName[] = [
+  { label: 'a name with a space', name: 'bad name', type: RangeError, problem: 'whitespace' },
+  {
+    label: 'a namespace with a space',
+    name: 'name',
+    namespace: 'bad ns',
+    type: RangeError,
+    problem: 'whitespace',
+  },
+  { label: 'a 251-byte name', name: 'x'.repeat(251), type: RangeError, problem: '250' },
+  {
+    label: 'a 126-character name of 252 bytes',
+    name: 'é'.repeat(126),
+    type: RangeError,
+    problem: '250',
+  },
+  {
+    label: 'a namespace pushing the key to 251 bytes',
+    name: 'x'.repeat(50),
+    namespace: 'n'.repeat(200),
+    type: RangeError,
+    problem: '250',
+  },
+];
+
+interface BadAcquireArg {
+  readonly label: string;
+  readonly arg: unknown;
+  readonly type: typeof TypeError | typeof RangeError;
+  readonly mentions: readonly string[];
+}
+
+const BAD_ACQUIRE_ARGS: readonly BadAcquireArg[] = [
+  {
+    label: '{ timeout: -5 }',
+    arg: { timeout: -5 },
+    type: RangeError,
+    mentions: ["'timeout'", '-5'],
+  },
+  {
+    label: "{ blocking: 'yes' }",
+    arg: { blocking: 'yes' },
+    type: TypeError,
+    mentions: ["'blocking'", '"yes"'],
+  },
+  { label: '{ signal: {} }', arg: { signal: {} }, type: TypeError, mentions: ["'signal'"] },
+  { label: '{ retries: 3 }', arg: { retries: 3 }, type: TypeError, mentions: ["'retries'"] },
+  { label: "'yes'", arg: 'yes', type: TypeError, mentions: ['"yes"'] },
+];
+
+describe.each(fixtures)('$name backend: validation, configure() and shutdown()', (fixture) => {
+  // Registered before useBackend(): after-hooks run in reverse order, so locks using the
+  // configured client are released before the configuration is reset.
+  afterEach(() => resetConfiguration());
+  const backend = useBackend(fixture);
+  const { definition, LockClass } = fixture;
+  const isMemcached = fixture.name === 'memcached';
+
+  /** Creates a lock of this backend with raw (possibly invalid) arguments. */
+  const construct = (name: unknown, options: Record<string, unknown> = {}) =>
+    new LockClass(name as string, { client: backend.client, ...options } as BaseLockOptions);
+
+  /** Runs `check` while another object holds a fresh name, then asserts it still holds it. */
+  async function whileHeld(check: (name: string) => unknown): Promise<void> {
+    const name = uniqueName();
+    const holder = await backend.hold(name);
+    await check(name);
+    expect(holder.isAcquired).toBe(true);
+    expect(await backend.isLocked(name)).toBe(true);
+    await holder.release(); // still its owner
+    expect(await backend.isLocked(name)).toBe(false);
+  }
+
+  /** Asserts a name is refused as `bad` says, with a message naming the backend. */
+  function expectNameRefused(bad: BadName): void {
+    const options = bad.namespace === undefined ? {} : { namespace: bad.namespace };
+    const error = throwsWith(bad.type, () => construct(bad.name, options));
+    expect(error.message).toContain(`for the ${fixture.name} backend`);
+    expect(error.message).toContain(bad.problem);
+  }
+
+  describe('lock names', () => {
+    it.each(BAD_NAMES)('refuses $label with a $type.name naming the backend', (bad) => {
+      expectNameRefused(bad);
+    });
+
+    describe.runIf(isMemcached)('memcached key limits', () => {
+      it.each(MEMCACHED_ONLY_BAD_NAMES)('refuses $label with a $type.name', (bad) => {
+        expectNameRefused(bad);
+      });
+
+      it('accepts a key of exactly 250 bytes and locks it on the server', async () => {
+        const name = `${uniqueName()}-`.padEnd(250, 'x');
+        const lock = backend.lock(name);
+        expect(Buffer.byteLength(lock.key)).toBe(250);
+        expect(await lock.acquire(false)).toBe(true);
+        expect(await backend.isLocked(name)).toBe(true);
+        await lock.release();
+      });
+    });
+
+    describe.skipIf(isMemcached)('names only memcached refuses', () => {
+      it.each(MEMCACHED_ONLY_BAD_NAMES)(
+        'accepts $label and locks it on the server',
+        async (bad) => {
+          const options = bad.namespace === undefined ? {} : { namespace: bad.namespace };
+          const name = `${bad.name as string}-${uniqueName()}`;
+          const lock = backend.lock(name, options);
+          expect(await lock.acquire(false)).toBe(true);
+          expect(await backend.isLocked(name, options)).toBe(true);
+          await lock.release();
+          expect(await backend.isLocked(name, options)).toBe(false);
+        },
+      );
+    });
+  });
+
+  describe('lock options', () => {
+    it.each(BAD_OPTIONS)(
+      'refuses $option: $value with a $type.name naming the option and the value',
+      async (bad) => {
+        await whileHeld((name) => {
+          const error = throwsWith(bad.type, () => construct(name, { [bad.option]: bad.value }));
+          expectOptionError(error, bad);
+        });
+      },
+    );
+
+    it('refuses the unknown option retry_interval with a TypeError naming it', async () => {
+      await whileHeld((name) => {
+        const error = throwsWith(TypeError, () => construct(name, { retry_interval: 100 }));
+        expect(error.message).toContain("'retry_interval'");
+        expect(error.message).toContain('retryInterval'); // among the allowed options
+      });
+    });
+
+    it(`refuses a plain object as client with a TypeError naming ${definition.library}`, async () => {
+      await whileHeld((name) => {
+        const error = throwsWith(TypeError, () => new LockClass(name, { client: {} }));
+        expect(error.message).toContain(`the ${definition.library} library`);
+        expect(error.message).toContain(`the ${fixture.name} backend`);
+      });
+    });
+
+    it(`refuses a client of another backend's library with a TypeError naming ${definition.library}`, async () => {
+      const foreign = foreignClient(fixture);
+      try {
+        await whileHeld((name) => {
+          const error = throwsWith(
+            TypeError,
+            () => new LockClass(name, { client: foreign.client }),
+          );
+          expect(error.message).toContain(`the ${definition.library} library`);
+          expect(error.message).toContain(foreign.client.constructor.name);
+        });
+      } finally {
+        foreign.close();
+      }
+    });
+
+    it.runIf(isMemcached)(
+      'memcached refuses expire above 30 days (read as a date) and accepts exactly 30 days',
+      () => {
+        const tooLong = MEMCACHED_MAX_EXPIRE_MS + 1;
+        const error = throwsWith(RangeError, () => construct(uniqueName(), { expire: tooLong }));
+        expectOptionError(error, { option: 'expire', value: tooLong, type: RangeError });
+        expect(construct(uniqueName(), { expire: MEMCACHED_MAX_EXPIRE_MS }).expire).toBe(
+          MEMCACHED_MAX_EXPIRE_MS,
+        );
+      },
+    );
+
+    it.skipIf(isMemcached)('accepts expire above 30 days (a memcached-only limit)', () => {
+      const expire = 31 * 24 * 60 * 60 * 1_000;
+      expect(construct(uniqueName(), { expire }).expire).toBe(expire);
+    });
+  });
+
+  describe('acquire() arguments', () => {
+    it.each(BAD_ACQUIRE_ARGS)(
+      'acquire($label) rejects with a $type.name, takes nothing and disturbs no holder',
+      async ({ arg, type, mentions }) => {
+        const acquireWith = (name: string) => {
+          const lock = backend.lock(name);
+          return { lock, acquiring: () => lock.acquire(arg as AcquireOptions) };
+        };
+
+        // On a free lock: refused, and nothing taken.
+        const free = acquireWith(uniqueName());
+        const { error } = await rejectsWith(type, free.acquiring);
+        for (const text of mentions) expect(error.message).toContain(text);
+        expect(free.lock.isAcquired).toBe(false);
+        expect(await backend.isLocked(free.lock.name)).toBe(false);
+
+        // On a held lock: refused, the holder keeps it, and no acquire is left in progress.
+        await whileHeld(async (name) => {
+          const held = acquireWith(name);
+          await rejectsWith(type, held.acquiring);
+          expect(await held.lock.acquire(false)).toBe(false);
+        });
+      },
+    );
+  });
+
+  describe('generic Lock', () => {
+    it('works with the configured backend and client: acquire, locked, release, using, dispose', async () => {
+      configure({ backend: fixture.name, client: backend.client });
+      const name = uniqueName();
+      const lock = backend.track(new Lock(name));
+      expect(lock.backendLock).toBeInstanceOf(LockClass);
+      expect(lock.name).toBe(name);
+      expect(lock.key).toBe(name);
+
+      expect(await lock.acquire(false)).toBe(true);
+      expect(lock.isAcquired).toBe(true);
+      expect(await lock.locked()).toBe(true);
+      expect(await backend.isLocked(name)).toBe(true); // on the test server
+      await lock.release();
+      expect(lock.isAcquired).toBe(false);
+      expect(await backend.isLocked(name)).toBe(false);
+
+      const result = await lock.using(async (held) => {
+        expect(held).toBe(lock);
+        expect(await backend.isLocked(name)).toBe(true);
+        return 'done';
+      });
+      expect(result).toBe('done');
+      expect(await backend.isLocked(name)).toBe(false);
+
+      expect(await lock.acquire(false)).toBe(true);
+      await lock[Symbol.asyncDispose]();
+      expect(lock.isAcquired).toBe(false);
+      expect(await backend.isLocked(name)).toBe(false);
+    });
+
+    it('configure() accepts the backend as its definition or its name in any case', () => {
+      configure({ backend: definition });
+      expect(getConfiguration().backend).toBe(definition);
+      resetConfiguration();
+      configure({ backend: fixture.name.toUpperCase() });
+      expect(getConfiguration().backend).toBe(definition);
+      expect(new Lock(uniqueName(), { operationTimeout: 1_000 }).backendLock).toBeInstanceOf(
+        LockClass,
+      );
+    });
+
+    it('configure({ client }) alone selects the backend by the class of the client', async () => {
+      configure({ client: backend.client });
+      const configuration = getConfiguration();
+      expect(configuration.backend).toBe(definition);
+      expect(configuration.client).toBe(backend.client);
+
+      const name = uniqueName();
+      const lock = backend.track(new Lock(name));
+      expect(lock.backendLock).toBeInstanceOf(LockClass);
+      expect(await lock.acquire(false)).toBe(true);
+      expect(await backend.isLocked(name)).toBe(true);
+      await lock.release();
+    });
+
+    it(`configure({ backend: '${fixture.name}', client }) with another library's client throws a TypeError naming ${definition.library}, changing nothing`, () => {
+      configure({ backend: fixture.name, client: backend.client, namespace: 'before' });
+      const before = getConfiguration();
+      const foreign = foreignClient(fixture);
+      try {
+        const error = throwsWith(TypeError, () =>
+          configure({ backend: fixture.name, client: foreign.client, timeout: 1 }),
+        );
+        expect(error.message).toContain(`the ${definition.library} library`);
+      } finally {
+        foreign.close();
+      }
+      expectConfigurationUnchanged(getConfiguration(), before);
+    });
+
+    it('new Lock(name, { client }) is refused with a TypeError', () => {
+      configure({ backend: fixture.name, client: backend.client });
+      const error = throwsWith(
+        TypeError,
+        () => new Lock(uniqueName(), { client: backend.client } as LockOptions),
+      );
+      expect(error.message).toContain("'client'");
+      expect(error.message).toContain(LockClass.name);
+    });
+
+    it.each(BAD_OPTIONS)(
+      'configure({ $option: $value }) throws a $type.name and changes nothing, not even valid options given with it',
+      (bad) => {
+        configure({ backend: fixture.name, client: backend.client, namespace: 'before' });
+        const before = getConfiguration();
+        const error = throwsWith(bad.type, () =>
+          configure({ retryInterval: 7, [bad.option]: bad.value } as ConfigureOptions),
+        );
+        expectOptionError(error, bad);
+        expectConfigurationUnchanged(getConfiguration(), before);
+      },
+    );
+
+    it('configure() with an unknown option or an unknown backend throws and changes nothing', () => {
+      configure({ backend: fixture.name, client: backend.client });
+      const before = getConfiguration();
+      const unknownOption = throwsWith(TypeError, () =>
+        configure({ retry_interval: 100 } as ConfigureOptions),
+      );
+      expect(unknownOption.message).toContain("'retry_interval'");
+      const unknownBackend = throwsWith(RangeError, () => configure({ backend: 'nope' }));
+      expect(unknownBackend.message).toContain(shown('nope'));
+      expectConfigurationUnchanged(getConfiguration(), before);
+    });
+  });
+
+  it(`${LockClass.name} without a client uses the client given to configure() for this backend`, async () => {
+    configure({ backend: fixture.name, client: backend.client });
+    const name = uniqueName();
+    const lock = backend.track(new LockClass(name, { operationTimeout: 2_000 }));
+    expect(await lock.acquire(false)).toBe(true);
+    // A lock object with an explicit client to the test server sees it held.
+    expect(await backend.isLocked(name)).toBe(true);
+    await lock.release();
+    expect(await backend.isLocked(name)).toBe(false);
+  });
+
+  it('shutdown() releases every held lock and leaves the clients the user gave open', async () => {
+    const names = [uniqueName('first'), uniqueName('second')];
+    const locks = [backend.lock(names[0] ?? ''), backend.otherLock(names[1] ?? '')];
+    for (const lock of locks) expect(await lock.acquire(false)).toBe(true);
+    expect(heldLocks()).toEqual(expect.arrayContaining(locks));
+
+    const report = await shutdown();
+    expect(report.released).toEqual(expect.arrayContaining(names));
+    expect(report.failed).toEqual([]);
+    expect(heldLocks()).toEqual([]);
+    for (const lock of locks) expect(lock.isAcquired).toBe(false);
+    for (const name of names) expect(await backend.isLocked(name)).toBe(false);
+
+    // Both user-provided clients still work.
+    for (const client of new Set([backend.client, backend.otherClient])) {
+      const lock = backend.track(new LockClass(uniqueName(), { client }));
+      expect(await lock.acquire(false)).toBe(true);
+      expect(await lock.locked()).toBe(true);
+      await lock.release();
+    }
+  });
+});
+
+describe('backend registry and the generic Lock without a backend', () => {
+  afterEach(() => resetConfiguration());
+
+  it('new Lock() without a configured backend throws a LockError that mentions configure()', () => {
+    const error = throwsWith(LockError, () => new Lock('x'));
+    expect(error.message).toContain('configure(');
+    expect(error.lockName).toBe('x');
+  });
+
+  it('configure({ client: {} }) throws a TypeError: not a client of any known backend', () => {
+    configure({ namespace: 'before' });
+    const before = getConfiguration();
+    const error = throwsWith(TypeError, () => configure({ client: {} }));
+    expect(error.message).toContain('not a client of any known backend');
+    expectConfigurationUnchanged(getConfiguration(), before);
+  });
+
+  it("backends.get('nope') throws a RangeError listing the known backends", () => {
+    const error = throwsWith(RangeError, () => backends.get('nope'));
+    for (const { name } of fixtures) expect(error.message).toContain(`'${name}'`);
+  });
+
+  it('backends.MEMCACHE is backends.MEMCACHED, and lookups by name ignore case', () => {
+    expect(backends.MEMCACHE).toBe(backends.MEMCACHED);
+    expect(backends.get('memcache')).toBe(backends.MEMCACHED);
+    expect(backends.get('REDIS')).toBe(backends.REDIS);
+    for (const fixture of fixtures) expect(backends.get(fixture.name)).toBe(fixture.definition);
+  });
+});
