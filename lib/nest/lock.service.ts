@@ -56,10 +56,12 @@ export class LockService implements OnApplicationShutdown {
     private readonly options: ResolvedModuleOptions,
   ) {
     this.ownsClient = options.client === undefined;
-    this.clientValue = options.client;
+    // Made at bootstrap (drivers connect lazily or in the background), so that connection
+    // settings the backend cannot use fail the application's start, not its first lock.
+    this.clientValue = options.client ?? options.backend.connect(options.connection);
   }
 
-  /** The client this registration's locks use (created from `connection` on first use). */
+  /** The client this registration's locks use (created from `connection` at bootstrap). */
   get client(): object {
     this.clientValue ??= this.options.backend.connect(this.options.connection);
     return this.clientValue;
