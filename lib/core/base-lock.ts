@@ -1,4 +1,5 @@
 import { getConfiguration } from './configuration.js';
+import { DriverMissingError } from './errors/driver-missing.error.js';
 import { LockAbortedError } from './errors/lock-aborted.error.js';
 import { LockBackendError } from './errors/lock-backend.error.js';
 import { LockReleaseError } from './errors/lock-release.error.js';
@@ -218,7 +219,8 @@ export abstract class BaseLock<C extends object = object> implements Distributed
         if (await this.attempt(this.operationTimeout, signal)) return true;
         lastError = undefined;
       } catch (err) {
-        if (err instanceof LockAbortedError) throw err;
+        // Aborted, or the backend's driver is not installed: retrying cannot help.
+        if (err instanceof LockAbortedError || err instanceof DriverMissingError) throw err;
         if (!blocking) throw new LockBackendError(this.name, 'acquire', { cause: err });
         lastError = err;
       }
@@ -278,12 +280,16 @@ export abstract class BaseLock<C extends object = object> implements Distributed
       .catch(() => undefined);
   }
 
-  /** Runs one primitive within `operationTimeout`, wrapping failures in LockBackendError. */
+  /**
+   * Runs one primitive within `operationTimeout`, wrapping failures in LockBackendError (but not
+   * a missing driver, which is no server failure).
+   */
   private async bounded<T>(operation: 'release' | 'locked', run: () => Promise<T>): Promise<T> {
     let settled;
     try {
       settled = await settleWithin(Promise.resolve().then(run), this.operationTimeout);
     } catch (err) {
+      if (err instanceof DriverMissingError) throw err;
       throw new LockBackendError(this.name, operation, { cause: err });
     }
     if (settled.kind !== 'value') {
