@@ -5,7 +5,8 @@ import {
   Injectable,
   type NestInterceptor,
 } from '@nestjs/common';
-import { catchError, finalize, type Observable, throwError } from 'rxjs';
+import { catchError, EMPTY, finalize, type Observable, throwError } from 'rxjs';
+import { LockAbortedError } from '../sherlock.js';
 import { lockContext } from './lock-context.js';
 import { busyLockExpire, isBusyError } from './lock.service.js';
 
@@ -40,7 +41,12 @@ export class LockInterceptor implements NestInterceptor {
     return lockContext
       .run({ held: store?.held ?? new Map(), signal: controller.signal }, () => next.handle())
       .pipe(
-        catchError((err: unknown) => throwError(() => this.mapError(err, context))),
+        catchError((err: unknown) =>
+          // The client is gone and its wait was cancelled: there is nobody to answer.
+          controller.signal.aborted && err instanceof LockAbortedError
+            ? EMPTY
+            : throwError(() => this.mapError(err, context)),
+        ),
         finalize(() => response.off('close', onClose)),
       );
   }

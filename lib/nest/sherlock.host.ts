@@ -5,17 +5,20 @@ import { LOCK_SERVICES } from './sherlock.constants.js';
  * How a `@Locked` method finds its LockService at call time. The explorer attaches each
  * registration's service to the provider instances that have `@Locked` methods (so two
  * applications in one process each use their own); instances Nest did not hand to the explorer
- * (request-scoped, or created by hand) fall back to the registration started last.
+ * (request-scoped, or created by hand) fall back to the registration started last that is still
+ * running.
  */
-const lastStarted = new Map<string, LockService>();
+const started = new Map<string, LockService[]>();
 
 export const sherlockHost = {
   started(service: LockService): void {
-    lastStarted.set(service.registration, service);
+    started.set(service.registration, [...(started.get(service.registration) ?? []), service]);
   },
 
   stopped(service: LockService): void {
-    if (lastStarted.get(service.registration) === service) lastStarted.delete(service.registration);
+    const rest = (started.get(service.registration) ?? []).filter((s) => s !== service);
+    if (rest.length > 0) started.set(service.registration, rest);
+    else started.delete(service.registration);
   },
 
   attach(instance: object, service: LockService): void {
@@ -33,6 +36,6 @@ export const sherlockHost = {
             registration,
           )
         : undefined;
-    return attached ?? lastStarted.get(registration);
+    return attached ?? started.get(registration)?.at(-1);
   },
 };
