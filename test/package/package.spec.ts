@@ -512,7 +512,7 @@ describe('the packed package, installed where no driver exists', () => {
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
-  it('the tarball holds the built files and package.json only', () => {
+  it('the tarball holds the built files, their TypeScript sources (for source maps) and package.json only', () => {
     expect(packed).toEqual(
       expect.arrayContaining([
         'package.json',
@@ -522,9 +522,12 @@ describe('the packed package, installed where no driver exists', () => {
         'dist/sherlock.d.ts',
       ]),
     );
+    expect(packed).toEqual(expect.arrayContaining(['lib/index.ts', 'lib/core/base-lock.ts']));
     const unexpected = packed.filter(
       (file) =>
-        !file.startsWith('dist/') && !['package.json', 'README.md', 'LICENSE'].includes(file),
+        !file.startsWith('dist/') &&
+        !(file.startsWith('lib/') && file.endsWith('.ts')) &&
+        !['package.json', 'README.md', 'LICENSE'].includes(file),
     );
     expect(unexpected).toEqual([]);
   });
