@@ -9,6 +9,8 @@ export {
   LockBackendError,
   LockAbortedError,
   LockBusyError,
+  LockLostError,
+  type LockLostReason,
   DriverMissingError,
   type LockReleaseReason,
 } from './core/errors/index.js';
@@ -37,9 +39,11 @@ export {
   BaseLock,
   type BaseLockOptions,
   type AcquireOptions,
+  type AcquireResult,
   type DistributedLock,
 } from './core/base-lock.js';
 export { Lock } from './core/lock.js';
+export { lockEvents, type LockLostEvent } from './core/events.js';
 export { shutdown, heldLocks, type ShutdownReport } from './core/lifecycle.js';
 export {
   RedisLock,

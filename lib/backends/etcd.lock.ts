@@ -1,5 +1,6 @@
 import type { Namespace } from 'etcd3';
-import { BaseLock, type BaseLockOptions } from '../core/base-lock.js';
+import { type AcquireResult, BaseLock, type BaseLockOptions } from '../core/base-lock.js';
+import { messages } from '../core/messages.js';
 import { loadDriver } from '../core/driver.js';
 import { checkConnection } from '../core/options.js';
 import { backends, type ClientClass } from '../core/registry.js';
@@ -44,17 +45,50 @@ export class EtcdLock extends BaseLock {
     return this.expire === null ? null : Math.ceil(this.expire / 1000);
   }
 
-  protected async _acquire(token: string): Promise<boolean> {
+  protected override validateExpire(expire: number | null): void {
+    if (expire !== null && expire < 1000) {
+      throw new RangeError(
+        messages.invalidOption(
+          'expire',
+          expire,
+          'at least 1000 ms on etcd, whose leases are whole seconds (longer ones are rounded up, and the server raises them to its minimum TTL, 2 s by default); or null for no expiry',
+        ),
+      );
+    }
+  }
+
+  /** The fencing token is the etcd revision that created the key: strictly increasing. */
+  protected async _acquire(token: string): Promise<AcquireResult> {
     const ttl = this.leaseSeconds;
     const put = this.etcd.put(this.key).value(token);
-    if (ttl !== null) {
-      const { ID } = await this.etcd.leaseClient.leaseGrant({ TTL: ttl });
-      this.leases.set(token, ID);
-      put.lease(ID);
-    }
-    const { succeeded } = await this.etcd.if(this.key, 'Create', '==', 0).then(put).commit();
+    if (ttl !== null) put.lease(await this.grant(token, ttl));
+    const { succeeded, header } = await this.etcd
+      .if(this.key, 'Create', '==', 0)
+      .then(put)
+      .commit();
     if (!succeeded) this.revoke(token);
+    return succeeded ? { fencingToken: header.revision } : false;
+  }
+
+  /** Moves the key to a new lease of `ttl` if `token` still holds it; the old lease is revoked. */
+  protected override async _extend(token: string, ttl: number): Promise<boolean> {
+    const previous = this.leases.get(token);
+    const lease = await this.grant(token, Math.ceil(ttl / 1000));
+    const { succeeded } = await this.etcd
+      .if(this.key, 'Value', '==', token)
+      .then(this.etcd.put(this.key).value(token).lease(lease))
+      .commit();
+    const stale = succeeded ? previous : lease;
+    if (!succeeded && previous !== undefined) this.leases.set(token, previous);
+    if (stale !== undefined)
+      this.etcd.leaseClient.leaseRevoke({ ID: stale }).catch(() => undefined);
     return succeeded;
+  }
+
+  private async grant(token: string, seconds: number): Promise<string> {
+    const { ID } = await this.etcd.leaseClient.leaseGrant({ TTL: seconds });
+    this.leases.set(token, ID);
+    return ID;
   }
 
   protected async _release(token: string): Promise<boolean> {

@@ -1,9 +1,16 @@
-import { BaseLock, type BaseLockOptions } from '../core/base-lock.js';
+import { type AcquireResult, BaseLock, type BaseLockOptions } from '../core/base-lock.js';
 import { loadDriver } from '../core/driver.js';
 import { messages } from '../core/messages.js';
 import { checkConnection } from '../core/options.js';
 import { backends, registerAlias, type ClientClass } from '../core/registry.js';
-import { add, deleteIfUnchanged, gets, type MemjsClient } from './memcached.protocol.js';
+import {
+  add,
+  deleteIfUnchanged,
+  gets,
+  increment,
+  type MemjsClient,
+  setIfUnchanged,
+} from './memcached.protocol.js';
 
 interface MemjsModule {
   Client: ClientClass & { create(servers: string, options: Record<string, unknown>): MemjsClient };
@@ -12,6 +19,9 @@ interface MemjsModule {
 /** Memcached reads an expiration above 30 days as an absolute Unix time: refused. */
 export const MEMCACHED_MAX_EXPIRE = 30 * 24 * 60 * 60 * 1000;
 const MAX_KEY_BYTES = 250;
+/** The fencing counter's key is the lock's key plus this (a space: never in a lock's key). */
+const FENCE_SUFFIX = ' fence';
+const MAX_LOCK_KEY_BYTES = MAX_KEY_BYTES - Buffer.byteLength(FENCE_SUFFIX);
 
 /** Options of a MemcachedLock: the lock options and an optional memjs `Client`. */
 export type MemcachedLockOptions = BaseLockOptions;
@@ -47,18 +57,27 @@ export class MemcachedLock extends BaseLock {
       );
     }
     const bytes = Buffer.byteLength(key);
-    if (bytes > MAX_KEY_BYTES) {
+    if (bytes > MAX_LOCK_KEY_BYTES) {
       throw new RangeError(
         messages.invalidName(
           'memcached',
           name,
-          `the key would be ${bytes} bytes long; memcached allows at most ${MAX_KEY_BYTES}`,
+          `the key would be ${bytes} bytes long; memcached allows at most ${MAX_LOCK_KEY_BYTES} (${MAX_KEY_BYTES} minus the fencing counter's suffix)`,
         ),
       );
     }
   }
 
   protected override validateExpire(expire: number | null): void {
+    if (expire !== null && expire < 1000) {
+      throw new RangeError(
+        messages.invalidOption(
+          'expire',
+          expire,
+          'at least 1000 ms on memcached, whose expirations are whole seconds (longer ones are rounded up); or null for no expiry',
+        ),
+      );
+    }
     if (expire !== null && expire > MEMCACHED_MAX_EXPIRE) {
       throw new RangeError(
         messages.invalidOption(
@@ -75,8 +94,23 @@ export class MemcachedLock extends BaseLock {
     return this.expire === null ? 0 : Math.ceil(this.expire / 1000);
   }
 
-  protected async _acquire(token: string): Promise<boolean> {
-    return add(this.memcached, this.key, token, this.expirationSeconds);
+  /**
+   * Takes the lock with `add`, then counts it on the key `<key> fence`. Best effort: memcached
+   * may evict the counter, so it is created at the current time in microseconds, which keeps it
+   * above any value it had unless the clock went back or more than a million locks per second
+   * were taken on one name.
+   */
+  protected async _acquire(token: string): Promise<AcquireResult> {
+    if (!(await add(this.memcached, this.key, token, this.expirationSeconds))) return false;
+    const initial = BigInt(Date.now()) * 1000n;
+    const fence = await increment(this.memcached, `${this.key}${FENCE_SUFFIX}`, initial);
+    return { fencingToken: fence.toString() };
+  }
+
+  protected override async _extend(token: string, ttl: number): Promise<boolean> {
+    const item = await gets(this.memcached, this.key);
+    if (!item || item.value !== token) return false;
+    return setIfUnchanged(this.memcached, this.key, token, Math.ceil(ttl / 1000), item.cas);
   }
 
   protected async _release(token: string): Promise<boolean> {

@@ -22,7 +22,7 @@ interface MemjsResponse {
   val: Buffer;
 }
 
-const OPCODE = { get: 0x00, add: 0x02, delete: 0x04 } as const;
+const OPCODE = { get: 0x00, set: 0x01, add: 0x02, delete: 0x04, increment: 0x05 } as const;
 
 /** Response status codes of the binary protocol. */
 export const STATUS = { ok: 0x00, notFound: 0x01, exists: 0x02 } as const;
@@ -100,4 +100,37 @@ export async function deleteIfUnchanged(client: MemjsClient, key: string, cas: B
   if (header.status === STATUS.ok) return true;
   if (header.status === STATUS.notFound || header.status === STATUS.exists) return false;
   throw unexpected('delete', header.status);
+}
+
+/** SET carrying `cas`: replaces the item only if it was not changed since it was read. */
+export async function setIfUnchanged(
+  client: MemjsClient,
+  key: string,
+  value: string,
+  expiration: number,
+  cas: Buffer,
+) {
+  const extras = Buffer.alloc(8); // flags (4 bytes, 0) + expiration (4 bytes)
+  extras.writeUInt32BE(expiration, 4);
+  const { header } = await send(client, OPCODE.set, key, extras, Buffer.from(value, 'utf8'), cas);
+  if (header.status === STATUS.ok) return true;
+  if (header.status === STATUS.notFound || header.status === STATUS.exists) return false;
+  throw unexpected('set', header.status);
+}
+
+/**
+ * INCREMENT by 1, creating the counter at `initial` if absent (it never expires, but memcached
+ * may evict it): resolves the new value.
+ */
+export async function increment(
+  client: MemjsClient,
+  key: string,
+  initial: bigint,
+): Promise<bigint> {
+  const extras = Buffer.alloc(20); // delta (8) + initial (8) + expiration (4, 0 = never)
+  extras.writeBigUInt64BE(1n, 0);
+  extras.writeBigUInt64BE(initial, 8);
+  const { header, val } = await send(client, OPCODE.increment, key, extras, Buffer.alloc(0));
+  if (header.status !== STATUS.ok || val.length !== 8) throw unexpected('increment', header.status);
+  return val.readBigUInt64BE(0);
 }

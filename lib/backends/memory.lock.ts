@@ -1,4 +1,4 @@
-import { BaseLock, type BaseLockOptions } from '../core/base-lock.js';
+import { type AcquireResult, BaseLock, type BaseLockOptions } from '../core/base-lock.js';
 import { messages } from '../core/messages.js';
 import { backends, type BackendDefinition } from '../core/registry.js';
 import { now } from '../core/timing.js';
@@ -18,6 +18,7 @@ interface Entry {
  */
 export class MemoryStore {
   private readonly entries = new Map<string, Entry>();
+  private fence = 0n;
 
   /** The token holding `key`, or undefined (expired entries are dropped on access). */
   get(key: string): string | undefined {
@@ -29,10 +30,21 @@ export class MemoryStore {
     return entry?.token;
   }
 
-  /** Sets `key` to `token` unless it is held; `ttl` in ms, or null for no expiry. */
-  setIfAbsent(key: string, token: string, ttl: number | null): boolean {
+  /**
+   * Sets `key` to `token` unless it is held; `ttl` in ms, or null for no expiry. Resolves the
+   * fencing token (from a counter of this store, so it increases for every key), or `false`.
+   */
+  setIfAbsent(key: string, token: string, ttl: number | null): string | false {
     if (this.get(key) !== undefined) return false;
     this.entries.set(key, { token, expiresAt: ttl === null ? Infinity : now() + ttl });
+    this.fence += 1n;
+    return this.fence.toString();
+  }
+
+  /** Sets the expiry of `key` to `ttl` ms from now if `token` holds it. */
+  extendIfOwner(key: string, token: string, ttl: number): boolean {
+    if (this.get(key) !== token) return false;
+    this.entries.set(key, { token, expiresAt: now() + ttl });
     return true;
   }
 
@@ -70,8 +82,13 @@ export class MemoryLock extends BaseLock<MemoryStore> {
     super(name, options);
   }
 
-  protected async _acquire(token: string): Promise<boolean> {
-    return this.client.setIfAbsent(this.key, token, this.expire);
+  protected async _acquire(token: string): Promise<AcquireResult> {
+    const fencingToken = this.client.setIfAbsent(this.key, token, this.expire);
+    return fencingToken === false ? false : { fencingToken };
+  }
+
+  protected override async _extend(token: string, ttl: number): Promise<boolean> {
+    return this.client.extendIfOwner(this.key, token, ttl);
   }
 
   protected async _release(token: string): Promise<boolean> {

@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
-import { BaseLock, type BaseLockOptions } from '../core/base-lock.js';
+import { type AcquireResult, BaseLock, type BaseLockOptions } from '../core/base-lock.js';
 import { loadDriver } from '../core/driver.js';
 import { messages } from '../core/messages.js';
 import { checkConnection } from '../core/options.js';
 import { backends, type ClientClass } from '../core/registry.js';
+import { keySlot, tagForSlot } from './redis-slots.js';
 
 /** The part of an ioredis client (`Redis` or `Cluster`) this backend calls. */
 interface RedisCommands {
-  set(key: string, value: string, ...args: (string | number)[]): Promise<string | null>;
   evalsha(sha: string, numKeys: number, ...args: (string | number)[]): Promise<unknown>;
   eval(script: string, numKeys: number, ...args: (string | number)[]): Promise<unknown>;
   exists(key: string): Promise<number>;
@@ -39,6 +39,26 @@ class Script {
   }
 }
 
+/**
+ * SET NX (with PX unless ARGV[2] is empty) and, if it took the lock, INCR the fencing counter.
+ * KEYS: lock, counter. ARGV: token, expire in ms or ''. Returns the counter as a string, or nil.
+ */
+const ACQUIRE = new Script(`
+local taken
+if ARGV[2] == '' then
+  taken = redis.call('set', KEYS[1], ARGV[1], 'NX')
+else
+  taken = redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
+end
+if not taken then return false end
+return tostring(redis.call('incr', KEYS[2]))`);
+
+const EXTEND = new Script(`
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0`);
+
 const RELEASE = new Script(`
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('del', KEYS[1])
@@ -67,12 +87,22 @@ export class RedisLock extends BaseLock {
     return this.client as RedisCommands;
   }
 
-  protected async _acquire(token: string): Promise<boolean> {
-    const reply =
-      this.expire === null
-        ? await this.redis.set(this.key, token, 'NX')
-        : await this.redis.set(this.key, token, 'PX', Math.ceil(this.expire), 'NX');
-    return reply === 'OK';
+  /**
+   * The key of this lock's fencing counter: one counter per Redis Cluster hash slot (at most
+   * 16 384 keys, whatever the number of lock names), in the lock's own slot so that one script
+   * can take the lock and count. It holds a control character, which no lock name may contain,
+   * so it can never be a lock's key; with a namespace it starts with `namespace_`.
+   */
+  readonly fencingKey = fencingKeyFor(this.key, this.namespace);
+
+  protected async _acquire(token: string): Promise<AcquireResult> {
+    const expire = this.expire === null ? '' : String(Math.ceil(this.expire));
+    const reply = await ACQUIRE.run(this.redis, [this.key, this.fencingKey], [token, expire]);
+    return typeof reply === 'string' ? { fencingToken: reply } : false;
+  }
+
+  protected override async _extend(token: string, ttl: number): Promise<boolean> {
+    return (await EXTEND.run(this.redis, [this.key], [token, String(Math.ceil(ttl))])) === 1;
   }
 
   protected async _release(token: string): Promise<boolean> {
@@ -82,6 +112,14 @@ export class RedisLock extends BaseLock {
   protected async _locked(): Promise<boolean> {
     return (await this.redis.exists(this.key)) === 1;
   }
+}
+
+function fencingKeyFor(key: string, namespace: string | null): string {
+  const slot = keySlot(key);
+  const counter = `\u001ffence:{${tagForSlot(slot)}}`;
+  const prefixed = namespace === null ? counter : `${namespace}_${counter}`;
+  // A namespace with braces of its own could move the counter to another slot: then go without.
+  return keySlot(prefixed) === slot ? prefixed : counter;
 }
 
 const ioredis = () => loadDriver<IoredisModule>('redis', 'ioredis');

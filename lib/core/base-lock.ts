@@ -2,9 +2,12 @@ import { getConfiguration } from './configuration.js';
 import { DriverMissingError } from './errors/driver-missing.error.js';
 import { LockAbortedError } from './errors/lock-aborted.error.js';
 import { LockBackendError } from './errors/lock-backend.error.js';
+import { LockLostError, type LockLostReason } from './errors/lock-lost.error.js';
 import { LockReleaseError } from './errors/lock-release.error.js';
 import { LockTimeoutError } from './errors/lock-timeout.error.js';
 import { LockError } from './errors/lock.error.js';
+import { lockEvents } from './events.js';
+import { Hold } from './hold.js';
 import { trackHeld } from './lifecycle.js';
 import { messages } from './messages.js';
 import {
@@ -13,6 +16,7 @@ import {
   CONTROL_CHARS,
   LOCK_OPTION_KEYS,
   type LockOptions,
+  renewalInterval,
   validateLockOptions,
 } from './options.js';
 import { backendOfLockClass, type BackendDefinition } from './registry.js';
@@ -46,7 +50,16 @@ export interface DistributedLock extends AsyncDisposable {
   readonly key: string;
   /** Whether this lock object holds the lock (as far as it knows: the server may have expired it). */
   readonly isAcquired: boolean;
+  /**
+   * The fencing token of the current holding: a decimal string that strictly increases per lock
+   * name with every acquire (compare with `BigInt`); `undefined` when not held or when the
+   * backend issues none.
+   */
+  readonly fencingToken: string | undefined;
+  /** Aborts when the current holding is known lost (reason: `LockLostError`). */
+  readonly signal: AbortSignal;
   acquire(blocking?: boolean | AcquireOptions): Promise<boolean>;
+  extend(ms?: number): Promise<void>;
   release(): Promise<void>;
   locked(): Promise<boolean>;
   using<T>(
@@ -56,6 +69,12 @@ export interface DistributedLock extends AsyncDisposable {
 }
 
 const MAX_KEY_BYTES = 1024;
+
+/**
+ * What `_acquire` resolves: whether the lock was taken, and if the backend issues fencing tokens,
+ * the token of this acquisition (a decimal string, strictly increasing per lock name).
+ */
+export type AcquireResult = boolean | { readonly fencingToken: string };
 
 /**
  * The abstract lock: the port of `sherlock.lock.BaseLock`. It owns blocking, timeouts, retries,
@@ -80,10 +99,12 @@ export abstract class BaseLock<C extends object = object> implements Distributed
   readonly timeout: number;
   readonly retryInterval: number;
   readonly operationTimeout: number;
+  /** The renewal interval of `autoExtend` in ms, or `null` for no automatic renewal. */
+  readonly renewEvery: number | null;
   /** The registered backend this lock class belongs to, if any. */
   protected readonly backend: BackendDefinition | undefined;
   private readonly ownClient: C | undefined;
-  private token: string | null = null;
+  private hold: Hold | null = null;
   private acquiring = false;
 
   constructor(name: string, options: BaseLockOptions = {}) {
@@ -106,14 +127,40 @@ export abstract class BaseLock<C extends object = object> implements Distributed
     this.name = name;
     this.key = this.formatKey(name, this.namespace);
     this.validateExpire(this.expire);
+    this.renewEvery = renewalInterval(given.autoExtend ?? defaults.autoExtend, this.expire);
+    if (this.renewEvery !== null && !this.canExtend) {
+      throw new RangeError(
+        `Invalid option 'autoExtend': the ${this.backendName} backend cannot extend a lock (${this.constructor.name} has no _extend)`,
+      );
+    }
   }
 
-  /** Tries to take the lock once: resolves `true` if this owner token now holds it. */
-  protected abstract _acquire(token: string): Promise<boolean>;
+  /**
+   * Tries to take the lock once: resolves `true` (or `{ fencingToken }`) if this owner token now
+   * holds it, `false` if someone else does.
+   */
+  protected abstract _acquire(token: string): Promise<AcquireResult>;
   /** Deletes the lock if (and only if) `token` holds it, atomically: resolves whether it did. */
   protected abstract _release(token: string): Promise<boolean>;
   /** Whether anyone holds the lock. */
   protected abstract _locked(): Promise<boolean>;
+
+  /**
+   * Sets the lock's expiry to `ttl` ms from now if (and only if) `token` holds it, atomically:
+   * resolves whether it did. Optional: a backend without it cannot `extend()` or `autoExtend`.
+   */
+  protected _extend(token: string, ttl: number): Promise<boolean> {
+    void token;
+    void ttl;
+    return Promise.reject(
+      new LockError(`The ${this.backendName} backend cannot extend locks`, this.name),
+    );
+  }
+
+  /** Whether this lock class implements `_extend`. */
+  get canExtend(): boolean {
+    return this._extend !== BaseLock.prototype._extend;
+  }
 
   /** The name of the backend, for messages. */
   protected get backendName(): string {
@@ -167,7 +214,27 @@ export abstract class BaseLock<C extends object = object> implements Distributed
   }
 
   get isAcquired(): boolean {
-    return this.token !== null;
+    return this.hold !== null;
+  }
+
+  get fencingToken(): string | undefined {
+    return this.hold?.fencingToken;
+  }
+
+  /**
+   * Aborts when the current holding is known lost: a renewal found another owner, or the server
+   * could not be reached to renew it before it would expire (aborted a margin before that
+   * instant: a tenth of the TTL, at most 1 s). Its reason is a `LockLostError`. When the lock is
+   * not held, an already-aborted signal.
+   *
+   * @example
+   * await lock.using(async ({ signal }) => copyRows({ signal }));
+   */
+  get signal(): AbortSignal {
+    return (
+      this.hold?.signal ??
+      AbortSignal.abort(new LockError(`Lock '${this.name}' is not held`, this.name))
+    );
   }
 
   /**
@@ -248,6 +315,7 @@ export abstract class BaseLock<C extends object = object> implements Distributed
   /** One attempt with its own deadline. A late success of an abandoned attempt is undone. */
   private async attempt(deadline: number, signal?: AbortSignal): Promise<boolean> {
     const token = newOwnerToken();
+    const sentAt = now();
     const pending = Promise.resolve().then(() => this._acquire(token));
     let settled;
     try {
@@ -258,11 +326,10 @@ export abstract class BaseLock<C extends object = object> implements Distributed
       throw err;
     }
     if (settled.kind === 'value') {
-      if (settled.value) {
-        this.token = token;
-        trackHeld(this, true);
-      }
-      return settled.value;
+      const result = settled.value;
+      if (result === false) return false;
+      this.startHold(token, typeof result === 'object' ? result.fencingToken : undefined, sentAt);
+      return true;
     }
     this.undo(token, pending);
     if (settled.kind === 'aborted')
@@ -271,20 +338,50 @@ export abstract class BaseLock<C extends object = object> implements Distributed
   }
 
   /** Releases `token` in the background once an abandoned attempt settles (best effort). */
-  private undo(token: string, pending: Promise<boolean>): void {
+  private undo(token: string, pending: Promise<AcquireResult>): void {
     pending
       .then(
-        (granted) => (granted ? this._release(token) : false),
+        (granted) => (granted !== false ? this._release(token) : false),
         () => this._release(token),
       )
       .catch(() => undefined);
+  }
+
+  private startHold(token: string, fencingToken: string | undefined, sentAt: number): void {
+    const hold = new Hold(token, fencingToken, (expired) => this.lose(expired, 'unconfirmed'));
+    this.hold = hold;
+    trackHeld(this, true);
+    hold.confirm(sentAt, this.expire);
+    if (this.renewEvery !== null) this.scheduleRenewal(hold, this.renewEvery);
+  }
+
+  private scheduleRenewal(hold: Hold, interval: number): void {
+    hold.scheduleRenewal(interval, () => {
+      if (this.hold !== hold) return;
+      // A failed renewal is retried at the next interval; if none succeeds before the expiry,
+      // the hold's loss timer aborts the signal.
+      this.extend()
+        .catch(() => undefined)
+        .finally(() => {
+          if (this.hold === hold) this.scheduleRenewal(hold, interval);
+        });
+    });
+  }
+
+  /** Marks `hold` as lost: aborts its signal and emits `lost` (once). */
+  private lose(hold: Hold, reason: LockLostReason, cause?: unknown): void {
+    const error = new LockLostError(this.name, reason, cause === undefined ? {} : { cause });
+    if (hold.lose(error)) lockEvents.emit('lost', { name: this.name, key: this.key, error });
   }
 
   /**
    * Runs one primitive within `operationTimeout`, wrapping failures in LockBackendError (but not
    * a missing driver, which is no server failure).
    */
-  private async bounded<T>(operation: 'release' | 'locked', run: () => Promise<T>): Promise<T> {
+  private async bounded<T>(
+    operation: 'release' | 'locked' | 'extend',
+    run: () => Promise<T>,
+  ): Promise<T> {
     let settled;
     try {
       settled = await settleWithin(Promise.resolve().then(run), this.operationTimeout);
@@ -305,14 +402,47 @@ export abstract class BaseLock<C extends object = object> implements Distributed
    * `LockBackendError` if the server fails (the lock then stays held here, so you may retry).
    */
   async release(): Promise<void> {
-    const token = this.token;
-    if (token === null) throw new LockReleaseError(this.name, 'not-acquired');
-    const released = await this.bounded('release', () => this._release(token));
-    if (this.token === token) {
-      this.token = null;
+    const hold = this.hold;
+    if (hold === null) throw new LockReleaseError(this.name, 'not-acquired');
+    const released = await this.bounded('release', () => this._release(hold.token));
+    hold.stop();
+    if (this.hold === hold) {
+      this.hold = null;
       trackHeld(this, false);
     }
     if (!released) throw new LockReleaseError(this.name, 'not-owned');
+  }
+
+  /**
+   * Sets the expiry of the held lock to `ms` from now (default: `expire`), atomically and only if
+   * this object's owner token still holds it. Rejects with `LockReleaseError('not-owned')` if it
+   * does not (the signal then aborts), `LockReleaseError('not-acquired')` if this object never
+   * acquired it, and `LockBackendError` if the server fails.
+   *
+   * @example
+   * await lock.extend(30_000); // 30 s more from now
+   */
+  async extend(ms: number | undefined = this.expire ?? undefined): Promise<void> {
+    const hold = this.hold;
+    if (hold === null) throw new LockReleaseError(this.name, 'not-acquired');
+    if (ms === undefined) {
+      throw new TypeError(
+        messages.invalidOption(
+          'ms',
+          ms,
+          'a number of milliseconds (this lock has no expire to default to)',
+        ),
+      );
+    }
+    const ttl = checkDuration('ms', ms, 1);
+    this.validateExpire(ttl);
+    const sentAt = now();
+    const extended = await this.bounded('extend', () => this._extend(hold.token, ttl));
+    if (!extended) {
+      this.lose(hold, 'taken');
+      throw new LockReleaseError(this.name, 'not-owned');
+    }
+    if (this.hold === hold) hold.confirm(sentAt, ttl);
   }
 
   /** Whether anyone (this object or another) holds the lock on the server right now. */
@@ -351,6 +481,6 @@ export abstract class BaseLock<C extends object = object> implements Distributed
    * await using held = lock; // released when the block exits
    */
   async [Symbol.asyncDispose](): Promise<void> {
-    if (this.token !== null) await this.release();
+    if (this.hold !== null) await this.release();
   }
 }

@@ -3,6 +3,7 @@ import {
   DEFAULT_LOCK_OPTIONS,
   LOCK_OPTION_KEYS,
   type LockOptions,
+  renewalInterval,
   type ResolvedLockOptions,
   validateLockOptions,
 } from './options.js';
@@ -69,7 +70,9 @@ export function configure(options: ConfigureOptions): void {
       client = options.client;
     }
   }
-  current = Object.freeze({ ...current, ...lockOptions, backend, client });
+  const next = Object.freeze({ ...current, ...lockOptions, backend, client });
+  renewalInterval(next.autoExtend, next.expire); // settings that cannot work fail here
+  current = next;
 }
 
 /** The current process-wide configuration (a frozen snapshot). */

@@ -43,6 +43,18 @@ export class Lock implements DistributedLock {
     return this.backendLock.isAcquired;
   }
 
+  get fencingToken(): string | undefined {
+    return this.backendLock.fencingToken;
+  }
+
+  get signal(): AbortSignal {
+    return this.backendLock.signal;
+  }
+
+  extend(ms?: number): Promise<void> {
+    return this.backendLock.extend(ms);
+  }
+
   acquire(blocking?: boolean | AcquireOptions): Promise<boolean> {
     return this.backendLock.acquire(blocking);
   }

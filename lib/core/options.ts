@@ -24,6 +24,12 @@ export interface LockOptions {
    * with `LockBackendError` (or counts as a failed attempt in a blocking acquire). Default 5 000.
    */
   operationTimeout?: number;
+  /**
+   * Keep renewing the lock while it is held: `true` renews every `expire / 3` ms, a number is the
+   * renewal interval in ms (at most `expire / 2`). Needs an `expire` and a backend with
+   * `extend()`. Default `false`.
+   */
+  autoExtend?: boolean | number;
 }
 
 /** The options of a lock after defaults were applied. */
@@ -33,6 +39,7 @@ export interface ResolvedLockOptions {
   readonly timeout: number;
   readonly retryInterval: number;
   readonly operationTimeout: number;
+  readonly autoExtend: boolean | number;
 }
 
 /** Sherlock's defaults, in milliseconds. */
@@ -42,6 +49,7 @@ export const DEFAULT_LOCK_OPTIONS: ResolvedLockOptions = Object.freeze({
   timeout: 10_000,
   retryInterval: 100,
   operationTimeout: 5_000,
+  autoExtend: false,
 });
 
 export const LOCK_OPTION_KEYS = [
@@ -50,6 +58,7 @@ export const LOCK_OPTION_KEYS = [
   'timeout',
   'retryInterval',
   'operationTimeout',
+  'autoExtend',
 ] as const;
 
 /** Largest duration accepted (about 285 000 years): beyond it timers and TTLs lose meaning. */
@@ -120,6 +129,7 @@ export function validateLockOptions(options: Record<string, unknown>): LockOptio
   if (options.operationTimeout !== undefined) {
     out.operationTimeout = checkDuration('operationTimeout', options.operationTimeout, 1);
   }
+  if (options.autoExtend !== undefined) out.autoExtend = checkAutoExtend(options.autoExtend);
   return out;
 }
 
@@ -137,4 +147,42 @@ export function checkConnection(backend: string, value: unknown): ConnectionSett
     (typeof value === 'object' && value !== null && !Array.isArray(value));
   if (!ok) throw new TypeError(messages.invalidOption('connection', value, allowed));
   return value as ConnectionSettings;
+}
+
+/** Checks `autoExtend` on its own: a boolean, or a renewal interval of at least 1 ms. */
+export function checkAutoExtend(value: unknown): boolean | number {
+  if (typeof value === 'boolean') return value;
+  return checkDuration('autoExtend', value, 1);
+}
+
+/**
+ * The renewal interval of `autoExtend` for a lock expiring after `expire` ms, or `null` for no
+ * renewal. Throws a RangeError for settings that cannot work: renewal without an expiry, or an
+ * interval not well inside the expiry (more than half of it).
+ */
+export function renewalInterval(
+  autoExtend: boolean | number,
+  expire: number | null,
+): number | null {
+  if (autoExtend === false) return null;
+  if (expire === null) {
+    throw new RangeError(
+      messages.invalidOption(
+        'autoExtend',
+        autoExtend,
+        'false when expire is null (a lock that never expires needs no renewal)',
+      ),
+    );
+  }
+  if (autoExtend === true) return expire / 3;
+  if (autoExtend > expire / 2) {
+    throw new RangeError(
+      messages.invalidOption(
+        'autoExtend',
+        autoExtend,
+        `a renewal interval of at most expire / 2 (${expire / 2} ms) so that a renewal can fail and be retried before the lock expires`,
+      ),
+    );
+  }
+  return autoExtend;
 }

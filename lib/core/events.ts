@@ -1,0 +1,21 @@
+import { EventEmitter } from 'node:events';
+import type { LockLostError } from './errors/lock-lost.error.js';
+
+/** Emitted as `'lost'` when a held lock is known lost (its `signal` aborts at the same time). */
+export interface LockLostEvent {
+  readonly name: string;
+  readonly key: string;
+  readonly error: LockLostError;
+}
+
+interface SherlockEventMap {
+  lost: [LockLostEvent];
+}
+
+/**
+ * Events of every lock in this process. The Nest module logs them; without Nest, listen here.
+ *
+ * @example
+ * lockEvents.on('lost', ({ name, error }) => logger.error(`lock ${name} lost: ${error.reason}`));
+ */
+export const lockEvents = new EventEmitter<SherlockEventMap>();

@@ -1,0 +1,58 @@
+import type { LockLostError } from './errors/lock-lost.error.js';
+import { now } from './timing.js';
+
+/** How long before a lock's expiry its signal aborts when it could not be renewed. */
+export const lossMargin = (ttl: number): number => Math.min(ttl / 10, 1_000);
+
+/**
+ * One holding of a lock: its owner token, fencing token, loss signal and timers. The server
+ * cannot expire the lock before `sentAt + ttl` of the last successful acquire or extend (the TTL
+ * starts when the server applies the command, after we sent it), so the signal aborts a margin
+ * before that instant unless a renewal confirms the lock again.
+ */
+export class Hold {
+  private readonly controller = new AbortController();
+  private lossTimer: NodeJS.Timeout | undefined;
+  private renewTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly token: string,
+    readonly fencingToken: string | undefined,
+    private readonly onExpiry: (hold: Hold) => void,
+  ) {}
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** The lock was (re)confirmed by a command sent at `sentAt` with `ttl` ms (null: no expiry). */
+  confirm(sentAt: number, ttl: number | null): void {
+    clearTimeout(this.lossTimer);
+    if (ttl === null || this.signal.aborted) return;
+    const delay = Math.max(0, sentAt + ttl - lossMargin(ttl) - now());
+    this.lossTimer = setTimeout(() => this.onExpiry(this), delay);
+    this.lossTimer.unref();
+  }
+
+  /** Runs `renew` in `interval` ms (unless stopped or lost meanwhile). */
+  scheduleRenewal(interval: number, renew: () => void): void {
+    clearTimeout(this.renewTimer);
+    if (this.signal.aborted) return;
+    this.renewTimer = setTimeout(renew, interval);
+    this.renewTimer.unref();
+  }
+
+  /** Aborts the signal with `error` (once) and stops the timers. */
+  lose(error: LockLostError): boolean {
+    this.stop();
+    if (this.signal.aborted) return false;
+    this.controller.abort(error);
+    return true;
+  }
+
+  /** Stops the timers (on release). */
+  stop(): void {
+    clearTimeout(this.lossTimer);
+    clearTimeout(this.renewTimer);
+  }
+}
