@@ -1,6 +1,7 @@
 import { type AcquireResult, BaseLock, type BaseLockOptions } from '../core/base-lock.js';
 import { loadDriver } from '../core/driver.js';
 import { messages } from '../core/messages.js';
+import { sleep } from '../core/timing.js';
 import { checkConnection } from '../core/options.js';
 import { backends, registerAlias, type ClientClass } from '../core/registry.js';
 import {
@@ -117,6 +118,11 @@ export class MemcachedLock extends BaseLock {
     const item = await gets(this.memcached, this.key);
     if (!item || item.value !== token) return false;
     return deleteIfUnchanged(this.memcached, this.key, item.cas);
+  }
+
+  /** Memcached cannot announce releases: waiters poll, with jitter so they do not move in step. */
+  protected override async waitForRetry(ms: number, signal?: AbortSignal): Promise<void> {
+    await sleep(ms * (0.5 + Math.random() / 2), signal);
   }
 
   protected async _locked(): Promise<boolean> {

@@ -1,11 +1,21 @@
-import { type AcquireResult, BaseLock, type BaseLockOptions } from '../core/base-lock.js';
+import {
+  type AcquireResult,
+  BaseLock,
+  type BaseLockOptions,
+  type ReleaseWaiter,
+} from '../core/base-lock.js';
 import { messages } from '../core/messages.js';
 import { backends, type BackendDefinition } from '../core/registry.js';
-import { now } from '../core/timing.js';
+import { now, sleep } from '../core/timing.js';
 
 interface Entry {
   readonly token: string;
   readonly expiresAt: number;
+}
+
+/** A blocked acquire's place in a key's queue. */
+export interface MemoryTicket {
+  readonly wake: () => void;
 }
 
 /**
@@ -18,6 +28,7 @@ interface Entry {
  */
 export class MemoryStore {
   private readonly entries = new Map<string, Entry>();
+  private readonly queues = new Map<string, MemoryTicket[]>();
   private fence = 0n;
 
   /** The token holding `key`, or undefined (expired entries are dropped on access). */
@@ -34,8 +45,16 @@ export class MemoryStore {
    * Sets `key` to `token` unless it is held; `ttl` in ms, or null for no expiry. Resolves the
    * fencing token (from a counter of this store, so it increases for every key), or `false`.
    */
-  setIfAbsent(key: string, token: string, ttl: number | null): string | false {
+  setIfAbsent(
+    key: string,
+    token: string,
+    ttl: number | null,
+    ticket?: MemoryTicket,
+  ): string | false {
     if (this.get(key) !== undefined) return false;
+    // First come, first served: while acquires wait in line, only the first may take the lock.
+    const queue = this.queues.get(key);
+    if (queue && queue.length > 0 && queue[0] !== ticket) return false;
     this.entries.set(key, { token, expiresAt: ttl === null ? Infinity : now() + ttl });
     this.fence += 1n;
     return this.fence.toString();
@@ -51,7 +70,33 @@ export class MemoryStore {
   /** Deletes `key` if `token` holds it. */
   deleteIfOwner(key: string, token: string): boolean {
     if (this.get(key) !== token) return false;
-    return this.entries.delete(key);
+    this.entries.delete(key);
+    this.queues.get(key)?.[0]?.wake(); // hand the lock to the first in line
+    return true;
+  }
+
+  /** Remaining time to live of the lock on `key` in ms (-1: no expiry or not held). */
+  ttl(key: string): number {
+    const entry = this.get(key) === undefined ? undefined : this.entries.get(key);
+    return entry && entry.expiresAt !== Infinity ? entry.expiresAt - now() : -1;
+  }
+
+  /** Puts a blocked acquire in line for `key`. */
+  enqueue(key: string, ticket: MemoryTicket): void {
+    const queue = this.queues.get(key);
+    if (queue) queue.push(ticket);
+    else this.queues.set(key, [ticket]);
+  }
+
+  /** Takes a ticket out of line (it got the lock or gave up); the next one may try now. */
+  dequeue(key: string, ticket: MemoryTicket): void {
+    const queue = this.queues.get(key);
+    if (!queue) return;
+    const index = queue.indexOf(ticket);
+    if (index === -1) return;
+    queue.splice(index, 1);
+    if (queue.length === 0) this.queues.delete(key);
+    else if (index === 0 && this.get(key) === undefined) queue[0]?.wake();
   }
 
   /** Number of live entries. */
@@ -82,9 +127,42 @@ export class MemoryLock extends BaseLock<MemoryStore> {
     super(name, options);
   }
 
+  private ticket: MemoryTicket | undefined;
+
   protected async _acquire(token: string): Promise<AcquireResult> {
-    const fencingToken = this.client.setIfAbsent(this.key, token, this.expire);
+    const fencingToken = this.client.setIfAbsent(this.key, token, this.expire, this.ticket);
     return fencingToken === false ? false : { fencingToken };
+  }
+
+  /** Waits in line: woken by the release before it (first come, first served) or its expiry. */
+  protected override async openWaiter(): Promise<ReleaseWaiter> {
+    const store = this.client;
+    let woken = false;
+    let pending: AbortController | undefined;
+    const ticket: MemoryTicket = {
+      wake: () => {
+        woken = true;
+        pending?.abort();
+      },
+    };
+    this.ticket = ticket;
+    store.enqueue(this.key, ticket);
+    return {
+      wait: async (remaining, signal) => {
+        if (!woken) {
+          const ttl = store.ttl(this.key);
+          pending = new AbortController();
+          const stop = signal ? AbortSignal.any([signal, pending.signal]) : pending.signal;
+          await sleep(Math.min(remaining, ttl >= 0 ? ttl + 1 : remaining), stop);
+          pending = undefined;
+        }
+        woken = false;
+      },
+      close: () => {
+        store.dequeue(this.key, ticket);
+        if (this.ticket === ticket) this.ticket = undefined;
+      },
+    };
   }
 
   protected override async _extend(token: string, ttl: number): Promise<boolean> {

@@ -1,5 +1,12 @@
 import { createHash } from 'node:crypto';
-import { type AcquireResult, BaseLock, type BaseLockOptions } from '../core/base-lock.js';
+import {
+  type AcquireResult,
+  BaseLock,
+  type BaseLockOptions,
+  type ReleaseWaiter,
+} from '../core/base-lock.js';
+import { now } from '../core/timing.js';
+import { type SubscriberSource, waitForRelease } from './redis-releases.js';
 import { loadDriver } from '../core/driver.js';
 import { messages } from '../core/messages.js';
 import { checkConnection } from '../core/options.js';
@@ -41,7 +48,8 @@ class Script {
 
 /**
  * SET NX (with PX unless ARGV[2] is empty) and, if it took the lock, INCR the fencing counter.
- * KEYS: lock, counter. ARGV: token, expire in ms or ''. Returns the counter as a string, or nil.
+ * KEYS: lock, counter. ARGV: token, expire in ms or ''. Returns the counter as a string, or the
+ * holder's remaining time to live in ms (a number; -1 without expiry) when the lock is taken.
  */
 const ACQUIRE = new Script(`
 local taken
@@ -50,7 +58,7 @@ if ARGV[2] == '' then
 else
   taken = redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
 end
-if not taken then return false end
+if not taken then return redis.call('pttl', KEYS[1]) end
 return tostring(redis.call('incr', KEYS[2]))`);
 
 const EXTEND = new Script(`
@@ -59,9 +67,12 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
 end
 return 0`);
 
+/** Compare-and-delete, then announce the release to waiters. ARGV: token, channel. */
 const RELEASE = new Script(`
 if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('del', KEYS[1])
+  redis.call('del', KEYS[1])
+  redis.call('publish', ARGV[2], '1')
+  return 1
 end
 return 0`);
 
@@ -98,7 +109,25 @@ export class RedisLock extends BaseLock {
   protected async _acquire(token: string): Promise<AcquireResult> {
     const expire = this.expire === null ? '' : String(Math.ceil(this.expire));
     const reply = await ACQUIRE.run(this.redis, [this.key, this.fencingKey], [token, expire]);
-    return typeof reply === 'string' ? { fencingToken: reply } : false;
+    if (typeof reply === 'string') return { fencingToken: reply };
+    this.holderTtl = typeof reply === 'number' ? reply : -1;
+    this.holderTtlAt = now();
+    return false;
+  }
+
+  /** The channel the release script announces this lock's releases on. */
+  readonly releaseChannel = `sherlock:release:${this.key}`;
+  private holderTtl = -1;
+  private holderTtlAt = 0;
+
+  /**
+   * Waiters are woken by the release message (one shared subscriber connection per client),
+   * or when the holder's lock expires, with a poll every 2 s for a missed message.
+   */
+  protected override async openWaiter(): Promise<ReleaseWaiter> {
+    return waitForRelease(this.client as SubscriberSource, this.releaseChannel, () =>
+      this.holderTtl < 0 ? -1 : Math.max(0, this.holderTtl - (now() - this.holderTtlAt)),
+    );
   }
 
   protected override async _extend(token: string, ttl: number): Promise<boolean> {
@@ -106,7 +135,7 @@ export class RedisLock extends BaseLock {
   }
 
   protected async _release(token: string): Promise<boolean> {
-    return (await RELEASE.run(this.redis, [this.key], [token])) === 1;
+    return (await RELEASE.run(this.redis, [this.key], [token, this.releaseChannel])) === 1;
   }
 
   protected async _locked(): Promise<boolean> {

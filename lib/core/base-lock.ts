@@ -42,6 +42,17 @@ export interface AcquireOptions {
   signal?: AbortSignal;
 }
 
+/** Notifications of releases for one waiting acquire (see `BaseLock.openWaiter`). */
+export interface ReleaseWaiter {
+  /**
+   * Resolves when the lock may be free: a release was announced, its expiry passed, or a
+   * fallback poll is due; at most after `remaining` ms, or when `signal` aborts.
+   */
+  wait(remaining: number, signal?: AbortSignal): Promise<void>;
+  /** Stops listening. */
+  close(): void;
+}
+
 /** The lock API shared by every lock class, including the generic `Lock`. */
 export interface DistributedLock extends AsyncDisposable {
   /** The name the lock was created with. */
@@ -278,36 +289,68 @@ export abstract class BaseLock<C extends object = object> implements Distributed
   ): Promise<boolean> {
     const start = now();
     let lastError: unknown;
-    for (;;) {
-      if (signal?.aborted) throw new LockAbortedError(this.name, { cause: signal.reason });
-      try {
-        // Every attempt may take up to operationTimeout, so the last one (sent when `timeout`
-        // runs out) can finish: a blocking acquire ends by timeout + operationTimeout at worst.
-        if (await this.attempt(this.operationTimeout, signal)) return true;
-        lastError = undefined;
-      } catch (err) {
-        // Aborted, or the backend's driver is not installed: retrying cannot help.
-        if (err instanceof LockAbortedError || err instanceof DriverMissingError) throw err;
-        if (!blocking) throw new LockBackendError(this.name, 'acquire', { cause: err });
-        lastError = err;
+    let waiter: ReleaseWaiter | undefined;
+    let triedWaiter = false;
+    try {
+      for (;;) {
+        if (signal?.aborted) throw new LockAbortedError(this.name, { cause: signal.reason });
+        try {
+          // Every attempt may take up to operationTimeout, so the last one (sent when `timeout`
+          // runs out) can finish: a blocking acquire ends by timeout + operationTimeout at worst.
+          if (await this.attempt(this.operationTimeout, signal)) return true;
+          lastError = undefined;
+        } catch (err) {
+          // Aborted, or the backend's driver is not installed: retrying cannot help.
+          if (err instanceof LockAbortedError || err instanceof DriverMissingError) throw err;
+          if (!blocking) throw new LockBackendError(this.name, 'acquire', { cause: err });
+          lastError = err;
+        }
+        if (!blocking) return false;
+        const elapsed = now() - start;
+        if (elapsed >= timeout) {
+          throw new LockTimeoutError(
+            this.name,
+            timeout,
+            lastError === undefined ? {} : { cause: lastError },
+          );
+        }
+        if (!triedWaiter && lastError === undefined) {
+          // Listen for releases *before* the next attempt, so none in between is missed.
+          triedWaiter = true;
+          waiter = await this.listen(signal);
+          if (waiter) continue;
+        }
+        if (waiter) await waiter.wait(timeout - elapsed, signal);
+        else await this.waitForRetry(Math.min(this.retryInterval, timeout - elapsed), signal);
       }
-      if (!blocking) return false;
-      const elapsed = now() - start;
-      if (elapsed >= timeout) {
-        throw new LockTimeoutError(
-          this.name,
-          timeout,
-          lastError === undefined ? {} : { cause: lastError },
-        );
-      }
-      await this.waitForRetry(Math.min(this.retryInterval, timeout - elapsed), signal);
+    } finally {
+      waiter?.close();
+    }
+  }
+
+  private async listen(signal?: AbortSignal): Promise<ReleaseWaiter | undefined> {
+    try {
+      const settled = await settleWithin(
+        Promise.resolve().then(() => this.openWaiter()),
+        this.operationTimeout,
+        signal,
+      );
+      return settled.kind === 'value' ? settled.value : undefined;
+    } catch {
+      return undefined; // no notifications: keep polling
     }
   }
 
   /**
-   * Waits before the next attempt of a blocking acquire. A backend that can be told about a
-   * release (pub/sub, watches) may override this to return early; returning early is always safe.
+   * Starts listening for releases of this lock, for a blocking acquire that found it taken; the
+   * acquire then waits on the returned waiter instead of polling. Backends that can push a
+   * release (Redis pub/sub, in-process) override this; the default polls at `retryInterval`.
    */
+  protected async openWaiter(): Promise<ReleaseWaiter | undefined> {
+    return undefined;
+  }
+
+  /** Waits before the next attempt when polling (no waiter); a backend may add jitter. */
   protected async waitForRetry(ms: number, signal?: AbortSignal): Promise<void> {
     await sleep(ms, signal);
   }

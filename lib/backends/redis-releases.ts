@@ -1,0 +1,110 @@
+import type { ReleaseWaiter } from '../core/base-lock.js';
+import { sleep } from '../core/timing.js';
+
+/** The part of an ioredis client this needs to make and use a subscriber connection. */
+export interface SubscriberSource {
+  duplicate(): Subscriber;
+}
+
+interface Subscriber {
+  subscribe(channel: string): Promise<unknown>;
+  unsubscribe(channel: string): Promise<unknown>;
+  on(event: 'message', listener: (channel: string, message: string) => void): unknown;
+  on(event: 'ready', listener: () => void): unknown;
+  disconnect(): void;
+}
+
+/** How long a waiter waits for a release message before it tries again anyway. */
+export const FALLBACK_POLL = 2_000;
+
+/**
+ * One subscriber connection per client, shared by all the waiting acquires of that client: the
+ * release script publishes on the lock's channel, and every local waiter of that lock wakes.
+ * The connection is opened for the first waiter and closed when the last one leaves, so an idle
+ * process holds no extra connection and can exit.
+ */
+class ReleaseChannels {
+  private subscriber: Subscriber | undefined;
+  private readonly listeners = new Map<string, Set<() => void>>();
+
+  constructor(private readonly source: SubscriberSource) {}
+
+  async join(channel: string, wake: () => void): Promise<() => void> {
+    const subscriber = this.connect();
+    let set = this.listeners.get(channel);
+    const first = !set;
+    if (!set) this.listeners.set(channel, (set = new Set()));
+    set.add(wake);
+    const leave = () => this.leave(channel, wake);
+    if (first) {
+      try {
+        await subscriber.subscribe(channel);
+      } catch (err) {
+        leave();
+        throw err;
+      }
+    }
+    return leave;
+  }
+
+  private connect(): Subscriber {
+    if (this.subscriber) return this.subscriber;
+    const subscriber = this.source.duplicate();
+    subscriber.on('message', (channel) => this.listeners.get(channel)?.forEach((wake) => wake()));
+    // After a reconnect, messages may have been missed: let every waiter try again.
+    subscriber.on('ready', () => this.listeners.forEach((set) => set.forEach((wake) => wake())));
+    this.subscriber = subscriber;
+    return subscriber;
+  }
+
+  private leave(channel: string, wake: () => void): void {
+    const set = this.listeners.get(channel);
+    if (!set?.delete(wake) || set.size > 0) return;
+    this.listeners.delete(channel);
+    const subscriber = this.subscriber;
+    if (!subscriber) return;
+    if (this.listeners.size === 0) {
+      this.subscriber = undefined;
+      subscriber.disconnect();
+    } else {
+      subscriber.unsubscribe(channel).catch(() => undefined);
+    }
+  }
+}
+
+const byClient = new WeakMap<object, ReleaseChannels>();
+
+/**
+ * A waiter woken by the release message on `channel`, or when `ttl()` (the holder's remaining
+ * time to live, as last seen; negative if unknown) runs out, or after `FALLBACK_POLL`.
+ */
+export async function waitForRelease(
+  client: SubscriberSource,
+  channel: string,
+  ttl: () => number,
+): Promise<ReleaseWaiter> {
+  let channels = byClient.get(client);
+  if (!channels) byClient.set(client, (channels = new ReleaseChannels(client)));
+  let pending: AbortController | undefined;
+  let released = false;
+  const leave = await channels.join(channel, () => {
+    released = true;
+    pending?.abort();
+  });
+  return {
+    async wait(remaining, signal) {
+      if (released) {
+        released = false;
+        return;
+      }
+      const holderTtl = ttl();
+      const ms = Math.min(remaining, FALLBACK_POLL, holderTtl >= 0 ? holderTtl + 1 : Infinity);
+      pending = new AbortController();
+      const stop = signal ? AbortSignal.any([signal, pending.signal]) : pending.signal;
+      await sleep(ms, stop);
+      pending = undefined;
+      released = false;
+    },
+    close: leave,
+  };
+}
