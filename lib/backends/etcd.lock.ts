@@ -1,5 +1,12 @@
 import type { Namespace } from 'etcd3';
-import { type AcquireResult, BaseLock, type BaseLockOptions } from '../core/base-lock.js';
+import {
+  type AcquireResult,
+  BaseLock,
+  type BaseLockOptions,
+  type ReleaseWaiter,
+} from '../core/base-lock.js';
+import { sleep } from '../core/timing.js';
+import { FALLBACK_POLL } from './redis-releases.js';
 import { messages } from '../core/messages.js';
 import { loadDriver } from '../core/driver.js';
 import { checkConnection } from '../core/options.js';
@@ -98,6 +105,37 @@ export class EtcdLock extends BaseLock {
       .commit();
     this.revoke(token);
     return succeeded;
+  }
+
+  /**
+   * Waiters watch the lock's key: the delete of a release (or of the holder's lease running out)
+   * wakes them at once, with a poll every 2 s in case the watch misses it.
+   */
+  protected override async openWaiter(): Promise<ReleaseWaiter> {
+    const watcher = await this.etcd.watch().key(this.key).create();
+    let deleted = false;
+    let pending: AbortController | undefined;
+    const wake = () => {
+      deleted = true;
+      pending?.abort();
+    };
+    watcher.on('delete', wake);
+    watcher.on('connected', wake); // (re)connected: a delete may have been missed
+    watcher.on('error', () => undefined);
+    return {
+      async wait(remaining, signal) {
+        if (!deleted) {
+          pending = new AbortController();
+          const stop = signal ? AbortSignal.any([signal, pending.signal]) : pending.signal;
+          await sleep(Math.min(remaining, FALLBACK_POLL), stop);
+          pending = undefined;
+        }
+        deleted = false;
+      },
+      close() {
+        watcher.cancel().catch(() => undefined);
+      },
+    };
   }
 
   protected async _locked(): Promise<boolean> {
