@@ -414,7 +414,8 @@ export abstract class BaseLock<C extends object = object> implements Distributed
   /** Marks `hold` as lost: aborts its signal and emits `lost` (once). */
   private lose(hold: Hold, reason: LockLostReason, cause?: unknown): void {
     const error = new LockLostError(this.name, reason, cause === undefined ? {} : { cause });
-    if (hold.lose(error)) lockEvents.emit('lost', { name: this.name, key: this.key, error });
+    if (hold.lose(error))
+      lockEvents.emit('lost', { lock: this, name: this.name, key: this.key, error });
   }
 
   /**

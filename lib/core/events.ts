@@ -3,6 +3,8 @@ import type { LockLostError } from './errors/lock-lost.error.js';
 
 /** Emitted as `'lost'` when a held lock is known lost (its `signal` aborts at the same time). */
 export interface LockLostEvent {
+  /** The lock object whose holding was lost. */
+  readonly lock: object;
   readonly name: string;
   readonly key: string;
   readonly error: LockLostError;

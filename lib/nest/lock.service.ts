@@ -3,6 +3,8 @@ import {
   type BaseLock,
   heldLocks,
   LockBusyError,
+  lockEvents,
+  type LockLostEvent,
   LockReleaseError,
   LockTimeoutError,
   type LockOptions,
@@ -59,7 +61,13 @@ export class LockService implements OnApplicationShutdown {
     // Made at bootstrap (drivers connect lazily or in the background), so that connection
     // settings the backend cannot use fail the application's start, not its first lock.
     this.clientValue = options.client ?? options.backend.connect(options.connection);
+    lockEvents.on('lost', this.onLost);
   }
+
+  /** Logs the loss of a lock this registration created. */
+  private readonly onLost = ({ lock, error }: LockLostEvent) => {
+    if (this.created.has(lock as BaseLock)) this.logger.error(error.message);
+  };
 
   /** The client this registration's locks use (created from `connection` at bootstrap). */
   get client(): object {
@@ -147,11 +155,12 @@ export class LockService implements OnApplicationShutdown {
       ...this.options.locked,
       ...options,
     } as ResolvedLockedOptions;
-    const { wait, onBusy, atLeastFor, expire, timeout, retryInterval } = settings;
+    const { wait, onBusy, atLeastFor, expire, timeout, retryInterval, autoExtend } = settings;
     const lock = this.create(name, {
       ...(expire !== undefined ? { expire } : {}),
       ...(timeout !== undefined ? { timeout } : {}),
       ...(retryInterval !== undefined ? { retryInterval } : {}),
+      ...(autoExtend !== undefined ? { autoExtend } : {}),
     });
     checkAtLeastFor(atLeastFor, lock.expire);
     const context = lockContext.getStore();
@@ -215,6 +224,7 @@ export class LockService implements OnApplicationShutdown {
    * and closes the client if the module created it.
    */
   async onApplicationShutdown(): Promise<void> {
+    lockEvents.off('lost', this.onLost);
     for (const [lock, timer] of this.lingering) {
       clearTimeout(timer);
       if (lock.expire !== null) this.logger.log(nestMessages.leftToExpire(lock.name));

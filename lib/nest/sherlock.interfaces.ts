@@ -17,6 +17,12 @@ export interface LockedOptions {
   timeout?: number;
   /** Pause between attempts while waiting, in ms. Default: the module's `retryInterval`. */
   retryInterval?: number;
+  /**
+   * Renew the lock while the method runs: `true` every `expire / 3`, or an interval in ms (at
+   * most `expire / 2`). If a renewal finds the lock gone, `currentLock().signal` aborts.
+   * Default: the module's `autoExtend`.
+   */
+  autoExtend?: boolean | number;
   /** `true` (default): wait up to `timeout`; `false`: give up at once if the lock is held. */
   wait?: boolean;
   /**

@@ -33,7 +33,15 @@ export interface ResolvedModuleOptions {
   readonly locked: ResolvedLockedOptions;
 }
 
-const LOCKED_KEYS = ['expire', 'timeout', 'retryInterval', 'wait', 'onBusy', 'atLeastFor'] as const;
+const LOCKED_KEYS = [
+  'expire',
+  'timeout',
+  'retryInterval',
+  'autoExtend',
+  'wait',
+  'onBusy',
+  'atLeastFor',
+] as const;
 const MODULE_KEYS = ['backend', 'client', 'connection', 'locked', ...LOCK_OPTION_KEYS] as const;
 
 /** Validates `LockedOptions` (`where` names them in messages); only the keys given are returned. */
