@@ -43,7 +43,7 @@ export {
   type DistributedLock,
 } from './core/base-lock.js';
 export { Lock } from './core/lock.js';
-export { lockEvents, type LockLostEvent } from './core/events.js';
+export { lockEvents, type LockEvents, type LockLostEvent } from './core/events.js';
 export { shutdown, heldLocks, type ShutdownReport } from './core/lifecycle.js';
 export {
   RedisLock,

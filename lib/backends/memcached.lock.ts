@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { type AcquireResult, BaseLock, type BaseLockOptions } from '../core/base-lock.js';
 import { loadDriver } from '../core/driver.js';
 import { messages } from '../core/messages.js';
@@ -20,9 +21,15 @@ interface MemjsModule {
 /** Memcached reads an expiration above 30 days as an absolute Unix time: refused. */
 export const MEMCACHED_MAX_EXPIRE = 30 * 24 * 60 * 60 * 1000;
 const MAX_KEY_BYTES = 250;
-/** The fencing counter's key is the lock's key plus this (a space: never in a lock's key). */
+/** The fencing counter's key ends with this (a space: never in a lock's key). */
 const FENCE_SUFFIX = ' fence';
-const MAX_LOCK_KEY_BYTES = MAX_KEY_BYTES - Buffer.byteLength(FENCE_SUFFIX);
+
+/** The key of a lock's fencing counter: `<key> fence`, or `<sha256 of key> fence` if too long. */
+function fenceKeyOf(key: string): string {
+  const plain = `${key}${FENCE_SUFFIX}`;
+  if (Buffer.byteLength(plain) <= MAX_KEY_BYTES) return plain;
+  return `${createHash('sha256').update(key).digest('hex')}${FENCE_SUFFIX}`;
+}
 
 /** Options of a MemcachedLock: the lock options and an optional memjs `Client`. */
 export type MemcachedLockOptions = BaseLockOptions;
@@ -58,12 +65,12 @@ export class MemcachedLock extends BaseLock {
       );
     }
     const bytes = Buffer.byteLength(key);
-    if (bytes > MAX_LOCK_KEY_BYTES) {
+    if (bytes > MAX_KEY_BYTES) {
       throw new RangeError(
         messages.invalidName(
           'memcached',
           name,
-          `the key would be ${bytes} bytes long; memcached allows at most ${MAX_LOCK_KEY_BYTES} (${MAX_KEY_BYTES} minus the fencing counter's suffix)`,
+          `the key would be ${bytes} bytes long; memcached allows at most ${MAX_KEY_BYTES}`,
         ),
       );
     }
@@ -90,6 +97,9 @@ export class MemcachedLock extends BaseLock {
     }
   }
 
+  /** The key of this lock's fencing counter. */
+  readonly fenceKey = fenceKeyOf(this.key);
+
   /** The expiration sent to memcached: whole seconds, rounded up; 0 means never. */
   protected get expirationSeconds(): number {
     return this.expire === null ? 0 : Math.ceil(this.expire / 1000);
@@ -104,7 +114,7 @@ export class MemcachedLock extends BaseLock {
   protected async _acquire(token: string): Promise<AcquireResult> {
     if (!(await add(this.memcached, this.key, token, this.expirationSeconds))) return false;
     const initial = BigInt(Date.now()) * 1000n;
-    const fence = await increment(this.memcached, `${this.key}${FENCE_SUFFIX}`, initial);
+    const fence = await increment(this.memcached, this.fenceKey, initial);
     return { fencingToken: fence.toString() };
   }
 

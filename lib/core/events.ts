@@ -10,8 +10,14 @@ export interface LockLostEvent {
   readonly error: LockLostError;
 }
 
-interface SherlockEventMap {
-  lost: [LockLostEvent];
+type LostListener = (event: LockLostEvent) => void;
+
+/** The events of every lock in this process (an `EventEmitter`). */
+export interface LockEvents {
+  on(event: 'lost', listener: LostListener): this;
+  once(event: 'lost', listener: LostListener): this;
+  off(event: 'lost', listener: LostListener): this;
+  emit(event: 'lost', payload: LockLostEvent): boolean;
 }
 
 /**
@@ -20,4 +26,4 @@ interface SherlockEventMap {
  * @example
  * lockEvents.on('lost', ({ name, error }) => logger.error(`lock ${name} lost: ${error.reason}`));
  */
-export const lockEvents = new EventEmitter<SherlockEventMap>();
+export const lockEvents: LockEvents = new EventEmitter();

@@ -378,8 +378,8 @@ describe('memcached: the item on the server', () => {
     await lock.release();
   });
 
-  it('turns expire: 1 ms into 1 s, not into 0 (which memcached reads as "never expire")', async () => {
-    const lock = memcachedLock(uniqueName('tiny'), { expire: 1 });
+  it('turns expire: 1000 ms into 1 s, never into 0 (which memcached reads as "never expire")', async () => {
+    const lock = memcachedLock(uniqueName('tiny'), { expire: 1_000 });
     await mustAcquire(lock);
     const item = await metaGet(lock.key);
     // Gone already if the server's clock ticked since the store; never an item without expiry.
@@ -388,6 +388,13 @@ describe('memcached: the item on the server', () => {
       timeout: 4_000,
       interval: 100,
     });
+  });
+
+  it('refuses an expire below 1 s (it would round up to a longer lock than asked)', () => {
+    expect(() => memcachedLock(uniqueName('tiny'), { expire: 1 })).toThrow(RangeError);
+    expect(() => memcachedLock(uniqueName('tiny'), { expire: 999 })).toThrow(
+      /'expire'.*999.*1000 ms/,
+    );
   });
 
   it('expire: null really holds the lock, with no expiry (t = -1)', async () => {
@@ -581,7 +588,7 @@ describe('etcd: the key on the server', () => {
   // etcd raises a TTL below its minimum (ceil(1.5 x election timeout) = 2 s by default) to it.
   it.each([
     { expire: 1_500, atLeast: 2 },
-    { expire: 1, atLeast: 1 },
+    { expire: 1_000, atLeast: 1 },
   ])('rounds expire $expire ms up to a lease of >= $atLeast s', async ({ expire, atLeast }) => {
     const lock = etcdLock(uniqueName('short'), { expire });
     await mustAcquire(lock);
@@ -589,6 +596,11 @@ describe('etcd: the key on the server', () => {
     expect(Number(lease.grantedTTL)).toBeGreaterThanOrEqual(atLeast);
     expect(Number(lease.grantedTTL)).toBeLessThanOrEqual(2);
     await lock.release();
+  });
+
+  it('refuses an expire below its granularity of 1 s, which the server cannot honour', () => {
+    expect(() => etcdLock(uniqueName('tiny'), { expire: 999 })).toThrow(RangeError);
+    expect(() => etcdLock(uniqueName('tiny'), { expire: 999 })).toThrow(/'expire'.*999/);
   });
 
   it("expire: null really holds the lock, with no lease (lease '0')", async () => {

@@ -402,7 +402,7 @@ import {
 
 class CounterLock extends BaseLock<MemoryStore> {
   protected async _acquire(token: string): Promise<boolean> {
-    return this.client.setIfAbsent(this.key, token, this.expire);
+    return this.client.setIfAbsent(this.key, token, this.expire) !== false;
   }
   protected async _release(token: string): Promise<boolean> {
     return this.client.deleteIfOwner(this.key, token);
