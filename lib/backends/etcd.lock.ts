@@ -7,9 +7,8 @@ import {
 } from '../core/base-lock.js';
 import { sleep } from '../core/timing.js';
 import { FALLBACK_POLL } from './redis-releases.js';
-import { messages } from '../core/messages.js';
 import { loadDriver } from '../core/driver.js';
-import { checkConnection } from '../core/options.js';
+import { checkConnection, checkWholeSeconds } from '../core/options.js';
 import { backends, type ClientClass } from '../core/registry.js';
 
 interface Etcd3Module {
@@ -53,15 +52,11 @@ export class EtcdLock extends BaseLock {
   }
 
   protected override validateExpire(expire: number | null): void {
-    if (expire !== null && expire < 1000) {
-      throw new RangeError(
-        messages.invalidOption(
-          'expire',
-          expire,
-          'at least 1000 ms on etcd, whose leases are whole seconds (longer ones are rounded up, and the server raises them to its minimum TTL, 2 s by default); or null for no expiry',
-        ),
-      );
-    }
+    checkWholeSeconds(
+      'etcd',
+      expire,
+      ', and the server raises them to its minimum TTL, 2 s by default',
+    );
   }
 
   /** The fencing token is the etcd revision that created the key: strictly increasing. */

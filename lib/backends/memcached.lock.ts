@@ -3,7 +3,7 @@ import { type AcquireResult, BaseLock, type BaseLockOptions } from '../core/base
 import { loadDriver } from '../core/driver.js';
 import { messages } from '../core/messages.js';
 import { sleep } from '../core/timing.js';
-import { checkConnection } from '../core/options.js';
+import { checkConnection, checkWholeSeconds } from '../core/options.js';
 import { backends, registerAlias, type ClientClass } from '../core/registry.js';
 import {
   add,
@@ -77,15 +77,7 @@ export class MemcachedLock extends BaseLock {
   }
 
   protected override validateExpire(expire: number | null): void {
-    if (expire !== null && expire < 1000) {
-      throw new RangeError(
-        messages.invalidOption(
-          'expire',
-          expire,
-          'at least 1000 ms on memcached, whose expirations are whole seconds (longer ones are rounded up); or null for no expiry',
-        ),
-      );
-    }
+    checkWholeSeconds('memcached', expire);
     if (expire !== null && expire > MEMCACHED_MAX_EXPIRE) {
       throw new RangeError(
         messages.invalidOption(

@@ -186,3 +186,19 @@ export function renewalInterval(
   }
   return autoExtend;
 }
+
+/**
+ * Refuses an `expire` below 1 s for a backend whose expiries are whole seconds (longer ones are
+ * rounded up): such a lock would live longer than asked. `note` adds the backend's own caveats.
+ */
+export function checkWholeSeconds(backend: string, expire: number | null, note = ''): void {
+  if (expire !== null && expire < 1000) {
+    throw new RangeError(
+      messages.invalidOption(
+        'expire',
+        expire,
+        `at least 1000 ms on ${backend}, whose expiries are whole seconds (longer ones are rounded up${note}); or null for no expiry`,
+      ),
+    );
+  }
+}
