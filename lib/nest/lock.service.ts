@@ -48,7 +48,8 @@ export class LockService implements OnApplicationShutdown {
   private readonly created = new WeakSet<BaseLock>();
   /** Locks kept past their method for `atLeastFor`, with the timer that releases them. */
   private readonly lingering = new Map<BaseLock, NodeJS.Timeout>();
-  private clientValue: object | undefined;
+  private readonly clientValue: object;
+  private closed = false;
   private readonly ownsClient: boolean;
 
   /** @internal built by SherlockModule from validated options. */
@@ -71,7 +72,11 @@ export class LockService implements OnApplicationShutdown {
 
   /** The client this registration's locks use (created from `connection` at bootstrap). */
   get client(): object {
-    this.clientValue ??= this.options.backend.connect(this.options.connection);
+    if (this.closed) {
+      throw new Error(
+        `The SherlockModule registration '${this.registration}' was shut down: its client is closed`,
+      );
+    }
     return this.clientValue;
   }
 
@@ -244,10 +249,9 @@ export class LockService implements OnApplicationShutdown {
         }
       }),
     );
-    if (this.ownsClient && this.clientValue) {
-      const client = this.clientValue;
-      this.clientValue = undefined;
-      await this.options.backend.closeClient(client);
+    if (this.ownsClient && !this.closed) {
+      this.closed = true;
+      await this.options.backend.closeClient(this.clientValue);
     }
   }
 }

@@ -99,6 +99,8 @@ describe.each(SERVER_BACKENDS)('client ownership on %s', (backend) => {
     await waitFor(async () => (await state(client)) === 'closed', {
       what: `the ${backend} client closing`,
     });
+    // A lock asked for after shutdown must not quietly open a new connection.
+    expect(() => locks.create(uniqueName('after-close'))).toThrow(/shut down/);
   });
 });
 
