@@ -52,8 +52,12 @@ export {
   EtcdLock,
   MemoryLock,
   MemoryStore,
+  RedlockLock,
+  RedisQuorum,
   type RedisLockOptions,
   type MemcachedLockOptions,
   type EtcdLockOptions,
   type MemoryLockOptions,
+  type RedlockLockOptions,
+  type RedisQuorumOptions,
 } from './backends/index.js';

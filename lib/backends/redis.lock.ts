@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import {
   type AcquireResult,
   BaseLock,
@@ -7,74 +6,18 @@ import {
 } from '../core/base-lock.js';
 import { now } from '../core/timing.js';
 import { type SubscriberSource, waitForRelease } from './redis-releases.js';
-import { loadDriver } from '../core/driver.js';
 import { messages } from '../core/messages.js';
 import { checkConnection } from '../core/options.js';
-import { backends, type ClientClass } from '../core/registry.js';
+import { backends } from '../core/registry.js';
+import {
+  ACQUIRE,
+  EXTEND,
+  FAIL_FAST,
+  ioredis,
+  RELEASE,
+  type RedisCommands,
+} from './redis-commands.js';
 import { keySlot, tagForSlot } from './redis-slots.js';
-
-/** The part of an ioredis client (`Redis` or `Cluster`) this backend calls. */
-interface RedisCommands {
-  evalsha(sha: string, numKeys: number, ...args: (string | number)[]): Promise<unknown>;
-  eval(script: string, numKeys: number, ...args: (string | number)[]): Promise<unknown>;
-  exists(key: string): Promise<number>;
-  quit(): Promise<unknown>;
-}
-
-interface IoredisModule {
-  Redis: ClientClass &
-    (new (
-      ...args: [options: Record<string, unknown>] | [url: string, options: Record<string, unknown>]
-    ) => RedisCommands);
-  Cluster: ClientClass;
-}
-
-/** A Lua script, sent by SHA and loaded on the first NOSCRIPT. User text is only ever an ARGV/KEYS. */
-class Script {
-  readonly sha: string;
-  constructor(readonly source: string) {
-    this.sha = createHash('sha1').update(source).digest('hex');
-  }
-
-  async run(client: RedisCommands, keys: string[], args: string[]): Promise<unknown> {
-    try {
-      return await client.evalsha(this.sha, keys.length, ...keys, ...args);
-    } catch (err) {
-      if (!String((err as Error | undefined)?.message).startsWith('NOSCRIPT')) throw err;
-      return client.eval(this.source, keys.length, ...keys, ...args);
-    }
-  }
-}
-
-/**
- * SET NX (with PX unless ARGV[2] is empty) and, if it took the lock, INCR the fencing counter.
- * KEYS: lock, counter. ARGV: token, expire in ms or ''. Returns the counter as a string, or the
- * holder's remaining time to live in ms (a number; -1 without expiry) when the lock is taken.
- */
-const ACQUIRE = new Script(`
-local taken
-if ARGV[2] == '' then
-  taken = redis.call('set', KEYS[1], ARGV[1], 'NX')
-else
-  taken = redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
-end
-if not taken then return redis.call('pttl', KEYS[1]) end
-return tostring(redis.call('incr', KEYS[2]))`);
-
-const EXTEND = new Script(`
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('pexpire', KEYS[1], ARGV[2])
-end
-return 0`);
-
-/** Compare-and-delete, then announce the release to waiters. ARGV: token, channel. */
-const RELEASE = new Script(`
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  redis.call('del', KEYS[1])
-  redis.call('publish', ARGV[2], '1')
-  return 1
-end
-return 0`);
 
 /** Options of a RedisLock: the lock options and an optional ioredis `Redis` or `Cluster` client. */
 export type RedisLockOptions = BaseLockOptions;
@@ -150,11 +93,6 @@ function fencingKeyFor(key: string, namespace: string | null): string {
   // A namespace with braces of its own could move the counter to another slot: then go without.
   return keySlot(prefixed) === slot ? prefixed : counter;
 }
-
-const ioredis = () => loadDriver<IoredisModule>('redis', 'ioredis');
-
-// Fail commands fast while the server is down instead of queueing them for long.
-const FAIL_FAST = { maxRetriesPerRequest: 1 };
 
 /** A client from a `redis://` URL or ioredis options (the module's `connection` setting). */
 function connectRedis(connection: unknown): RedisCommands {

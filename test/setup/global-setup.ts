@@ -1,18 +1,19 @@
 /**
- * Vitest global setup: one Redis, one Memcached and one Etcd for the whole run, on free ports.
+ * Vitest global setup: one Redis, one Memcached, one Etcd, and three more independent Redis
+ * servers for the Redlock backend, for the whole run, on free ports.
  *
- * A backend whose variable (REDIS_URL, MEMCACHED_SERVERS, ETCD_HOSTS) is already set is used as
+ * A backend whose variable (REDIS_URL, MEMCACHED_SERVERS, ETCD_HOSTS, REDLOCK_URLS) is already set is used as
  * is and nothing is started for it. The addresses are exported through `process.env` (inherited
  * by the test workers, which are forked after this runs) and `project.provide()` (`inject()`).
  */
 import type { TestProject } from 'vitest/node';
 
-import { ETCD_HOSTS, MEMCACHED_SERVERS, REDIS_URL } from '../support/env.js';
+import { ETCD_HOSTS, MEMCACHED_SERVERS, REDIS_URL, REDLOCK_URLS } from '../support/env.js';
 import { startEtcd, startMemcached, startRedis, type ServerHandle } from '../support/servers.js';
 
 interface Backend {
   envVar: string;
-  start: () => Promise<{ server: ServerHandle; address: string }>;
+  start: () => Promise<{ servers: ServerHandle[]; address: string }>;
 }
 
 const BACKENDS: Backend[] = [
@@ -20,21 +21,28 @@ const BACKENDS: Backend[] = [
     envVar: REDIS_URL,
     start: async () => {
       const server = await startRedis();
-      return { server, address: server.url };
+      return { servers: [server], address: server.url };
+    },
+  },
+  {
+    envVar: REDLOCK_URLS,
+    start: async () => {
+      const servers = await Promise.all([startRedis(), startRedis(), startRedis()]);
+      return { servers, address: servers.map((server) => server.url).join(',') };
     },
   },
   {
     envVar: MEMCACHED_SERVERS,
     start: async () => {
       const server = await startMemcached();
-      return { server, address: server.servers };
+      return { servers: [server], address: server.servers };
     },
   },
   {
     envVar: ETCD_HOSTS,
     start: async () => {
       const server = await startEtcd();
-      return { server, address: server.url };
+      return { servers: [server], address: server.url };
     },
   },
 ];
@@ -48,8 +56,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
 
   const results = await Promise.allSettled(
     BACKENDS.filter(({ envVar }) => !process.env[envVar]?.trim()).map(async (backend) => {
-      const { server, address } = await backend.start();
-      started.push(server);
+      const { servers, address } = await backend.start();
+      started.push(...servers);
       process.env[backend.envVar] = address;
       exported.push(backend.envVar);
     }),
@@ -69,6 +77,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('redisUrl', value(REDIS_URL));
   project.provide('memcachedServers', value(MEMCACHED_SERVERS));
   project.provide('etcdHosts', value(ETCD_HOSTS));
+  project.provide('redlockUrls', value(REDLOCK_URLS));
 
   if (started.length > 0) {
     const list = started.map((server) => `${server.kind} :${server.port} (pid ${server.pid})`);

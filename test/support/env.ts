@@ -9,6 +9,7 @@
 export const REDIS_URL = 'REDIS_URL';
 export const MEMCACHED_SERVERS = 'MEMCACHED_SERVERS';
 export const ETCD_HOSTS = 'ETCD_HOSTS';
+export const REDLOCK_URLS = 'REDLOCK_URLS';
 
 // The same values are also available through Vitest's `inject()`.
 declare module 'vitest' {
@@ -16,6 +17,7 @@ declare module 'vitest' {
     redisUrl: string;
     memcachedServers: string;
     etcdHosts: string;
+    redlockUrls: string;
   }
 }
 
@@ -59,4 +61,9 @@ export function etcdHostsValue(): string {
 /** ETCD_HOSTS split into URLs, the format etcd3's `new Etcd3({ hosts })` accepts. */
 export function etcdHosts(): string[] {
   return list(etcdHostsValue());
+}
+
+/** REDLOCK_URLS: `redis://host:port,...`, three independent Redis servers for the Redlock backend. */
+export function redlockUrls(): string[] {
+  return list(required(REDLOCK_URLS));
 }
