@@ -89,6 +89,14 @@ export class MemcachedLock extends BaseLock {
     }
   }
 
+  /**
+   * Memcached's clock ticks once a second, so an item stored for n seconds may be gone after just
+   * over n - 1 (when it was stored right before a tick): the loss signal counts on that much.
+   */
+  protected override minimumLifetime(ttl: number): number {
+    return (Math.ceil(ttl / 1000) - 1) * 1000;
+  }
+
   /** The key of this lock's fencing counter. */
   readonly fenceKey = fenceKeyOf(this.key);
 

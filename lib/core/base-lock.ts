@@ -116,6 +116,8 @@ export abstract class BaseLock<C extends object = object> implements Distributed
   protected readonly backend: BackendDefinition | undefined;
   private readonly ownClient: C | undefined;
   private hold: Hold | null = null;
+  /** The holding a `release()` is deleting right now: a renewal finding it gone is no loss. */
+  private releasing: Hold | null = null;
   private acquiring = false;
 
   constructor(name: string, options: BaseLockOptions = {}) {
@@ -166,6 +168,15 @@ export abstract class BaseLock<C extends object = object> implements Distributed
     return Promise.reject(
       new LockError(`The ${this.backendName} backend cannot extend locks`, this.name),
     );
+  }
+
+  /**
+   * How long the server surely keeps a lock it was asked to keep for `ttl` ms, counted from when
+   * the command was sent: the loss signal aborts a margin before that. A backend whose expiry
+   * clock is coarser than the TTL it is sent overrides this.
+   */
+  protected minimumLifetime(ttl: number): number {
+    return ttl;
   }
 
   /** Whether this lock class implements `_extend`. */
@@ -394,7 +405,7 @@ export abstract class BaseLock<C extends object = object> implements Distributed
     const hold = new Hold(token, fencingToken, (expired) => this.lose(expired, 'unconfirmed'));
     this.hold = hold;
     trackHeld(this, true);
-    hold.confirm(sentAt, this.expire);
+    hold.confirm(sentAt, this.expire === null ? null : this.minimumLifetime(this.expire));
     if (this.renewEvery !== null) this.scheduleRenewal(hold, this.renewEvery);
   }
 
@@ -448,7 +459,13 @@ export abstract class BaseLock<C extends object = object> implements Distributed
   async release(): Promise<void> {
     const hold = this.hold;
     if (hold === null) throw new LockReleaseError(this.name, 'not-acquired');
-    const released = await this.bounded('release', () => this._release(hold.token));
+    this.releasing = hold;
+    let released: boolean;
+    try {
+      released = await this.bounded('release', () => this._release(hold.token));
+    } finally {
+      if (this.releasing === hold) this.releasing = null;
+    }
     hold.stop();
     if (this.hold === hold) {
       this.hold = null;
@@ -461,7 +478,8 @@ export abstract class BaseLock<C extends object = object> implements Distributed
    * Sets the expiry of the held lock to `ms` from now (default: `expire`), atomically and only if
    * this object's owner token still holds it. Rejects with `LockReleaseError('not-owned')` if it
    * does not (the signal then aborts), `LockReleaseError('not-acquired')` if this object never
-   * acquired it, and `LockBackendError` if the server fails.
+   * acquired it, `LockBackendError` if the server fails, and `LockError` if the backend cannot
+   * extend locks (no `_extend`).
    *
    * @example
    * await lock.extend(30_000); // 30 s more from now
@@ -469,6 +487,10 @@ export abstract class BaseLock<C extends object = object> implements Distributed
   async extend(ms: number | undefined = this.expire ?? undefined): Promise<void> {
     const hold = this.hold;
     if (hold === null) throw new LockReleaseError(this.name, 'not-acquired');
+    if (!this.canExtend) {
+      // Not a server failure (which LockBackendError would say): nothing was sent.
+      throw new LockError(`The ${this.backendName} backend cannot extend locks`, this.name);
+    }
     if (ms === undefined) {
       throw new TypeError(
         messages.invalidOption(
@@ -483,10 +505,11 @@ export abstract class BaseLock<C extends object = object> implements Distributed
     const sentAt = now();
     const extended = await this.bounded('extend', () => this._extend(hold.token, ttl));
     if (!extended) {
-      this.lose(hold, 'taken');
+      // A renewal that raced release() finds the lock deleted by it: that is no loss.
+      if (this.hold === hold && this.releasing !== hold) this.lose(hold, 'taken');
       throw new LockReleaseError(this.name, 'not-owned');
     }
-    if (this.hold === hold) hold.confirm(sentAt, ttl);
+    if (this.hold === hold) hold.confirm(sentAt, this.minimumLifetime(ttl));
   }
 
   /** Whether anyone (this object or another) holds the lock on the server right now. */

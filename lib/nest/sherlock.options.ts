@@ -139,6 +139,11 @@ export function resolveModuleOptions(options: SherlockModuleOptions): ResolvedMo
     locked.atLeastFor,
     locked.expire !== undefined ? locked.expire : lockOptions.expire,
   );
+  // What only the backend can judge (its expiry limits, autoExtend against expire, whether it can
+  // extend at all) fails the start too, not the first lock: build a lock with each setting.
+  const { wait: _wait, onBusy: _onBusy, atLeastFor: _atLeastFor, ...lockedLockOptions } = locked;
+  new backend.lockClass('options-check', lockOptions);
+  new backend.lockClass('options-check', { ...lockOptions, ...lockedLockOptions });
   return {
     backend,
     lockOptions,

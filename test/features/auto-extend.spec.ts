@@ -1,0 +1,255 @@
+/**
+ * `autoExtend`: `true` renews every expire / 3, a number is the renewal interval in ms. The lock
+ * stays held well past its expiry, the renewals stop with the release (watched on the server with
+ * MONITOR), and settings that cannot work fail at construction and in configure().
+ */
+import { Redis } from 'ioredis';
+import {
+  configure,
+  getConfiguration,
+  lockEvents,
+  type LockLostEvent,
+  MemoryLock,
+  RedisLock,
+  resetConfiguration,
+} from 'nestjs-sherlock';
+import { afterAll, afterEach, describe, expect as globalExpect, it } from 'vitest';
+
+import { EtcdHttpClient, EtcdHttpLock } from '../support/etcd-http.lock.js';
+import { uniqueName } from '../support/backends.js';
+import { type RedisServer, startRedis } from '../support/servers.js';
+import {
+  closeEtcdInspector,
+  delay,
+  now,
+  redisMonitor,
+  redisRaw,
+  scope,
+  serverTtl,
+  serverValue,
+  TOKEN_BACKENDS,
+  type TokenBackend,
+} from './helpers.js';
+
+afterAll(closeEtcdInspector);
+
+/** expire for the long holds: memcached and etcd count whole seconds, so a little longer there. */
+const EXPIRE: Record<TokenBackend, number> = {
+  redis: 2_000,
+  memory: 2_000,
+  memcached: 3_000,
+  etcd: 3_000,
+};
+
+describe.concurrent('autoExtend keeps the lock', () => {
+  it.for(TOKEN_BACKENDS)(
+    '%s: autoExtend true holds it for 2.5 × expire: held as seen by another client, signal never aborted, same token',
+    async (backend, { expect, onTestFinished }) => {
+      const { lock } = scope(onTestFinished);
+      const name = uniqueName('auto');
+      const expire = EXPIRE[backend];
+      const held = lock(backend, name, { expire, autoExtend: true });
+      const other = lock(backend, name);
+      expect(held.renewEvery).toBeCloseTo(expire / 3);
+      expect(await held.acquire(false)).toBe(true);
+      const token = held.fencingToken;
+      const signal = held.signal;
+
+      const end = now() + 2.5 * expire;
+      let samples = 0;
+      while (now() < end) {
+        expect(await other.locked(), `held at ${samples * 250} ms`).toBe(true);
+        expect(signal.aborted).toBe(false);
+        samples++;
+        await delay(250);
+      }
+      expect(samples).toBeGreaterThan(10);
+      expect(await other.acquire(false)).toBe(false);
+      expect(held.fencingToken).toBe(token);
+      await held.release(); // still this owner's
+      expect(signal.aborted).toBe(false);
+    },
+  );
+
+  it('redis: a number is the renewal interval: with 400 ms the PTTL never falls far below expire', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { lock } = scope(onTestFinished);
+    const held = lock('redis', uniqueName('interval'), { expire: 2_000, autoExtend: 400 });
+    expect(held.renewEvery).toBe(400);
+    expect(await held.acquire(false)).toBe(true);
+    let lowest = Infinity;
+    const end = now() + 3_000;
+    while (now() < end) {
+      lowest = Math.min(lowest, (await serverTtl('redis', held.key)) ?? -2);
+      await delay(50);
+    }
+    // Without renewals it would reach 0 after 2 s; renewed every 400 ms it stays near 2000.
+    expect(lowest).toBeGreaterThan(1_000);
+    await held.release();
+  });
+
+  it('redis: the renewals stop with the release: MONITOR sees none of the old token afterwards, and the next holder keeps its own TTL', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { lock, defer } = scope(onTestFinished);
+    const name = uniqueName('stop');
+    const held = lock('redis', name, { expire: 1_500, autoExtend: 300 });
+    const monitor = await redisMonitor();
+    defer(() => monitor.close());
+    expect(await held.acquire(false)).toBe(true);
+    const token = await serverValue('redis', held.key);
+    expect(token).toMatch(/^[0-9a-f]{32}$/);
+    // A renewal runs the extend script with the token; the release script names its channel.
+    const renewals = () =>
+      monitor.lines.filter(
+        (line) => line.includes(`"${token}"`) && !line.includes('sherlock:release:'),
+      ).length;
+
+    await delay(1_000);
+    expect(renewals(), 'renewals seen while held').toBeGreaterThanOrEqual(2);
+    await held.release();
+    await delay(200); // MONITOR lines may trail the replies
+    const atRelease = renewals();
+
+    const next = lock('redis', name, { expire: 1_500 });
+    expect(await next.acquire(false)).toBe(true);
+    const owner = await serverValue('redis', next.key);
+    await delay(1_000); // more than 3 renewal intervals of the old holder
+    expect(renewals(), 'renewals after the release').toBe(atRelease);
+    expect(await serverValue('redis', next.key)).toBe(owner);
+    const ttl = await serverTtl('redis', next.key);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(500); // 1500 - 1000: it was never extended
+  });
+});
+
+describe('a renewal racing the release (Redis paused, so both are in flight together)', () => {
+  let server: RedisServer | undefined;
+  let client: Redis | undefined;
+
+  afterAll(async () => {
+    if (server?.paused) server.resume();
+    client?.disconnect();
+    await server?.stop();
+  });
+
+  it('does not report the released lock as lost: no signal abort, no lost event', async () => {
+    server = await startRedis();
+    client = new Redis(server.url);
+    const held = new RedisLock(uniqueName('race'), {
+      client,
+      expire: 3_000,
+      autoExtend: 200,
+    });
+    const events: LockLostEvent[] = [];
+    const listener = (event: LockLostEvent) => {
+      if (event.lock === held) events.push(event);
+    };
+    lockEvents.on('lost', listener);
+    try {
+      globalExpect(await held.acquire(false)).toBe(true);
+      const signal = held.signal;
+      await delay(50);
+      server.pause();
+      const released = held.release(); // sent first...
+      await delay(400); // ...then the renewal due 200 ms after the acquire
+      server.resume();
+      await released;
+      await delay(300);
+      globalExpect(await redisRaw(['EXISTS', held.key], { port: server.port })).toBe(0);
+      globalExpect(signal.aborted, 'the signal of a released lock').toBe(false);
+      globalExpect(events).toEqual([]);
+    } finally {
+      lockEvents.off('lost', listener);
+      if (server.paused) server.resume();
+    }
+  });
+});
+
+describe('autoExtend settings that cannot work fail at construction and in configure()', () => {
+  afterEach(() => resetConfiguration());
+
+  const construct = (options: Record<string, unknown>) => () =>
+    new MemoryLock('x', options as { autoExtend?: boolean | number });
+
+  it('with expire null: a RangeError naming autoExtend', () => {
+    for (const autoExtend of [true, 1_000]) {
+      globalExpect(construct({ expire: null, autoExtend })).toThrow(RangeError);
+      globalExpect(construct({ expire: null, autoExtend })).toThrow(/Invalid option 'autoExtend'/);
+    }
+    globalExpect(construct({ expire: null, autoExtend: false })).not.toThrow();
+  });
+
+  it('an interval above expire / 2: RangeError; exactly expire / 2 is allowed', () => {
+    globalExpect(construct({ expire: 2_000, autoExtend: 1_001 })).toThrow(RangeError);
+    globalExpect(construct({ expire: 2_000, autoExtend: 1_001 })).toThrow(
+      /'autoExtend': got 1001.*at most expire \/ 2 \(1000 ms\)/,
+    );
+    globalExpect(new MemoryLock('x', { expire: 2_000, autoExtend: 1_000 }).renewEvery).toBe(1_000);
+  });
+
+  it('0, -1, NaN, Infinity: RangeError; a string or an object: TypeError', () => {
+    for (const autoExtend of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      globalExpect(construct({ autoExtend }), String(autoExtend)).toThrow(RangeError);
+      globalExpect(construct({ autoExtend })).toThrow(/Invalid option 'autoExtend'/);
+    }
+    for (const autoExtend of ['yes', 'true', {}, null]) {
+      globalExpect(construct({ autoExtend }), String(autoExtend)).toThrow(TypeError);
+    }
+  });
+
+  it('the same in configure(), which then changes nothing', () => {
+    const before = getConfiguration();
+    const cases: {
+      options: Record<string, unknown>;
+      type: typeof TypeError | typeof RangeError;
+    }[] = [
+      { options: { expire: null, autoExtend: true }, type: RangeError },
+      { options: { expire: 2_000, autoExtend: 1_001 }, type: RangeError },
+      { options: { autoExtend: 0 }, type: RangeError },
+      { options: { autoExtend: -1 }, type: RangeError },
+      { options: { autoExtend: 'yes' }, type: TypeError },
+    ];
+    for (const { options, type } of cases) {
+      globalExpect(() => configure(options), JSON.stringify(options)).toThrow(type);
+      globalExpect(() => configure(options)).toThrow(/'autoExtend'/);
+      globalExpect(getConfiguration()).toBe(before);
+    }
+  });
+
+  it('configure() refuses a change that breaks the autoExtend already configured', () => {
+    configure({ autoExtend: true });
+    const configured = getConfiguration();
+    globalExpect(() => configure({ expire: null })).toThrow(/Invalid option 'autoExtend'/);
+    globalExpect(getConfiguration()).toBe(configured);
+    configure({ expire: null, autoExtend: false }); // both at once is fine
+    globalExpect(getConfiguration().expire).toBeNull();
+  });
+
+  it('a configured interval applies to new locks, and fails for a lock whose expire is too short for it', () => {
+    configure({ autoExtend: 1_000 }); // fine with the default expire (60 s)
+    globalExpect(new MemoryLock('x').renewEvery).toBe(1_000);
+    globalExpect(construct({ expire: 1_500 })).toThrow(/'autoExtend': got 1000.*750 ms/);
+    globalExpect(new MemoryLock('x', { expire: 1_500, autoExtend: true }).renewEvery).toBe(500);
+    configure({ autoExtend: true });
+    globalExpect(new MemoryLock('x', { expire: 3_000 }).renewEvery).toBe(1_000);
+  });
+
+  it('etcdhttp (no _extend): autoExtend throws a RangeError at construction, also when configured', () => {
+    const client = new EtcdHttpClient('http://127.0.0.1:1');
+    const make =
+      (options: { autoExtend?: boolean | number } = {}) =>
+      () =>
+        new EtcdHttpLock('x', { client, expire: 3_000, ...options });
+    globalExpect(make({ autoExtend: true })).toThrow(RangeError);
+    globalExpect(make({ autoExtend: 1_000 })).toThrow(/'autoExtend'.*etcdhttp.*no _extend/);
+    globalExpect(make()).not.toThrow();
+    configure({ autoExtend: true });
+    globalExpect(make()).toThrow(RangeError);
+    globalExpect(make({ autoExtend: false })).not.toThrow();
+    globalExpect(new RedisLock('x', { expire: 3_000 }).renewEvery).toBe(1_000);
+  });
+});

@@ -1,0 +1,289 @@
+/**
+ * Server-pushed hand-off: a blocked acquire is woken by the release (Redis pub/sub on one shared
+ * subscriber connection per client, the Etcd watch on the key, the MemoryStore's queue), not by
+ * its polling: with retryInterval 5000 it still gets the lock right after the release. Memory is
+ * first come, first served. Memcached keeps polling, with jitter.
+ */
+import { Redis } from 'ioredis';
+import { LockAbortedError, LockTimeoutError, MemoryLock, MemoryStore } from 'nestjs-sherlock';
+import { afterAll, describe, it } from 'vitest';
+
+import { uniqueName } from '../support/backends.js';
+import { redisUrl } from '../support/env.js';
+import {
+  closeEtcdInspector,
+  delay,
+  etcdInspector,
+  now,
+  rejection,
+  redisRaw,
+  scope,
+  type TokenBackend,
+  waitUntil,
+} from './helpers.js';
+
+afterAll(closeEtcdInspector);
+
+/** Far above what a pushed hand-off takes, far below the 2 s fallback poll and retryInterval. */
+const HANDOFF_LIMIT_MS = 1_000;
+const SLOW_POLLING = { retryInterval: 5_000, timeout: 10_000 };
+
+describe.concurrent('a blocked acquire is woken by the release', () => {
+  it.for(['redis', 'etcd', 'memory'] as const)(
+    `%s: with retryInterval 5000 the waiter gets the lock within ${HANDOFF_LIMIT_MS} ms of the release`,
+    async (backend: TokenBackend, { expect, onTestFinished }) => {
+      const { lock } = scope(onTestFinished);
+      const name = uniqueName('handoff');
+      const holder = lock(backend, name, { expire: 30_000 });
+      const waiter = lock(backend, name, SLOW_POLLING);
+      expect(await holder.acquire(false)).toBe(true);
+      const holderToken = BigInt(holder.fencingToken ?? -1);
+
+      const start = now();
+      const acquired = waiter.acquire().then((ok) => ({ ok, at: now() }));
+      await delay(300);
+      await holder.release();
+      const releasedAt = now();
+      const { ok, at } = await acquired;
+      const gap = at - releasedAt;
+      console.log(`${backend}: hand-off ${gap.toFixed(1)} ms after the release`);
+      expect(ok).toBe(true);
+      expect(at - start, 'it did wait for the release').toBeGreaterThan(250);
+      expect(gap).toBeLessThan(HANDOFF_LIMIT_MS);
+      expect(BigInt(waiter.fencingToken ?? -1)).toBeGreaterThan(holderToken);
+      await waiter.release();
+    },
+  );
+
+  it('memcached (no push: it polls, with jitter): a waiter with retryInterval 200 still gets the lock after the release', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { lock } = scope(onTestFinished);
+    const name = uniqueName('polling');
+    const holder = lock('memcached', name, { expire: 30_000 });
+    const waiter = lock('memcached', name, { retryInterval: 200, timeout: 10_000 });
+    expect(await holder.acquire(false)).toBe(true);
+    const acquired = waiter.acquire().then((ok) => ({ ok, at: now() }));
+    await delay(300);
+    await holder.release();
+    const releasedAt = now();
+    const { ok, at } = await acquired;
+    console.log(`memcached: polled hand-off ${(at - releasedAt).toFixed(1)} ms after the release`);
+    expect(ok).toBe(true);
+    expect(at - releasedAt).toBeLessThan(3_000);
+  });
+
+  it('redis: a holder that expires instead of releasing: a waiter (retryInterval 5000) gets the lock soon after its TTL ran out, not seconds later', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { lock } = scope(onTestFinished);
+    const name = uniqueName('ttl-wait');
+    const holder = lock('redis', name, { expire: 2_200 });
+    const waiter = lock('redis', name, SLOW_POLLING);
+    const start = now();
+    expect(await holder.acquire(false)).toBe(true);
+    expect(await waiter.acquire()).toBe(true);
+    const after = now() - start;
+    console.log(
+      `redis: holder expired after 2200 ms, waiter got the lock at ${after.toFixed(0)} ms`,
+    );
+    // Waiting by the holder's TTL: ~2200 ms. Polling only (every 2 s, the fallback): ~4000 ms.
+    expect(after).toBeGreaterThan(2_100);
+    expect(after).toBeLessThan(3_400);
+  });
+
+  it("etcd: a holder whose lease runs out: the key's delete wakes the waiter (retryInterval 5000)", async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { lock, defer } = scope(onTestFinished);
+    const name = uniqueName('lease-wait');
+    const holder = lock('etcd', name, { expire: 3_000 });
+    const waiter = lock('etcd', name, SLOW_POLLING);
+    const watcher = await etcdInspector().watch().key(holder.key).create();
+    defer(() => watcher.cancel());
+    let deletedAt: number | undefined;
+    watcher.on('delete', () => (deletedAt ??= now()));
+
+    const start = now();
+    expect(await holder.acquire(false)).toBe(true);
+    expect(await waiter.acquire()).toBe(true);
+    const acquiredAt = now();
+    expect(deletedAt, 'the lease deleted the key').toBeDefined();
+    const gap = acquiredAt - (deletedAt ?? 0);
+    console.log(
+      `etcd: lease expiry deleted the key at ${((deletedAt ?? 0) - start).toFixed(0)} ms, waiter got the lock ${gap.toFixed(1)} ms later`,
+    );
+    expect((deletedAt ?? 0) - start).toBeGreaterThan(2_900);
+    expect(gap).toBeLessThan(HANDOFF_LIMIT_MS);
+  });
+
+  it('redis: the waiters of one client share ONE subscriber connection (PUBSUB NUMSUB 1 per lock), closed when the last one leaves', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { lock, defer } = scope(onTestFinished);
+    const connectionName = `feat-sub-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+    const client = new Redis(redisUrl(), { connectionName });
+    defer(() => client.disconnect());
+    const ours = async () =>
+      String(await redisRaw(['CLIENT', 'LIST']))
+        .split('\n')
+        .filter((line) => line.includes(` name=${connectionName} `));
+    const subscribers = async (channel: string) =>
+      ((await redisRaw(['PUBSUB', 'NUMSUB', channel])) as [string, number])[1];
+
+    const names = [uniqueName('shared-a'), uniqueName('shared-b')];
+    const holders = await Promise.all(
+      names.map(async (name) => {
+        const holder = lock('redis', name, { expire: 30_000 });
+        expect(await holder.acquire(false)).toBe(true);
+        return holder;
+      }),
+    );
+    const channels = names.map((name) => `sherlock:release:${name}`);
+    const order: string[] = [];
+    const waiting = Array.from({ length: 10 }, (_, i) => {
+      const name = names[i < 7 ? 0 : 1] ?? '';
+      const waiter = lock('redis', name, SLOW_POLLING, client);
+      return waiter.acquire().then(async (ok) => {
+        expect(ok).toBe(true);
+        order.push(name);
+        await waiter.release();
+      });
+    });
+
+    await waitUntil(
+      async () =>
+        (await subscribers(channels[0] ?? '')) === 1 &&
+        (await subscribers(channels[1] ?? '')) === 1,
+      'both channels subscribed',
+    );
+    const connections = await ours();
+    expect(connections, connections.join('\n')).toHaveLength(2); // the client + one subscriber
+    expect(connections.filter((line) => / sub=2 /.test(line))).toHaveLength(1);
+    expect(await subscribers(channels[0] ?? '')).toBe(1);
+
+    // The releases hand the lock from waiter to waiter: 7 on one name, then 3 on the other.
+    const start = now();
+    await holders[0]?.release();
+    await waitUntil(() => order.length === 7, 'the 7 waiters of the first lock', 5_000, 5);
+    await holders[1]?.release();
+    await Promise.all(waiting);
+    console.log(`redis: 10 waiters (one client) served in ${(now() - start).toFixed(0)} ms`);
+
+    await waitUntil(
+      async () =>
+        (await subscribers(channels[0] ?? '')) === 0 &&
+        (await subscribers(channels[1] ?? '')) === 0,
+      'the channels unsubscribed',
+    );
+    await waitUntil(async () => (await ours()).length === 1, 'the subscriber connection closed');
+  });
+});
+
+describe.concurrent('memory: first come, first served', () => {
+  it('5 waiters get the lock in the order they queued; a newcomer trying at each hand-off never cuts in', async ({
+    expect,
+  }) => {
+    const store = new MemoryStore();
+    const name = 'fifo';
+    const holder = new MemoryLock(name, { client: store });
+    // Someone who does not queue: tries right as each release frees the lock (see the next test).
+    const newcomer = new MemoryLock(name, { client: store });
+    const cutIns: boolean[] = [];
+    /** Releases `lock` with the newcomer's attempt right behind the release's delete. */
+    const releaseAndTryToCutIn = async (lock: MemoryLock) => {
+      const released = lock.release();
+      const attempt = newcomer.acquire(false);
+      await released;
+      cutIns.push(await attempt);
+      if (newcomer.isAcquired) await newcomer.release();
+    };
+    expect(await holder.acquire(false)).toBe(true);
+
+    const order: number[] = [];
+    const done: Promise<void>[] = [];
+    for (let i = 0; i < 5; i++) {
+      const lock = new MemoryLock(name, { client: store, ...SLOW_POLLING });
+      done.push(
+        lock.acquire().then(async (ok) => {
+          expect(ok).toBe(true);
+          order.push(i);
+          await delay(10);
+          await releaseAndTryToCutIn(lock);
+        }),
+      );
+      await delay(20); // queue them in order
+    }
+    const start = now();
+    await releaseAndTryToCutIn(holder);
+    await Promise.all(done);
+    expect(order).toEqual([0, 1, 2, 3, 4]);
+    // Each release woke the next in line (polling at retryInterval would take 5 s per waiter).
+    expect(now() - start).toBeLessThan(3 * HANDOFF_LIMIT_MS);
+    // While someone waited in line, the newcomer always lost; after the last one, it got in.
+    expect(cutIns).toEqual([false, false, false, false, false, true]);
+  });
+
+  it('acquire(false) while a waiter is queued gets false at the very moment the lock is free; without a queue it gets it (the control case)', async ({
+    expect,
+  }) => {
+    const store = new MemoryStore();
+    const holder = new MemoryLock('instant', { client: store });
+    const waiter = new MemoryLock('instant', { client: store, ...SLOW_POLLING });
+    const newcomer = new MemoryLock('instant', { client: store });
+
+    // Control: no queue. The release's delete and the newcomer's attempt run back to back.
+    expect(await holder.acquire(false)).toBe(true);
+    let released = holder.release();
+    let attempt = newcomer.acquire(false);
+    await released;
+    expect(await attempt).toBe(true);
+    await newcomer.release();
+
+    // With a waiter in line, the same interleaving: the lock is free, but the line goes first.
+    expect(await holder.acquire(false)).toBe(true);
+    const waiting = waiter.acquire();
+    await delay(20);
+    released = holder.release();
+    attempt = newcomer.acquire(false);
+    await released;
+    expect(await attempt).toBe(false);
+    expect(await waiting).toBe(true);
+    await waiter.release();
+  });
+
+  it('a waiter that times out or is aborted leaves the line: the next one gets the lock right after the release', async ({
+    expect,
+  }) => {
+    const store = new MemoryStore();
+    const name = 'leaving';
+    const holder = new MemoryLock(name, { client: store });
+    expect(await holder.acquire(false)).toBe(true);
+    const impatient = new MemoryLock(name, { client: store, retryInterval: 5_000, timeout: 200 });
+    const aborted = new MemoryLock(name, { client: store, ...SLOW_POLLING });
+    const patient = new MemoryLock(name, { client: store, ...SLOW_POLLING });
+    const controller = new AbortController();
+
+    const timedOut = rejection(impatient.acquire());
+    await delay(10);
+    const cancelled = rejection(aborted.acquire({ signal: controller.signal }));
+    await delay(10);
+    const acquired = patient.acquire().then((ok) => ({ ok, at: now() }));
+    await delay(10);
+    controller.abort();
+    expect(await timedOut).toBeInstanceOf(LockTimeoutError);
+    expect(await cancelled).toBeInstanceOf(LockAbortedError);
+
+    await delay(300);
+    await holder.release();
+    const releasedAt = now();
+    const { ok, at } = await acquired;
+    expect(ok).toBe(true);
+    expect(at - releasedAt).toBeLessThan(HANDOFF_LIMIT_MS);
+    await patient.release();
+  });
+});
