@@ -12,6 +12,8 @@ export const lossMargin = (ttl: number): number => Math.min(ttl / 10, 1_000);
  */
 export class Hold {
   private readonly controller = new AbortController();
+  /** Set when lost; checked instead of `signal.aborted`, which would build the signal eagerly. */
+  private lost = false;
   private lossTimer: NodeJS.Timeout | undefined;
   private renewTimer: NodeJS.Timeout | undefined;
 
@@ -28,7 +30,7 @@ export class Hold {
   /** The lock was (re)confirmed by a command sent at `sentAt` with `ttl` ms (null: no expiry). */
   confirm(sentAt: number, ttl: number | null): void {
     clearTimeout(this.lossTimer);
-    if (ttl === null || this.signal.aborted) return;
+    if (ttl === null || this.lost) return;
     const delay = Math.max(0, sentAt + ttl - lossMargin(ttl) - now());
     this.lossTimer = setTimeout(() => this.onExpiry(this), delay);
     this.lossTimer.unref();
@@ -37,7 +39,7 @@ export class Hold {
   /** Runs `renew` in `interval` ms (unless stopped or lost meanwhile). */
   scheduleRenewal(interval: number, renew: () => void): void {
     clearTimeout(this.renewTimer);
-    if (this.signal.aborted) return;
+    if (this.lost) return;
     this.renewTimer = setTimeout(renew, interval);
     this.renewTimer.unref();
   }
@@ -45,7 +47,8 @@ export class Hold {
   /** Aborts the signal with `error` (once) and stops the timers. */
   lose(error: LockLostError): boolean {
     this.stop();
-    if (this.signal.aborted) return false;
+    if (this.lost) return false;
+    this.lost = true;
     this.controller.abort(error);
     return true;
   }
