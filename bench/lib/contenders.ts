@@ -1,0 +1,338 @@
+/**
+ * The locks the benchmark compares, behind one small interface: this library on each backend,
+ * the peers (redlock, redis-semaphore, etcd3's Lock) and the raw floors (the fewest round trips
+ * a lock on that server can take). Imported both by the parent (bench/run.ts) and by the worker
+ * processes (bench/worker.ts), so every contender is built the same way in both.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import {
+  Redlock,
+  type Lock as RedlockLock,
+  type Settings as RedlockSettings,
+} from '@sesamecare-oss/redlock';
+import { EtcdLockFailedError, type Etcd3, type Lock as Etcd3Lock } from 'etcd3';
+import type { Redis } from 'ioredis';
+import { EtcdLock, MemoryLock, type MemoryStore, RedisLock } from 'nestjs-sherlock/core';
+import { Mutex } from 'redis-semaphore';
+import { sleep } from './stats.js';
+
+export type Backend = 'redis' | 'etcd' | 'memory';
+export type Role = 'ours' | 'peer' | 'floor';
+
+/** The clients of one process. */
+export interface Clients {
+  redis?: Redis;
+  etcd?: Etcd3;
+  memory?: MemoryStore;
+}
+
+/** One lock object of one contender, on one key, used by one worker. */
+export interface LockHandle {
+  /**
+   * Takes the lock. Blocking contenders wait (up to LONG_TIMEOUT); floors make one attempt and
+   * reject if the key is taken (they are only used where nobody else holds it).
+   */
+  acquire(): Promise<void>;
+  release(): Promise<void>;
+}
+
+export interface Contender {
+  readonly id: string;
+  readonly label: string;
+  readonly backend: Backend;
+  readonly role: Role;
+  /** How a blocked acquire waits, for the tables. */
+  readonly waits: string;
+  /** Whether a blocked acquire polls the server (the "polling peers" of the targets). */
+  readonly polling: boolean;
+  /** Whether `acquire()` waits for a taken lock (false for the raw floors). */
+  readonly blocking: boolean;
+  /** One-time setup on a process's clients (e.g. SCRIPT LOAD). */
+  prepare?(clients: Clients): Promise<void>;
+  make(clients: Clients, key: string): LockHandle;
+}
+
+/** Timeout of every blocking acquire in the benchmark: long enough never to fire. */
+export const LONG_TIMEOUT = 120_000;
+/** The lock TTL given to peers that require one (redlock's duration). */
+export const PEER_TTL = 10_000;
+/** This library's default retryInterval, the "tuned" setting of the polling peers. */
+export const OUR_RETRY_INTERVAL = 100;
+
+/**
+ * The floors' owner token: unique per acquisition, from the CSPRNG, as cheaply as Node offers it
+ * (`randomUUID` draws from a cached batch of random bytes).
+ */
+const token = (): string => randomUUID();
+
+function need<T>(client: T | undefined, backend: Backend): T {
+  if (client === undefined) throw new Error(`no ${backend} client in this process`);
+  return client;
+}
+
+// ---------------------------------------------------------------------------------------------
+// This library
+
+const ours = (backend: Backend, waits: string): Contender => ({
+  id: `ours-${backend}`,
+  label: `nestjs-sherlock (${backend})`,
+  backend,
+  role: 'ours',
+  waits,
+  polling: false,
+  blocking: true,
+  make(clients, key) {
+    const options = { timeout: LONG_TIMEOUT };
+    const lock =
+      backend === 'redis'
+        ? new RedisLock(key, { ...options, client: need(clients.redis, backend) })
+        : backend === 'etcd'
+          ? new EtcdLock(key, { ...options, client: need(clients.etcd, backend) })
+          : new MemoryLock(key, { ...options, client: need(clients.memory, backend) });
+    return {
+      async acquire() {
+        if (!(await lock.acquire())) throw new Error(`${key}: not acquired`);
+      },
+      release: () => lock.release(),
+    };
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+// Redis peers
+
+const redlocks = new WeakMap<Redis, Map<string, Redlock>>();
+
+/** One Redlock instance per client and settings (as an application would keep one). */
+function redlockFor(client: Redis, settings: Partial<RedlockSettings>): Redlock {
+  let bySettings = redlocks.get(client);
+  if (!bySettings) redlocks.set(client, (bySettings = new Map()));
+  const id = JSON.stringify(settings);
+  let redlock = bySettings.get(id);
+  if (!redlock) {
+    redlock = new Redlock([client], settings);
+    // Redlock emits 'error' for every attempt that finds the lock taken: without a listener,
+    // EventEmitter would throw it.
+    redlock.on('error', () => undefined);
+    bySettings.set(id, redlock);
+  }
+  return redlock;
+}
+
+/**
+ * redlock: `retryCount: -1` in both variants, so that an acquire waits as long as the others
+ * (its default, 10 retries, gives up after ~2 s); otherwise its defaults (retryDelay 200 ms,
+ * retryJitter 100 ms), or retryDelay tuned to our retryInterval.
+ */
+const redlock = (tuned: boolean): Contender => {
+  const settings: Partial<RedlockSettings> = tuned
+    ? { retryCount: -1, retryDelay: OUR_RETRY_INTERVAL }
+    : { retryCount: -1 };
+  return {
+    id: tuned ? 'redlock-tuned' : 'redlock',
+    label: tuned ? `redlock (retryDelay ${OUR_RETRY_INTERVAL})` : 'redlock (defaults)',
+    backend: 'redis',
+    role: 'peer',
+    waits: tuned ? 'polls 0–200 ms (100 ± 100)' : 'polls 100–300 ms (200 ± 100)',
+    polling: true,
+    blocking: true,
+    make(clients, key) {
+      const instance = redlockFor(need(clients.redis, 'redis'), settings);
+      let held: RedlockLock | undefined;
+      return {
+        async acquire() {
+          held = await instance.acquire([key], PEER_TTL);
+        },
+        async release() {
+          const lock = held;
+          held = undefined;
+          if (!lock) throw new Error(`${key}: not held`);
+          await lock.release();
+        },
+      };
+    },
+  };
+};
+
+/** redis-semaphore's Mutex: its defaults (retryInterval 10 ms) or retryInterval tuned to ours. */
+const semaphore = (tuned: boolean): Contender => ({
+  id: tuned ? 'redis-semaphore-tuned' : 'redis-semaphore',
+  label: tuned
+    ? `redis-semaphore Mutex (retryInterval ${OUR_RETRY_INTERVAL})`
+    : 'redis-semaphore Mutex (defaults)',
+  backend: 'redis',
+  role: 'peer',
+  waits: tuned ? `polls every ${OUR_RETRY_INTERVAL} ms` : 'polls every 10 ms',
+  polling: true,
+  blocking: true,
+  make(clients, key) {
+    const mutex = new Mutex(need(clients.redis, 'redis'), key, {
+      acquireTimeout: LONG_TIMEOUT,
+      ...(tuned ? { retryInterval: OUR_RETRY_INTERVAL } : {}),
+    });
+    return { acquire: () => mutex.acquire(), release: () => mutex.release() };
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+// Etcd peer
+
+/**
+ * etcd3's `client.lock(name)`: one attempt (lease grant + put-if-absent txn; a failed attempt
+ * revokes its lease); it has no blocking acquire, so the caller retries every 100 ms (our
+ * retryInterval: there is no default to compare with). Released by revoking the lease.
+ */
+const etcd3Lock: Contender = {
+  id: 'etcd3-lock',
+  label: `etcd3 Lock (retried every ${OUR_RETRY_INTERVAL} ms)`,
+  backend: 'etcd',
+  role: 'peer',
+  waits: `polls every ${OUR_RETRY_INTERVAL} ms (caller loop)`,
+  polling: true,
+  blocking: true,
+  make(clients, key) {
+    const etcd = need(clients.etcd, 'etcd');
+    let held: Etcd3Lock | undefined;
+    return {
+      async acquire() {
+        const deadline = performance.now() + LONG_TIMEOUT;
+        for (;;) {
+          const lock = etcd.lock(key);
+          try {
+            held = await lock.acquire();
+            return;
+          } catch (err) {
+            if (!(err instanceof EtcdLockFailedError) || performance.now() > deadline) throw err;
+          }
+          await sleep(OUR_RETRY_INTERVAL);
+        }
+      },
+      async release() {
+        const lock = held;
+        held = undefined;
+        if (!lock) throw new Error(`${key}: not held`);
+        await lock.release();
+      },
+    };
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// Raw floors
+
+const CAD = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0`;
+const CAD_SHA = createHash('sha1').update(CAD).digest('hex');
+
+/** Redis floor: `SET key token NX PX`, released by an EVALSHA compare-and-delete. */
+const redisFloor: Contender = {
+  id: 'floor-redis',
+  label: 'raw floor: SET NX PX + EVALSHA del',
+  backend: 'redis',
+  role: 'floor',
+  waits: '— (one attempt)',
+  polling: false,
+  blocking: false,
+  async prepare(clients) {
+    await need(clients.redis, 'redis').script('LOAD', CAD);
+  },
+  make(clients, key) {
+    const redis = need(clients.redis, 'redis');
+    let owner = '';
+    return {
+      async acquire() {
+        owner = token();
+        if ((await redis.set(key, owner, 'PX', PEER_TTL, 'NX')) !== 'OK') {
+          throw new Error(`${key}: taken`);
+        }
+      },
+      async release() {
+        if ((await redis.evalsha(CAD_SHA, 1, key, owner)) !== 1) throw new Error(`${key}: lost`);
+      },
+    };
+  },
+};
+
+/** Etcd floor: a put-if-absent txn, released by a compare-value delete txn. No lease. */
+const etcdFloor: Contender = {
+  id: 'floor-etcd',
+  label: 'raw floor: txn put-if-absent + txn delete',
+  backend: 'etcd',
+  role: 'floor',
+  waits: '— (one attempt)',
+  polling: false,
+  blocking: false,
+  make(clients, key) {
+    const etcd = need(clients.etcd, 'etcd');
+    let owner = '';
+    return {
+      async acquire() {
+        owner = token();
+        const put = etcd.put(key).value(owner);
+        const { succeeded } = await etcd.if(key, 'Create', '==', 0).then(put).commit();
+        if (!succeeded) throw new Error(`${key}: taken`);
+      },
+      async release() {
+        const del = etcd.delete().key(key);
+        const { succeeded } = await etcd.if(key, 'Value', '==', owner).then(del).commit();
+        if (!succeeded) throw new Error(`${key}: lost`);
+      },
+    };
+  },
+};
+
+/**
+ * Informational: the Etcd floor of a lock that expires, the protocol this library uses: lease
+ * grant + put-if-absent txn on the lease; delete txn, then the lease revoked in the background.
+ */
+const etcdLeaseFloor: Contender = {
+  id: 'floor-etcd-lease',
+  label: 'raw, with lease: grant + txn; txn + bg revoke',
+  backend: 'etcd',
+  role: 'floor',
+  waits: '— (one attempt)',
+  polling: false,
+  blocking: false,
+  make(clients, key) {
+    const etcd = need(clients.etcd, 'etcd');
+    let owner = '';
+    let lease = '';
+    return {
+      async acquire() {
+        owner = token();
+        lease = (await etcd.leaseClient.leaseGrant({ TTL: 60 })).ID;
+        const put = etcd.put(key).value(owner).lease(lease);
+        const { succeeded } = await etcd.if(key, 'Create', '==', 0).then(put).commit();
+        if (!succeeded) throw new Error(`${key}: taken`);
+      },
+      async release() {
+        const del = etcd.delete().key(key);
+        const { succeeded } = await etcd.if(key, 'Value', '==', owner).then(del).commit();
+        etcd.leaseClient.leaseRevoke({ ID: lease }).catch(() => undefined);
+        if (!succeeded) throw new Error(`${key}: lost`);
+      },
+    };
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+
+export const CONTENDERS: readonly Contender[] = [
+  redisFloor,
+  ours('redis', 'woken by the release (pub/sub); 2 s fallback poll'),
+  redlock(false),
+  redlock(true),
+  semaphore(false),
+  semaphore(true),
+  etcdFloor,
+  etcdLeaseFloor,
+  ours('etcd', 'woken by the release (watch); 2 s fallback poll'),
+  etcd3Lock,
+  ours('memory', 'in-process FIFO hand-off'),
+];
+
+export function contender(id: string): Contender {
+  const found = CONTENDERS.find((c) => c.id === id);
+  if (!found) throw new Error(`unknown contender ${id}`);
+  return found;
+}

@@ -1,0 +1,182 @@
+/**
+ * Scenario 3 (hand-off): the loop each worker runs, the messages between the parent and the
+ * worker processes, and the analysis of the recorded critical sections.
+ */
+import type { LockHandle } from './contenders.js';
+import { hr, ms, sleep, summarize, type Summary } from './stats.js';
+
+/** One critical section, timed with the cross-process monotonic clock (ns). */
+export interface Section {
+  /** Worker index (0..n-1). */
+  readonly worker: number;
+  readonly pid: number;
+  /** acquire() called. */
+  readonly requested: bigint;
+  /** acquire() resolved: the section starts. */
+  readonly acquired: bigint;
+  /** release() called: the section ends. */
+  readonly releasing: bigint;
+  /** release() resolved. */
+  readonly released: bigint;
+}
+
+export interface LoopSettings {
+  /** Time in the critical section (setTimeout). */
+  readonly holdMs: number;
+  /** Unlocked work between a release and the next request (setTimeout). */
+  readonly workMs: number;
+  /** Stop requesting once the clock passes this (ns). */
+  readonly endAt: bigint;
+}
+
+export interface LoopOutcome {
+  readonly sections: Section[];
+  readonly errors: string[];
+}
+
+/**
+ * Acquire (blocking), hold `holdMs`, release, then `workMs` of unlocked work, until `endAt`.
+ * Both waits are `setTimeout`s (not busy-waits: 32 spinning processes on 2 cores would starve
+ * the very processes being measured), so they last at least the time asked, typically ~0.1-0.3
+ * ms more.
+ */
+export async function handoffLoop(
+  handle: LockHandle,
+  worker: number,
+  settings: LoopSettings,
+): Promise<LoopOutcome> {
+  const sections: Section[] = [];
+  const errors: string[] = [];
+  while (hr() < settings.endAt) {
+    const requested = hr();
+    try {
+      await handle.acquire();
+    } catch (err) {
+      errors.push(`acquire: ${String(err)}`);
+      continue;
+    }
+    const acquired = hr();
+    await sleep(settings.holdMs);
+    const releasing = hr();
+    try {
+      await handle.release();
+    } catch (err) {
+      errors.push(`release: ${String(err)}`);
+    }
+    const released = hr();
+    sections.push({ worker, pid: process.pid, requested, acquired, releasing, released });
+    await sleep(settings.workMs);
+  }
+  return { sections, errors };
+}
+
+/** Parent → worker. */
+export type ToWorker =
+  | { readonly type: 'prepare'; readonly contender: string; readonly key: string }
+  | { readonly type: 'start'; readonly startAt: bigint; readonly settings: LoopSettings }
+  | { readonly type: 'exit' };
+
+/** Worker → parent. */
+export type FromWorker =
+  | { readonly type: 'ready' }
+  | { readonly type: 'prepared' }
+  | { readonly type: 'done'; readonly outcome: LoopOutcome }
+  | { readonly type: 'failed'; readonly error: string };
+
+export interface Overlap {
+  readonly first: Section;
+  readonly second: Section;
+  readonly overlapMs: number;
+}
+
+export interface HandoffResult {
+  readonly workers: number;
+  readonly durationMs: number;
+  /** Sections that started within the measured window. */
+  readonly sections: number;
+  readonly sectionsPerSecond: number;
+  /**
+   * From the holder's release() call to the next holder's acquire() resolving, for the releases
+   * that another worker was waiting for (ms). The next holder may be the releasing worker itself
+   * (see `barged`).
+   */
+  readonly gap: Summary;
+  /** The same, only where the next holder was another worker (a waiter) (ms). */
+  readonly gapToOther: Summary;
+  /** Share of those releases after which the releasing worker itself took the lock again. */
+  readonly barged: number;
+  /** From acquire() called to acquire() resolved (ms). */
+  readonly wait: Summary;
+  /** release() round trip (ms). */
+  readonly release: Summary;
+  readonly perWorkerMin: number;
+  readonly perWorkerMax: number;
+  /** Workers with no section in the window. */
+  readonly starved: number;
+  readonly overlaps: readonly Overlap[];
+  readonly errors: readonly string[];
+}
+
+export function analyze(
+  outcomes: readonly LoopOutcome[],
+  workers: number,
+  startAt: bigint,
+  endAt: bigint,
+): HandoffResult {
+  const all = outcomes.flatMap((o) => o.sections).sort((a, b) => Number(a.acquired - b.acquired));
+  const inWindow = (s: Section) => s.acquired >= startAt && s.acquired < endAt;
+
+  // Mutual exclusion: no section may start before every earlier one has ended.
+  const overlaps: Overlap[] = [];
+  let latest: Section | undefined;
+  for (const section of all) {
+    if (latest && section.acquired < latest.releasing) {
+      overlaps.push({
+        first: latest,
+        second: section,
+        overlapMs: ms(latest.releasing - section.acquired),
+      });
+    }
+    if (!latest || section.releasing > latest.releasing) latest = section;
+  }
+
+  // Hand-offs: releases with another worker waiting (its acquire called before the release and
+  // resolved after it). The gap runs to the next holder, whoever it is: a woken waiter, or the
+  // releasing worker itself coming back and taking the lock first (a barge).
+  const gaps: number[] = [];
+  const toOther: number[] = [];
+  let barged = 0;
+  all.forEach((previous, index) => {
+    const next = all[index + 1];
+    if (!next || !inWindow(next)) return;
+    const waiting = all
+      .slice(index + 1)
+      .some((s) => s.worker !== previous.worker && s.requested < previous.releasing);
+    if (!waiting) return;
+    const gap = ms(next.acquired - previous.releasing);
+    gaps.push(gap);
+    if (next.worker === previous.worker) barged++;
+    else toOther.push(gap);
+  });
+
+  const counted = all.filter(inWindow);
+  const perWorker = new Array<number>(workers).fill(0);
+  for (const section of counted) perWorker[section.worker] = (perWorker[section.worker] ?? 0) + 1;
+  const durationMs = ms(endAt - startAt);
+  return {
+    workers,
+    durationMs,
+    sections: counted.length,
+    sectionsPerSecond: counted.length / (durationMs / 1000),
+    gap: summarize(gaps),
+    gapToOther: summarize(toOther),
+    barged: gaps.length === 0 ? 0 : barged / gaps.length,
+    wait: summarize(counted.map((s) => ms(s.acquired - s.requested))),
+    release: summarize(counted.map((s) => ms(s.released - s.releasing))),
+    perWorkerMin: Math.min(...perWorker),
+    perWorkerMax: Math.max(...perWorker),
+    starved: perWorker.filter((count) => count === 0).length,
+    overlaps,
+    errors: outcomes.flatMap((o) => o.errors),
+  };
+}
