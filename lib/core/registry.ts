@@ -235,7 +235,7 @@ export function backendOfClient(client: unknown): BackendDefinition {
 /**
  * The backend registry: the port of `sherlock.backends`. Built-in backends are
  * `backends.REDIS`, `backends.MEMCACHED` (alias `backends.MEMCACHE`), `backends.ETCD` and
- * `backends.MEMORY`; `backends.register()` adds yours as `backends.<NAME>`.
+ * `backends.MEMORY`, `backends.REDLOCK`; `backends.register()` adds yours as `backends.<NAME>`.
  *
  * @example
  * import { backends, configure } from 'nestjs-sherlock';
@@ -247,6 +247,7 @@ export interface Backends {
   readonly MEMCACHE: BackendDefinition;
   readonly ETCD: BackendDefinition;
   readonly MEMORY: BackendDefinition;
+  readonly REDLOCK: BackendDefinition;
   /** Registers a backend; returns its definition, also reachable as `backends.<NAME>`. */
   register<C extends object>(registration: BackendRegistration<C>): BackendDefinition;
   /** Looks a backend up by name (case-insensitive); throws a RangeError if unknown. */

@@ -29,6 +29,7 @@ export const KEY_SEPARATOR: Record<BackendName, string> = {
   memory: '_',
   etcd: '/',
   etcdhttp: '/',
+  redlock: '_',
 };
 
 export interface BackendHarness {

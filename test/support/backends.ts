@@ -16,11 +16,13 @@ import {
   MemoryLock,
   MemoryStore,
   RedisLock,
+  RedisQuorum,
+  RedlockLock,
 } from 'nestjs-sherlock';
 import { ETCDHTTP, EtcdHttpClient, EtcdHttpLock } from './etcd-http.lock.js';
-import { etcdHosts, memcachedServers, redisUrl } from './env.js';
+import { etcdHosts, memcachedServers, redisUrl, redlockUrls } from './env.js';
 
-export type BackendName = 'redis' | 'memcached' | 'etcd' | 'memory' | 'etcdhttp';
+export type BackendName = 'redis' | 'memcached' | 'etcd' | 'memory' | 'etcdhttp' | 'redlock';
 
 export interface BackendFixture {
   readonly name: BackendName;
@@ -99,6 +101,27 @@ export const fixtures: readonly BackendFixture[] = [
     createClient: () => new EtcdHttpClient(etcdHosts()[0]),
     closeClient: async () => undefined,
     deadClient: (port) => new EtcdHttpClient(`http://127.0.0.1:${port}`),
+  },
+  {
+    name: 'redlock',
+    definition: backends.REDLOCK,
+    LockClass: RedlockLock,
+    crossProcess: true,
+    granularity: 1,
+    shortExpire: 1_000,
+    createClient: () => new RedisQuorum(redlockUrls().map((url) => new Redis(url))),
+    closeClient: async (client) => {
+      for (const redis of (client as RedisQuorum).clients) (redis as Redis).disconnect();
+    },
+    // Every server of the quorum is down.
+    deadClient: (port) =>
+      new RedisQuorum(
+        [0, 1, 2].map(() => {
+          const redis = new Redis({ host: '127.0.0.1', port, lazyConnect: true });
+          redis.on('error', () => undefined);
+          return redis;
+        }),
+      ),
   },
 ];
 
