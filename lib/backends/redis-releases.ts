@@ -11,6 +11,7 @@ interface Subscriber {
   unsubscribe(channel: string): Promise<unknown>;
   on(event: 'message', listener: (channel: string, message: string) => void): unknown;
   on(event: 'ready', listener: () => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
   disconnect(): void;
 }
 
@@ -18,21 +19,35 @@ interface Subscriber {
 export const FALLBACK_POLL = 2_000;
 
 /**
+ * How long a channel stays subscribed (and the connection open) after its last waiter left, so
+ * that the next contended acquire on that lock need not connect and subscribe again first.
+ */
+export const LINGER = 1_000;
+
+/**
  * One subscriber connection per client, shared by all the waiting acquires of that client: the
  * release script publishes on the lock's channel, and every local waiter of that lock wakes.
- * The connection is opened for the first waiter and closed when the last one leaves, so an idle
- * process holds no extra connection and can exit.
+ * The connection is opened for the first waiter and closed a second after the last one left (the
+ * subscription lingers so that back-to-back contention does not reconnect), so an idle process
+ * holds no extra connection and can exit.
  */
 class ReleaseChannels {
   private subscriber: Subscriber | undefined;
   private readonly listeners = new Map<string, Set<() => void>>();
+  /** Channels with no waiter left, still subscribed until their timer runs out. */
+  private readonly lingering = new Map<string, NodeJS.Timeout>();
 
   constructor(private readonly source: SubscriberSource) {}
 
   async join(channel: string, wake: () => void): Promise<() => void> {
     const subscriber = this.connect();
     let set = this.listeners.get(channel);
-    const first = !set;
+    const linger = this.lingering.get(channel);
+    if (linger) {
+      clearTimeout(linger);
+      this.lingering.delete(channel);
+    }
+    const first = !set && !linger;
     if (!set) this.listeners.set(channel, (set = new Set()));
     set.add(wake);
     const leave = () => this.leave(channel, wake);
@@ -53,6 +68,8 @@ class ReleaseChannels {
     subscriber.on('message', (channel) => this.listeners.get(channel)?.forEach((wake) => wake()));
     // After a reconnect, messages may have been missed: let every waiter try again.
     subscriber.on('ready', () => this.listeners.forEach((set) => set.forEach((wake) => wake())));
+    // While the server is away the waiters poll and ioredis reconnects: nothing to report here.
+    subscriber.on('error', () => undefined);
     this.subscriber = subscriber;
     return subscriber;
   }
@@ -61,9 +78,17 @@ class ReleaseChannels {
     const set = this.listeners.get(channel);
     if (!set?.delete(wake) || set.size > 0) return;
     this.listeners.delete(channel);
+    const timer = setTimeout(() => this.drop(channel), LINGER);
+    timer.unref();
+    this.lingering.set(channel, timer);
+  }
+
+  /** Unsubscribes a channel nobody waits on; closes the connection when none is left. */
+  private drop(channel: string): void {
+    this.lingering.delete(channel);
     const subscriber = this.subscriber;
     if (!subscriber) return;
-    if (this.listeners.size === 0) {
+    if (this.listeners.size === 0 && this.lingering.size === 0) {
       this.subscriber = undefined;
       subscriber.disconnect();
     } else {
