@@ -5,7 +5,7 @@ import {
   type BaseLockOptions,
   type ReleaseWaiter,
 } from '../core/base-lock.js';
-import { sleep } from '../core/timing.js';
+import { Alarm } from '../core/timing.js';
 import { FALLBACK_POLL } from './redis-releases.js';
 import { loadDriver } from '../core/driver.js';
 import { checkConnection, checkWholeSeconds } from '../core/options.js';
@@ -108,25 +108,12 @@ export class EtcdLock extends BaseLock {
    */
   protected override async openWaiter(): Promise<ReleaseWaiter> {
     const watcher = await this.etcd.watch().key(this.key).create();
-    let deleted = false;
-    let pending: AbortController | undefined;
-    const wake = () => {
-      deleted = true;
-      pending?.abort();
-    };
-    watcher.on('delete', wake);
-    watcher.on('connected', wake); // (re)connected: a delete may have been missed
+    const alarm = new Alarm();
+    watcher.on('delete', alarm.ring);
+    watcher.on('connected', alarm.ring); // (re)connected: a delete may have been missed
     watcher.on('error', () => undefined);
     return {
-      async wait(remaining, signal) {
-        if (!deleted) {
-          pending = new AbortController();
-          const stop = signal ? AbortSignal.any([signal, pending.signal]) : pending.signal;
-          await sleep(Math.min(remaining, FALLBACK_POLL), stop);
-          pending = undefined;
-        }
-        deleted = false;
-      },
+      wait: (remaining, signal) => alarm.sleep(Math.min(remaining, FALLBACK_POLL), signal),
       close() {
         watcher.cancel().catch(() => undefined);
       },

@@ -6,7 +6,7 @@ import {
 } from '../core/base-lock.js';
 import { messages } from '../core/messages.js';
 import { backends, type BackendDefinition } from '../core/registry.js';
-import { now, sleep } from '../core/timing.js';
+import { Alarm, now } from '../core/timing.js';
 
 interface Entry {
   readonly token: string;
@@ -137,26 +137,14 @@ export class MemoryLock extends BaseLock<MemoryStore> {
   /** Waits in line: woken by the release before it (first come, first served) or its expiry. */
   protected override async openWaiter(): Promise<ReleaseWaiter> {
     const store = this.client;
-    let woken = false;
-    let pending: AbortController | undefined;
-    const ticket: MemoryTicket = {
-      wake: () => {
-        woken = true;
-        pending?.abort();
-      },
-    };
+    const alarm = new Alarm();
+    const ticket: MemoryTicket = { wake: alarm.ring };
     this.ticket = ticket;
     store.enqueue(this.key, ticket);
     return {
-      wait: async (remaining, signal) => {
-        if (!woken) {
-          const ttl = store.ttl(this.key);
-          pending = new AbortController();
-          const stop = signal ? AbortSignal.any([signal, pending.signal]) : pending.signal;
-          await sleep(Math.min(remaining, ttl >= 0 ? ttl + 1 : remaining), stop);
-          pending = undefined;
-        }
-        woken = false;
+      wait: (remaining, signal) => {
+        const ttl = store.ttl(this.key);
+        return alarm.sleep(Math.min(remaining, ttl >= 0 ? ttl + 1 : remaining), signal);
       },
       close: () => {
         store.dequeue(this.key, ticket);

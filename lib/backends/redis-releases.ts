@@ -1,5 +1,5 @@
 import type { ReleaseWaiter } from '../core/base-lock.js';
-import { sleep } from '../core/timing.js';
+import { Alarm } from '../core/timing.js';
 
 /** The part of an ioredis client this needs to make and use a subscriber connection. */
 export interface SubscriberSource {
@@ -110,25 +110,13 @@ export async function waitForRelease(
 ): Promise<ReleaseWaiter> {
   let channels = byClient.get(client);
   if (!channels) byClient.set(client, (channels = new ReleaseChannels(client)));
-  let pending: AbortController | undefined;
-  let released = false;
-  const leave = await channels.join(channel, () => {
-    released = true;
-    pending?.abort();
-  });
+  const alarm = new Alarm();
+  const leave = await channels.join(channel, alarm.ring);
   return {
     async wait(remaining, signal) {
-      if (released) {
-        released = false;
-        return;
-      }
       const holderTtl = ttl();
       const ms = Math.min(remaining, FALLBACK_POLL, holderTtl >= 0 ? holderTtl + 1 : Infinity);
-      pending = new AbortController();
-      const stop = signal ? AbortSignal.any([signal, pending.signal]) : pending.signal;
-      await sleep(ms, stop);
-      pending = undefined;
-      released = false;
+      await alarm.sleep(ms, signal);
     },
     close: leave,
   };

@@ -89,3 +89,28 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
+
+/**
+ * A sleep that `ring()` cuts short, for waiters woken by a release. A ring while nobody sleeps is
+ * kept, so the next `sleep()` returns at once: no wake-up between two sleeps is lost.
+ */
+export class Alarm {
+  private rung = false;
+  private sleeping: AbortController | undefined;
+
+  readonly ring = (): void => {
+    this.rung = true;
+    this.sleeping?.abort();
+  };
+
+  /** Sleeps up to `ms`, until rung, or until `signal` aborts. */
+  async sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    if (!this.rung) {
+      this.sleeping = new AbortController();
+      const stop = signal ? AbortSignal.any([signal, this.sleeping.signal]) : this.sleeping.signal;
+      await sleep(ms, stop);
+      this.sleeping = undefined;
+    }
+    this.rung = false;
+  }
+}
