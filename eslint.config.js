@@ -7,6 +7,7 @@ export default tseslint.config(
   {
     ignores: [
       'dist/**',
+      'dist.next/**',
       'sample-app/dist/**',
       'node_modules/**',
       'coverage/**',
