@@ -41,9 +41,26 @@ export class Script {
 }
 
 /**
+ * Wakes the first live waiter in the queue KEYS[2] (a sorted set of waiter channels, first come
+ * first): pops it and publishes on its channel. A channel nobody listens on any more (its process
+ * died) is dropped and the next one tried, up to 5, so a dead waiter cannot stall the line. In a
+ * Redis Cluster PUBLISH counts only the listeners on this node, so there a release may wake up to
+ * 5 waiters: each tries once, and those that fail queue up again at the front.
+ */
+const WAKE_NEXT = `
+for _ = 1, 5 do
+  local head = redis.call('zpopmin', KEYS[2])
+  if head[1] == nil then break end
+  if redis.call('publish', head[1], '1') > 0 then break end
+end`;
+
+/**
  * SET NX (with PX unless ARGV[2] is empty) and, if it took the lock, INCR the fencing counter.
- * KEYS: lock, counter. ARGV: token, expire in ms or ''. Returns the counter as a string, or the
- * holder's remaining time to live in ms (a number; -1 without expiry) when the lock is taken.
+ * KEYS: lock, counter, queue. ARGV: token, expire in ms or '', the waiter's channel or '' (not
+ * waiting yet), '1' to queue at the front (a waiter that was woken and lost the race) or ''.
+ * Returns the counter as a string; or, when the lock is taken, `{pttl}` (-1 without expiry) and,
+ * for a waiter, its place in the queue: `{pttl, rank}`. A waiter keeps its place across attempts;
+ * the queue expires a minute after the last waiter's attempt.
  */
 export const ACQUIRE = new Script(`
 local taken
@@ -52,8 +69,23 @@ if ARGV[2] == '' then
 else
   taken = redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
 end
-if not taken then return redis.call('pttl', KEYS[1]) end
-return tostring(redis.call('incr', KEYS[2]))`);
+if taken then
+  if ARGV[3] ~= '' then redis.call('zrem', KEYS[3], ARGV[3]) end
+  return tostring(redis.call('incr', KEYS[2]))
+end
+local ttl = redis.call('pttl', KEYS[1])
+if ARGV[3] == '' then return {ttl} end
+if ARGV[4] == '1' then
+  local head = redis.call('zrange', KEYS[3], 0, 0, 'WITHSCORES')
+  local t = redis.call('time')
+  local score = head[2] and (tonumber(head[2]) - 1) or (t[1] * 1000000 + t[2])
+  redis.call('zadd', KEYS[3], score, ARGV[3])
+else
+  local t = redis.call('time')
+  redis.call('zadd', KEYS[3], 'NX', t[1] * 1000000 + t[2], ARGV[3])
+end
+redis.call('pexpire', KEYS[3], 60000)
+return {ttl, redis.call('zrank', KEYS[3], ARGV[3])}`);
 
 export const EXTEND = new Script(`
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -61,14 +93,32 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
 end
 return 0`);
 
-/** Compare-and-delete, then announce the release to waiters. ARGV: token, channel. */
+/** Compare-and-delete. KEYS: lock. ARGV: token. */
 export const RELEASE = new Script(`
 if redis.call('get', KEYS[1]) == ARGV[1] then
   redis.call('del', KEYS[1])
-  redis.call('publish', ARGV[2], '1')
   return 1
 end
 return 0`);
+
+/** Compare-and-delete, then wake the first waiter. KEYS: lock, queue. ARGV: token. */
+export const RELEASE_AND_WAKE = new Script(`
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('del', KEYS[1])
+${WAKE_NEXT}
+return 1`);
+
+/**
+ * A waiter gives up (timeout, abort): it leaves the queue, and if the lock is free (a release may
+ * have woken it just before it left), wakes the next one in its place. KEYS: lock, queue.
+ * ARGV: the waiter's channel.
+ */
+export const LEAVE = new Script(`
+redis.call('zrem', KEYS[2], ARGV[1])
+if redis.call('exists', KEYS[1]) == 0 then
+${WAKE_NEXT}
+end
+return 1`);
 
 export const ioredis = () => loadDriver<IoredisModule>('redis', 'ioredis');
 

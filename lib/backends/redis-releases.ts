@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { ReleaseWaiter } from '../core/base-lock.js';
 import { Alarm } from '../core/timing.js';
 
@@ -7,117 +8,150 @@ export interface SubscriberSource {
 }
 
 interface Subscriber {
-  subscribe(channel: string): Promise<unknown>;
-  unsubscribe(channel: string): Promise<unknown>;
-  on(event: 'message', listener: (channel: string, message: string) => void): unknown;
+  psubscribe(pattern: string): Promise<unknown>;
+  on(
+    event: 'pmessage',
+    listener: (pattern: string, channel: string, message: string) => void,
+  ): unknown;
   on(event: 'ready', listener: () => void): unknown;
   on(event: 'error', listener: (err: Error) => void): unknown;
   disconnect(): void;
 }
 
-/** How long a waiter waits for a release message before it tries again anyway. */
+/**
+ * How long the first waiter in line waits for its wake-up message before it tries again anyway
+ * (a message lost with a dropped connection, a wake-up that went to a waiter that just died).
+ * The waiters behind it poll less often: `FALLBACK_POLL × (1 + place)`, at most 5×.
+ */
 export const FALLBACK_POLL = 2_000;
+const MAX_POLL_FACTOR = 5;
 
 /**
- * How long a channel stays subscribed (and the connection open) after its last waiter left, so
- * that the next contended acquire on that lock need not connect and subscribe again first.
+ * How long the subscriber connection stays open after its last waiter left, so that back-to-back
+ * contention does not connect and subscribe again each time.
  */
 export const LINGER = 1_000;
 
 /**
- * One subscriber connection per client, shared by all the waiting acquires of that client: the
- * release script publishes on the lock's channel, and every local waiter of that lock wakes.
- * The connection is opened for the first waiter and closed a second after the last one left (the
- * subscription lingers so that back-to-back contention does not reconnect), so an idle process
- * holds no extra connection and can exit.
+ * One subscriber connection per client, shared by all the waiting acquires of that client, with
+ * one pattern subscription `sherlock:wake:<client id>:*`; each waiting acquire has its own
+ * channel under it, which it puts in the lock's queue, and the release script publishes on the
+ * channel of the first waiter in line only. The connection is opened for the first waiter and
+ * closed a second after the last one left, so an idle process holds no extra connection.
  */
-class ReleaseChannels {
+class WakeChannels {
+  /** Random per client object: channels of different processes and clients never collide. */
+  private readonly prefix = `sherlock:wake:${randomBytes(9).toString('base64url')}:`;
+  private readonly waiters = new Map<string, () => void>();
   private subscriber: Subscriber | undefined;
-  private readonly listeners = new Map<string, Set<() => void>>();
-  /** Channels with no waiter left, still subscribed until their timer runs out. */
-  private readonly lingering = new Map<string, NodeJS.Timeout>();
+  private subscribed: Promise<unknown> | undefined;
+  private linger: NodeJS.Timeout | undefined;
+  private count = 0;
 
   constructor(private readonly source: SubscriberSource) {}
 
-  async join(channel: string, wake: () => void): Promise<() => void> {
-    const subscriber = this.connect();
-    let set = this.listeners.get(channel);
-    const linger = this.lingering.get(channel);
-    if (linger) {
-      clearTimeout(linger);
-      this.lingering.delete(channel);
+  /** A new channel whose messages call `wake`; resolves once the server has the subscription. */
+  async join(wake: () => void): Promise<{ channel: string; leave: () => void }> {
+    clearTimeout(this.linger);
+    this.linger = undefined;
+    const channel = this.prefix + (this.count++).toString(36);
+    this.waiters.set(channel, wake);
+    const leave = () => this.leave(channel);
+    try {
+      await this.connect();
+    } catch (err) {
+      leave();
+      throw err;
     }
-    const first = !set && !linger;
-    if (!set) this.listeners.set(channel, (set = new Set()));
-    set.add(wake);
-    const leave = () => this.leave(channel, wake);
-    if (first) {
-      try {
-        await subscriber.subscribe(channel);
-      } catch (err) {
-        leave();
-        throw err;
-      }
-    }
-    return leave;
+    return { channel, leave };
   }
 
-  private connect(): Subscriber {
-    if (this.subscriber) return this.subscriber;
+  private connect(): Promise<unknown> {
+    if (this.subscribed) return this.subscribed;
     const subscriber = this.source.duplicate();
-    subscriber.on('message', (channel) => this.listeners.get(channel)?.forEach((wake) => wake()));
+    let connected = false;
+    subscriber.on('pmessage', (_pattern, channel) => this.waiters.get(channel)?.());
     // After a reconnect, messages may have been missed: let every waiter try again.
-    subscriber.on('ready', () => this.listeners.forEach((set) => set.forEach((wake) => wake())));
+    subscriber.on('ready', () => {
+      if (connected) this.waiters.forEach((wake) => wake());
+      connected = true;
+    });
     // While the server is away the waiters poll and ioredis reconnects: nothing to report here.
     subscriber.on('error', () => undefined);
     this.subscriber = subscriber;
-    return subscriber;
+    this.subscribed = subscriber.psubscribe(`${this.prefix}*`).catch((err: unknown) => {
+      this.close();
+      throw err;
+    });
+    return this.subscribed;
   }
 
-  private leave(channel: string, wake: () => void): void {
-    const set = this.listeners.get(channel);
-    if (!set?.delete(wake) || set.size > 0) return;
-    this.listeners.delete(channel);
-    const timer = setTimeout(() => this.drop(channel), LINGER);
-    timer.unref();
-    this.lingering.set(channel, timer);
+  private leave(channel: string): void {
+    if (!this.waiters.delete(channel) || this.waiters.size > 0 || this.linger) return;
+    this.linger = setTimeout(() => {
+      this.linger = undefined;
+      if (this.waiters.size === 0) this.close();
+    }, LINGER);
+    this.linger.unref();
   }
 
-  /** Unsubscribes a channel nobody waits on; closes the connection when none is left. */
-  private drop(channel: string): void {
-    this.lingering.delete(channel);
+  private close(): void {
     const subscriber = this.subscriber;
-    if (!subscriber) return;
-    if (this.listeners.size === 0 && this.lingering.size === 0) {
-      this.subscriber = undefined;
-      subscriber.disconnect();
-    } else {
-      subscriber.unsubscribe(channel).catch(() => undefined);
-    }
+    this.subscriber = undefined;
+    this.subscribed = undefined;
+    subscriber?.disconnect();
   }
 }
 
-const byClient = new WeakMap<object, ReleaseChannels>();
+const byClient = new WeakMap<object, WakeChannels>();
+
+/** A waiting acquire's place in a Redis lock's queue (see `RedisLock`). */
+export interface QueuedWaiter extends ReleaseWaiter {
+  /** The channel a release publishes on to wake this waiter; its entry in the queue. */
+  readonly channel: string;
+  /** Its place in the queue as of the last attempt (0: first in line). */
+  rank: number;
+  /**
+   * Whether a release popped it from the queue since its last attempt: if that attempt fails
+   * (another client took the lock first), it queues again at the front.
+   */
+  takeWoken(): boolean;
+}
 
 /**
- * A waiter woken by the release message on `channel`, or when `ttl()` (the holder's remaining
- * time to live, as last seen; negative if unknown) runs out, or after `FALLBACK_POLL`.
+ * A waiter woken by a message on its own channel, or when `ttl()` (the holder's remaining time
+ * to live, as last seen; negative if unknown) runs out, or by the fallback poll.
  */
-export async function waitForRelease(
+export async function joinQueue(
   client: SubscriberSource,
-  channel: string,
   ttl: () => number,
-): Promise<ReleaseWaiter> {
+): Promise<QueuedWaiter> {
   let channels = byClient.get(client);
-  if (!channels) byClient.set(client, (channels = new ReleaseChannels(client)));
+  if (!channels) byClient.set(client, (channels = new WakeChannels(client)));
   const alarm = new Alarm();
-  const leave = await channels.join(channel, alarm.ring);
-  return {
+  let woken = false;
+  const { channel, leave } = await channels.join(() => {
+    woken = true;
+    alarm.ring();
+  });
+  const waiter: QueuedWaiter = {
+    channel,
+    rank: 0,
+    takeWoken() {
+      const was = woken;
+      woken = false;
+      return was;
+    },
     async wait(remaining, signal) {
       const holderTtl = ttl();
-      const ms = Math.min(remaining, FALLBACK_POLL, holderTtl >= 0 ? holderTtl + 1 : Infinity);
-      await alarm.sleep(ms, signal);
+      const factor = Math.min(1 + waiter.rank, MAX_POLL_FACTOR) * (0.9 + Math.random() * 0.2);
+      const poll = FALLBACK_POLL * factor;
+      await alarm.sleep(
+        Math.min(remaining, poll, holderTtl >= 0 ? holderTtl + 1 : Infinity),
+        signal,
+      );
     },
     close: leave,
   };
+  return waiter;
 }

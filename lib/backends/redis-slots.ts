@@ -45,3 +45,22 @@ export function tagForSlot(slot: number): string {
   tags.set(slot, tag);
   return tag;
 }
+
+/**
+ * A key of the library's own next to the lock `key`, in the same cluster slot (so that one script
+ * may touch both): `[namespace_]\x1f<label>:{<tag of the slot>}<rest>`. It holds a control
+ * character, which no lock name may contain, so it can never be a lock's key; with a namespace it
+ * starts with `namespace_`. A namespace with braces of its own could move it to another slot:
+ * then it goes without the namespace.
+ */
+export function siblingKey(
+  key: string,
+  namespace: string | null,
+  label: string,
+  rest = '',
+): string {
+  const slot = keySlot(key);
+  const own = `\u001f${label}:{${tagForSlot(slot)}}${rest}`;
+  const prefixed = namespace === null ? own : `${namespace}_${own}`;
+  return keySlot(prefixed) === slot ? prefixed : own;
+}

@@ -5,7 +5,7 @@ import {
   type ReleaseWaiter,
 } from '../core/base-lock.js';
 import { now } from '../core/timing.js';
-import { type SubscriberSource, waitForRelease } from './redis-releases.js';
+import { joinQueue, type QueuedWaiter, type SubscriberSource } from './redis-releases.js';
 import { messages } from '../core/messages.js';
 import { checkConnection } from '../core/options.js';
 import { backends } from '../core/registry.js';
@@ -14,10 +14,11 @@ import {
   EXTEND,
   FAIL_FAST,
   ioredis,
-  RELEASE,
+  LEAVE,
+  RELEASE_AND_WAKE,
   type RedisCommands,
 } from './redis-commands.js';
-import { keySlot, tagForSlot } from './redis-slots.js';
+import { siblingKey } from './redis-slots.js';
 
 /** Options of a RedisLock: the lock options and an optional ioredis `Redis` or `Cluster` client. */
 export type RedisLockOptions = BaseLockOptions;
@@ -47,30 +48,60 @@ export class RedisLock extends BaseLock {
    * can take the lock and count. It holds a control character, which no lock name may contain,
    * so it can never be a lock's key; with a namespace it starts with `namespace_`.
    */
-  readonly fencingKey = fencingKeyFor(this.key, this.namespace);
+  readonly fencingKey = siblingKey(this.key, this.namespace, 'fence');
 
-  protected async _acquire(token: string): Promise<AcquireResult> {
-    const expire = this.expire === null ? '' : String(Math.ceil(this.expire));
-    const reply = await ACQUIRE.run(this.redis, [this.key, this.fencingKey], [token, expire]);
-    if (typeof reply === 'string') return { fencingToken: reply };
-    this.holderTtl = typeof reply === 'number' ? reply : -1;
-    this.holderTtlAt = now();
-    return false;
-  }
+  /**
+   * The key of this lock's queue of waiters (a sorted set of their wake-up channels, first come
+   * first), in the lock's slot; it exists only while someone waits, and expires a minute after
+   * the last waiter's attempt.
+   */
+  readonly queueKey = siblingKey(this.key, this.namespace, 'queue', `:${this.key}`);
 
-  /** The channel the release script announces this lock's releases on. */
-  readonly releaseChannel = `sherlock:release:${this.key}`;
+  /** The waiter of the blocking acquire in progress, if it is queued. */
+  private queued: QueuedWaiter | undefined;
   private holderTtl = -1;
   private holderTtlAt = 0;
 
+  protected async _acquire(token: string): Promise<AcquireResult> {
+    const expire = this.expire === null ? '' : String(Math.ceil(this.expire));
+    const queued = this.queued;
+    const reply = await ACQUIRE.run(
+      this.redis,
+      [this.key, this.fencingKey, this.queueKey],
+      [token, expire, queued?.channel ?? '', queued?.takeWoken() ? '1' : ''],
+    );
+    if (typeof reply === 'string') return { fencingToken: reply };
+    const [ttl, rank] = reply as [number, number?];
+    this.holderTtl = ttl;
+    this.holderTtlAt = now();
+    if (queued && typeof rank === 'number') queued.rank = rank;
+    return false;
+  }
+
   /**
-   * Waiters are woken by the release message (one shared subscriber connection per client),
-   * or when the holder's lock expires, with a poll every 2 s for a missed message.
+   * A blocking acquire that found the lock taken queues up: its next attempt puts its wake-up
+   * channel in the lock's queue, and a release wakes the first waiter in line only. It also wakes
+   * when the holder's lock expires, and polls in case a wake-up was lost: every 2 s when first in
+   * line, less often further back. Another client may still take the lock between the release
+   * and the woken waiter's attempt (Redis locks are not strictly fair); the waiter then queues
+   * again at the front.
    */
   protected override async openWaiter(): Promise<ReleaseWaiter> {
-    return waitForRelease(this.client as SubscriberSource, this.releaseChannel, () =>
+    const waiter = await joinQueue(this.client as SubscriberSource, () =>
       this.holderTtl < 0 ? -1 : Math.max(0, this.holderTtl - (now() - this.holderTtlAt)),
     );
+    this.queued = waiter;
+    return {
+      wait: (remaining, signal) => waiter.wait(remaining, signal),
+      close: () => {
+        if (this.queued === waiter) this.queued = undefined;
+        waiter.close();
+        // Not granted (timed out, aborted, failed): leave the line, passing on a wake-up.
+        if (!this.isAcquired) {
+          LEAVE.run(this.redis, [this.key, this.queueKey], [waiter.channel]).catch(() => undefined);
+        }
+      },
+    };
   }
 
   protected override async _extend(token: string, ttl: number): Promise<boolean> {
@@ -78,20 +109,12 @@ export class RedisLock extends BaseLock {
   }
 
   protected async _release(token: string): Promise<boolean> {
-    return (await RELEASE.run(this.redis, [this.key], [token, this.releaseChannel])) === 1;
+    return (await RELEASE_AND_WAKE.run(this.redis, [this.key, this.queueKey], [token])) === 1;
   }
 
   protected async _locked(): Promise<boolean> {
     return (await this.redis.exists(this.key)) === 1;
   }
-}
-
-function fencingKeyFor(key: string, namespace: string | null): string {
-  const slot = keySlot(key);
-  const counter = `\u001ffence:{${tagForSlot(slot)}}`;
-  const prefixed = namespace === null ? counter : `${namespace}_${counter}`;
-  // A namespace with braces of its own could move the counter to another slot: then go without.
-  return keySlot(prefixed) === slot ? prefixed : counter;
 }
 
 /** A client from a `redis://` URL or ioredis options (the module's `connection` setting). */

@@ -159,10 +159,7 @@ export class RedlockLock extends BaseLock {
   }
 
   protected async _release(token: string): Promise<boolean> {
-    const votes = await this.vote(
-      async (c) =>
-        (await RELEASE.run(c, [this.key], [token, `sherlock:release:${this.key}`])) === 1,
-    );
+    const votes = await this.vote(async (c) => (await RELEASE.run(c, [this.key], [token])) === 1);
     return this.tally(votes) >= this.quorum.quorum;
   }
 

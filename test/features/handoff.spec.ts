@@ -5,11 +5,18 @@
  * first come, first served. Memcached keeps polling, with jitter.
  */
 import { Redis } from 'ioredis';
-import { LockAbortedError, LockTimeoutError, MemoryLock, MemoryStore } from 'nestjs-sherlock';
-import { afterAll, describe, it } from 'vitest';
+import {
+  LockAbortedError,
+  LockTimeoutError,
+  MemoryLock,
+  MemoryStore,
+  RedisLock,
+} from 'nestjs-sherlock';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 
 import { uniqueName } from '../support/backends.js';
 import { redisUrl } from '../support/env.js';
+import { type RedisServer, startRedis } from '../support/servers.js';
 import {
   closeEtcdInspector,
   delay,
@@ -120,7 +127,7 @@ describe.concurrent('a blocked acquire is woken by the release', () => {
     expect(gap).toBeLessThan(HANDOFF_LIMIT_MS);
   });
 
-  it('redis: the waiters of one client share ONE subscriber connection (PUBSUB NUMSUB 1 per lock), closed when the last one leaves', async ({
+  it('redis: the waiters of one client share ONE subscriber connection (one pattern subscription), closed after the last one leaves', async ({
     expect,
     onTestFinished,
   }) => {
@@ -132,8 +139,6 @@ describe.concurrent('a blocked acquire is woken by the release', () => {
       String(await redisRaw(['CLIENT', 'LIST']))
         .split('\n')
         .filter((line) => line.includes(` name=${connectionName} `));
-    const subscribers = async (channel: string) =>
-      ((await redisRaw(['PUBSUB', 'NUMSUB', channel])) as [string, number])[1];
 
     const names = [uniqueName('shared-a'), uniqueName('shared-b')];
     const holders = await Promise.all(
@@ -143,7 +148,7 @@ describe.concurrent('a blocked acquire is woken by the release', () => {
         return holder;
       }),
     );
-    const channels = names.map((name) => `sherlock:release:${name}`);
+    const queues = holders.map((holder) => (holder as RedisLock).queueKey);
     const order: string[] = [];
     const waiting = Array.from({ length: 10 }, (_, i) => {
       const name = names[i < 7 ? 0 : 1] ?? '';
@@ -157,14 +162,13 @@ describe.concurrent('a blocked acquire is woken by the release', () => {
 
     await waitUntil(
       async () =>
-        (await subscribers(channels[0] ?? '')) === 1 &&
-        (await subscribers(channels[1] ?? '')) === 1,
-      'both channels subscribed',
+        (await redisRaw(['ZCARD', queues[0] ?? ''])) === 7 &&
+        (await redisRaw(['ZCARD', queues[1] ?? ''])) === 3,
+      'all 10 waiters queued',
     );
     const connections = await ours();
     expect(connections, connections.join('\n')).toHaveLength(2); // the client + one subscriber
-    expect(connections.filter((line) => / sub=2 /.test(line))).toHaveLength(1);
-    expect(await subscribers(channels[0] ?? '')).toBe(1);
+    expect(connections.filter((line) => / psub=1 /.test(line))).toHaveLength(1);
 
     // The releases hand the lock from waiter to waiter: 7 on one name, then 3 on the other.
     const start = now();
@@ -174,13 +178,138 @@ describe.concurrent('a blocked acquire is woken by the release', () => {
     await Promise.all(waiting);
     console.log(`redis: 10 waiters (one client) served in ${(now() - start).toFixed(0)} ms`);
 
-    await waitUntil(
-      async () =>
-        (await subscribers(channels[0] ?? '')) === 0 &&
-        (await subscribers(channels[1] ?? '')) === 0,
-      'the channels unsubscribed',
-    );
+    expect(await redisRaw(['EXISTS', queues[0] ?? '', queues[1] ?? ''])).toBe(0);
     await waitUntil(async () => (await ours()).length === 1, 'the subscriber connection closed');
+  });
+});
+
+describe.concurrent('redis: a queue of waiters, one woken per release', () => {
+  /** A dedicated server, so that its command counts are ours alone. */
+  let server: RedisServer;
+  beforeAll(async () => {
+    server = await startRedis();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+  const calls = async (client: Redis): Promise<number> => {
+    const stats = await client.info('commandstats');
+    return Number(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+  };
+
+  it('8 waiters, each with its own client, queue up in order; each release wakes the first only (1 attempt per release, not 8), in queue order', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { defer } = scope(onTestFinished);
+    const connect = () => {
+      const client = new Redis(server.url);
+      defer(() => client.disconnect());
+      return client;
+    };
+    const inspector = connect();
+    const name = uniqueName('queue');
+    const holder = new RedisLock(name, { client: connect(), expire: 30_000 });
+    expect(await holder.acquire(false)).toBe(true);
+    const order: number[] = [];
+    const gate: Array<() => void> = [];
+    const waiters = Array.from(
+      { length: 8 },
+      () => new RedisLock(name, { client: connect(), ...SLOW_POLLING }),
+    );
+    const done: Promise<void>[] = [];
+    for (const [i, waiter] of waiters.entries()) {
+      done.push(
+        waiter.acquire().then(async () => {
+          order.push(i);
+          await new Promise<void>((resolve) => gate.push(resolve));
+          await waiter.release();
+        }),
+      );
+      // Queued one after the other, so the queue order is known.
+      await waitUntil(
+        async () => (await inspector.zcard(holder.queueKey)) === i + 1,
+        `waiter ${i} queued`,
+      );
+    }
+
+    // Each waiter has just made its queued attempt; their fallback polls are >= 1.8 s away.
+    const before = await calls(inspector);
+    await holder.release();
+    await waitUntil(() => order.length === 1, 'the first waiter has the lock', 1_000, 2);
+    await delay(200);
+    const attempts = (await calls(inspector)) - before;
+    expect(attempts, "the release script and the first waiter's attempt, no herd").toBe(2);
+    expect(await inspector.zcard(holder.queueKey)).toBe(7);
+
+    for (let k = 1; k < 8; k++) {
+      gate.shift()?.();
+      await waitUntil(() => order.length === k + 1, `waiter #${k} has the lock`, 1_000, 2);
+    }
+    gate.shift()?.();
+    await Promise.all(done);
+    expect(order).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(await inspector.exists(holder.queueKey)).toBe(0);
+  });
+
+  it('a dead waiter at the head of the queue (nobody listens on its channel) does not stall the line', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { defer } = scope(onTestFinished);
+    const client = new Redis(server.url);
+    defer(() => client.disconnect());
+    const name = uniqueName('dead-waiter');
+    const holder = new RedisLock(name, { client, expire: 30_000 });
+    expect(await holder.acquire(false)).toBe(true);
+    const waiterClient = new Redis(server.url);
+    defer(() => waiterClient.disconnect());
+    const waiter = new RedisLock(name, { client: waiterClient, ...SLOW_POLLING });
+    const acquired = waiter.acquire().then(() => now());
+    await waitUntil(async () => (await client.zcard(holder.queueKey)) === 1, 'waiter queued');
+    // A waiter whose process died: first in line, its channel has no subscriber.
+    await client.zadd(holder.queueKey, 0, 'sherlock:wake:dead-process:0');
+    await holder.release();
+    const releasedAt = now();
+    const gap = (await acquired) - releasedAt;
+    expect(gap, 'woken by the release, not by its 2 s poll').toBeLessThan(HANDOFF_LIMIT_MS);
+    expect(await client.exists(holder.queueKey), 'the dead entry was dropped').toBe(0);
+    await waiter.release();
+  });
+
+  it('a waiter that gives up leaves the queue; one woken just before it gave up passes the wake-up on', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { defer } = scope(onTestFinished);
+    const client = new Redis(server.url);
+    defer(() => client.disconnect());
+    const name = uniqueName('leaver');
+    const holder = new RedisLock(name, { client, expire: 30_000 });
+    expect(await holder.acquire(false)).toBe(true);
+    const quitterClient = new Redis(server.url);
+    defer(() => quitterClient.disconnect());
+    const quitter = new RedisLock(name, { client: quitterClient, ...SLOW_POLLING });
+    const controller = new AbortController();
+    const quit = rejection(quitter.acquire({ signal: controller.signal }));
+    await waitUntil(async () => (await client.zcard(holder.queueKey)) === 1, 'quitter queued');
+    const waiterClient = new Redis(server.url);
+    defer(() => waiterClient.disconnect());
+    const waiter = new RedisLock(name, { client: waiterClient, ...SLOW_POLLING });
+    const acquired = waiter.acquire().then(() => now());
+    await waitUntil(async () => (await client.zcard(holder.queueKey)) === 2, 'waiter queued');
+
+    // The release pops the quitter (first in line), which gives up at the same moment.
+    await holder.release();
+    controller.abort();
+    const releasedAt = now();
+    expect(await quit).toBeInstanceOf(LockAbortedError);
+    const gap = (await acquired) - releasedAt;
+    expect(gap, 'the wake-up was passed on, not left to the 2 s poll').toBeLessThan(
+      HANDOFF_LIMIT_MS,
+    );
+    await waiter.release();
+    await waitUntil(async () => (await client.exists(holder.queueKey)) === 0, 'queue gone');
   });
 });
 
