@@ -1,11 +1,11 @@
-import type { Namespace } from 'etcd3';
+import type { Namespace, Watcher } from 'etcd3';
 import {
   type AcquireResult,
   BaseLock,
   type BaseLockOptions,
   type ReleaseWaiter,
 } from '../core/base-lock.js';
-import { Alarm } from '../core/timing.js';
+import { Alarm, now } from '../core/timing.js';
 import { FALLBACK_POLL } from './redis-releases.js';
 import { loadDriver } from '../core/driver.js';
 import { checkConnection, checkWholeSeconds } from '../core/options.js';
@@ -19,20 +19,45 @@ interface Etcd3Module {
 /** Options of an EtcdLock: the lock options and an optional etcd3 `Etcd3` (or namespace) client. */
 export type EtcdLockOptions = BaseLockOptions;
 
+/** The lease of a waiting entry when the lock has no expiry (`expire: null`), kept alive. */
+const WAITER_LEASE_SECONDS = 10;
+
+/** One entry of a lock's line on the server (see EtcdLock). */
+interface Entry {
+  /** The entry's key, under the lock's prefix (relative to the client's namespace). */
+  readonly key: string;
+  /** Its value: the owner token of the attempt that made it (compared on release and extend). */
+  readonly value: string;
+  /** Its create revision: its place in line, and the fencing token once it holds the lock. */
+  readonly revision: string;
+  /** Its lease, if any, and the lease's TTL in seconds. */
+  lease: string | undefined;
+  seconds: number | null;
+  /** When its lease was last granted or kept alive (before the request was sent). */
+  refreshedAt: number;
+}
+
 /**
- * A lock in Etcd: the key `namespace/name` holds the owner token, created by a transaction that
- * succeeds only if the key does not exist, attached to a lease of `expire` rounded **up** to whole
- * seconds (no lease when `expire` is null); released by a transaction that deletes the key only
- * if it still holds this owner's token. Etcd raises a lease TTL below its minimum (2 s with the
- * default election timeout) to that minimum.
+ * A lock in Etcd, with the queue recipe of etcd's own `concurrency.Mutex`: each acquirer puts an
+ * entry `key` + `\u001f` + its owner token, attached to a lease of `expire` rounded **up** to whole
+ * seconds; the entry with the smallest create revision holds the lock, and that revision is its
+ * fencing token. A blocking acquire keeps its entry (its place in line) and watches only the
+ * entry right ahead of it: each release (a delete, or a lease running out) wakes one waiter,
+ * first come first served. A non-blocking acquire that is not first in line deletes its entry.
+ * Etcd raises a lease TTL below its minimum (2 s with the default election timeout) to that
+ * minimum.
  *
  * @example
  * import { Etcd3 } from 'etcd3';
  * const lock = new EtcdLock('deploy', { client: new Etcd3({ hosts: process.env.ETCD_HOSTS }) });
  */
 export class EtcdLock extends BaseLock {
-  /** Lease of each owner token this object holds (or is acquiring), to revoke on release. */
-  private readonly leases = new Map<string, string>();
+  /** The entry of each owner token this object holds, to delete on release. */
+  private readonly held = new Map<string, Entry>();
+  /** The entry of the blocking acquire in progress, waiting in line. */
+  private waiting: Entry | undefined;
+  /** The entry right ahead of `waiting`, as of the last attempt, and how many are ahead. */
+  private ahead: { key: string; fromRevision: string; count: number } | undefined;
 
   constructor(name: string, options?: EtcdLockOptions) {
     super(name, options);
@@ -40,6 +65,14 @@ export class EtcdLock extends BaseLock {
 
   protected override formatKey(name: string, namespace: string | null): string {
     return namespace === null ? name : `${namespace}/${name}`;
+  }
+
+  /**
+   * The prefix of this lock's entries: the key and a control character, which no lock name may
+   * contain, so no other lock's entries can share it.
+   */
+  get entryPrefix(): string {
+    return `${this.key}\u001f`;
   }
 
   private get etcd(): Namespace {
@@ -59,76 +92,218 @@ export class EtcdLock extends BaseLock {
     );
   }
 
-  /** The fencing token is the etcd revision that created the key: strictly increasing. */
   protected async _acquire(token: string): Promise<AcquireResult> {
-    const ttl = this.leaseSeconds;
-    const put = this.etcd.put(this.key).value(token);
-    if (ttl !== null) put.lease(await this.grant(token, ttl));
-    const { succeeded, header } = await this.etcd
-      .if(this.key, 'Create', '==', 0)
-      .then(put)
-      .commit();
-    if (!succeeded) this.revoke(token);
-    return succeeded ? { fencingToken: header.revision } : false;
+    let entry = this.waiting;
+    if (entry === undefined) {
+      const made = await this.enter(token);
+      if (made.first) return this.granted(token, made.entry);
+      // Not first: a blocking acquire keeps its place in line; anything else leaves.
+      if (!this.blockingAcquire || this.waiting !== undefined) {
+        await this.remove(made.entry);
+        return false;
+      }
+      this.waiting = entry = made.entry;
+    } else if (
+      now() - entry.refreshedAt >= this.refreshEvery(entry) &&
+      !(await this.keepAlive(entry))
+    ) {
+      return this.lostPlace();
+    }
+    const ahead = await this.etcd
+      .getAll()
+      .prefix(this.entryPrefix)
+      .maxCreateRevision(String(BigInt(entry.revision) - 1n))
+      .sort('Create', 'Descend')
+      .limit(1)
+      .exec();
+    const predecessor = ahead.kvs[0];
+    if (predecessor === undefined) {
+      // Nobody ahead: the lock is ours. Renew the lease so that it runs a whole TTL from now.
+      if (entry.lease !== undefined && !(await this.keepAlive(entry))) return this.lostPlace();
+      this.waiting = undefined;
+      this.ahead = undefined;
+      return this.granted(token, entry);
+    }
+    this.ahead = {
+      key: this.entryPrefix + predecessor.value.toString(),
+      fromRevision: String(BigInt(ahead.header.revision) + 1n),
+      count: Number(ahead.count),
+    };
+    return false;
   }
 
-  /** Moves the key to a new lease of `ttl` if `token` still holds it; the old lease is revoked. */
-  protected override async _extend(token: string, ttl: number): Promise<boolean> {
-    const previous = this.leases.get(token);
-    const lease = await this.grant(token, Math.ceil(ttl / 1000));
-    const { succeeded } = await this.etcd
-      .if(this.key, 'Value', '==', token)
-      .then(this.etcd.put(this.key).value(token).lease(lease))
+  /** Puts a new entry (with its lease) and tells whether it is first in line. */
+  private async enter(token: string): Promise<{ entry: Entry; first: boolean }> {
+    const seconds = this.leaseSeconds ?? (this.blockingAcquire ? WAITER_LEASE_SECONDS : null);
+    const key = this.entryPrefix + token;
+    const refreshedAt = now();
+    const lease =
+      seconds === null ? undefined : (await this.etcd.leaseClient.leaseGrant({ TTL: seconds })).ID;
+    const put = this.etcd.put(key).value(token);
+    if (lease !== undefined) put.lease(lease);
+    const { header, responses } = await this.etcd
+      .if(key, 'Create', '==', 0)
+      .then(put, this.etcd.getAll().prefix(this.entryPrefix).sort('Create', 'Ascend').limit(1))
       .commit();
-    const stale = succeeded ? previous : lease;
-    if (!succeeded && previous !== undefined) this.leases.set(token, previous);
-    if (stale !== undefined)
-      this.etcd.leaseClient.leaseRevoke({ ID: stale }).catch(() => undefined);
+    const entry: Entry = {
+      key,
+      value: token,
+      revision: header.revision,
+      lease,
+      seconds,
+      refreshedAt,
+    };
+    const first = responses[1]?.response_range?.kvs[0]?.create_revision === header.revision;
+    return { entry, first };
+  }
+
+  private async granted(token: string, entry: Entry): Promise<AcquireResult> {
+    if (this.expire === null && entry.lease !== undefined) {
+      // It waited with a lease (so that a dead waiter could not block the line for ever): the
+      // holder of a lock without expiry keeps it without one.
+      const { succeeded } = await this.etcd
+        .if(entry.key, 'Value', '==', entry.value)
+        .then(this.etcd.put(entry.key).value(entry.value))
+        .commit();
+      if (!succeeded) return this.lostPlace();
+      this.revokeLease(entry.lease);
+      entry.lease = undefined;
+      entry.seconds = null;
+    }
+    this.held.set(token, entry);
+    return { fencingToken: entry.revision };
+  }
+
+  /** The waiting entry is gone (its lease ran out): queue again from the back. */
+  private lostPlace(): false {
+    const entry = this.waiting;
+    this.waiting = undefined;
+    this.ahead = undefined;
+    if (entry) this.leave(entry);
+    return false;
+  }
+
+  /** How often a waiting entry's lease is kept alive: a third of its TTL. */
+  private refreshEvery(entry: Entry): number {
+    return entry.seconds === null ? Infinity : (entry.seconds * 1000) / 3;
+  }
+
+  /** One keep-alive of the entry's lease; false if the lease is gone. */
+  private async keepAlive(entry: Entry): Promise<boolean> {
+    if (entry.lease === undefined) return true;
+    const sentAt = now();
+    const stream = await this.etcd.leaseClient.leaseKeepAlive();
+    try {
+      const reply = await new Promise<{ TTL: string }>((resolve, reject) => {
+        stream.on('data', resolve);
+        stream.on('error', reject);
+        stream.write({ ID: entry.lease });
+      });
+      if (Number(reply.TTL) <= 0) return false;
+      entry.refreshedAt = sentAt;
+      return true;
+    } finally {
+      stream.on('error', () => undefined);
+      stream.end();
+    }
+  }
+
+  /** Moves the entry to a new lease of `ttl` if `token` still holds it; the old lease is revoked. */
+  protected override async _extend(token: string, ttl: number): Promise<boolean> {
+    const entry = this.held.get(token);
+    if (entry === undefined) return false;
+    const seconds = Math.ceil(ttl / 1000);
+    const { ID: lease } = await this.etcd.leaseClient.leaseGrant({ TTL: seconds });
+    const { succeeded } = await this.etcd
+      .if(entry.key, 'Value', '==', entry.value)
+      .then(this.etcd.put(entry.key).value(entry.value).lease(lease))
+      .commit();
+    this.revokeLease(succeeded ? entry.lease : lease);
+    if (succeeded) {
+      entry.lease = lease;
+      entry.seconds = seconds;
+    }
     return succeeded;
   }
 
-  private async grant(token: string, seconds: number): Promise<string> {
-    const { ID } = await this.etcd.leaseClient.leaseGrant({ TTL: seconds });
-    this.leases.set(token, ID);
-    return ID;
-  }
-
   protected async _release(token: string): Promise<boolean> {
-    const { succeeded } = await this.etcd
-      .if(this.key, 'Value', '==', token)
-      .then(this.etcd.delete().key(this.key))
-      .commit();
-    this.revoke(token);
+    const entry = this.held.get(token);
+    // Not held: an attempt given up on, whose entry may still have been put (undo).
+    if (entry === undefined) {
+      await this.remove({ key: this.entryPrefix + token, value: token, lease: undefined });
+      return false;
+    }
+    const succeeded = await this.remove(entry);
+    this.held.delete(token);
     return succeeded;
   }
 
   /**
-   * Waiters watch the lock's key: the delete of a release (or of the holder's lease running out)
-   * wakes them at once, with a poll every 2 s in case the watch misses it.
+   * A waiter watches the entry right ahead of it, from the revision it last read, so no delete
+   * in between is missed: its delete (a release, a waiter giving up, a lease running out) wakes
+   * it, and it looks again. A poll every 2 s (less often further back in line) covers a watch
+   * that fails; the waiting entry's lease is kept alive at a third of its TTL.
    */
   protected override async openWaiter(): Promise<ReleaseWaiter> {
-    const watcher = await this.etcd.watch().key(this.key).create();
     const alarm = new Alarm();
-    watcher.on('delete', alarm.ring);
-    watcher.on('connected', alarm.ring); // (re)connected: a delete may have been missed
-    watcher.on('error', () => undefined);
+    let watched: { key: string; watcher: Promise<Watcher> } | undefined;
+    const unwatch = () => {
+      watched?.watcher.then((watcher) => watcher.cancel()).catch(() => undefined);
+      watched = undefined;
+    };
+    const watch = async () => {
+      const ahead = this.ahead;
+      if (ahead === undefined || watched?.key === ahead.key) return;
+      unwatch();
+      const watcher = this.etcd.watch().key(ahead.key).startRevision(ahead.fromRevision).create();
+      watched = { key: ahead.key, watcher };
+      const created = await watcher;
+      created.on('delete', alarm.ring);
+      created.on('error', () => undefined);
+    };
     return {
-      wait: (remaining, signal) => alarm.sleep(Math.min(remaining, FALLBACK_POLL), signal),
-      close() {
-        watcher.cancel().catch(() => undefined);
+      wait: async (remaining, signal) => {
+        await watch().catch(() => unwatch());
+        const entry = this.waiting;
+        const rank = Math.max(0, (this.ahead?.count ?? 1) - 1);
+        const poll = FALLBACK_POLL * Math.min(1 + rank, 5);
+        const refresh =
+          entry === undefined ? Infinity : entry.refreshedAt + this.refreshEvery(entry) - now();
+        await alarm.sleep(Math.max(0, Math.min(remaining, poll, refresh)), signal);
       },
+      close: unwatch,
     };
   }
 
-  protected async _locked(): Promise<boolean> {
-    return this.etcd.get(this.key).exists();
+  /** An acquire that ends without the lock leaves the line. */
+  protected override acquireEnded(): void {
+    const entry = this.waiting;
+    this.waiting = undefined;
+    this.ahead = undefined;
+    if (entry) this.leave(entry);
   }
 
-  /** Revokes the lease of `token` in the background; an unrevoked lease just runs out. */
-  private revoke(token: string): void {
-    const id = this.leases.get(token);
+  protected async _locked(): Promise<boolean> {
+    return (await this.etcd.getAll().prefix(this.entryPrefix).count()) > 0;
+  }
+
+  /** Deletes an entry if it still holds its value; its lease is revoked in the background. */
+  private async remove(entry: Pick<Entry, 'key' | 'value' | 'lease'>): Promise<boolean> {
+    const { succeeded } = await this.etcd
+      .if(entry.key, 'Value', '==', entry.value)
+      .then(this.etcd.delete().key(entry.key))
+      .commit();
+    this.revokeLease(entry.lease);
+    return succeeded;
+  }
+
+  /** Removes a waiting entry in the background (its lease runs out if this fails). */
+  private leave(entry: Entry): void {
+    this.remove(entry).catch(() => this.revokeLease(entry.lease));
+  }
+
+  private revokeLease(id: string | undefined): void {
     if (id === undefined) return;
-    this.leases.delete(token);
     this.etcd.leaseClient.leaseRevoke({ ID: id }).catch(() => undefined);
   }
 }

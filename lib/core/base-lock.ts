@@ -272,12 +272,24 @@ export abstract class BaseLock<C extends object = object> implements Distributed
     const options = this.acquireOptions(blocking);
     if (this.acquiring) throw new LockError(messages.acquireInProgress(this.name), this.name);
     this.acquiring = true;
+    this.blockingAcquire = options.blocking;
     try {
       return await this.acquireLoop(options.blocking, options.timeout, options.signal);
     } finally {
       this.acquiring = false;
+      this.blockingAcquire = false;
+      this.acquireEnded();
     }
   }
+
+  /**
+   * Whether a blocking `acquire()` is in progress: its failed attempts will be followed by more
+   * (a backend that queues waiters may keep its place in line between them).
+   */
+  protected blockingAcquire = false;
+
+  /** Called when an `acquire()` call ends, whatever its outcome (a backend's clean-up hook). */
+  protected acquireEnded(): void {}
 
   private acquireOptions(arg: unknown): Required<Omit<AcquireOptions, 'signal'>> & AcquireOptions {
     if (typeof arg === 'boolean') return { blocking: arg, timeout: this.timeout };

@@ -498,21 +498,24 @@ describe('memcached: the item on the server', () => {
 // -------------------------------------------------------------------------------------------------
 // Etcd
 
-describe('etcd: the key on the server', () => {
+describe('etcd: the entries on the server', () => {
   let client: Etcd3;
   /** A second client, only used to look at the server. */
   let inspector: Etcd3;
-  const keys: string[] = [];
+  const prefixes: string[] = [];
   const etcdLock = (name: string, options: { namespace?: string; expire?: number | null } = {}) => {
     const lock = new EtcdLock(name, { client, ...options });
-    keys.push(lock.key);
+    prefixes.push(lock.entryPrefix);
     return lock;
   };
-  const keyValue = async (key: string): Promise<IKeyValue | undefined> =>
-    (await inspector.get(key).exec()).kvs[0];
+  /** The entries of a lock (`key` + U+001F + token), first in line first. */
+  const entries = async (key: string): Promise<IKeyValue[]> =>
+    (await inspector.getAll().prefix(`${key}\u001f`).sort('Create', 'Ascend').exec()).kvs;
+  /** The entry holding the lock: the first in line. */
+  const holderOf = async (key: string): Promise<IKeyValue | undefined> => (await entries(key))[0];
   const leaseOf = async (key: string) => {
-    const kv = await keyValue(key);
-    if (!kv) throw new Error(`etcd: no key ${key}`);
+    const kv = await holderOf(key);
+    if (!kv) throw new Error(`etcd: no entry under ${key}`);
     return inspector.leaseClient.leaseTimeToLive({ ID: kv.lease });
   };
 
@@ -521,52 +524,80 @@ describe('etcd: the key on the server', () => {
     inspector = new Etcd3({ hosts: etcdHosts() });
   });
   afterEach(async () => {
-    await Promise.all(keys.splice(0).map((key) => inspector.delete().key(key).exec()));
+    await Promise.all(prefixes.splice(0).map((prefix) => inspector.delete().prefix(prefix).exec()));
   });
   afterAll(() => {
     client.close();
     inspector.close();
   });
 
-  it('is namespace/name with a namespace and name without; holds the token; is gone after release', async () => {
+  it('is namespace/name + U+001F + token with a namespace, name + U+001F + token without; gone after release', async () => {
     const name = uniqueName('state');
     const namespaced = etcdLock(name, { namespace: 'ns' });
     const bare = etcdLock(name);
     expect(namespaced.key).toBe(`ns/${name}`);
     expect(bare.key).toBe(name);
+    expect(namespaced.entryPrefix).toBe(`ns/${name}\u001f`);
 
     await mustAcquire(namespaced);
-    expect(await keyValue(name)).toBeUndefined();
+    expect(await entries(name)).toEqual([]);
     await mustAcquire(bare);
-    const namespacedToken = await inspector.get(`ns/${name}`).string();
-    const bareToken = await inspector.get(name).string();
+    const namespacedEntry = await holderOf(`ns/${name}`);
+    const bareEntry = await holderOf(name);
+    const namespacedToken = namespacedEntry?.value.toString();
+    const bareToken = bareEntry?.value.toString();
     expect(namespacedToken).toMatch(TOKEN);
     expect(bareToken).toMatch(TOKEN);
+    expect(namespacedEntry?.key.toString()).toBe(`ns/${name}\u001f${namespacedToken}`);
+    expect(bareEntry?.key.toString()).toBe(`${name}\u001f${bareToken}`);
     expect(bareToken).not.toBe(namespacedToken);
 
     await namespaced.release();
-    expect(await keyValue(`ns/${name}`)).toBeUndefined();
-    expect(await inspector.get(name).string()).toBe(bareToken);
+    expect(await entries(`ns/${name}`)).toEqual([]);
+    expect((await holderOf(name))?.value.toString()).toBe(bareToken);
     await bare.release();
-    expect(await keyValue(name)).toBeUndefined();
+    expect(await entries(name)).toEqual([]);
   });
 
   it('stores a new owner token on every acquire', async () => {
     const lock = etcdLock(uniqueName('tokens'));
-    const tokens: (string | null)[] = [];
+    const tokens: (string | undefined)[] = [];
     for (let i = 0; i < 5; i++) {
       await mustAcquire(lock);
-      tokens.push(await inspector.get(lock.key).string());
+      tokens.push((await holderOf(lock.key))?.value.toString());
       await lock.release();
     }
     for (const token of tokens) expect(token).toMatch(TOKEN);
     expect(new Set(tokens).size).toBe(tokens.length);
   });
 
+  it('a blocking waiter keeps one entry in line, behind the holder, and watches it; a non-blocking attempt leaves none', async () => {
+    const name = uniqueName('line');
+    const holder = etcdLock(name);
+    await mustAcquire(holder);
+    expect(await etcdLock(name).acquire(false)).toBe(false);
+    expect(await entries(name)).toHaveLength(1);
+
+    const waiter = etcdLock(name);
+    const waiting = waiter.acquire({ timeout: 20_000 });
+    await vi.waitFor(async () => expect(await entries(name)).toHaveLength(2), {
+      timeout: 5_000,
+      interval: 20,
+    });
+    const [first, second] = await entries(name);
+    expect(first?.create_revision).toBe(holder.fencingToken);
+    await holder.release();
+    expect(await waiting).toBe(true);
+    expect(waiter.fencingToken).toBe(second?.create_revision);
+    expect(await entries(name)).toHaveLength(1);
+    await waiter.release();
+    expect(await entries(name)).toEqual([]);
+  });
+
   it('attaches a lease of expire 60 000 ms = 60 s, revoked on release', async () => {
     const lock = etcdLock(uniqueName('lease'), { expire: 60_000 });
     await mustAcquire(lock);
-    const kv = await keyValue(lock.key);
+    const kv = await holderOf(lock.key);
     expect(kv?.lease).not.toBe('0');
     const lease = await leaseOf(lock.key);
     expect(Number(lease.grantedTTL)).toBe(60);
@@ -574,7 +605,7 @@ describe('etcd: the key on the server', () => {
     expect(Number(lease.TTL)).toBeLessThanOrEqual(60);
 
     await lock.release();
-    expect(await keyValue(lock.key)).toBeUndefined();
+    expect(await entries(lock.key)).toEqual([]);
     // The lease is revoked in the background: etcd then reports TTL -1 for it.
     await vi.waitFor(
       async () =>
@@ -603,11 +634,11 @@ describe('etcd: the key on the server', () => {
     expect(() => etcdLock(uniqueName('tiny'), { expire: 999 })).toThrow(/'expire'.*999/);
   });
 
-  it("expire: null really holds the lock, with no lease (lease '0')", async () => {
+  it("expire: null really holds the lock, with no lease (lease '0'), also after waiting in line", async () => {
     const name = uniqueName('forever');
     const lock = etcdLock(name, { expire: null });
     expect(await lock.acquire(false)).toBe(true);
-    const kv = await keyValue(lock.key);
+    const kv = await holderOf(lock.key);
     expect(kv?.lease).toBe('0');
     expect(kv?.value.toString()).toMatch(TOKEN);
 
@@ -615,19 +646,32 @@ describe('etcd: the key on the server', () => {
     expect(await rival.acquire(false)).toBe(false);
     expect(await rival.locked()).toBe(true);
 
+    // A blocking waiter waits with a lease (a dead waiter must not block the line for ever) and
+    // holds without one.
+    const waiting = rival.acquire({ timeout: 20_000 });
+    await vi.waitFor(async () => expect(await entries(name)).toHaveLength(2), {
+      timeout: 5_000,
+      interval: 20,
+    });
+    expect((await entries(name))[1]?.lease).not.toBe('0');
     await lock.release();
-    expect(await keyValue(lock.key)).toBeUndefined();
-    expect(await rival.acquire(false)).toBe(true);
+    expect(await waiting).toBe(true);
+    expect((await holderOf(name))?.lease).toBe('0');
     await rival.release();
+    expect(await entries(name)).toEqual([]);
   });
 
   it("does not delete another owner's value: release says 'not-owned' and leaves it", async () => {
     const lock = etcdLock(uniqueName('foreign'));
     await mustAcquire(lock);
-    await inspector.put(lock.key).value('someone-else').exec();
+    const entry = await holderOf(lock.key);
+    await inspector
+      .put(entry?.key ?? '')
+      .value('someone-else')
+      .exec();
 
     await expectReleaseError(lock.release(), 'not-owned');
-    expect(await inspector.get(lock.key).string()).toBe('someone-else');
+    expect((await holderOf(lock.key))?.value.toString()).toBe('someone-else');
     expect(lock.isAcquired).toBe(false);
   });
 });

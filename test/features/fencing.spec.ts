@@ -15,7 +15,7 @@ import { uniqueName } from '../support/backends.js';
 import { type RedisServer, startRedis } from '../support/servers.js';
 import {
   closeEtcdInspector,
-  etcdInspector,
+  etcdHolder,
   expectStrictlyIncreasing,
   memcachedDelete,
   memcachedGet,
@@ -89,7 +89,7 @@ describe.concurrent('fencing tokens', () => {
     expect(held.fencingToken).toBeUndefined();
   });
 
-  it("etcd: the token is the revision that created the lock's key", async ({
+  it("etcd: the token is the revision that created the holder's entry", async ({
     expect,
     onTestFinished,
   }) => {
@@ -97,7 +97,7 @@ describe.concurrent('fencing tokens', () => {
     const held = lock('etcd', uniqueName('revision'));
     for (let i = 0; i < 3; i++) {
       expect(await held.acquire(false)).toBe(true);
-      const kv = (await etcdInspector().get(held.key).exec()).kvs[0];
+      const kv = await etcdHolder(held.key);
       expect(kv?.create_revision).toBe(held.fencingToken);
       expect(kv?.mod_revision).toBe(held.fencingToken);
       await held.release();

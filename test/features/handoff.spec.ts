@@ -101,7 +101,7 @@ describe.concurrent('a blocked acquire is woken by the release', () => {
     expect(after).toBeLessThan(3_400);
   });
 
-  it("etcd: a holder whose lease runs out: the key's delete wakes the waiter (retryInterval 5000)", async ({
+  it("etcd: a holder whose lease runs out: its entry's delete wakes the waiter (retryInterval 5000)", async ({
     expect,
     onTestFinished,
   }) => {
@@ -109,7 +109,7 @@ describe.concurrent('a blocked acquire is woken by the release', () => {
     const name = uniqueName('lease-wait');
     const holder = lock('etcd', name, { expire: 3_000 });
     const waiter = lock('etcd', name, SLOW_POLLING);
-    const watcher = await etcdInspector().watch().key(holder.key).create();
+    const watcher = await etcdInspector().watch().prefix(`${holder.key}\u001f`).create();
     defer(() => watcher.cancel());
     let deletedAt: number | undefined;
     watcher.on('delete', () => (deletedAt ??= now()));
@@ -183,7 +183,7 @@ describe.concurrent('a blocked acquire is woken by the release', () => {
   });
 });
 
-describe.concurrent('redis: a queue of waiters, one woken per release', () => {
+describe('redis: a queue of waiters, one woken per release (its own server, one test at a time, so that its command counts are exact)', () => {
   /** A dedicated server, so that its command counts are ours alone. */
   let server: RedisServer;
   beforeAll(async () => {
@@ -408,6 +408,83 @@ describe.concurrent('memory: first come, first served', () => {
     expect(await cancelled).toBeInstanceOf(LockAbortedError);
 
     await delay(300);
+    await holder.release();
+    const releasedAt = now();
+    const { ok, at } = await acquired;
+    expect(ok).toBe(true);
+    expect(at - releasedAt).toBeLessThan(HANDOFF_LIMIT_MS);
+    await patient.release();
+  });
+});
+
+describe.concurrent('etcd: first come, first served (the concurrency.Mutex queue)', () => {
+  const entries = async (lock: { key: string }) =>
+    (await etcdInspector().getAll().prefix(`${lock.key}\u001f`).keys()).length;
+
+  it('5 waiters get the lock in the order they queued; a newcomer trying right after each release never cuts in', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { lock } = scope(onTestFinished);
+    const name = uniqueName('etcd-fifo');
+    const holder = lock('etcd', name);
+    const newcomer = lock('etcd', name);
+    const cutIns: boolean[] = [];
+    const releaseAndTryToCutIn = async (held: { release(): Promise<void> }) => {
+      await held.release();
+      cutIns.push(await newcomer.acquire(false));
+      if (newcomer.isAcquired) await newcomer.release();
+    };
+    expect(await holder.acquire(false)).toBe(true);
+
+    const order: number[] = [];
+    const done: Promise<void>[] = [];
+    for (let i = 0; i < 5; i++) {
+      const waiter = lock('etcd', name, SLOW_POLLING);
+      done.push(
+        waiter.acquire().then(async (ok) => {
+          expect(ok).toBe(true);
+          order.push(i);
+          await delay(10);
+          await releaseAndTryToCutIn(waiter);
+        }),
+      );
+      await waitUntil(async () => (await entries(holder)) === i + 2, `waiter ${i} in line`);
+    }
+    const start = now();
+    await releaseAndTryToCutIn(holder);
+    await Promise.all(done);
+    expect(order).toEqual([0, 1, 2, 3, 4]);
+    // Each release woke the next in line (polling at retryInterval would take 5 s per waiter).
+    expect(now() - start).toBeLessThan(3 * HANDOFF_LIMIT_MS);
+    expect(cutIns).toEqual([false, false, false, false, false, true]);
+    expect(await entries(holder)).toBe(0);
+  });
+
+  it('waiters that time out or are aborted leave the line: the one behind them gets the lock right after the release', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { lock } = scope(onTestFinished);
+    const name = uniqueName('etcd-leaving');
+    const holder = lock('etcd', name);
+    expect(await holder.acquire(false)).toBe(true);
+    const impatient = lock('etcd', name, { retryInterval: 5_000, timeout: 1_000 });
+    const aborted = lock('etcd', name, SLOW_POLLING);
+    const patient = lock('etcd', name, SLOW_POLLING);
+    const controller = new AbortController();
+
+    const timedOut = rejection(impatient.acquire());
+    await waitUntil(async () => (await entries(holder)) === 2, 'impatient in line');
+    const cancelled = rejection(aborted.acquire({ signal: controller.signal }));
+    await waitUntil(async () => (await entries(holder)) === 3, 'aborted in line');
+    const acquired = patient.acquire().then((ok) => ({ ok, at: now() }));
+    await waitUntil(async () => (await entries(holder)) === 4, 'patient in line');
+    controller.abort();
+    expect(await timedOut).toBeInstanceOf(LockTimeoutError);
+    expect(await cancelled).toBeInstanceOf(LockAbortedError);
+    await waitUntil(async () => (await entries(holder)) === 2, 'the two left the line');
+
     await holder.release();
     const releasedAt = now();
     const { ok, at } = await acquired;

@@ -4,7 +4,7 @@
  * shared afterEach), raw access to what each server really holds (never through the library),
  * and timing helpers.
  */
-import { Etcd3 } from 'etcd3';
+import { Etcd3, type IKeyValue } from 'etcd3';
 import {
   type BaseLock,
   type BaseLockOptions,
@@ -227,11 +227,25 @@ export function closeEtcdInspector(): void {
   inspectorClient = undefined;
 }
 
-/** The remaining time to live of the lease holding `key` (null without key or lease). */
+/**
+ * The entry that holds the etcd lock `key` (the lock's key as `lock.key` gives it): of the entries
+ * `key` + U+001F + token, the one with the smallest create revision. Undefined when none.
+ */
+export async function etcdHolder(key: string): Promise<IKeyValue | undefined> {
+  const { kvs } = await etcdInspector()
+    .getAll()
+    .prefix(`${key}\u001f`)
+    .sort('Create', 'Ascend')
+    .limit(1)
+    .exec();
+  return kvs[0];
+}
+
+/** The remaining time to live of the lease of the entry holding lock `key` (null without). */
 export async function etcdLease(
   key: string,
 ): Promise<{ id: string; ttl: number; granted: number } | null> {
-  const kv = (await etcdInspector().get(key).exec()).kvs[0];
+  const kv = await etcdHolder(key);
   if (!kv || kv.lease === '0') return null;
   const lease = await etcdInspector().leaseClient.leaseTimeToLive({ ID: kv.lease });
   return { id: kv.lease, ttl: Number(lease.TTL), granted: Number(lease.grantedTTL) };
@@ -256,8 +270,7 @@ export async function serverTtl(
       return item === null ? null : item.ttl < 0 ? -1 : item.ttl * 1000;
     }
     case 'etcd': {
-      const exists = await etcdInspector().get(key).exists();
-      if (!exists) return null;
+      if (!(await etcdHolder(key))) return null;
       const lease = await etcdLease(key);
       return lease === null ? -1 : lease.ttl * 1000;
     }
@@ -283,7 +296,7 @@ export async function serverValue(
     case 'memcached':
       return (await memcachedGet(key))?.value;
     case 'etcd':
-      return (await etcdInspector().get(key).string()) ?? undefined;
+      return (await etcdHolder(key))?.value.toString();
     case 'memory':
       return (client as MemoryStore).get(key);
   }
@@ -302,9 +315,16 @@ export async function deleteByHand(
     case 'memcached':
       expect(await memcachedDelete(key)).toBe(true);
       return;
-    case 'etcd':
-      expect((await etcdInspector().delete().key(key).exec()).deleted).toBe('1');
+    case 'etcd': {
+      const holder = await etcdHolder(key);
+      expect(holder).toBeDefined();
+      const deleted = await etcdInspector()
+        .delete()
+        .key(holder?.key ?? '')
+        .exec();
+      expect(deleted.deleted).toBe('1');
       return;
+    }
     case 'memory': {
       const store = client as MemoryStore;
       const token = store.get(key);
