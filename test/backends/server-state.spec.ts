@@ -594,8 +594,9 @@ describe('etcd: the entries on the server', () => {
     expect(await entries(name)).toEqual([]);
   });
 
-  it('attaches a lease of expire 60 000 ms = 60 s, revoked on release', async () => {
-    const lock = etcdLock(uniqueName('lease'), { expire: 60_000 });
+  it('attaches a lease of expire 60 000 ms = 60 s; after release the object reuses it (renewed to 60 s) for its next acquire, and another object cannot', async () => {
+    const name = uniqueName('lease');
+    const lock = etcdLock(name, { expire: 60_000 });
     await mustAcquire(lock);
     const kv = await holderOf(lock.key);
     expect(kv?.lease).not.toBe('0');
@@ -606,14 +607,34 @@ describe('etcd: the entries on the server', () => {
 
     await lock.release();
     expect(await entries(lock.key)).toEqual([]);
-    // The lease is revoked in the background: etcd then reports TTL -1 for it.
+    // Kept (no keys on it) and renewed at the next acquire: one grant and one revoke saved.
+    await mustAcquire(lock);
+    expect((await holderOf(lock.key))?.lease).toBe(kv?.lease);
+    expect(Number((await leaseOf(lock.key)).TTL)).toBeGreaterThan(50);
+    await lock.release();
+    const other = etcdLock(name, { expire: 60_000 });
+    await mustAcquire(other);
+    expect((await holderOf(lock.key))?.lease).not.toBe(kv?.lease);
+    await other.release();
+  });
+
+  it('a lease whose TTL differs, or which ran out, is not reused', async () => {
+    const name = uniqueName('lease-change');
+    const short = etcdLock(name, { expire: 2_000 });
+    await mustAcquire(short);
+    const first = (await holderOf(short.key))?.lease;
+    await short.release();
+    // The lease (2 s, no keys left) runs out; etcd then reports TTL -1 for it.
     await vi.waitFor(
       async () =>
-        expect((await inspector.leaseClient.leaseTimeToLive({ ID: kv?.lease ?? '' })).TTL).toBe(
-          '-1',
-        ),
-      { timeout: 3_000, interval: 50 },
+        expect((await inspector.leaseClient.leaseTimeToLive({ ID: first ?? '' })).TTL).toBe('-1'),
+      { timeout: 8_000, interval: 200 },
     );
+    await mustAcquire(short);
+    const second = (await holderOf(short.key))?.lease;
+    expect(second).not.toBe(first);
+    expect(Number((await leaseOf(short.key)).grantedTTL)).toBe(2);
+    await short.release();
   });
 
   // etcd raises a TTL below its minimum (ceil(1.5 x election timeout) = 2 s by default) to it.
