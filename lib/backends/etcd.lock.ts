@@ -120,8 +120,13 @@ export class EtcdLock extends BaseLock {
       .exec();
     const predecessor = ahead.kvs[0];
     if (predecessor === undefined) {
-      // Nobody ahead: the lock is ours. Renew the lease so that it runs a whole TTL from now.
-      if (entry.lease !== undefined && !(await this.keepAlive(entry))) return this.lostPlace();
+      // Nobody ahead: the lock is ours, and it expires a TTL after the lease's last renewal.
+      // Renew it now unless that was only a moment ago (then the holding counts from then).
+      if (
+        now() - entry.refreshedAt > this.refreshEvery(entry) / 30 &&
+        !(await this.keepAlive(entry))
+      )
+        return this.lostPlace();
       this.waiting = undefined;
       this.ahead = undefined;
       return this.granted(token, entry);
@@ -172,7 +177,7 @@ export class EtcdLock extends BaseLock {
       entry.seconds = null;
     }
     this.held.set(token, entry);
-    return { fencingToken: entry.revision };
+    return { fencingToken: entry.revision, since: entry.refreshedAt };
   }
 
   /** The waiting entry is gone (its lease ran out): queue again from the back. */
@@ -302,6 +307,8 @@ export class EtcdLock extends BaseLock {
         await alarm.sleep(Math.max(0, Math.min(remaining, poll, refresh)), signal);
       },
       close: unwatch,
+      // The watch starts from the revision the failed attempt read: no release is missed.
+      coversLastAttempt: this.ahead !== undefined,
     };
   }
 

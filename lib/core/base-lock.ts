@@ -51,6 +51,11 @@ export interface ReleaseWaiter {
   wait(remaining: number, signal?: AbortSignal): Promise<void>;
   /** Stops listening. */
   close(): void;
+  /**
+   * True if a release since the last failed attempt cannot be missed (an etcd watch from the
+   * revision that attempt read): the acquire then waits at once instead of trying again first.
+   */
+  readonly coversLastAttempt?: boolean;
 }
 
 /** The lock API shared by every lock class, including the generic `Lock`. */
@@ -83,9 +88,12 @@ const MAX_KEY_BYTES = 1024;
 
 /**
  * What `_acquire` resolves: whether the lock was taken, and if the backend issues fencing tokens,
- * the token of this acquisition (a decimal string, strictly increasing per lock name).
+ * the token of this acquisition (a decimal string, strictly increasing per lock name). `since`
+ * (a `performance.now()` time) is when the lock's expiry started counting at the server, if
+ * that was before the attempt was sent (a waiter's lease, renewed earlier): the holder's expiry
+ * and loss signal count from it.
  */
-export type AcquireResult = boolean | { readonly fencingToken: string };
+export type AcquireResult = boolean | { readonly fencingToken: string; readonly since?: number };
 
 /**
  * The abstract lock: the port of `sherlock.lock.BaseLock`. It owns blocking, timeouts, retries,
@@ -341,7 +349,7 @@ export abstract class BaseLock<C extends object = object> implements Distributed
           // Listen for releases *before* the next attempt, so none in between is missed.
           triedWaiter = true;
           waiter = await this.listen(signal);
-          if (waiter) continue;
+          if (waiter && !waiter.coversLastAttempt) continue;
         }
         if (waiter) await waiter.wait(timeout - elapsed, signal);
         else await this.waitForRetry(Math.min(this.retryInterval, timeout - elapsed), signal);
@@ -394,7 +402,8 @@ export abstract class BaseLock<C extends object = object> implements Distributed
     if (settled.kind === 'value') {
       const result = settled.value;
       if (result === false) return false;
-      this.startHold(token, typeof result === 'object' ? result.fencingToken : undefined, sentAt);
+      const since = typeof result === 'object' ? Math.min(result.since ?? sentAt, sentAt) : sentAt;
+      this.startHold(token, typeof result === 'object' ? result.fencingToken : undefined, since);
       return true;
     }
     this.undo(token, pending);

@@ -594,6 +594,33 @@ describe('etcd: the entries on the server', () => {
     expect(await entries(name)).toEqual([]);
   });
 
+  it('a waiter keeps its place (and lease) alive while it waits longer than its expire, then holds a full lease', async () => {
+    const name = uniqueName('long-wait');
+    const holder = etcdLock(name, { expire: 3_000 });
+    await mustAcquire(holder);
+    const waiter = etcdLock(name, { expire: 3_000 });
+    const waiting = waiter.acquire({ timeout: 30_000 });
+    await vi.waitFor(async () => expect(await entries(name)).toHaveLength(2), {
+      timeout: 5_000,
+      interval: 20,
+    });
+    const queued = (await entries(name))[1];
+    // The holder keeps its lock for 3 x its expire; the waiter's lease (3 s) must be kept alive.
+    for (let i = 0; i < 6; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 1_200));
+      await holder.extend();
+    }
+    expect((await entries(name))[1]?.create_revision, 'still in line, same entry').toBe(
+      queued?.create_revision,
+    );
+    await holder.release();
+    expect(await waiting).toBe(true);
+    expect(waiter.fencingToken).toBe(queued?.create_revision);
+    expect(Number((await leaseOf(name)).TTL)).toBeGreaterThanOrEqual(2);
+    expect(waiter.signal.aborted).toBe(false);
+    await waiter.release();
+  });
+
   it('attaches a lease of expire 60 000 ms = 60 s; after release the object reuses it (renewed to 60 s) for its next acquire, and another object cannot', async () => {
     const name = uniqueName('lease');
     const lock = etcdLock(name, { expire: 60_000 });
