@@ -319,14 +319,14 @@ const etcdLeaseFloor: Contender = {
 
 export const CONTENDERS: readonly Contender[] = [
   redisFloor,
-  ours('redis', 'woken by the release (pub/sub); 2 s fallback poll'),
+  ours('redis', 'queued; the release wakes the first waiter (pub/sub); 2 s+ fallback poll'),
   redlock(false),
   redlock(true),
   semaphore(false),
   semaphore(true),
   etcdFloor,
   etcdLeaseFloor,
-  ours('etcd', 'woken by the release (watch); 2 s fallback poll'),
+  ours('etcd', 'queued (Mutex recipe); the release wakes the next (watch); 2 s+ fallback poll'),
   etcd3Lock,
   ours('memory', 'in-process FIFO hand-off'),
 ];
