@@ -55,7 +55,10 @@ for _ = 1, 5 do
 end`;
 
 /**
- * SET NX (with PX unless ARGV[2] is empty) and, if it took the lock, INCR the fencing counter.
+ * SET NX (with PX unless ARGV[2] is empty) and, if it took the lock, INCR the fencing counter;
+ * a counter that does not exist (first use, or lost: a restart without persistence, FLUSHALL, an
+ * eviction) starts from the server's clock in microseconds, so it stays above the tokens it gave
+ * before unless the server's clock went back or more than a million locks a second were taken.
  * KEYS: lock, counter, queue. ARGV: token, expire in ms or '', the waiter's channel or '' (not
  * waiting yet), '1' to queue at the front (a waiter that was woken and lost the race) or ''.
  * Returns the counter as a string; or, when the lock is taken, `{pttl}` (-1 without expiry) and,
@@ -71,7 +74,11 @@ else
 end
 if taken then
   if ARGV[3] ~= '' then redis.call('zrem', KEYS[3], ARGV[3]) end
-  return tostring(redis.call('incr', KEYS[2]))
+  if redis.call('exists', KEYS[2]) == 0 then
+    local t = redis.call('time')
+    redis.call('set', KEYS[2], t[1] .. string.format('%06d', tonumber(t[2])))
+  end
+  return string.format('%d', redis.call('incr', KEYS[2]))
 end
 local ttl = redis.call('pttl', KEYS[1])
 if ARGV[3] == '' then return {ttl} end

@@ -149,6 +149,44 @@ describe.concurrent('fencing tokens', () => {
     expect(() => new RedisLock(bare.fencingKey)).toThrow(RangeError);
   });
 
+  it('redis: the counter starts at the server clock in µs and goes on from the last token; lost (FLUSHALL, a restart without persistence), it restarts from the clock, still above', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { lock } = scope(onTestFinished);
+    const name = uniqueName('flushed');
+    const first = lock('redis', name) as RedisLock;
+    const second = lock('redis', name);
+    await redisRaw(['DEL', first.fencingKey]);
+
+    const serverMicros = async () => {
+      const [seconds, micros] = (await redisRaw(['TIME'])) as [string, string];
+      return BigInt(seconds) * 1_000_000n + BigInt(micros);
+    };
+    const before = await serverMicros();
+    expect(await first.acquire(false)).toBe(true);
+    const after = await serverMicros();
+    const tokens = [first.fencingToken];
+    const initial = BigInt(first.fencingToken ?? -1);
+    expect(initial).toBeGreaterThan(before);
+    expect(initial).toBeLessThanOrEqual(after + 1n);
+    await first.release();
+
+    for (const each of [second, first, second]) {
+      expect(await each.acquire(false)).toBe(true);
+      tokens.push(each.fencingToken);
+      await each.release();
+    }
+    expect(tokens.map((token) => BigInt(token ?? -1) - initial)).toEqual([0n, 1n, 2n, 3n]);
+
+    // Lost: the next acquisition starts it again from the clock, above every token so far.
+    expect(await redisRaw(['DEL', first.fencingKey])).toBe(1);
+    expect(await second.acquire(false)).toBe(true);
+    tokens.push(second.fencingToken);
+    expectStrictlyIncreasing(expect, tokens);
+    await second.release();
+  });
+
   it('memcached: the counter starts at the clock in µs and goes on from the last token; deleted by hand (an eviction), it restarts from the clock, still above', async ({
     expect,
     onTestFinished,
