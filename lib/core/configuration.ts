@@ -72,6 +72,13 @@ export function configure(options: ConfigureOptions): void {
   }
   const next = Object.freeze({ ...current, ...lockOptions, backend, client });
   renewalInterval(next.autoExtend, next.expire); // settings that cannot work fail here
+  if (next.backend) {
+    // The backend's own limits (an expire below its granularity, above Memcached's 30 days):
+    // a lock built with these settings validates them, and is dropped.
+    const { backend: definition, client: unused, ...settings } = next;
+    void unused;
+    new definition.lockClass('configure', settings);
+  }
   current = next;
 }
 

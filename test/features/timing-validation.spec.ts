@@ -9,6 +9,7 @@ import { Test } from '@nestjs/testing';
 import {
   configure,
   EtcdLock,
+  getConfiguration,
   getLockServiceToken,
   Lock,
   LockService,
@@ -66,14 +67,26 @@ describe('at lock construction', () => {
     expect(new MemoryLock('x', { expire: 1 }).expire).toBe(1);
   });
 
-  it('a configured expire is checked by the lock that uses it (configure() itself is generic)', () => {
-    configure({ backend: 'memcached', expire: 500 });
-    expect(() => new Lock('x')).toThrow(/'expire': got 500.*memcached/);
-    expect(() => new MemcachedLock('x')).toThrow(RangeError);
-    expect(new MemcachedLock('x', { expire: 2_000 }).expire).toBe(2_000);
-    configure({ backend: 'etcd' });
-    expect(() => new Lock('x')).toThrow(/'expire': got 500.*etcd/);
+  it('configure() checks the expire against the configured backend, and on a refusal nothing changes', () => {
+    expect(() => configure({ backend: 'memcached', expire: 500 })).toThrow(
+      /'expire': got 500.*memcached/,
+    );
+    expect(() => configure({ backend: 'memcached', expire: THIRTY_DAYS + 1 })).toThrow(RangeError);
+    expect(getConfiguration().backend).toBeNull();
+    expect(getConfiguration().expire).toBe(60_000);
+
+    // Without a backend the expire is generic (Redis and Memory count milliseconds)...
+    configure({ expire: 500 });
     expect(new RedisLock('x').expire).toBe(500);
+    // ...and a backend that cannot honour it is then refused, leaving the settings as they were.
+    expect(() => configure({ backend: 'etcd' })).toThrow(/'expire': got 500.*etcd/);
+    expect(getConfiguration().backend).toBeNull();
+    configure({ backend: 'memcached', expire: 2_000 });
+    expect(new MemcachedLock('x').expire).toBe(2_000);
+    expect(() => new Lock('x')).not.toThrow();
+    // A backend-specific lock of another backend is still checked on its own.
+    configure({ backend: 'redis', expire: 500 });
+    expect(() => new MemcachedLock('x')).toThrow(/'expire': got 500.*memcached/);
   });
 });
 
