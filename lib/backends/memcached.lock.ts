@@ -114,7 +114,8 @@ export class MemcachedLock extends BaseLock {
   protected async _acquire(token: string): Promise<AcquireResult> {
     if (!(await add(this.memcached, this.key, token, this.expirationSeconds))) return false;
     const initial = BigInt(Date.now()) * 1000n;
-    const fence = await increment(this.memcached, this.fenceKey, initial);
+    // On the lock's own server: with several servers, one server down affects only its locks.
+    const fence = await increment(this.memcached, this.fenceKey, initial, this.key);
     return { fencingToken: fence.toString() };
   }
 
@@ -168,13 +169,41 @@ function connectMemcached(connection: unknown): MemjsClient {
   return memjs().Client.create(list, { ...QUIET, ...options });
 }
 
+/**
+ * memjs `failover: true` sends a key to the next server when its own does not answer: a lock
+ * whose server is slow or cut off would then be granted again on another server while its holder
+ * still holds it on the first. Refused.
+ */
+function checkMemjsSettings(client: MemjsClient): void {
+  const failover = (client as { options?: { failover?: unknown } }).options?.failover;
+  if (failover === true) {
+    throw new TypeError(
+      messages.invalidOption(
+        'failover',
+        failover,
+        'false for a memjs client used for locks: with failover a lock whose server does not answer is granted again on another server while its holder still holds it',
+      ),
+    );
+  }
+}
+
 export const MEMCACHED = backends.register({
   name: 'memcached',
   lockClass: MemcachedLock,
   library: 'memjs',
   loadClientClass: () => memjs().Client,
   createClient: () => connectMemcached(undefined),
-  connect: connectMemcached,
+  connect: (connection) => {
+    const client = connectMemcached(connection);
+    try {
+      checkMemjsSettings(client);
+    } catch (err) {
+      client.close();
+      throw err;
+    }
+    return client;
+  },
+  checkClientSettings: checkMemjsSettings,
   closeClient: (client) => (client as MemjsClient).close(),
 });
 

@@ -60,12 +60,14 @@ function send(
   extras: Buffer,
   value: Buffer,
   cas: Buffer = NO_CAS,
+  route: string = key,
 ): Promise<MemjsResponse> {
   client.incrSeq();
   const seq = client.seq;
   const buf = request(opcode, key, extras, value, seq, cas);
   return new Promise((resolve, reject) => {
-    client.perform(key, buf, seq, (err, response) => {
+    // memjs picks the server by the key it is given (`route`), not by the request's key.
+    client.perform(route, buf, seq, (err, response) => {
       if (err || !response) reject(err ?? new Error('memcached: no response'));
       else resolve(response);
     });
@@ -120,17 +122,19 @@ export async function setIfUnchanged(
 
 /**
  * INCREMENT by 1, creating the counter at `initial` if absent (it never expires, but memcached
- * may evict it): resolves the new value.
+ * may evict it): resolves the new value. Sent to the server of `route` (default: `key`'s).
  */
 export async function increment(
   client: MemjsClient,
   key: string,
   initial: bigint,
+  route: string = key,
 ): Promise<bigint> {
   const extras = Buffer.alloc(20); // delta (8) + initial (8) + expiration (4, 0 = never)
   extras.writeBigUInt64BE(1n, 0);
   extras.writeBigUInt64BE(initial, 8);
-  const { header, val } = await send(client, OPCODE.increment, key, extras, Buffer.alloc(0));
+  const empty = Buffer.alloc(0);
+  const { header, val } = await send(client, OPCODE.increment, key, extras, empty, NO_CAS, route);
   if (header.status !== STATUS.ok || val.length !== 8) throw unexpected('increment', header.status);
   return val.readBigUInt64BE(0);
 }

@@ -40,6 +40,11 @@ export interface BackendRegistration<C extends object = object> {
   connect?: (connection: unknown) => C;
   /** Closes a client this library created (on `shutdown()`). Default: `quit`/`close`/`end`. */
   closeClient?: (client: C) => void | Promise<void>;
+  /**
+   * Refuses a client of the right class whose settings would break the lock (throws a
+   * TypeError naming the setting); called wherever a client is accepted.
+   */
+  checkClientSettings?: (client: C) => void;
 }
 
 /** A registered backend. Pass it (or its `name`) as `configure({ backend })`. */
@@ -80,7 +85,10 @@ export class BackendDefinition {
 
   /** Throws a TypeError unless `value` is a client of this backend's library. */
   checkClient(value: unknown): object {
-    if (this.isClient(value)) return value;
+    if (this.isClient(value)) {
+      this.registration.checkClientSettings?.(value);
+      return value;
+    }
     this.clientClasses(); // a missing driver is the better message
     const names = this.clientClasses()
       .map((cls) => cls.name)
@@ -223,7 +231,10 @@ export function registeredBackends(): BackendDefinition[] {
 /** The backend a client belongs to, by its class; throws a TypeError for an unknown object. */
 export function backendOfClient(client: unknown): BackendDefinition {
   const found = registeredBackends().find((definition) => definition.isClient(client));
-  if (found) return found;
+  if (found) {
+    found.checkClient(client);
+    return found;
+  }
   throw new TypeError(
     messages.unknownClient(
       client,
