@@ -1,0 +1,202 @@
+/**
+ * A chaos worker process: takes one lock in a loop and records every critical section. The
+ * parent (test/chaos/harness.ts) bundles this file with esbuild (the built package inlined) and
+ * starts it with plain `node`, its settings as JSON in CHAOS_WORKER.
+ *
+ * Each section: acquire (blocking, with a timeout), read the shared counter file, wait `holdMs`,
+ * write counter + 1, release. Overlapping sections lose updates, which the final count shows,
+ * independently of the recorded times. Every section, failed acquire and lost-lock signal is
+ * appended to `recordFile` as one JSON line; times are `performance.timeOrigin + now()` in ms,
+ * comparable across processes of one machine.
+ */
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { Etcd3 } from 'etcd3';
+import { Redis } from 'ioredis';
+import memjs from 'memjs';
+import {
+  type BaseLock,
+  EtcdLock,
+  LockBackendError,
+  LockTimeoutError,
+  MemcachedLock,
+  RedisLock,
+  RedisQuorum,
+  RedlockLock,
+} from 'nestjs-sherlock/core';
+
+export type ChaosBackend = 'redis' | 'etcd' | 'memcached' | 'redlock';
+
+export interface WorkerSettings {
+  readonly id: number;
+  readonly backend: ChaosBackend;
+  /** redis: a URL; etcd: hosts, comma-separated; memcached: servers; redlock: URLs, comma-separated. */
+  readonly address: string;
+  readonly lockName: string;
+  /** Stop after this many sections, or at `until` (epoch ms), whichever comes first. */
+  readonly sections: number;
+  readonly until: number;
+  readonly expire: number;
+  readonly autoExtend: boolean;
+  readonly acquireTimeout: number;
+  readonly operationTimeout: number;
+  readonly holdMs: number;
+  /** Pause between sections (unlocked work), so others get their turn. */
+  readonly workMs: number;
+  readonly counterFile: string;
+  readonly recordFile: string;
+}
+
+/** One line of a record file. */
+export type WorkerRecord =
+  | {
+      readonly kind: 'section';
+      readonly worker: number;
+      readonly start: number;
+      readonly end: number;
+      readonly token: string | undefined;
+      /** Whether it wrote the counter (its increment should be in the final count). */
+      readonly wrote: boolean;
+      /** When its signal aborted (the lock known lost), if it did before the end. */
+      readonly lostAt?: number;
+      readonly released: boolean;
+    }
+  | {
+      readonly kind: 'failure';
+      readonly worker: number;
+      readonly at: number;
+      readonly error: 'timeout' | 'backend' | 'other';
+      readonly message: string;
+    }
+  | { readonly kind: 'wait'; readonly worker: number; readonly ms: number };
+
+const wallClock = (): number => performance.timeOrigin + performance.now();
+
+interface Opened {
+  readonly lock: BaseLock;
+  close(): void;
+}
+
+function open(settings: WorkerSettings): Opened {
+  const options = {
+    expire: settings.expire,
+    autoExtend: settings.autoExtend,
+    timeout: settings.acquireTimeout,
+    operationTimeout: settings.operationTimeout,
+    retryInterval: 50,
+  };
+  const quiet = (redis: Redis) => {
+    redis.on('error', () => undefined);
+    return redis;
+  };
+  switch (settings.backend) {
+    case 'redis': {
+      const client = quiet(new Redis(settings.address, { maxRetriesPerRequest: 1 }));
+      return {
+        lock: new RedisLock(settings.lockName, { client, ...options }),
+        close: () => client.disconnect(),
+      };
+    }
+    case 'etcd': {
+      const client = new Etcd3({ hosts: settings.address.split(',') });
+      return {
+        lock: new EtcdLock(settings.lockName, { client, ...options }),
+        close: () => client.close(),
+      };
+    }
+    case 'memcached': {
+      const client = memjs.Client.create(settings.address, {
+        logger: { log: () => undefined },
+        retries: 1,
+        timeout: 1,
+      });
+      return {
+        lock: new MemcachedLock(settings.lockName, { client, ...options }),
+        close: () => client.close(),
+      };
+    }
+    case 'redlock': {
+      const clients = settings.address
+        .split(',')
+        .map((url) => quiet(new Redis(url, { maxRetriesPerRequest: 1 })));
+      return {
+        lock: new RedlockLock(settings.lockName, { client: new RedisQuorum(clients), ...options }),
+        close: () => clients.forEach((client) => client.disconnect()),
+      };
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  const settings = JSON.parse(process.env['CHAOS_WORKER'] ?? '') as WorkerSettings;
+  const record = (line: WorkerRecord) =>
+    appendFileSync(settings.recordFile, `${JSON.stringify(line)}\n`);
+  const { lock, close } = open(settings);
+  process.send?.({ type: 'ready' });
+  let done = 0;
+  while (done < settings.sections && Date.now() < settings.until) {
+    const asked = wallClock();
+    try {
+      await lock.acquire({ timeout: settings.acquireTimeout });
+    } catch (err) {
+      const error =
+        err instanceof LockTimeoutError
+          ? 'timeout'
+          : err instanceof LockBackendError
+            ? 'backend'
+            : 'other';
+      record({
+        kind: 'failure',
+        worker: settings.id,
+        at: wallClock(),
+        error,
+        message: String(err),
+      });
+      await sleep(100);
+      continue;
+    }
+    const start = wallClock();
+    record({ kind: 'wait', worker: settings.id, ms: start - asked });
+    const token = lock.fencingToken;
+    let lostAt: number | undefined;
+    lock.signal.addEventListener('abort', () => (lostAt ??= wallClock()), { once: true });
+    process.send?.({ type: 'acquired', token, at: start });
+    let wrote = false;
+    const value = Number(readFileSync(settings.counterFile, 'utf8'));
+    await sleep(settings.holdMs);
+    if (!lock.signal.aborted) {
+      writeFileSync(settings.counterFile, String(value + 1));
+      wrote = true;
+    }
+    const end = wallClock();
+    let released = true;
+    try {
+      await lock.release();
+    } catch {
+      released = false;
+    }
+    record({
+      kind: 'section',
+      worker: settings.id,
+      start,
+      end,
+      token,
+      wrote,
+      released,
+      ...(lostAt === undefined ? {} : { lostAt }),
+    });
+    done++;
+    await sleep(settings.workMs);
+  }
+  close();
+  process.send?.({ type: 'done', sections: done });
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
