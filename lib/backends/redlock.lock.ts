@@ -101,23 +101,41 @@ export class RedlockLock extends BaseLock {
     return Math.min(this.operationTimeout, share);
   }
 
-  /** Runs `command` on every server at once: true/false per server, or the error. */
-  private async vote(command: (client: QuorumCommands) => Promise<boolean>): Promise<Vote[]> {
-    return Promise.all(
-      this.quorum.clients.map(async (client): Promise<Vote> => {
-        try {
-          const settled = await settleWithin(
-            command(client as QuorumCommands),
-            this.serverDeadline,
-          );
-          return settled.kind === 'value'
-            ? settled.value
-            : { error: new Error('no answer in time') };
-        } catch (error) {
-          return { error };
+  /**
+   * Runs `command` on every server at once: true/false per server, or the error. Resolves as soon
+   * as the answers decide it (a majority said yes, or so many said no that no majority can say
+   * yes): a dead or slow server then costs nothing while the others agree. Otherwise it waits for
+   * every server (each within its own deadline). Votes still out count as failures; their
+   * commands finish in the background.
+   */
+  private vote(command: (client: QuorumCommands) => Promise<boolean>): Promise<Vote[]> {
+    const { clients, quorum } = this.quorum;
+    const pending: Vote = { error: new Error('no answer yet') };
+    const votes: Vote[] = clients.map(() => pending);
+    return new Promise((resolve) => {
+      let yes = 0;
+      let no = 0;
+      let settled = 0;
+      const settle = (i: number, vote: Vote) => {
+        votes[i] = vote;
+        settled++;
+        if (vote === true) yes++;
+        if (vote === false) no++;
+        if (yes >= quorum || no > clients.length - quorum || settled === clients.length) {
+          resolve([...votes]);
         }
-      }),
-    );
+      };
+      clients.forEach((client, i) => {
+        settleWithin(command(client as QuorumCommands), this.serverDeadline).then(
+          (settled) =>
+            settle(
+              i,
+              settled.kind === 'value' ? settled.value : { error: new Error('no answer in time') },
+            ),
+          (error: unknown) => settle(i, { error }),
+        );
+      });
+    });
   }
 
   /** Counts the yes votes; throws when too many servers failed for a majority to be known. */

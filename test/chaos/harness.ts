@@ -20,7 +20,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export const LONG = process.env['CHAOS_SCALE'] === 'long';
 /** Multiplies section counts and run times in the long run. */
-export const SCALE = LONG ? 20 : 1;
+export const SCALE = LONG ? 10 : 1;
 
 let bundled: Promise<string> | undefined;
 
@@ -57,6 +57,8 @@ export interface RunOptions {
   readonly backend: ChaosBackend;
   readonly address: string;
   readonly workers: number;
+  /** The lock's name (default: one of its own). */
+  readonly lockName?: string;
   readonly sections: number;
   /** Longest run, ms (the workers stop at this time even if sections remain). */
   readonly durationMs: number;
@@ -94,7 +96,8 @@ export async function runChaos(options: RunOptions): Promise<RunResult> {
   const dir = mkdtempSync(join(tmpdir(), `chaos-${options.scenario}-`));
   const counterFile = join(dir, 'counter');
   writeFileSync(counterFile, '0');
-  const lockName = `chaos-${options.scenario}-${process.pid}-${Date.now().toString(36)}`;
+  const lockName =
+    options.lockName ?? `chaos-${options.scenario}-${process.pid}-${Date.now().toString(36)}`;
   const until = Date.now() + options.durationMs;
   const facts: Record<string, unknown> = {};
   const acquiredListeners: Array<(m: { worker: number; token: string; at: number }) => void> = [];
