@@ -817,3 +817,24 @@ export function startEtcd(options: EtcdOptions = {}): Promise<EtcdServer> {
     ([port, peerPort]) => new ManagedEtcd(port ?? 0, peerPort ?? 0, options),
   );
 }
+
+/**
+ * Starts one etcd member on the given client and peer ports (for clusters: pass `--name`,
+ * `--initial-cluster` and `--initial-cluster-token` in `args`, which override the single-member
+ * defaults). Resolves when the member reports healthy (for a cluster member: once there is a
+ * leader, so start the members together).
+ */
+export async function startEtcdMember(
+  clientPort: number,
+  peerPort: number,
+  options: EtcdOptions = {},
+): Promise<EtcdServer> {
+  const server = new ManagedEtcd(clientPort, peerPort, options);
+  try {
+    await server.start();
+  } catch (error) {
+    await server.stop().catch(() => undefined);
+    throw error;
+  }
+  return server;
+}
