@@ -41,9 +41,10 @@ export class Script {
 }
 
 /**
- * Wakes the first live waiter in the queue KEYS[2] (a sorted set of waiter channels, first come
- * first): pops it and publishes on its channel. A channel nobody listens on any more (its process
- * died) is dropped and the next one tried, up to 5, so a dead waiter cannot stall the line. In a
+ * Wakes the first live waiter in the queue KEYS[2] (a sorted set of entries `<channel> <id>`,
+ * first come first): pops it and publishes its id on its channel. A channel nobody listens on any
+ * more (its process died) is dropped and the next one tried, up to 5, so a dead waiter cannot
+ * stall the line. In a
  * Redis Cluster PUBLISH counts only the listeners on this node, so there a release may wake up to
  * 5 waiters: each tries once, and those that fail queue up again at the front.
  */
@@ -51,7 +52,8 @@ const WAKE_NEXT = `
 for _ = 1, 5 do
   local head = redis.call('zpopmin', KEYS[2])
   if head[1] == nil then break end
-  if redis.call('publish', head[1], '1') > 0 then break end
+  local channel, id = string.match(head[1], '^(%S+) (%S+)$')
+  if channel and redis.call('publish', channel, id) > 0 then break end
 end`;
 
 /**
@@ -59,7 +61,7 @@ end`;
  * a counter that does not exist (first use, or lost: a restart without persistence, FLUSHALL, an
  * eviction) starts from the server's clock in microseconds, so it stays above the tokens it gave
  * before unless the server's clock went back or more than a million locks a second were taken.
- * KEYS: lock, counter, queue. ARGV: token, expire in ms or '', the waiter's channel or '' (not
+ * KEYS: lock, counter, queue. ARGV: token, expire in ms or '', the waiter's entry or '' (not
  * waiting yet), '1' to queue at the front (a waiter that was woken and lost the race) or ''.
  * Returns the counter as a string; or, when the lock is taken, `{pttl}` (-1 without expiry) and,
  * for a waiter, its place in the queue: `{pttl, rank}`. A waiter keeps its place across attempts;
@@ -118,7 +120,7 @@ return 1`);
 /**
  * A waiter gives up (timeout, abort): it leaves the queue, and if the lock is free (a release may
  * have woken it just before it left), wakes the next one in its place. KEYS: lock, queue.
- * ARGV: the waiter's channel.
+ * ARGV: the waiter's entry.
  */
 export const LEAVE = new Script(`
 redis.call('zrem', KEYS[2], ARGV[1])

@@ -8,11 +8,8 @@ export interface SubscriberSource {
 }
 
 interface Subscriber {
-  psubscribe(pattern: string): Promise<unknown>;
-  on(
-    event: 'pmessage',
-    listener: (pattern: string, channel: string, message: string) => void,
-  ): unknown;
+  subscribe(channel: string): Promise<unknown>;
+  on(event: 'message', listener: (channel: string, message: string) => void): unknown;
   on(event: 'ready', listener: () => void): unknown;
   on(event: 'error', listener: (err: Error) => void): unknown;
   disconnect(): void;
@@ -33,15 +30,16 @@ const MAX_POLL_FACTOR = 5;
 export const LINGER = 1_000;
 
 /**
- * One subscriber connection per client, shared by all the waiting acquires of that client, with
- * one pattern subscription `sherlock:wake:<client id>:*`; each waiting acquire has its own
- * channel under it, which it puts in the lock's queue, and the release script publishes on the
- * channel of the first waiter in line only. The connection is opened for the first waiter and
- * closed a second after the last one left, so an idle process holds no extra connection.
+ * One subscriber connection per client, shared by all the waiting acquires of that client,
+ * subscribed to one channel `sherlock:wake:<client id>` (a plain SUBSCRIBE, which an ACL channel
+ * pattern such as `&sherlock:wake:*` allows); each waiting acquire has an id, and puts
+ * `<channel> <id>` in the lock's queue; the release script publishes the id of the first waiter
+ * in line on its channel. The connection is opened for the first waiter and closed a second
+ * after the last one left, so an idle process holds no extra connection.
  */
 class WakeChannels {
   /** Random per client object: channels of different processes and clients never collide. */
-  private readonly prefix = `sherlock:wake:${randomBytes(9).toString('base64url')}:`;
+  private readonly channel = `sherlock:wake:${randomBytes(9).toString('base64url')}`;
   private readonly waiters = new Map<string, () => void>();
   private subscriber: Subscriber | undefined;
   private subscribed: Promise<unknown> | undefined;
@@ -50,27 +48,30 @@ class WakeChannels {
 
   constructor(private readonly source: SubscriberSource) {}
 
-  /** A new channel whose messages call `wake`; resolves once the server has the subscription. */
-  async join(wake: () => void): Promise<{ channel: string; leave: () => void }> {
+  /**
+   * A new waiter id, whose messages on the client's channel call `wake`; resolves once the server
+   * has the subscription. The waiter's queue entry is `<channel> <id>`.
+   */
+  async join(wake: () => void): Promise<{ entry: string; leave: () => void }> {
     clearTimeout(this.linger);
     this.linger = undefined;
-    const channel = this.prefix + (this.count++).toString(36);
-    this.waiters.set(channel, wake);
-    const leave = () => this.leave(channel);
+    const id = (this.count++).toString(36);
+    this.waiters.set(id, wake);
+    const leave = () => this.leave(id);
     try {
       await this.connect();
     } catch (err) {
       leave();
       throw err;
     }
-    return { channel, leave };
+    return { entry: `${this.channel} ${id}`, leave };
   }
 
   private connect(): Promise<unknown> {
     if (this.subscribed) return this.subscribed;
     const subscriber = this.source.duplicate();
     let connected = false;
-    subscriber.on('pmessage', (_pattern, channel) => this.waiters.get(channel)?.());
+    subscriber.on('message', (_channel, id) => this.waiters.get(id)?.());
     // After a reconnect, messages may have been missed: let every waiter try again.
     subscriber.on('ready', () => {
       if (connected) this.waiters.forEach((wake) => wake());
@@ -79,15 +80,15 @@ class WakeChannels {
     // While the server is away the waiters poll and ioredis reconnects: nothing to report here.
     subscriber.on('error', () => undefined);
     this.subscriber = subscriber;
-    this.subscribed = subscriber.psubscribe(`${this.prefix}*`).catch((err: unknown) => {
+    this.subscribed = subscriber.subscribe(this.channel).catch((err: unknown) => {
       this.close();
       throw err;
     });
     return this.subscribed;
   }
 
-  private leave(channel: string): void {
-    if (!this.waiters.delete(channel) || this.waiters.size > 0 || this.linger) return;
+  private leave(id: string): void {
+    if (!this.waiters.delete(id) || this.waiters.size > 0 || this.linger) return;
     this.linger = setTimeout(() => {
       this.linger = undefined;
       if (this.waiters.size === 0) this.close();
@@ -107,8 +108,8 @@ const byClient = new WeakMap<object, WakeChannels>();
 
 /** A waiting acquire's place in a Redis lock's queue (see `RedisLock`). */
 export interface QueuedWaiter extends ReleaseWaiter {
-  /** The channel a release publishes on to wake this waiter; its entry in the queue. */
-  readonly channel: string;
+  /** Its entry in the queue: `<channel> <id>`; a release publishes the id on the channel. */
+  readonly entry: string;
   /** Its place in the queue as of the last attempt (0: first in line). */
   rank: number;
   /**
@@ -119,7 +120,7 @@ export interface QueuedWaiter extends ReleaseWaiter {
 }
 
 /**
- * A waiter woken by a message on its own channel, or when `ttl()` (the holder's remaining time
+ * A waiter woken by a message with its id on its client's channel, or when `ttl()` (the holder's remaining time
  * to live, as last seen; negative if unknown) runs out, or by the fallback poll.
  */
 export async function joinQueue(
@@ -130,12 +131,12 @@ export async function joinQueue(
   if (!channels) byClient.set(client, (channels = new WakeChannels(client)));
   const alarm = new Alarm();
   let woken = false;
-  const { channel, leave } = await channels.join(() => {
+  const { entry, leave } = await channels.join(() => {
     woken = true;
     alarm.ring();
   });
   const waiter: QueuedWaiter = {
-    channel,
+    entry,
     rank: 0,
     takeWoken() {
       const was = woken;

@@ -51,7 +51,7 @@ export class RedisLock extends BaseLock {
   readonly fencingKey = siblingKey(this.key, this.namespace, 'fence');
 
   /**
-   * The key of this lock's queue of waiters (a sorted set of their wake-up channels, first come
+   * The key of this lock's queue of waiters (a sorted set of their wake-up entries, first come
    * first), in the lock's slot; it exists only while someone waits, and expires a minute after
    * the last waiter's attempt.
    */
@@ -68,7 +68,7 @@ export class RedisLock extends BaseLock {
     const reply = await ACQUIRE.run(
       this.redis,
       [this.key, this.fencingKey, this.queueKey],
-      [token, expire, queued?.channel ?? '', queued?.takeWoken() ? '1' : ''],
+      [token, expire, queued?.entry ?? '', queued?.takeWoken() ? '1' : ''],
     );
     if (typeof reply === 'string') return { fencingToken: reply };
     const [ttl, rank] = reply as [number, number?];
@@ -80,7 +80,7 @@ export class RedisLock extends BaseLock {
 
   /**
    * A blocking acquire that found the lock taken queues up: its next attempt puts its wake-up
-   * channel in the lock's queue, and a release wakes the first waiter in line only. It also wakes
+   * entry in the lock's queue, and a release wakes the first waiter in line only. It also wakes
    * when the holder's lock expires, and polls in case a wake-up was lost: every 2 s when first in
    * line, less often further back. Another client may still take the lock between the release
    * and the woken waiter's attempt (Redis locks are not strictly fair); the waiter then queues
@@ -98,7 +98,7 @@ export class RedisLock extends BaseLock {
         waiter.close();
         // Not granted (timed out, aborted, failed): leave the line, passing on a wake-up.
         if (!this.isAcquired) {
-          LEAVE.run(this.redis, [this.key, this.queueKey], [waiter.channel]).catch(() => undefined);
+          LEAVE.run(this.redis, [this.key, this.queueKey], [waiter.entry]).catch(() => undefined);
         }
       },
     };
