@@ -1,5 +1,5 @@
 import type { LockLostError } from './errors/lock-lost.error.js';
-import { now } from './timing.js';
+import { now, startTimer, type Timer } from './timing.js';
 
 /** How long before a lock's expiry its signal aborts when it could not be renewed. */
 export const lossMargin = (ttl: number): number => Math.min(ttl / 10, 1_000);
@@ -14,8 +14,8 @@ export class Hold {
   private readonly controller = new AbortController();
   /** Set when lost; checked instead of `signal.aborted`, which would build the signal eagerly. */
   private lost = false;
-  private lossTimer: NodeJS.Timeout | undefined;
-  private renewTimer: NodeJS.Timeout | undefined;
+  private lossTimer: Timer | undefined;
+  private renewTimer: Timer | undefined;
 
   constructor(
     readonly token: string,
@@ -29,19 +29,17 @@ export class Hold {
 
   /** The lock was (re)confirmed by a command sent at `sentAt` with `ttl` ms (null: no expiry). */
   confirm(sentAt: number, ttl: number | null): void {
-    clearTimeout(this.lossTimer);
+    this.lossTimer?.clear();
     if (ttl === null || this.lost) return;
     const delay = Math.max(0, sentAt + ttl - lossMargin(ttl) - now());
-    this.lossTimer = setTimeout(() => this.onExpiry(this), delay);
-    this.lossTimer.unref();
+    this.lossTimer = startTimer(() => this.onExpiry(this), delay, true);
   }
 
   /** Runs `renew` in `interval` ms (unless stopped or lost meanwhile). */
   scheduleRenewal(interval: number, renew: () => void): void {
-    clearTimeout(this.renewTimer);
+    this.renewTimer?.clear();
     if (this.lost) return;
-    this.renewTimer = setTimeout(renew, interval);
-    this.renewTimer.unref();
+    this.renewTimer = startTimer(renew, interval, true);
   }
 
   /** Aborts the signal with `error` (once) and stops the timers. */
@@ -55,7 +53,7 @@ export class Hold {
 
   /** Stops the timers (on release). */
   stop(): void {
-    clearTimeout(this.lossTimer);
-    clearTimeout(this.renewTimer);
+    this.lossTimer?.clear();
+    this.renewTimer?.clear();
   }
 }

@@ -37,6 +37,31 @@ export type Settled<T> =
   | { readonly kind: 'deadline' }
   | { readonly kind: 'aborted'; readonly reason: unknown };
 
+/** The longest delay `setTimeout` takes (about 24.8 days); a longer one would fire at once. */
+export const MAX_TIMER = 2 ** 31 - 1;
+
+/** A timer started by `startTimer`. */
+export interface Timer {
+  clear(): void;
+}
+
+/**
+ * `setTimeout` for any delay: one longer than `MAX_TIMER` (a 30-day expire, say) is split into
+ * several timers instead of firing at once. `unref`: the timer does not keep the process alive.
+ */
+export function startTimer(fn: () => void, ms: number, unref = false): Timer {
+  let handle: NodeJS.Timeout;
+  const arm = (left: number) => {
+    handle = setTimeout(
+      () => (left > MAX_TIMER ? arm(left - MAX_TIMER) : fn()),
+      Math.min(left, MAX_TIMER),
+    );
+    if (unref) handle.unref();
+  };
+  arm(Math.max(0, ms));
+  return { clear: () => clearTimeout(handle) };
+}
+
 /**
  * Waits for `pending` at most `deadline` ms, or until `signal` aborts, whichever comes first.
  * Rejections of `pending` propagate. Never leaves a timer or listener behind.
@@ -49,14 +74,14 @@ export function settleWithin<T>(
   if (signal?.aborted) return Promise.resolve({ kind: 'aborted', reason: signal.reason });
   return new Promise<Settled<T>>((resolve, reject) => {
     const cleanup = () => {
-      clearTimeout(timer);
+      timer.clear();
       signal?.removeEventListener('abort', onAbort);
     };
     const onAbort = () => {
       cleanup();
       resolve({ kind: 'aborted', reason: signal?.reason });
     };
-    const timer = setTimeout(() => {
+    const timer = startTimer(() => {
       cleanup();
       resolve({ kind: 'deadline' });
     }, deadline);
@@ -79,10 +104,10 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
   if (signal?.aborted) return Promise.resolve(false);
   return new Promise<boolean>((resolve) => {
     const onAbort = () => {
-      clearTimeout(timer);
+      timer.clear();
       resolve(false);
     };
-    const timer = setTimeout(() => {
+    const timer = startTimer(() => {
       signal?.removeEventListener('abort', onAbort);
       resolve(true);
     }, ms);

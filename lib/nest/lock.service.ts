@@ -9,6 +9,7 @@ import {
   LockTimeoutError,
   type LockOptions,
 } from '../sherlock.js';
+import { startTimer, type Timer } from '../core/timing.js';
 import { lockContext } from './lock-context.js';
 import type { LockedOptions } from './sherlock.interfaces.js';
 import { nestMessages } from './sherlock.messages.js';
@@ -47,7 +48,7 @@ export class LockService implements OnApplicationShutdown {
   private readonly logger = new Logger('SherlockModule');
   private readonly created = new WeakSet<BaseLock>();
   /** Locks kept past their method for `atLeastFor`, with the timer that releases them. */
-  private readonly lingering = new Map<BaseLock, NodeJS.Timeout>();
+  private readonly lingering = new Map<BaseLock, Timer>();
   private readonly clientValue: object;
   private closed = false;
   private readonly ownsClient: boolean;
@@ -204,11 +205,14 @@ export class LockService implements OnApplicationShutdown {
       await this.release(lock);
       return;
     }
-    const timer = setTimeout(() => {
-      this.lingering.delete(lock);
-      this.release(lock).catch((err: unknown) => this.logger.warn(String(err)));
-    }, keepFor);
-    timer.unref();
+    const timer = startTimer(
+      () => {
+        this.lingering.delete(lock);
+        this.release(lock).catch((err: unknown) => this.logger.warn(String(err)));
+      },
+      keepFor,
+      true,
+    );
     this.lingering.set(lock, timer);
   }
 
@@ -231,7 +235,7 @@ export class LockService implements OnApplicationShutdown {
   async onApplicationShutdown(): Promise<void> {
     lockEvents.off('lost', this.onLost);
     for (const [lock, timer] of this.lingering) {
-      clearTimeout(timer);
+      timer.clear();
       if (lock.expire !== null) this.logger.log(nestMessages.leftToExpire(lock.name));
     }
     const kept = new Set([...this.lingering.keys()].filter((lock) => lock.expire !== null));
