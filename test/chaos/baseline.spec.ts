@@ -16,25 +16,29 @@ const address: Record<ChaosBackend, () => string> = {
   redlock: () => redlockUrls().join(','),
 };
 
-describe('chaos baseline: 4 processes on one lock, no fault', () => {
-  it.for(['redis', 'etcd', 'memcached', 'redlock'] as const)(
-    '%s: no overlap, tokens strictly increasing, counter exact',
-    async (backend) => {
-      const { report, counter } = await runChaos({
-        scenario: `baseline-${backend}`,
-        backend,
-        address: address[backend](),
-        workers: 4,
-        sections: 40 * SCALE,
-        durationMs: 30_000 * SCALE,
-      });
-      expect(report.examples).toEqual([]);
-      expect(report.overlaps).toBe(0);
-      expect(report.signalledLosses).toBe(0);
-      expect(report.tokenRegressions).toBe(0);
-      expect(report.lostUpdates).toBe(0);
-      expect(report.sections).toBe(counter);
-      expect(report.sections).toBeGreaterThan(4 * 10 * SCALE);
-    },
-  );
-});
+describe(
+  'chaos baseline: 4 processes on one lock, no fault',
+  { timeout: 60_000 + 80_000 * SCALE },
+  () => {
+    it.for(['redis', 'etcd', 'memcached', 'redlock'] as const)(
+      '%s: no overlap, tokens strictly increasing, counter exact',
+      async (backend) => {
+        const { report, counter } = await runChaos({
+          scenario: `baseline-${backend}`,
+          backend,
+          address: address[backend](),
+          workers: 4,
+          sections: 40 * SCALE,
+          durationMs: 30_000 * SCALE,
+        });
+        expect(report.examples).toEqual([]);
+        expect(report.overlaps).toBe(0);
+        expect(report.signalledLosses).toBe(0);
+        expect(report.tokenRegressions).toBe(0);
+        expect(report.lostUpdates).toBe(0);
+        expect(report.sections).toBe(counter);
+        expect(report.sections).toBeGreaterThan(4 * 10 * SCALE);
+      },
+    );
+  },
+);

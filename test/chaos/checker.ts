@@ -18,6 +18,8 @@ export interface ChaosReport {
   readonly signalledLosses: number;
   readonly tokenRegressions: number;
   readonly lostUpdates: number;
+  /** Writes the counter store refused for a stale fencing token. */
+  readonly fencedWrites: number;
   readonly timeouts: number;
   readonly backendErrors: number;
   readonly otherErrors: number;
@@ -81,6 +83,7 @@ export function check(records: readonly WorkerRecord[], counter: number): ChaosR
     signalledLosses,
     tokenRegressions,
     lostUpdates: wrote - counter,
+    fencedWrites: sections.filter((s) => s.fenced === true).length,
     timeouts: failures.filter((f) => f.error === 'timeout').length,
     backendErrors: failures.filter((f) => f.error === 'backend').length,
     otherErrors: failures.filter((f) => f.error === 'other').length,

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { build, type Plugin } from 'esbuild';
 
 import { type ChaosReport, check } from './checker.js';
-import type { ChaosBackend, WorkerRecord, WorkerSettings } from './worker.js';
+import type { ChaosBackend, Counter, WorkerRecord, WorkerSettings } from './worker.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -27,7 +27,14 @@ let bundled: Promise<string> | undefined;
 /** The worker bundled with the built package inlined: starts in ~100 ms with plain node. */
 function workerScript(): Promise<string> {
   bundled ??= (async () => {
-    const outfile = join(root, 'node_modules', '.cache', 'nestjs-sherlock-chaos', 'worker.mjs');
+    // One bundle per test process: files running in parallel never overwrite each other's.
+    const outfile = join(
+      root,
+      'node_modules',
+      '.cache',
+      'nestjs-sherlock-chaos',
+      `worker-${process.pid}.mjs`,
+    );
     const inlineDist: Plugin = {
       name: 'nestjs-sherlock-dist',
       setup(b) {
@@ -67,6 +74,8 @@ export interface RunOptions {
   readonly acquireTimeout?: number;
   readonly operationTimeout?: number;
   readonly holdMs?: number;
+  /** Workers write even after their signal aborted (to show fencing refusing them). */
+  readonly ignoreSignal?: boolean;
   readonly workMs?: number;
   /** Runs while the workers do (after they are all ready): inject faults here. */
   readonly during?: (run: ActiveRun) => Promise<void>;
@@ -95,7 +104,7 @@ export async function runChaos(options: RunOptions): Promise<RunResult> {
   const script = await workerScript();
   const dir = mkdtempSync(join(tmpdir(), `chaos-${options.scenario}-`));
   const counterFile = join(dir, 'counter');
-  writeFileSync(counterFile, '0');
+  writeFileSync(counterFile, JSON.stringify({ value: 0 }));
   const lockName =
     options.lockName ?? `chaos-${options.scenario}-${process.pid}-${Date.now().toString(36)}`;
   const until = Date.now() + options.durationMs;
@@ -117,6 +126,7 @@ export async function runChaos(options: RunOptions): Promise<RunResult> {
       acquireTimeout: options.acquireTimeout ?? 20_000,
       operationTimeout: options.operationTimeout ?? 2_000,
       holdMs: options.holdMs ?? 5,
+      checkSignal: !options.ignoreSignal,
       workMs: options.workMs ?? 5,
       counterFile,
       recordFile: join(dir, `worker-${id}.jsonl`),
@@ -159,7 +169,7 @@ export async function runChaos(options: RunOptions): Promise<RunResult> {
         .filter(Boolean)
         .map((line) => JSON.parse(line) as WorkerRecord),
     );
-    const counter = Number(readFileSync(counterFile, 'utf8'));
+    const counter = (JSON.parse(readFileSync(counterFile, 'utf8')) as Counter).value;
     const report = check(records, counter);
     writeReport(options, report, facts);
     return { report, records, facts, counter };
@@ -185,7 +195,7 @@ function writeReport(options: RunOptions, report: ChaosReport, facts: Record<str
   console.log(
     `chaos ${options.scenario}: ${report.sections} sections, ${report.overlaps} overlaps, ` +
       `${report.signalledLosses} signalled losses, ${report.tokenRegressions} token regressions, ` +
-      `${report.lostUpdates} lost updates, ${report.timeouts} timeouts, ${report.backendErrors} ` +
+      `${report.lostUpdates} lost updates, ${report.fencedWrites} fenced writes, ${report.timeouts} timeouts, ${report.backendErrors} ` +
       `backend errors; wait p50 ${report.waitP50Ms.toFixed(1)} ms, max ${report.waitMaxMs.toFixed(0)} ms` +
       (Object.keys(facts).length > 0 ? `; ${JSON.stringify(facts)}` : ''),
   );

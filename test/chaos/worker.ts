@@ -9,7 +9,7 @@
  * appended to `recordFile` as one JSON line; times are `performance.timeOrigin + now()` in ms,
  * comparable across processes of one machine.
  */
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { Etcd3 } from 'etcd3';
@@ -42,6 +42,8 @@ export interface WorkerSettings {
   readonly acquireTimeout: number;
   readonly operationTimeout: number;
   readonly holdMs: number;
+  /** Skip the write when the lock's signal aborted (default). False: write anyway. */
+  readonly checkSignal: boolean;
   /** Pause between sections (unlocked work), so others get their turn. */
   readonly workMs: number;
   readonly counterFile: string;
@@ -58,6 +60,8 @@ export type WorkerRecord =
       readonly token: string | undefined;
       /** Whether it wrote the counter (its increment should be in the final count). */
       readonly wrote: boolean;
+      /** The counter store refused its write: its fencing token was below the last writer's. */
+      readonly fenced?: boolean;
       /** When its signal aborted (the lock known lost), if it did before the end. */
       readonly lostAt?: number;
       readonly released: boolean;
@@ -72,6 +76,12 @@ export type WorkerRecord =
   | { readonly kind: 'wait'; readonly worker: number; readonly ms: number };
 
 const wallClock = (): number => performance.timeOrigin + performance.now();
+
+/** The counter file's content. */
+export interface Counter {
+  readonly value: number;
+  readonly token?: string;
+}
 
 interface Opened {
   readonly lock: BaseLock;
@@ -163,11 +173,23 @@ async function main(): Promise<void> {
     lock.signal.addEventListener('abort', () => (lostAt ??= wallClock()), { once: true });
     process.send?.({ type: 'acquired', token, at: start });
     let wrote = false;
-    const value = Number(readFileSync(settings.counterFile, 'utf8'));
+    let fenced = false;
+    // The protected store: a counter that remembers the highest fencing token that wrote it and
+    // refuses a write carrying a lower one (Kleppmann's fencing).
+    const stored = JSON.parse(readFileSync(settings.counterFile, 'utf8')) as Counter;
     await sleep(settings.holdMs);
-    if (!lock.signal.aborted) {
-      writeFileSync(settings.counterFile, String(value + 1));
-      wrote = true;
+    if (!settings.checkSignal || !lock.signal.aborted) {
+      const now = JSON.parse(readFileSync(settings.counterFile, 'utf8')) as Counter;
+      if (token !== undefined && now.token !== undefined && BigInt(token) < BigInt(now.token)) {
+        fenced = true;
+      } else {
+        const next: Counter = { value: stored.value + 1, ...(token ? { token } : {}) };
+        // Atomic replace: a reader never sees a half-written file.
+        const temp = `${settings.counterFile}.${settings.id}`;
+        writeFileSync(temp, JSON.stringify(next));
+        renameSync(temp, settings.counterFile);
+        wrote = true;
+      }
     }
     const end = wallClock();
     let released = true;
@@ -183,6 +205,7 @@ async function main(): Promise<void> {
       end,
       token,
       wrote,
+      ...(fenced ? { fenced } : {}),
       released,
       ...(lostAt === undefined ? {} : { lostAt }),
     });
