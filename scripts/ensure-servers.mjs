@@ -18,6 +18,9 @@ const SERVERS = [
   { name: 'redis', bin: 'redis-server', pkg: 'redis-server', envVar: 'REDIS_URL' },
   { name: 'memcached', bin: 'memcached', pkg: 'memcached', envVar: 'MEMCACHED_SERVERS' },
   { name: 'etcd', bin: 'etcd', pkg: 'etcd-server', envVar: 'ETCD_HOSTS' },
+  // Tools: redis-cli forms the local Redis Cluster, openssl makes the TLS test's certificates.
+  { name: 'redis-cli', bin: 'redis-cli', pkg: 'redis-tools', envVar: undefined },
+  { name: 'openssl', bin: 'openssl', pkg: 'openssl', envVar: undefined },
 ];
 
 const EXTRA_DIRS = ['/usr/bin', '/usr/sbin', '/usr/local/bin', '/usr/local/sbin'];
@@ -40,7 +43,7 @@ function findBinary(name) {
 }
 
 function needed() {
-  return SERVERS.filter((server) => !process.env[server.envVar]?.trim());
+  return SERVERS.filter((server) => !server.envVar || !process.env[server.envVar]?.trim());
 }
 
 function missing() {
@@ -93,7 +96,7 @@ function printHelp(servers) {
       `apt-get install -y --no-install-recommends ${packages}`,
   );
   console.error('or point the tests at running servers instead:');
-  for (const server of servers) {
+  for (const server of servers.filter((each) => each.envVar)) {
     const example = {
       REDIS_URL: 'redis://127.0.0.1:6379',
       MEMCACHED_SERVERS: '127.0.0.1:11211',
