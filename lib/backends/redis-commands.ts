@@ -76,11 +76,12 @@ else
 end
 if taken then
   if ARGV[3] ~= '' then redis.call('zrem', KEYS[3], ARGV[3]) end
-  if redis.call('exists', KEYS[2]) == 0 then
+  local n = redis.call('incr', KEYS[2])
+  if n == 1 then
     local t = redis.call('time')
-    redis.call('set', KEYS[2], t[1] .. string.format('%06d', tonumber(t[2])))
+    n = redis.call('incrby', KEYS[2], t[1] .. string.format('%06d', tonumber(t[2])))
   end
-  return string.format('%d', redis.call('incr', KEYS[2]))
+  return string.format('%d', n)
 end
 local ttl = redis.call('pttl', KEYS[1])
 if ARGV[3] == '' then return {ttl} end

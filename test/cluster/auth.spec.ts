@@ -43,6 +43,7 @@ const LOCKER_ACL = [
   '+pexpire',
   '+pttl',
   '+incr',
+  '+incrby',
   '+time',
   '+zadd',
   '+zrem',
