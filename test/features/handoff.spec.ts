@@ -430,10 +430,19 @@ describe.concurrent('etcd: first come, first served (the concurrency.Mutex queue
     const holder = lock('etcd', name);
     const newcomer = lock('etcd', name);
     const cutIns: boolean[] = [];
-    const releaseAndTryToCutIn = async (held: { release(): Promise<void> }) => {
-      await held.release();
-      cutIns.push(await newcomer.acquire(false));
-      if (newcomer.isAcquired) await newcomer.release();
+    // One newcomer attempt at a time (one lock object): each release waits until the previous
+    // attempt is over, which on a loaded machine can take longer than a holder's 10 ms.
+    let previous: Promise<void> = Promise.resolve();
+    const releaseAndTryToCutIn = (held: { release(): Promise<void> }): Promise<void> => {
+      const before = previous;
+      const mine = (async () => {
+        await before;
+        await held.release();
+        cutIns.push(await newcomer.acquire(false));
+        if (newcomer.isAcquired) await newcomer.release();
+      })();
+      previous = mine;
+      return mine;
     };
     expect(await holder.acquire(false)).toBe(true);
 
