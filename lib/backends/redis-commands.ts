@@ -13,6 +13,7 @@ export interface RedisCommands {
   eval(script: string, numKeys: number, ...args: (string | number)[]): Promise<unknown>;
   exists(key: string): Promise<number>;
   quit(): Promise<unknown>;
+  disconnect(): void;
 }
 
 export interface IoredisModule {
@@ -53,7 +54,9 @@ for _ = 1, 5 do
   local head = redis.call('zpopmin', KEYS[2])
   if head[1] == nil then break end
   local channel, id = string.match(head[1], '^(%S+) (%S+)$')
-  if channel and redis.call('publish', channel, id) > 0 then break end
+  -- pcall: a user the ACL does not let publish there still releases (the waiter will poll).
+  local sent = channel and redis.pcall('publish', channel, id)
+  if type(sent) ~= 'number' or sent > 0 then break end
 end`;
 
 /**

@@ -4,7 +4,7 @@ import {
   type BaseLockOptions,
   type ReleaseWaiter,
 } from '../core/base-lock.js';
-import { now } from '../core/timing.js';
+import { now, settleWithin } from '../core/timing.js';
 import { joinQueue, type QueuedWaiter, type SubscriberSource } from './redis-releases.js';
 import { messages } from '../core/messages.js';
 import { checkConnection } from '../core/options.js';
@@ -138,7 +138,11 @@ export const REDIS = backends.register({
   loadClientClass: () => [ioredis().Redis, ioredis().Cluster],
   createClient: () => connectRedis(undefined),
   connect: connectRedis,
+  // QUIT (bounded: a client that never connected would wait for ever), then disconnect, which
+  // also stops ioredis from reconnecting a client that cannot get in (a wrong password).
   closeClient: async (client) => {
-    await (client as RedisCommands).quit().catch(() => undefined);
+    const redis = client as RedisCommands;
+    await settleWithin(redis.quit(), 1_000).catch(() => undefined);
+    redis.disconnect();
   },
 });

@@ -66,7 +66,13 @@ export class RedisQuorum {
 
   /** Closes every client (used for quorums this library created). */
   async quit(): Promise<void> {
-    await Promise.allSettled(this.clients.map((c) => (c as RedisCommands).quit()));
+    await Promise.allSettled(
+      this.clients.map(async (c) => {
+        const redis = c as RedisCommands;
+        await settleWithin(redis.quit(), 1_000).catch(() => undefined);
+        redis.disconnect(); // stops reconnecting a server that is down or refuses us
+      }),
+    );
   }
 }
 

@@ -69,7 +69,17 @@ describe('Redis auth', () => {
     server = await startRedis({ password: 'admin-pw' });
     const admin = { host: '127.0.0.1', port: server.port, password: 'admin-pw' };
     await redisCommand(admin, ['ACL', 'SETUSER', 'locker', ...LOCKER_ACL]);
+    // Allowed to lock, not to publish or subscribe.
+    const noChannel = LOCKER_ACL.filter((rule) => !rule.startsWith('&') && rule !== '>locker-pw');
+    await redisCommand(admin, ['ACL', 'SETUSER', 'nochannel', '>nochannel-pw', ...noChannel]);
   });
+  const connectionsReceived = async () => {
+    const info = await redisCommand(
+      { host: '127.0.0.1', port: server.port, password: 'admin-pw' },
+      ['INFO', 'stats'],
+    );
+    return Number(/total_connections_received:(\d+)/.exec(String(info))?.[1]);
+  };
   afterAll(async () => {
     for (const client of clients) client.disconnect();
     await server?.stop();
@@ -79,10 +89,8 @@ describe('Redis auth', () => {
     const good = new RedisLock(uniqueName('auth'), { client: connect(server.url) });
     expect(await good.acquire(false)).toBe(true);
     await good.release();
-    const bad = new RedisLock(uniqueName('auth'), {
-      client: connect(`redis://:wrong@127.0.0.1:${server.port}`),
-      operationTimeout: 1_000,
-    });
+    const badClient = connect(`redis://:wrong@127.0.0.1:${server.port}`);
+    const bad = new RedisLock(uniqueName('auth'), { client: badClient, operationTimeout: 1_000 });
     const started = performance.now();
     const error = await bad.acquire(false).catch((err: unknown) => err);
     expect(error).toBeInstanceOf(LockBackendError);
@@ -91,6 +99,7 @@ describe('Redis auth', () => {
     );
     expect(performance.now() - started).toBeLessThan(5_000);
     expect(bad.isAcquired).toBe(false);
+    badClient.disconnect(); // it would keep reconnecting (and count in a later test)
   });
 
   it('a least-privilege ACL user confined to ~ns_*: everything works in namespace ns (acquire, extend, hand-off, release); a lock outside it is refused (NOPERM)', async () => {
@@ -118,6 +127,56 @@ describe('Redis auth', () => {
     const error = await outside.acquire(false).catch((err: unknown) => err);
     expect(error).toBeInstanceOf(LockBackendError);
     expect(String((error as Error).cause)).toMatch(/NOPERM/);
+  });
+
+  it('a holder not allowed to publish still releases cleanly (the script does not fail half-way); the queued waiter gets the lock by its poll', async () => {
+    const name = uniqueName('nochannel');
+    const holder = new RedisLock(name, {
+      client: connect(userUrl('nochannel', 'nochannel-pw')),
+      namespace: 'ns',
+      expire: 10_000,
+    });
+    const waiter = new RedisLock(name, {
+      client: connect(userUrl('locker', 'locker-pw')),
+      namespace: 'ns',
+      timeout: 15_000,
+    });
+    expect(await holder.acquire(false)).toBe(true);
+    const acquired = waiter.acquire();
+    const admin = { host: '127.0.0.1', port: server.port, password: 'admin-pw' };
+    for (
+      let i = 0;
+      i < 100 && Number(await redisCommand(admin, ['ZCARD', holder.queueKey])) < 1;
+      i++
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await holder.release(); // would reject (NOPERM) after deleting the key, before the fix
+    expect(holder.isAcquired).toBe(false);
+    expect(await acquired).toBe(true);
+    await waiter.release();
+  });
+
+  it('the Nest module with a wrong password: its client stops reconnecting once the app is closed', async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        SherlockModule.forRoot({
+          backend: 'redis',
+          connection: `redis://locker:wrong@127.0.0.1:${server.port}`,
+        }),
+      ],
+    }).compile();
+    const app = moduleRef.createNestApplication();
+    await app.init();
+    await app
+      .get(LockService)
+      .tryAcquire(uniqueName('closed'))
+      .catch(() => undefined);
+    await app.close();
+    const before = await connectionsReceived();
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    // One of them is ours (the INFO); ioredis would retry at least every 2 s.
+    expect((await connectionsReceived()) - before).toBeLessThanOrEqual(1);
   });
 
   it('the Nest module passes a redis:// URL with user and password through', async () => {
