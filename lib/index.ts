@@ -1,6 +1,95 @@
 /**
- * nestjs-sherlock: distributed locks for TypeScript and NestJS. The core (locks, backends,
- * configuration, errors) is also importable without Nest as `nestjs-sherlock/core`.
+ * nestjs-sherlock: distributed locks for TypeScript and NestJS. The framework-free core (locks,
+ * managers, backends, configuration, errors) is also importable without Nest as
+ * `nestjs-sherlock/core`, and the backend-author API as `nestjs-sherlock/backend`. Every export
+ * is named on purpose (test/package/exports.spec.ts keeps the list).
  */
-export * from './sherlock.js';
-export * from './nest/index.js';
+export {
+  LockError,
+  LockTimeoutError,
+  LockNotHeldError,
+  LockReleaseError,
+  LockBackendError,
+  LockAbortedError,
+  LockBusyError,
+  LockLostError,
+  DriverMissingError,
+  type LockLostReason,
+  type LockReleaseReason,
+} from './core/errors/index.js';
+export {
+  DEFAULT_LOCK_OPTIONS,
+  type LockOptions,
+  type ResolvedLockOptions,
+} from './core/options.js';
+export { type ConnectionSettings } from './core/connection.js';
+export {
+  LockManager,
+  type LockManagerOptions,
+  type ShutdownReport,
+} from './core/manager.js';
+export {
+  configure,
+  getConfiguration,
+  resetConfiguration,
+  type ConfigureOptions,
+  type SherlockConfiguration,
+} from './core/configuration.js';
+export {
+  backends,
+  BackendDefinition,
+  type Backends,
+  type BackendRegistration,
+  type BackendDeclaration,
+  type ClientClass,
+  type LockClass,
+} from './core/registry.js';
+export {
+  BaseLock,
+  type BaseLockOptions,
+  type AcquireOptions,
+  type AcquireResult,
+  type DistributedLock,
+} from './core/base-lock.js';
+export type {
+  BackendCapabilities,
+  ExpiryLimits,
+} from './core/backend.js';
+export { Lock } from './core/lock.js';
+export { lockEvents, type LockEvents, type LockLostEvent } from './core/events.js';
+export { shutdown, heldLocks } from './core/lifecycle.js';
+export {
+  RedisLock,
+  MemcachedLock,
+  MCLock,
+  EtcdLock,
+  MemoryLock,
+  MemoryStore,
+  RedlockLock,
+  RedisQuorum,
+  type RedisLockOptions,
+  type MemcachedLockOptions,
+  type EtcdLockOptions,
+  type MemoryLockOptions,
+  type RedlockLockOptions,
+  type RedisQuorumOptions,
+} from './backends/index.js';
+export {
+  SherlockModule,
+  LockService,
+  type LockServiceAcquireOptions,
+  Locked,
+  type LockName,
+  LockInterceptor,
+  InjectLockService,
+  currentLock,
+  getLockServiceToken,
+  LOCKED_METADATA,
+  type LockedOptions,
+  type LockedDecoratorOptions,
+  type OnBusy,
+  type SherlockModuleOptions,
+  type SherlockModuleAsyncOptions,
+  type SherlockModuleRegistration,
+  type SherlockOptionsFactory,
+} from './nest/index.js';

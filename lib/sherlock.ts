@@ -1,25 +1,32 @@
 /**
  * The framework-free core of nestjs-sherlock (also importable as `nestjs-sherlock/core`):
- * configuration, locks, backends and errors. Nothing here imports `@nestjs/*`.
+ * managers, configuration, locks, backends and errors. Nothing here imports `@nestjs/*`.
+ * Every export is named here on purpose (test/package/exports.spec.ts keeps the list).
  */
 export {
   LockError,
   LockTimeoutError,
+  LockNotHeldError,
   LockReleaseError,
   LockBackendError,
   LockAbortedError,
   LockBusyError,
   LockLostError,
-  type LockLostReason,
   DriverMissingError,
+  type LockLostReason,
   type LockReleaseReason,
 } from './core/errors/index.js';
 export {
   DEFAULT_LOCK_OPTIONS,
-  type ConnectionSettings,
   type LockOptions,
   type ResolvedLockOptions,
 } from './core/options.js';
+export { type ConnectionSettings } from './core/connection.js';
+export {
+  LockManager,
+  type LockManagerOptions,
+  type ShutdownReport,
+} from './core/manager.js';
 export {
   configure,
   getConfiguration,
@@ -32,6 +39,7 @@ export {
   BackendDefinition,
   type Backends,
   type BackendRegistration,
+  type BackendDeclaration,
   type ClientClass,
   type LockClass,
 } from './core/registry.js';
@@ -42,9 +50,13 @@ export {
   type AcquireResult,
   type DistributedLock,
 } from './core/base-lock.js';
+export type {
+  BackendCapabilities,
+  ExpiryLimits,
+} from './core/backend.js';
 export { Lock } from './core/lock.js';
 export { lockEvents, type LockEvents, type LockLostEvent } from './core/events.js';
-export { shutdown, heldLocks, type ShutdownReport } from './core/lifecycle.js';
+export { shutdown, heldLocks } from './core/lifecycle.js';
 export {
   RedisLock,
   MemcachedLock,

@@ -1,11 +1,24 @@
-export { RedisLock, REDIS, type RedisLockOptions } from './redis.lock.js';
-export { MemcachedLock, MCLock, MEMCACHED, type MemcachedLockOptions } from './memcached.lock.js';
-export { EtcdLock, ETCD, type EtcdLockOptions } from './etcd.lock.js';
-export { MemoryLock, MemoryStore, MEMORY, type MemoryLockOptions } from './memory.lock.js';
+export { RedisLock, REDIS, redisBackend, type RedisLockOptions } from './redis/index.js';
+export {
+  MemcachedLock,
+  MCLock,
+  MEMCACHED,
+  memcachedBackend,
+  type MemcachedLockOptions,
+} from './memcached/index.js';
+export { EtcdLock, ETCD, etcdBackend, type EtcdLockOptions } from './etcd/index.js';
+export {
+  MemoryLock,
+  MemoryStore,
+  MEMORY,
+  memoryBackend,
+  type MemoryLockOptions,
+} from './memory/index.js';
 export {
   RedlockLock,
   RedisQuorum,
   REDLOCK,
+  redlockBackend,
   type RedlockLockOptions,
   type RedisQuorumOptions,
-} from './redlock.lock.js';
+} from './redlock/index.js';

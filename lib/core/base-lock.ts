@@ -1,26 +1,31 @@
-import { getConfiguration } from './configuration.js';
+import type { LockBackend, LockTarget } from './backend.js';
 import { DriverMissingError } from './errors/driver-missing.error.js';
-import { LockAbortedError } from './errors/lock-aborted.error.js';
 import { LockBackendError } from './errors/lock-backend.error.js';
+import { LockBusyError } from './errors/lock-busy.error.js';
 import { LockLostError, type LockLostReason } from './errors/lock-lost.error.js';
-import { LockReleaseError } from './errors/lock-release.error.js';
-import { LockTimeoutError } from './errors/lock-timeout.error.js';
+import { LockNotHeldError } from './errors/lock-release.error.js';
 import { LockError } from './errors/lock.error.js';
-import { lockEvents } from './events.js';
 import { Hold } from './hold.js';
-import { trackHeld } from './lifecycle.js';
+import { BOUND_MANAGER, type BoundOptions, defaultManager, type LockManager } from './manager.js';
 import { messages } from './messages.js';
 import {
   checkDuration,
+  checkExpiry,
   checkKeys,
   CONTROL_CHARS,
   LOCK_OPTION_KEYS,
   type LockOptions,
-  renewalInterval,
   validateLockOptions,
 } from './options.js';
-import { backendOfLockClass, type BackendDefinition } from './registry.js';
-import { DeadlineExceededError, newOwnerToken, now, settleWithin, sleep } from './timing.js';
+import {
+  BASE_MARK,
+  backendOfLockClass,
+  type BackendDefinition,
+  type LockClass,
+  setLockClassMaker,
+} from './registry.js';
+import { DeadlineExceededError, now, settleWithin } from './timing.js';
+import { type Acquired, runAcquire, type SessionLock } from './wait-session.js';
 
 /** Options of a backend-specific lock: the lock options plus the client to use. */
 export interface BaseLockOptions extends LockOptions {
@@ -42,21 +47,13 @@ export interface AcquireOptions {
   signal?: AbortSignal;
 }
 
-/** Notifications of releases for one waiting acquire (see `BaseLock.openWaiter`). */
-export interface ReleaseWaiter {
-  /**
-   * Resolves when the lock may be free: a release was announced, its expiry passed, or a
-   * fallback poll is due; at most after `remaining` ms, or when `signal` aborts.
-   */
-  wait(remaining: number, signal?: AbortSignal): Promise<void>;
-  /** Stops listening. */
-  close(): void;
-  /**
-   * True if a release since the last failed attempt cannot be missed (an etcd watch from the
-   * revision that attempt read): the acquire then waits at once instead of trying again first.
-   */
-  readonly coversLastAttempt?: boolean;
-}
+/**
+ * What a sherlock-style `_acquire` resolves: whether the lock was taken, and if the backend
+ * issues fencing tokens, the token of this acquisition (a decimal string, strictly increasing per
+ * lock name). `since` (a `performance.now()` time) is when the lock's expiry started counting at
+ * the server, if that was before the attempt was sent.
+ */
+export type AcquireResult = boolean | { readonly fencingToken: string; readonly since?: number };
 
 /** The lock API shared by every lock class, including the generic `Lock`. */
 export interface DistributedLock extends AsyncDisposable {
@@ -87,18 +84,15 @@ export interface DistributedLock extends AsyncDisposable {
 const MAX_KEY_BYTES = 1024;
 
 /**
- * What `_acquire` resolves: whether the lock was taken, and if the backend issues fencing tokens,
- * the token of this acquisition (a decimal string, strictly increasing per lock name). `since`
- * (a `performance.now()` time) is when the lock's expiry started counting at the server, if
- * that was before the attempt was sent (a waiter's lease, renewed earlier): the holder's expiry
- * and loss signal count from it.
- */
-export type AcquireResult = boolean | { readonly fencingToken: string; readonly since?: number };
-
-/**
- * The abstract lock: the port of `sherlock.lock.BaseLock`. It owns blocking, timeouts, retries,
- * deadlines, owner tokens, `using` and validation; a backend implements only the three primitives
- * `_acquire(token)`, `_release(token)` and `_locked()`, each a single atomic server operation.
+ * A lock: the port of `sherlock.lock.BaseLock`, and the class of every lock object. The core
+ * (options, validation, owner tokens, blocking and the wait session, deadlines, fencing, renewal,
+ * the loss signal, `using`) lives here and in the lock's `LockManager`; the backend supplies the
+ * primitives.
+ *
+ * A backend is best written as a `LockBackend` object (`nestjs-sherlock/backend`). Sherlock's way
+ * works too: subclass `BaseLock`, implement `_acquire(token)`, `_release(token)` and `_locked()`
+ * (and optionally `_extend(token, ttl)`), each one atomic server operation, and register the
+ * class with `backends.register()`.
  *
  * @example
  * class MyLock extends BaseLock<MyClient> {
@@ -107,9 +101,10 @@ export type AcquireResult = boolean | { readonly fencingToken: string; readonly 
  *   protected async _locked() { return this.client.exists(this.key); }
  * }
  */
-export abstract class BaseLock<C extends object = object> implements DistributedLock {
+export abstract class BaseLock<C extends object = object> implements DistributedLock, LockTarget<C> {
   /** The options a lock class accepts; a subclass with more options extends this list. */
   static readonly optionKeys: readonly string[] = [...LOCK_OPTION_KEYS, 'client'];
+  static readonly [BASE_MARK] = true;
 
   readonly name: string;
   readonly key: string;
@@ -120,127 +115,113 @@ export abstract class BaseLock<C extends object = object> implements Distributed
   readonly operationTimeout: number;
   /** The renewal interval of `autoExtend` in ms, or `null` for no automatic renewal. */
   readonly renewEvery: number | null;
-  /** The registered backend this lock class belongs to, if any. */
-  protected readonly backend: BackendDefinition | undefined;
+  /** The manager this lock belongs to: its defaults, client, events and held locks. */
+  readonly manager: LockManager;
+  /** The backend of this lock. */
+  readonly backend: BackendDefinition;
   private readonly ownClient: C | undefined;
+  private readonly session: SessionLock<unknown>;
   private hold: Hold | null = null;
   /** The holding a `release()` is deleting right now: a renewal finding it gone is no loss. */
   private releasing: Hold | null = null;
   private acquiring = false;
 
   constructor(name: string, options: BaseLockOptions = {}) {
-    const lockClass = new.target as unknown as typeof BaseLock;
+    const lockClass = new.target as unknown as typeof BaseLock & LockClass;
     checkKeys(options, `${lockClass.name} options`, lockClass.optionKeys);
     const given = validateLockOptions(options);
-    const defaults = getConfiguration();
-    this.backend = backendOfLockClass(new.target);
-    this.namespace = given.namespace !== undefined ? given.namespace : defaults.namespace;
-    this.expire = given.expire !== undefined ? given.expire : defaults.expire;
-    this.timeout = given.timeout ?? defaults.timeout;
-    this.retryInterval = given.retryInterval ?? defaults.retryInterval;
-    this.operationTimeout = given.operationTimeout ?? defaults.operationTimeout;
-    if (options.client !== undefined) {
-      this.ownClient = (
-        this.backend ? this.backend.checkClient(options.client) : options.client
-      ) as C;
-    }
+    this.manager = (options as BoundOptions)[BOUND_MANAGER] ?? defaultManager();
+    this.backend = backendOfLockClass(lockClass);
+    const settings = this.manager.settle(given, this.backend);
+    this.namespace = settings.namespace;
+    this.expire = settings.expire;
+    this.timeout = settings.timeout;
+    this.retryInterval = settings.retryInterval;
+    this.operationTimeout = settings.operationTimeout;
+    this.renewEvery = settings.renewEvery;
+    if (options.client !== undefined) this.ownClient = this.backend.checkClient(options.client) as C;
     this.validateName(name);
     this.name = name;
     this.key = this.formatKey(name, this.namespace);
     this.validateExpire(this.expire);
-    this.renewEvery = renewalInterval(given.autoExtend ?? defaults.autoExtend, this.expire);
-    if (this.renewEvery !== null && !this.canExtend) {
-      throw new RangeError(
-        `Invalid option 'autoExtend': the ${this.backendName} backend cannot extend a lock (${this.constructor.name} has no _extend)`,
-      );
-    }
+    this.session = {
+      target: this,
+      backend: this.backend.impl,
+      operationTimeout: this.operationTimeout,
+      retryInterval: this.retryInterval,
+    };
+  }
+
+  /** The backend's primitives. */
+  private get impl(): LockBackend<object, unknown, unknown> {
+    return this.backend.impl;
   }
 
   /**
-   * Tries to take the lock once: resolves `true` (or `{ fencingToken }`) if this owner token now
-   * holds it, `false` if someone else does.
+   * Sherlock-style primitive: tries to take the lock once for `token`. Implement it (with
+   * `_release` and `_locked`) in a subclass registered with `backends.register()`.
    */
-  protected abstract _acquire(token: string): Promise<AcquireResult>;
-  /** Deletes the lock if (and only if) `token` holds it, atomically: resolves whether it did. */
-  protected abstract _release(token: string): Promise<boolean>;
-  /** Whether anyone holds the lock. */
-  protected abstract _locked(): Promise<boolean>;
+  protected _acquire?(token: string): Promise<AcquireResult>;
+  /** Sherlock-style primitive: deletes the lock if (and only if) `token` holds it, atomically. */
+  protected _release?(token: string): Promise<boolean>;
+  /** Sherlock-style primitive: whether anyone holds the lock. */
+  protected _locked?(): Promise<boolean>;
+  /** Sherlock-style primitive (optional): sets the expiry to `ttl` ms if `token` holds it. */
+  protected _extend?(token: string, ttl: number): Promise<boolean>;
 
-  /**
-   * Sets the lock's expiry to `ttl` ms from now if (and only if) `token` holds it, atomically:
-   * resolves whether it did. Optional: a backend without it cannot `extend()` or `autoExtend`.
-   */
-  protected _extend(token: string, ttl: number): Promise<boolean> {
-    void token;
-    void ttl;
-    return Promise.reject(
-      new LockError(`The ${this.backendName} backend cannot extend locks`, this.name),
-    );
-  }
-
-  /**
-   * How long the server surely keeps a lock it was asked to keep for `ttl` ms, counted from when
-   * the command was sent: the loss signal aborts a margin before that. A backend whose expiry
-   * clock is coarser than the TTL it is sent overrides this.
-   */
-  protected minimumLifetime(ttl: number): number {
-    return ttl;
-  }
-
-  /** Whether this lock class implements `_extend`. */
+  /** Whether this lock's backend can extend locks (`extend()`, `autoExtend`). */
   get canExtend(): boolean {
-    return this._extend !== BaseLock.prototype._extend;
+    return this.backend.capabilities.extend;
   }
 
-  /** The name of the backend, for messages. */
-  protected get backendName(): string {
-    return this.backend?.name ?? this.constructor.name;
-  }
-
-  /** The key on the server: `namespace_name`, or `name` without a namespace. */
+  /** The key on the server: the backend's format, else `namespace_name` (or `name`). */
   protected formatKey(name: string, namespace: string | null): string {
+    const format = this.backend.impl.formatKey;
+    if (format) return format(name, namespace);
     return namespace === null ? name : `${namespace}_${name}`;
   }
 
   /**
-   * Checks a lock name; a backend with stricter rules overrides this and calls `super`.
-   * Throws a TypeError (not a string) or RangeError (a string the backend cannot store).
+   * Checks a lock name: a non-empty string without control characters or lone surrogates, whose
+   * key fits (1024 bytes) and follows the backend's rules. A sherlock-style subclass with stricter
+   * rules may override this and call `super`. Throws a TypeError (not a string) or RangeError.
    */
   protected validateName(name: unknown): asserts name is string {
+    const backend = this.backend.name;
     if (typeof name !== 'string') {
-      throw new TypeError(messages.invalidName(this.backendName, name, 'expected a string'));
+      throw new TypeError(messages.invalidName(backend, name, 'expected a string'));
     }
     const rule = (ok: boolean, text: string) => {
-      if (!ok) throw new RangeError(messages.invalidName(this.backendName, name, text));
+      if (!ok) throw new RangeError(messages.invalidName(backend, name, text));
     };
     rule(name.length > 0, 'expected a non-empty string');
     rule(!CONTROL_CHARS.test(name), 'control characters are not allowed');
     rule(!/[\ud800-\udfff]/u.test(name), 'lone surrogates are not allowed');
-    const bytes = Buffer.byteLength(this.formatKey(name, this.namespace));
+    const key = this.formatKey(name, this.namespace);
+    const broken = this.backend.impl.checkKey?.(key);
+    if (broken !== undefined) rule(false, broken);
+    const bytes = Buffer.byteLength(key);
     rule(
       bytes <= MAX_KEY_BYTES,
       `the key would be ${bytes} bytes long; at most ${MAX_KEY_BYTES} are allowed`,
     );
   }
 
-  /** Checks `expire` against what the backend can store; overridden by backends with limits. */
+  /**
+   * Checks `expire` against what the backend can store (beyond its declared limits, which the
+   * core checks): a hook for sherlock-style subclasses.
+   */
   protected validateExpire(expire: number | null): void {
     void expire;
   }
 
   /**
-   * The client this lock talks to: the one given in its options, else the one given to
-   * `configure()` for this backend, else the shared default client.
+   * The client this lock talks to: the one given in its options, else its manager's (for the
+   * default manager: the one given to `configure()` for this backend, else a shared client to the
+   * default address, made on first use).
    */
-  protected get client(): C {
-    if (this.ownClient) return this.ownClient;
-    const { backend, client } = getConfiguration();
-    if (this.backend && backend === this.backend && client) return client as C;
-    if (this.backend) return this.backend.defaultClient() as C;
-    throw new LockError(
-      `Lock '${this.name}' has no client: pass { client } to ${this.constructor.name}, or register the class with backends.register()`,
-      this.name,
-    );
+  get client(): C {
+    return this.ownClient ?? (this.manager.clientFor(this.backend, this.name) as C);
   }
 
   get isAcquired(): boolean {
@@ -263,43 +244,40 @@ export abstract class BaseLock<C extends object = object> implements Distributed
   get signal(): AbortSignal {
     return (
       this.hold?.signal ??
-      AbortSignal.abort(new LockError(`Lock '${this.name}' is not held`, this.name))
+      AbortSignal.abort(new LockError(messages.notHeldSignal(this.name), this.name))
     );
   }
 
   /**
-   * Acquires the lock. Blocking (the default) retries every `retryInterval` ms and rejects with
-   * `LockTimeoutError` after `timeout` ms; non-blocking makes one attempt and resolves `false` if
-   * the lock is taken. Each attempt uses a new 128-bit owner token.
+   * Acquires the lock. Blocking (the default) waits up to `timeout` ms, woken by the release on
+   * backends that push it (else trying every `retryInterval` ms), and rejects with
+   * `LockTimeoutError`; non-blocking makes one attempt and resolves `false` if the lock is taken.
+   * Each attempt uses a new 128-bit owner token.
    *
    * @example
    * if (await lock.acquire(false)) { ... }              // non-blocking
    * await lock.acquire({ timeout: 2_000, signal });     // blocking, cancellable
    */
   async acquire(blocking: boolean | AcquireOptions = true): Promise<boolean> {
-    const options = this.acquireOptions(blocking);
+    return (await this.acquireOrBusy(blocking)) === true;
+  }
+
+  /** @internal acquire(), resolving a `LockBusyError` (not thrown) instead of `false`. */
+  async acquireOrBusy(blocking: boolean | AcquireOptions = true): Promise<true | LockBusyError> {
+    const request = this.acquireOptions(blocking);
     if (this.acquiring) throw new LockError(messages.acquireInProgress(this.name), this.name);
     this.acquiring = true;
-    this.blockingAcquire = options.blocking;
     try {
-      return await this.acquireLoop(options.blocking, options.timeout, options.signal);
+      const outcome = await runAcquire(this.session, request);
+      if (!outcome.granted) return new LockBusyError(this.name, { retryAfter: outcome.retryAfter });
+      this.startHold(outcome);
+      return true;
     } finally {
       this.acquiring = false;
-      this.blockingAcquire = false;
-      this.acquireEnded();
     }
   }
 
-  /**
-   * Whether a blocking `acquire()` is in progress: its failed attempts will be followed by more
-   * (a backend that queues waiters may keep its place in line between them).
-   */
-  protected blockingAcquire = false;
-
-  /** Called when an `acquire()` call ends, whatever its outcome (a backend's clean-up hook). */
-  protected acquireEnded(): void {}
-
-  private acquireOptions(arg: unknown): Required<Omit<AcquireOptions, 'signal'>> & AcquireOptions {
+  private acquireOptions(arg: unknown): { blocking: boolean; timeout: number; signal?: AbortSignal } {
     if (typeof arg === 'boolean') return { blocking: arg, timeout: this.timeout };
     checkKeys(arg, 'acquire() options', ['blocking', 'timeout', 'signal']);
     const { blocking = true, timeout, signal } = arg as AcquireOptions;
@@ -313,120 +291,19 @@ export abstract class BaseLock<C extends object = object> implements Distributed
     return signal ? { blocking, timeout: checked, signal } : { blocking, timeout: checked };
   }
 
-  private async acquireLoop(
-    blocking: boolean,
-    timeout: number,
-    signal?: AbortSignal,
-  ): Promise<boolean> {
-    const start = now();
-    let lastError: unknown;
-    let waiter: ReleaseWaiter | undefined;
-    let triedWaiter = false;
-    try {
-      for (;;) {
-        if (signal?.aborted) throw new LockAbortedError(this.name, { cause: signal.reason });
-        try {
-          // Every attempt may take up to operationTimeout, so the last one (sent when `timeout`
-          // runs out) can finish: a blocking acquire ends by timeout + operationTimeout at worst.
-          if (await this.attempt(this.operationTimeout, signal)) return true;
-          lastError = undefined;
-        } catch (err) {
-          // Aborted, or the backend's driver is not installed: retrying cannot help.
-          if (err instanceof LockAbortedError || err instanceof DriverMissingError) throw err;
-          if (!blocking) throw new LockBackendError(this.name, 'acquire', { cause: err });
-          lastError = err;
-        }
-        if (!blocking) return false;
-        const elapsed = now() - start;
-        if (elapsed >= timeout) {
-          throw new LockTimeoutError(
-            this.name,
-            timeout,
-            lastError === undefined ? {} : { cause: lastError },
-          );
-        }
-        if (!triedWaiter && lastError === undefined) {
-          // Listen for releases *before* the next attempt, so none in between is missed.
-          triedWaiter = true;
-          waiter = await this.listen(signal);
-          if (waiter && !waiter.coversLastAttempt) continue;
-        }
-        if (waiter) await waiter.wait(timeout - elapsed, signal);
-        else await this.waitForRetry(Math.min(this.retryInterval, timeout - elapsed), signal);
-      }
-    } finally {
-      waiter?.close();
-    }
+  /** How long the server surely keeps a lock it was asked to keep for `ttl` ms. */
+  private lifetime(ttl: number): number {
+    const { granularity, earlyBy } = this.backend.capabilities.expiry;
+    return Math.min(ttl, Math.ceil(ttl / granularity) * granularity - earlyBy);
   }
 
-  private async listen(signal?: AbortSignal): Promise<ReleaseWaiter | undefined> {
-    try {
-      const settled = await settleWithin(
-        Promise.resolve().then(() => this.openWaiter()),
-        this.operationTimeout,
-        signal,
-      );
-      return settled.kind === 'value' ? settled.value : undefined;
-    } catch {
-      return undefined; // no notifications: keep polling
-    }
-  }
-
-  /**
-   * Starts listening for releases of this lock, for a blocking acquire that found it taken; the
-   * acquire then waits on the returned waiter instead of polling. Backends that can push a
-   * release (Redis pub/sub, in-process) override this; the default polls at `retryInterval`.
-   */
-  protected async openWaiter(): Promise<ReleaseWaiter | undefined> {
-    return undefined;
-  }
-
-  /** Waits before the next attempt when polling (no waiter); a backend may add jitter. */
-  protected async waitForRetry(ms: number, signal?: AbortSignal): Promise<void> {
-    await sleep(ms, signal);
-  }
-
-  /** One attempt with its own deadline. A late success of an abandoned attempt is undone. */
-  private async attempt(deadline: number, signal?: AbortSignal): Promise<boolean> {
-    const token = newOwnerToken();
-    const sentAt = now();
-    const pending = Promise.resolve().then(() => this._acquire(token));
-    let settled;
-    try {
-      settled = await settleWithin(pending, deadline, signal);
-    } catch (err) {
-      // The server may have applied the write before the error (a dropped reply): undo it.
-      this.undo(token, pending);
-      throw err;
-    }
-    if (settled.kind === 'value') {
-      const result = settled.value;
-      if (result === false) return false;
-      const since = typeof result === 'object' ? Math.min(result.since ?? sentAt, sentAt) : sentAt;
-      this.startHold(token, typeof result === 'object' ? result.fencingToken : undefined, since);
-      return true;
-    }
-    this.undo(token, pending);
-    if (settled.kind === 'aborted')
-      throw new LockAbortedError(this.name, { cause: settled.reason });
-    throw new DeadlineExceededError('acquire', deadline);
-  }
-
-  /** Releases `token` in the background once an abandoned attempt settles (best effort). */
-  private undo(token: string, pending: Promise<AcquireResult>): void {
-    pending
-      .then(
-        (granted) => (granted !== false ? this._release(token) : false),
-        () => this._release(token),
-      )
-      .catch(() => undefined);
-  }
-
-  private startHold(token: string, fencingToken: string | undefined, sentAt: number): void {
-    const hold = new Hold(token, fencingToken, (expired) => this.lose(expired, 'unconfirmed'));
+  private startHold(acquired: Acquired<unknown>): void {
+    const hold = new Hold(acquired.token, acquired.fencingToken, acquired.held, (expired) =>
+      this.lose(expired, 'unconfirmed'),
+    );
     this.hold = hold;
-    trackHeld(this, true);
-    hold.confirm(sentAt, this.expire === null ? null : this.minimumLifetime(this.expire));
+    this.manager.track(this, true);
+    hold.confirm(acquired.startedAt, this.expire === null ? null : this.lifetime(this.expire));
     if (this.renewEvery !== null) this.scheduleRenewal(hold, this.renewEvery);
   }
 
@@ -443,11 +320,12 @@ export abstract class BaseLock<C extends object = object> implements Distributed
     });
   }
 
-  /** Marks `hold` as lost: aborts its signal and emits `lost` (once). */
+  /** Marks `hold` as lost: aborts its signal and emits `lost` on the manager (once). */
   private lose(hold: Hold, reason: LockLostReason, cause?: unknown): void {
     const error = new LockLostError(this.name, reason, cause === undefined ? {} : { cause });
-    if (hold.lose(error))
-      lockEvents.emit('lost', { lock: this, name: this.name, key: this.key, error });
+    if (hold.lose(error)) {
+      this.manager.emitLost({ lock: this, name: this.name, key: this.key, error });
+    }
   }
 
   /**
@@ -472,45 +350,59 @@ export abstract class BaseLock<C extends object = object> implements Distributed
     return settled.value;
   }
 
+  private dropHold(hold: Hold): void {
+    hold.stop();
+    if (this.hold === hold) {
+      this.hold = null;
+      this.manager.track(this, false);
+    }
+  }
+
   /**
    * Releases the lock, atomically and only if this object's owner token still holds it. Rejects
-   * with `LockReleaseError` (`reason` 'not-acquired' or 'not-owned') otherwise, and with
+   * with `LockNotHeldError` (`reason` 'not-acquired' or 'not-owned') otherwise, and with
    * `LockBackendError` if the server fails (the lock then stays held here, so you may retry).
    */
   async release(): Promise<void> {
     const hold = this.hold;
-    if (hold === null) throw new LockReleaseError(this.name, 'not-acquired');
+    if (hold === null) throw new LockNotHeldError(this.name, 'not-acquired', 'release');
     this.releasing = hold;
     let released: boolean;
     try {
-      released = await this.bounded('release', () => this._release(hold.token));
+      released = await this.bounded('release', () =>
+        this.impl.release(this, hold.token, hold.held),
+      );
     } finally {
       if (this.releasing === hold) this.releasing = null;
     }
-    hold.stop();
-    if (this.hold === hold) {
-      this.hold = null;
-      trackHeld(this, false);
-    }
-    if (!released) throw new LockReleaseError(this.name, 'not-owned');
+    this.dropHold(hold);
+    if (!released) throw new LockNotHeldError(this.name, 'not-owned', 'release');
+  }
+
+  /**
+   * @internal forgets the holding without releasing it (left to expire at shutdown): stops its
+   * renewal and loss timers.
+   */
+  abandon(): void {
+    if (this.hold) this.dropHold(this.hold);
   }
 
   /**
    * Sets the expiry of the held lock to `ms` from now (default: `expire`), atomically and only if
-   * this object's owner token still holds it. Rejects with `LockReleaseError('not-owned')` if it
-   * does not (the signal then aborts), `LockReleaseError('not-acquired')` if this object never
-   * acquired it, `LockBackendError` if the server fails, and `LockError` if the backend cannot
-   * extend locks (no `_extend`).
+   * this object's owner token still holds it. Rejects with `LockNotHeldError` ('not-owned': the
+   * signal then aborts; 'not-acquired': this object does not hold it), `LockBackendError` if the
+   * server fails, and `LockError` if the backend cannot extend locks.
    *
    * @example
    * await lock.extend(30_000); // 30 s more from now
    */
   async extend(ms: number | undefined = this.expire ?? undefined): Promise<void> {
     const hold = this.hold;
-    if (hold === null) throw new LockReleaseError(this.name, 'not-acquired');
-    if (!this.canExtend) {
+    if (hold === null) throw new LockNotHeldError(this.name, 'not-acquired', 'extend');
+    const extend = this.impl.extend;
+    if (!this.canExtend || !extend) {
       // Not a server failure (which LockBackendError would say): nothing was sent.
-      throw new LockError(`The ${this.backendName} backend cannot extend locks`, this.name);
+      throw new LockError(messages.cannotExtend(this.backend.name), this.name);
     }
     if (ms === undefined) {
       throw new TypeError(
@@ -522,20 +414,23 @@ export abstract class BaseLock<C extends object = object> implements Distributed
       );
     }
     const ttl = checkDuration('ms', ms, 1);
+    checkExpiry(this.backend, ttl, 'ms');
     this.validateExpire(ttl);
     const sentAt = now();
-    const extended = await this.bounded('extend', () => this._extend(hold.token, ttl));
+    const extended = await this.bounded('extend', () =>
+      extend.call(this.impl, this, hold.token, ttl, hold.held),
+    );
     if (!extended) {
       // A renewal that raced release() finds the lock deleted by it: that is no loss.
       if (this.hold === hold && this.releasing !== hold) this.lose(hold, 'taken');
-      throw new LockReleaseError(this.name, 'not-owned');
+      throw new LockNotHeldError(this.name, 'not-owned', 'extend');
     }
-    if (this.hold === hold) hold.confirm(sentAt, this.minimumLifetime(ttl));
+    if (this.hold === hold) hold.confirm(sentAt, this.lifetime(ttl));
   }
 
   /** Whether anyone (this object or another) holds the lock on the server right now. */
   async locked(): Promise<boolean> {
-    return this.bounded('locked', () => this._locked());
+    return this.bounded('locked', () => this.impl.locked(this));
   }
 
   /**
@@ -572,3 +467,9 @@ export abstract class BaseLock<C extends object = object> implements Distributed
     if (this.hold !== null) await this.release();
   }
 }
+
+// The lock class of a backend registered without one.
+setLockClassMaker((name) => {
+  const made = { [name]: class extends BaseLock {} }[name] as unknown as LockClass;
+  return made;
+});

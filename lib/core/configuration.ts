@@ -1,3 +1,4 @@
+import { defaultManager } from './manager.js';
 import {
   checkKeys,
   DEFAULT_LOCK_OPTIONS,
@@ -5,6 +6,7 @@ import {
   type LockOptions,
   renewalInterval,
   type ResolvedLockOptions,
+  settle,
   validateLockOptions,
 } from './options.js';
 import { backendOfClient, backends, type BackendDefinition } from './registry.js';
@@ -24,7 +26,7 @@ export interface ConfigureOptions extends LockOptions {
   client?: object;
 }
 
-/** The process-wide configuration, as `getConfiguration()` returns it. */
+/** The default manager's configuration, as `getConfiguration()` returns it. */
 export interface SherlockConfiguration extends ResolvedLockOptions {
   readonly backend: BackendDefinition | null;
   readonly client: object | null;
@@ -38,12 +40,14 @@ const initial: SherlockConfiguration = Object.freeze({
   client: null,
 });
 
-let current: SherlockConfiguration = initial;
+let snapshot: SherlockConfiguration = initial;
 
 /**
- * Sets process-wide defaults: the port of `sherlock.configure()`. Only the options given change.
- * Every option is validated first; on a bad one nothing changes and a TypeError or RangeError
- * names the option, the value and what is allowed.
+ * Sets up the default manager, the one the generic `Lock` and the lock classes use when created
+ * without a manager: the port of `sherlock.configure()`. Only the options given change. Every
+ * option is validated first, against the configured backend too; on a bad one nothing changes and
+ * a TypeError or RangeError names the option, the value and what is allowed. A `LockManager`
+ * (each Nest registration has one) never reads these settings.
  *
  * @example
  * import { configure, Lock } from 'nestjs-sherlock';
@@ -55,6 +59,8 @@ let current: SherlockConfiguration = initial;
 export function configure(options: ConfigureOptions): void {
   checkKeys(options, 'configure()', CONFIGURE_KEYS);
   const lockOptions = validateLockOptions(options);
+  const manager = defaultManager();
+  const current = manager.configuration;
   let backend = current.backend;
   let client = current.client;
   if (options.backend !== undefined) {
@@ -70,24 +76,22 @@ export function configure(options: ConfigureOptions): void {
       client = options.client;
     }
   }
-  const next = Object.freeze({ ...current, ...lockOptions, backend, client });
-  renewalInterval(next.autoExtend, next.expire); // settings that cannot work fail here
-  if (next.backend) {
-    // The backend's own limits (an expire below its granularity, above Memcached's 30 days):
-    // a lock built with these settings validates them, and is dropped.
-    const { backend: definition, client: unused, ...settings } = next;
-    void unused;
-    new definition.lockClass('configure', settings);
-  }
-  current = next;
+  const defaults: ResolvedLockOptions = Object.freeze({ ...current.defaults, ...lockOptions });
+  // Settings that cannot work fail here, not at the first lock: checked against the backend's
+  // limits when there is one.
+  if (backend) settle({}, defaults, backend);
+  else renewalInterval(defaults.autoExtend, defaults.expire);
+  manager.reconfigure({ backend, client, defaults });
+  snapshot = Object.freeze({ ...defaults, backend, client });
 }
 
-/** The current process-wide configuration (a frozen snapshot). */
+/** The current configuration of the default manager (a frozen snapshot). */
 export function getConfiguration(): SherlockConfiguration {
-  return current;
+  return snapshot;
 }
 
 /** Restores every setting to its default (no backend, no client). Handy between tests. */
 export function resetConfiguration(): void {
-  current = initial;
+  defaultManager().reconfigure({ backend: null, client: null, defaults: DEFAULT_LOCK_OPTIONS });
+  snapshot = initial;
 }

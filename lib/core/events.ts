@@ -12,7 +12,7 @@ export interface LockLostEvent {
 
 type LostListener = (event: LockLostEvent) => void;
 
-/** The events of every lock in this process (an `EventEmitter`). */
+/** Lock events (an `EventEmitter`): `'lost'`. */
 export interface LockEvents {
   on(event: 'lost', listener: LostListener): this;
   once(event: 'lost', listener: LostListener): this;
@@ -21,7 +21,9 @@ export interface LockEvents {
 }
 
 /**
- * Events of every lock in this process. The Nest module logs them; without Nest, listen here.
+ * The events of the default manager's locks: those made with `new Lock()` or a lock class
+ * (`new RedisLock()`, ...) after `configure()`. A `LockManager` (each Nest registration has one)
+ * has its own: `manager.on('lost', ...)`.
  *
  * @example
  * lockEvents.on('lost', ({ name, error }) => logger.error(`lock ${name} lost: ${error.reason}`));

@@ -20,6 +20,8 @@ export class Hold {
   constructor(
     readonly token: string,
     readonly fencingToken: string | undefined,
+    /** What the backend needs to release or extend this holding (its `held`). */
+    readonly held: unknown,
     private readonly onExpiry: (hold: Hold) => void,
   ) {}
 

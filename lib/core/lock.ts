@@ -24,9 +24,7 @@ export class Lock implements DistributedLock {
     const { backend } = getConfiguration();
     if (!backend) throw new LockError(messages.noBackend(String(name)), String(name));
     if (typeof options === 'object' && options !== null && 'client' in options) {
-      throw new TypeError(
-        `Invalid option 'client' for Lock: the generic Lock uses the client given to configure(); pass a client to ${backend.lockClass.name} instead`,
-      );
+      throw new TypeError(messages.genericLockClient(backend.name, backend.lockClass.name));
     }
     this.backendLock = new backend.lockClass(name, options) as BaseLock;
   }

@@ -15,6 +15,11 @@ export function describeValue(value: unknown): string {
   return ctor && ctor !== 'Object' ? `an instance of ${ctor}` : 'a plain object';
 }
 
+/** The message of an error given as a cause. */
+export function describeCause(cause: unknown): string {
+  return cause instanceof Error ? cause.message : String(cause);
+}
+
 export const messages = {
   invalidOption: (option: string, value: unknown, allowed: string) =>
     `Invalid option '${option}': got ${describeValue(value)}, expected ${allowed}`,
@@ -32,4 +37,53 @@ export const messages = {
     `Invalid lock name for the ${backend} backend: got ${describeValue(name)}, ${rule}`,
   acquireInProgress: (name: string) =>
     `An acquire() of lock '${name}' is already in progress on this lock object; use one lock object per concurrent holder`,
+  genericLockClient: (backend: string, lockClass: string) =>
+    `Invalid option 'client' for Lock: the generic Lock uses the client given to configure(); pass a client to ${lockClass} instead (backend ${backend})`,
+  cannotExtend: (backend: string) => `The ${backend} backend cannot extend locks`,
+  autoExtendWithoutExtend: (backend: string) =>
+    `Invalid option 'autoExtend': the ${backend} backend cannot extend a lock (it has no extend primitive, no _extend), so it cannot renew one; leave autoExtend false`,
+  noClient: (name: string, lockClass: string) =>
+    `Lock '${name}' has no client: pass { client } to ${lockClass}, or register the class with backends.register()`,
+  managerClosed: (backend: string) =>
+    `This LockManager (backend ${backend}) was closed: it creates no more locks and its client is closed`,
+  notHeld: (name: string, operation: 'release' | 'extend', reason: 'not-acquired' | 'not-owned') =>
+    reason === 'not-acquired'
+      ? `Cannot ${operation} lock '${name}': you do not hold it (this lock object never acquired it, or already released it)`
+      : `Cannot ${operation} lock '${name}': you do not hold it any more (it expired, or another owner took it)`,
+  notHeldSignal: (name: string) => `Lock '${name}' is not held`,
+  timeout: (name: string, timeout: number) =>
+    `Timeout elapsed after ${timeout} ms while trying to acquire lock '${name}'`,
+  busy: (name: string) => `Lock '${name}' is held by another owner`,
+  aborted: (name: string) => `Acquiring lock '${name}' was aborted`,
+  backendError: (name: string, operation: string, cause: unknown) =>
+    `Backend error during ${operation} of lock '${name}': ${describeCause(cause)}`,
+  lost: (name: string, reason: 'taken' | 'unconfirmed') =>
+    reason === 'taken'
+      ? `Lock '${name}' was lost: the server no longer holds it for this owner`
+      : `Lock '${name}' may be lost: it could not be renewed before its expiry`,
+  driverMissing: (backend: string, library: string) =>
+    `install ${library} to use the ${backend} backend (npm install ${library})`,
+  deadline: (operation: string, deadline: number) =>
+    `no answer from the server for ${operation} within ${deadline} ms`,
+  expireTooShort: (
+    option: string,
+    backend: string,
+    expire: number,
+    minimum: number,
+    wholeSeconds: boolean,
+    note: string,
+  ) =>
+    messages.invalidOption(
+      option,
+      expire,
+      wholeSeconds
+        ? `at least ${minimum} ms on ${backend}, whose expiries are whole seconds (longer ones are rounded up${note}); or null for no expiry`
+        : `at least ${minimum} ms on ${backend}${note}; or null for no expiry`,
+    ),
+  expireTooLong: (option: string, backend: string, expire: number, maximum: number, why: string) =>
+    messages.invalidOption(
+      option,
+      expire,
+      `at most ${maximum} ms${maximum % 86_400_000 === 0 ? ` (${maximum / 86_400_000} days)` : ''} on ${backend}${why}; or null for no expiry`,
+    ),
 };

@@ -1,3 +1,4 @@
+import type { BackendCapabilities } from './backend.js';
 import { messages } from './messages.js';
 
 /**
@@ -133,22 +134,6 @@ export function validateLockOptions(options: Record<string, unknown>): LockOptio
   return out;
 }
 
-/** Connection settings: a URL or server list, or options for the driver. */
-export type ConnectionSettings = string | readonly string[] | Readonly<Record<string, unknown>>;
-
-/** Checks `connection` for a backend: a non-empty string, a list of them, or a plain object. */
-export function checkConnection(backend: string, value: unknown): ConnectionSettings {
-  const allowed = `a URL or server list string, an array of them, or an options object for the ${backend} client`;
-  const ok =
-    (typeof value === 'string' && value.trim().length > 0) ||
-    (Array.isArray(value) &&
-      value.length > 0 &&
-      value.every((v) => typeof v === 'string' && v.trim().length > 0)) ||
-    (typeof value === 'object' && value !== null && !Array.isArray(value));
-  if (!ok) throw new TypeError(messages.invalidOption('connection', value, allowed));
-  return value as ConnectionSettings;
-}
-
 /** Checks `autoExtend` on its own: a boolean, or a renewal interval of at least 1 ms. */
 export function checkAutoExtend(value: unknown): boolean | number {
   if (typeof value === 'boolean') return value;
@@ -187,18 +172,63 @@ export function renewalInterval(
   return autoExtend;
 }
 
+/** A lock's settings after defaults and validation: what a lock (and a manager) runs with. */
+export interface LockSettings extends ResolvedLockOptions {
+  /** The renewal interval of `autoExtend` in ms, or `null` for no automatic renewal. */
+  readonly renewEvery: number | null;
+}
+
+/** What settling options needs to know of a backend. */
+export interface BackendTraits {
+  readonly name: string;
+  readonly capabilities: Pick<BackendCapabilities, 'extend' | 'expiry'>;
+}
+
 /**
- * Refuses an `expire` below 1 s for a backend whose expiries are whole seconds (longer ones are
- * rounded up): such a lock would live longer than asked. `note` adds the backend's own caveats.
+ * Checks an expiry against what the backend can store: its minimum (a backend counting whole
+ * seconds refuses less than one: such a lock would live longer than asked) and its maximum.
  */
-export function checkWholeSeconds(backend: string, expire: number | null, note = ''): void {
-  if (expire !== null && expire < 1000) {
+export function checkExpiry(
+  backend: BackendTraits,
+  expire: number | null,
+  option = 'expire',
+): void {
+  if (expire === null) return;
+  const { minimum, maximum, granularity, note = '', maximumNote = '' } = backend.capabilities.expiry;
+  if (expire < minimum) {
     throw new RangeError(
-      messages.invalidOption(
-        'expire',
-        expire,
-        `at least 1000 ms on ${backend}, whose expiries are whole seconds (longer ones are rounded up${note}); or null for no expiry`,
-      ),
+      messages.expireTooShort(option, backend.name, expire, minimum, granularity >= 1000, note),
     );
   }
+  if (maximum !== null && expire > maximum) {
+    throw new RangeError(
+      messages.expireTooLong(option, backend.name, expire, maximum, maximumNote),
+    );
+  }
+}
+
+/**
+ * The one place where lock settings are decided: the options given (validated already, see
+ * `validateLockOptions`) over `defaults`, checked against the backend (its expiry limits, whether
+ * it can extend for `autoExtend`) and against each other (`autoExtend` within `expire`).
+ */
+export function settle(
+  given: LockOptions,
+  defaults: ResolvedLockOptions,
+  backend: BackendTraits,
+): LockSettings {
+  const settings = {
+    namespace: given.namespace !== undefined ? given.namespace : defaults.namespace,
+    expire: given.expire !== undefined ? given.expire : defaults.expire,
+    timeout: given.timeout ?? defaults.timeout,
+    retryInterval: given.retryInterval ?? defaults.retryInterval,
+    operationTimeout: given.operationTimeout ?? defaults.operationTimeout,
+    autoExtend: given.autoExtend ?? defaults.autoExtend,
+  };
+  checkExpiry(backend, settings.expire);
+  const renewEvery = renewalInterval(settings.autoExtend, settings.expire);
+  if (renewEvery !== null && !backend.capabilities.extend) {
+    throw new RangeError(messages.autoExtendWithoutExtend(backend.name));
+  }
+  return { ...settings, renewEvery };
 }

@@ -1,10 +1,17 @@
+import {
+  type AttemptOutcome,
+  type BackendCapabilities,
+  type ClientClass,
+  type LockBackend,
+  type LockTarget,
+} from './backend.js';
+import type { ConnectionSettings } from './connection.js';
 import { DriverMissingError } from './errors/driver-missing.error.js';
+import { defaultManager } from './manager.js';
 import { messages } from './messages.js';
 import type { LockOptions } from './options.js';
 
-/** A client class a backend accepts (`client instanceof clientClass`). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- constructor parameters vary by library
-export type ClientClass = abstract new (...args: any[]) => object;
+export type { ClientClass };
 
 /** A lock class a backend provides: `new lockClass(name, options)`. */
 export type LockClass = new (
@@ -13,8 +20,10 @@ export type LockClass = new (
 ) => { readonly name: string };
 
 /**
- * What `backends.register()` takes: the port of sherlock's
- * `backends.register(name, lock_class, library, client_class, default_args, default_kwargs)`.
+ * What `backends.register()` takes in sherlock's style: a subclass of `BaseLock` implementing
+ * `_acquire`, `_release` and `_locked` (and optionally `_extend`), and how to make its client.
+ * The port of sherlock's `backends.register(name, lock_class, library, client_class,
+ * default_args, default_kwargs)`. A backend written as a `LockBackend` object is registered as is.
  */
 export interface BackendRegistration<C extends object = object> {
   /** The backend's name, as used in `configure({ backend: name })`; also `backends.NAME`. */
@@ -35,16 +44,73 @@ export interface BackendRegistration<C extends object = object> {
   createClient?: () => C;
   /**
    * Creates a client from connection settings (a URL, a server list, driver options), for
-   * `SherlockModule.forRoot({ connection })`. Default: `new clientClass(connection)`.
+   * `SherlockModule.forRoot({ connection })` and `new LockManager({ connection })`.
+   * Default: `new clientClass(connection)`.
    */
   connect?: (connection: unknown) => C;
-  /** Closes a client this library created (on `shutdown()`). Default: `quit`/`close`/`end`. */
+  /** Closes a client this library created. Default: `quit`/`close`/`end`. */
   closeClient?: (client: C) => void | Promise<void>;
-  /**
-   * Refuses a client of the right class whose settings would break the lock (throws a
-   * TypeError naming the setting); called wherever a client is accepted.
-   */
+  /** Refuses a client of the right class whose settings would break the lock (throws a TypeError). */
   checkClientSettings?: (client: C) => void;
+  /**
+   * What the backend can do, when it differs from the defaults: no fencing, `extend` when the
+   * class has `_extend`, polling, cross-process, expiries in ms with no limit.
+   */
+  capabilities?: Partial<BackendCapabilities>;
+}
+
+/** A `LockBackend` to register, optionally with the lock class that `new Lock()` proxies to. */
+export type BackendDeclaration<C extends object = object> = LockBackend<C, unknown, unknown> & {
+  /** The class of this backend's locks (a `BaseLock` subclass adding nothing); made if absent. */
+  readonly lockClass?: LockClass;
+};
+
+/** The default capabilities of a sherlock-style registration. */
+const LEGACY_CAPABILITIES: BackendCapabilities = Object.freeze({
+  fencing: false,
+  extend: false,
+  handOff: 'poll',
+  crossProcess: true,
+  expiry: Object.freeze({ granularity: 1, minimum: 1, maximum: null, earlyBy: 0 }),
+});
+
+/** A lock class written sherlock's way: its instances implement the primitives themselves. */
+interface PrimitiveLock {
+  _acquire(token: string): Promise<boolean | { fencingToken?: string; since?: number }>;
+  _release(token: string): Promise<boolean>;
+  _locked(): Promise<boolean>;
+  _extend(token: string, ttl: number): Promise<boolean>;
+}
+
+/** Whether `lockClass`'s instances implement `method` themselves (not BaseLock's default). */
+function implementsOwn(lockClass: LockClass, method: keyof PrimitiveLock): boolean {
+  for (let proto = lockClass.prototype as object | null; proto; proto = Object.getPrototypeOf(proto)) {
+    const marker = Object.prototype.hasOwnProperty.call(proto.constructor, BASE_MARK);
+    if (Object.prototype.hasOwnProperty.call(proto, method)) return !marker;
+    if (marker) return false;
+  }
+  return false;
+}
+
+/** Set on BaseLock (by base-lock.ts) so the registry can tell its own methods apart. */
+export const BASE_MARK = Symbol('nestjs-sherlock.BaseLock');
+
+/** The primitives of a sherlock-style lock class, as a `LockBackend`'s. */
+function primitivesOf(lockClass: LockClass, extend: boolean) {
+  const self = (lock: LockTarget) => lock as unknown as PrimitiveLock;
+  return {
+    acquire: async (lock: LockTarget, token: string): Promise<AttemptOutcome> => {
+      const result = await self(lock)._acquire(token);
+      if (typeof result !== 'object' || result === null) return result === true;
+      return { granted: true, fencingToken: result.fencingToken, since: result.since };
+    },
+    release: (lock: LockTarget, token: string) => self(lock)._release(token),
+    locked: (lock: LockTarget) => self(lock)._locked(),
+    ...(extend
+      ? { extend: (lock: LockTarget, token: string, ttl: number) => self(lock)._extend(token, ttl) }
+      : {}),
+    lockClass,
+  };
 }
 
 /** A registered backend. Pass it (or its `name`) as `configure({ backend })`. */
@@ -52,22 +118,25 @@ export class BackendDefinition {
   readonly name: string;
   readonly library: string;
   readonly lockClass: LockClass;
+  readonly capabilities: BackendCapabilities;
+  /** @internal the primitives the core calls. */
+  readonly impl: LockBackend<object, unknown, unknown>;
   private classes: readonly ClientClass[] | undefined;
-  private shared: object | undefined;
 
   /** @internal use `backends.register()` */
-  constructor(private readonly registration: BackendRegistration<object>) {
-    this.name = registration.name;
-    this.library = registration.library;
-    this.lockClass = registration.lockClass;
+  constructor(impl: LockBackend<object, unknown, unknown>, lockClass: LockClass) {
+    this.impl = impl;
+    this.name = impl.name;
+    this.library = impl.library;
+    this.capabilities = impl.capabilities;
+    this.lockClass = lockClass;
   }
 
   /** The accepted client classes; loads the driver (throws DriverMissingError if absent). */
   clientClasses(): readonly ClientClass[] {
     if (!this.classes) {
-      const { clientClass, loadClientClass } = this.registration;
-      const found = clientClass ?? loadClientClass?.() ?? [];
-      this.classes = Array.isArray(found) ? found : [found as ClientClass];
+      const found = this.impl.clientClass();
+      this.classes = Array.isArray(found) ? [...found] : [found as ClientClass];
     }
     return this.classes;
   }
@@ -83,76 +152,54 @@ export class BackendDefinition {
     }
   }
 
-  /** Throws a TypeError unless `value` is a client of this backend's library. */
+  /** Throws a TypeError unless `value` is a client of this backend's library with safe settings. */
   checkClient(value: unknown): object {
     if (this.isClient(value)) {
-      this.registration.checkClientSettings?.(value);
+      this.impl.checkClient?.(value);
       return value;
     }
-    this.clientClasses(); // a missing driver is the better message
-    const names = this.clientClasses()
+    const names = this.clientClasses() // a missing driver is the better message
       .map((cls) => cls.name)
       .join(' or ');
     throw new TypeError(messages.wrongClient(this.name, this.library, names, value));
   }
 
-  /** The shared client this library creates (once) when a lock has no client of its own. */
+  /**
+   * The client shared by the locks of this backend that have none of their own (made on first
+   * use, closed by `shutdown()`).
+   */
   defaultClient(): object {
-    this.shared ??= this.createDefault();
-    return this.shared;
-  }
-
-  private createDefault(): object {
-    const { createClient, defaultArgs = [], defaultOptions } = this.registration;
-    if (createClient) return createClient();
-    return this.construct(defaultOptions ? [...defaultArgs, defaultOptions] : [...defaultArgs]);
-  }
-
-  private construct(args: unknown[]): object {
-    const [cls] = this.clientClasses();
-    if (!cls) throw new TypeError(`Backend '${this.name}' has no client class to create`);
-    return new (cls as unknown as new (...a: unknown[]) => object)(...args);
+    return defaultManager().sharedClient(this);
   }
 
   /**
    * A new client from connection settings (the caller owns it and closes it with `closeClient`);
    * with no settings, a client to the default address.
    */
-  connect(connection?: unknown): object {
-    const { connect } = this.registration;
-    if (connect) return connect(connection);
-    return connection === undefined ? this.createDefault() : this.construct([connection]);
+  connect(connection?: ConnectionSettings): object {
+    return this.impl.connect(connection);
   }
 
-  /** Closes a client with this backend's `closeClient` (or `quit`/`close`/`end`). */
+  /** Closes a client with this backend's `close` (or `quit`/`close`/`end`). */
   async closeClient(client: object): Promise<void> {
-    if (this.registration.closeClient) {
-      await this.registration.closeClient(client);
+    if (this.impl.close) {
+      await this.impl.close(client);
       return;
     }
     const closable = client as { quit?: () => unknown; close?: () => unknown; end?: () => unknown };
     await (closable.quit ?? closable.close ?? closable.end)?.call(client);
   }
-
-  /** Closes the shared client, if this library created one. */
-  async closeDefaultClient(): Promise<void> {
-    const client = this.shared;
-    if (!client) return;
-    this.shared = undefined;
-    await this.closeClient(client);
-  }
 }
 
 const byName = new Map<string, BackendDefinition>();
 const byLockClass = new Map<LockClass, BackendDefinition>();
+/** Backends made on the fly for lock classes nobody registered (used with their own client). */
+const unregistered = new WeakMap<LockClass, BackendDefinition>();
 
 const NAME_PATTERN = /^[A-Za-z][A-Za-z0-9_]*$/;
 
-function register<C extends object>(registration: BackendRegistration<C>): BackendDefinition {
-  if (typeof registration !== 'object' || registration === null) {
-    throw new TypeError(messages.invalidOption('registration', registration, 'an object'));
-  }
-  const { name, lockClass, library, clientClass, loadClientClass } = registration;
+function checkRegistration(registration: object): void {
+  const { name, library, lockClass } = registration as Record<string, unknown>;
   if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
     throw new TypeError(
       messages.invalidOption(
@@ -162,14 +209,19 @@ function register<C extends object>(registration: BackendRegistration<C>): Backe
       ),
     );
   }
-  if (typeof lockClass !== 'function') {
-    throw new TypeError(messages.invalidOption('lockClass', lockClass, 'a subclass of BaseLock'));
-  }
   if (typeof library !== 'string' || library.length === 0) {
     throw new TypeError(
       messages.invalidOption('library', library, 'the npm name of the client library'),
     );
   }
+  if (lockClass !== undefined && typeof lockClass !== 'function') {
+    throw new TypeError(messages.invalidOption('lockClass', lockClass, 'a subclass of BaseLock'));
+  }
+}
+
+/** A `LockBackend` from a sherlock-style registration. */
+function fromRegistration(registration: BackendRegistration<object>): LockBackend {
+  const { name, lockClass, library, clientClass, loadClientClass } = registration;
   if ((clientClass === undefined) === (loadClientClass === undefined)) {
     throw new TypeError(
       messages.invalidOption(
@@ -179,13 +231,124 @@ function register<C extends object>(registration: BackendRegistration<C>): Backe
       ),
     );
   }
-  const key = name.toLowerCase();
+  for (const method of ['_acquire', '_release', '_locked'] as const) {
+    if (!implementsOwn(lockClass, method)) {
+      throw new TypeError(
+        messages.invalidOption(
+          'lockClass',
+          lockClass,
+          `a subclass of BaseLock implementing _acquire, _release and _locked (${lockClass.name} has no ${method})`,
+        ),
+      );
+    }
+  }
+  const canExtend = implementsOwn(lockClass, '_extend');
+  const capabilities: BackendCapabilities = Object.freeze({
+    ...LEGACY_CAPABILITIES,
+    extend: canExtend,
+    ...registration.capabilities,
+  });
+  const { createClient, defaultArgs = [], defaultOptions, connect, closeClient } = registration;
+  const classes = () => clientClass ?? (loadClientClass as () => ClientClass | readonly ClientClass[])();
+  const construct = (args: unknown[]): object => {
+    const found = classes();
+    const [cls] = Array.isArray(found) ? found : [found];
+    return new (cls as unknown as new (...a: unknown[]) => object)(...args);
+  };
+  const makeDefault = (): object =>
+    createClient
+      ? createClient()
+      : construct(defaultOptions ? [...defaultArgs, defaultOptions] : [...defaultArgs]);
+  return {
+    name,
+    library,
+    capabilities,
+    clientClass: classes,
+    connect: (connection) =>
+      connect ? connect(connection) : connection === undefined ? makeDefault() : construct([connection]),
+    ...(closeClient ? { close: closeClient } : {}),
+    ...(registration.checkClientSettings ? { checkClient: registration.checkClientSettings } : {}),
+    ...primitivesOf(lockClass, canExtend),
+  };
+}
+
+/** Checks that a `LockBackend`'s capabilities match what it implements. */
+function checkDeclaration(backend: LockBackend): void {
+  const caps = backend.capabilities as Partial<BackendCapabilities> | undefined;
+  const bad = (option: string, value: unknown, allowed: string) => {
+    throw new TypeError(messages.invalidOption(option, value, allowed));
+  };
+  if (typeof caps !== 'object' || caps === null) {
+    bad('capabilities', caps, 'an object: { fencing, extend, handOff, crossProcess, expiry }');
+    return;
+  }
+  for (const primitive of ['acquire', 'release', 'locked', 'connect', 'clientClass'] as const) {
+    if (typeof backend[primitive] !== 'function') bad(primitive, backend[primitive], 'a function');
+  }
+  if (caps.extend !== (typeof backend.extend === 'function')) {
+    bad('capabilities.extend', caps.extend, `${typeof backend.extend === 'function'}: it must say whether extend is implemented`);
+  }
+  if ((caps.handOff === 'push') !== (backend.handOff !== undefined)) {
+    bad('capabilities.handOff', caps.handOff, backend.handOff ? "'push' (handOff is implemented)" : "'poll' (no handOff is implemented)");
+  }
+  if (typeof caps.fencing !== 'boolean') bad('capabilities.fencing', caps.fencing, 'true or false');
+  if (typeof caps.crossProcess !== 'boolean') bad('capabilities.crossProcess', caps.crossProcess, 'true or false');
+  const expiry = caps.expiry;
+  if (
+    typeof expiry !== 'object' ||
+    expiry === null ||
+    !(expiry.granularity >= 1) ||
+    !(expiry.minimum >= 1) ||
+    !(expiry.earlyBy >= 0) ||
+    !(expiry.maximum === null || expiry.maximum >= expiry.minimum)
+  ) {
+    bad('capabilities.expiry', expiry, '{ granularity >= 1, minimum >= 1, maximum: null or >= minimum, earlyBy >= 0 } in ms');
+  }
+}
+
+/** Makes the lock class of a backend declared without one: a `BaseLock` that adds nothing. */
+let makeLockClass: (name: string) => LockClass = () => {
+  throw new Error('BaseLock is not loaded');
+};
+
+/** @internal base-lock.ts hands over how to make a lock class. */
+export function setLockClassMaker(maker: (name: string) => LockClass): void {
+  makeLockClass = maker;
+}
+
+function register<C extends object>(
+  registration: BackendRegistration<C> | BackendDeclaration<C>,
+): BackendDefinition {
+  if (typeof registration !== 'object' || registration === null) {
+    throw new TypeError(messages.invalidOption('registration', registration, 'an object'));
+  }
+  checkRegistration(registration);
+  const declared = typeof (registration as BackendDeclaration<C>).acquire === 'function';
+  let impl: LockBackend;
+  let lockClass: LockClass;
+  if (declared) {
+    impl = registration as unknown as LockBackend;
+    checkDeclaration(impl);
+    lockClass =
+      (registration as BackendDeclaration<C>).lockClass ??
+      makeLockClass(`${impl.name[0]?.toUpperCase()}${impl.name.slice(1)}Lock`);
+  } else {
+    const legacy = registration as BackendRegistration<C>;
+    if (typeof legacy.lockClass !== 'function') {
+      throw new TypeError(
+        messages.invalidOption('lockClass', legacy.lockClass, 'a subclass of BaseLock'),
+      );
+    }
+    impl = fromRegistration(legacy as unknown as BackendRegistration<object>);
+    lockClass = legacy.lockClass;
+  }
+  const key = impl.name.toLowerCase();
   const existing = byName.get(key);
   if (existing) byLockClass.delete(existing.lockClass);
-  const definition = new BackendDefinition(registration as unknown as BackendRegistration<object>);
+  const definition = new BackendDefinition(impl, lockClass);
   byName.set(key, definition);
   byLockClass.set(lockClass, definition);
-  (backends as unknown as Record<string, unknown>)[name.toUpperCase()] = definition;
+  (backends as unknown as Record<string, unknown>)[impl.name.toUpperCase()] = definition;
   return definition;
 }
 
@@ -214,13 +377,32 @@ function names(): string[] {
   return [...new Set([...byName.values()].map((d) => d.name))];
 }
 
-/** The backend whose lock class is `lockClass` or one of its ancestors. */
-export function backendOfLockClass(lockClass: unknown): BackendDefinition | undefined {
-  for (let cls = lockClass; typeof cls === 'function'; cls = Object.getPrototypeOf(cls)) {
+/**
+ * The backend of a lock class: the registered one of the class or of an ancestor, else (a
+ * sherlock-style class nobody registered, used with its own `client`) one made from the class.
+ */
+export function backendOfLockClass(lockClass: LockClass): BackendDefinition {
+  for (let cls: unknown = lockClass; typeof cls === 'function'; cls = Object.getPrototypeOf(cls)) {
     const found = byLockClass.get(cls as LockClass);
     if (found) return found;
   }
-  return undefined;
+  let made = unregistered.get(lockClass);
+  if (!made) {
+    const impl = fromRegistration({
+      name: lockClass.name || 'custom',
+      lockClass,
+      library: lockClass.name || 'custom',
+      clientClass: Object as unknown as ClientClass,
+    });
+    made = new BackendDefinition(impl, lockClass);
+    unregistered.set(lockClass, made);
+  }
+  return made;
+}
+
+/** Whether `definition` is registered (a class nobody registered has one made on the fly). */
+export function isRegistered(definition: BackendDefinition): boolean {
+  return byName.get(definition.name.toLowerCase()) === definition;
 }
 
 /** Every registered backend, in registration order. */
@@ -245,8 +427,9 @@ export function backendOfClient(client: unknown): BackendDefinition {
 
 /**
  * The backend registry: the port of `sherlock.backends`. Built-in backends are
- * `backends.REDIS`, `backends.MEMCACHED` (alias `backends.MEMCACHE`), `backends.ETCD` and
- * `backends.MEMORY`, `backends.REDLOCK`; `backends.register()` adds yours as `backends.<NAME>`.
+ * `backends.REDIS`, `backends.MEMCACHED` (alias `backends.MEMCACHE`), `backends.ETCD`,
+ * `backends.MEMORY` and `backends.REDLOCK`; `backends.register()` adds yours as
+ * `backends.<NAME>`.
  *
  * @example
  * import { backends, configure } from 'nestjs-sherlock';
@@ -259,8 +442,14 @@ export interface Backends {
   readonly ETCD: BackendDefinition;
   readonly MEMORY: BackendDefinition;
   readonly REDLOCK: BackendDefinition;
-  /** Registers a backend; returns its definition, also reachable as `backends.<NAME>`. */
-  register<C extends object>(registration: BackendRegistration<C>): BackendDefinition;
+  /**
+   * Registers a backend, written as a `LockBackend` object (see `nestjs-sherlock/backend`) or
+   * sherlock's way (a `BaseLock` subclass and its client class); returns its definition, also
+   * reachable as `backends.<NAME>`.
+   */
+  register<C extends object>(
+    registration: BackendRegistration<C> | BackendDeclaration<C>,
+  ): BackendDefinition;
   /** Looks a backend up by name (case-insensitive); throws a RangeError if unknown. */
   get(name: string | BackendDefinition): BackendDefinition;
   /** The names of all registered backends. */

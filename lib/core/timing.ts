@@ -1,4 +1,5 @@
 import { randomFillSync } from 'node:crypto';
+import { messages } from './messages.js';
 
 /** Monotonic milliseconds: immune to wall-clock jumps. */
 export const now = (): number => performance.now();
@@ -27,7 +28,7 @@ export class DeadlineExceededError extends Error {
     readonly operation: string,
     readonly deadline: number,
   ) {
-    super(`no answer from the server for ${operation} within ${deadline} ms`);
+    super(messages.deadline(operation, deadline));
     this.name = 'DeadlineExceededError';
   }
 }

@@ -3,7 +3,7 @@ import type { BaseLock } from '../sherlock.js';
 
 /** What the current async call chain knows about locks. */
 export interface LockContext {
-  /** Locks held by this call chain, by `registration\0key`: re-entered instead of re-acquired. */
+  /** Locks held by this call chain, by `registration id\0key`: re-entered instead of re-acquired. */
   readonly held: ReadonlyMap<string, BaseLock>;
   /** Aborts when the request this chain serves is gone (set by LockInterceptor). */
   readonly signal?: AbortSignal;

@@ -8,7 +8,7 @@ import {
 import { catchError, EMPTY, finalize, type Observable, throwError } from 'rxjs';
 import { LockAbortedError } from '../sherlock.js';
 import { lockContext } from './lock-context.js';
-import { busyLockExpire, isBusyError } from './lock.service.js';
+import { isBusyError } from './lock.service.js';
 
 interface ClosableResponse {
   writableEnded?: boolean;
@@ -57,13 +57,17 @@ export class LockInterceptor implements NestInterceptor {
     return response.raw ?? response;
   }
 
-  /** Maps a busy lock to 409 Conflict with `Retry-After`; other errors pass through. */
+  /**
+   * Maps a busy lock to 409 Conflict with `Retry-After` (whole seconds, rounded up, from the
+   * error's `retryAfter`: the holder's remaining time to live, else the lock's expire); other
+   * errors pass through.
+   */
   protected mapError(err: unknown, context: ExecutionContext): unknown {
     if (!isBusyError(err)) return err;
-    const expire = busyLockExpire.get(err);
-    if (typeof expire === 'number') {
+    const { retryAfter } = err;
+    if (typeof retryAfter === 'number') {
       const response = context.switchToHttp().getResponse<ClosableResponse>();
-      const seconds = String(Math.max(1, Math.ceil(expire / 1000)));
+      const seconds = String(Math.max(1, Math.ceil(retryAfter / 1000)));
       if (response.header) response.header('Retry-After', seconds);
       else response.setHeader?.('Retry-After', seconds);
     }

@@ -1,13 +1,12 @@
 import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import {
   type BaseLock,
-  heldLocks,
   LockBusyError,
-  lockEvents,
   type LockLostEvent,
-  LockReleaseError,
-  LockTimeoutError,
+  type LockManager,
+  LockNotHeldError,
   type LockOptions,
+  LockTimeoutError,
 } from '../sherlock.js';
 import { startTimer, type Timer } from '../core/timing.js';
 import { lockContext } from './lock-context.js';
@@ -15,8 +14,8 @@ import type { LockedOptions } from './sherlock.interfaces.js';
 import { nestMessages } from './sherlock.messages.js';
 import {
   checkAtLeastFor,
+  type Registration,
   type ResolvedLockedOptions,
-  type ResolvedModuleOptions,
   validateLockedOptions,
 } from './sherlock.options.js';
 
@@ -25,16 +24,15 @@ export interface LockServiceAcquireOptions extends LockOptions {
   signal?: AbortSignal;
 }
 
-/** Errors that mean "someone else holds the lock". */
+/** Errors that mean "someone else holds the lock" (they carry `retryAfter`). */
 export const isBusyError = (err: unknown): err is LockTimeoutError | LockBusyError =>
   err instanceof LockTimeoutError || err instanceof LockBusyError;
 
-/** `expire` of the lock behind each busy error, so a 409 can say when to retry. */
-export const busyLockExpire = new WeakMap<object, number | null>();
+let registrations = 0;
 
 /**
- * Takes locks on the backend of one `SherlockModule` registration. Inject it where you need a
- * lock in code; `@Locked()` uses it for you.
+ * Takes locks on the backend of one `SherlockModule` registration: a facade over the
+ * registration's `LockManager`. Inject it where you need a lock in code; `@Locked()` uses it.
  *
  * @example
  * constructor(private readonly locks: LockService) {}
@@ -46,44 +44,39 @@ export const busyLockExpire = new WeakMap<object, number | null>();
 @Injectable()
 export class LockService implements OnApplicationShutdown {
   private readonly logger = new Logger('SherlockModule');
-  private readonly created = new WeakSet<BaseLock>();
   /** Locks kept past their method for `atLeastFor`, with the timer that releases them. */
   private readonly lingering = new Map<BaseLock, Timer>();
-  private readonly clientValue: object;
-  private closed = false;
-  private readonly ownsClient: boolean;
+  /** Tells this registration's held locks apart in the async context (two apps may share names). */
+  private readonly contextId = `${++registrations}`;
+  /** The manager of this registration: its defaults, client, held locks and events. */
+  readonly manager: LockManager;
+  private readonly locked: ResolvedLockedOptions;
 
   /** @internal built by SherlockModule from validated options. */
   constructor(
     /** The registration's name (`'default'` for the unnamed one). */
     readonly registration: string,
-    private readonly options: ResolvedModuleOptions,
+    { manager, locked }: Registration,
   ) {
-    this.ownsClient = options.client === undefined;
-    // Made at bootstrap (drivers connect lazily or in the background), so that connection
-    // settings the backend cannot use fail the application's start, not its first lock.
-    this.clientValue = options.client ?? options.backend.connect(options.connection);
-    lockEvents.on('lost', this.onLost);
+    this.manager = manager;
+    this.locked = locked;
+    manager.on('lost', this.onLost);
   }
 
-  /** Logs the loss of a lock this registration created. */
-  private readonly onLost = ({ lock, error }: LockLostEvent) => {
-    if (this.created.has(lock as BaseLock)) this.logger.error(error.message);
+  /** Logs the loss of a lock of this registration. */
+  private readonly onLost = ({ error }: LockLostEvent) => {
+    this.logger.error(error.message);
   };
 
   /** The client this registration's locks use (created from `connection` at bootstrap). */
   get client(): object {
-    if (this.closed) {
-      throw new Error(
-        `The SherlockModule registration '${this.registration}' was shut down: its client is closed`,
-      );
-    }
-    return this.clientValue;
+    if (this.manager.isClosed) throw new Error(nestMessages.closed(this.registration));
+    return this.manager.client;
   }
 
   /** The name of the backend, e.g. `'redis'`. */
   get backend(): string {
-    return this.options.backend.name;
+    return this.manager.backend.name;
   }
 
   /**
@@ -94,13 +87,8 @@ export class LockService implements OnApplicationShutdown {
    * if (await lock.acquire(false)) { ... }
    */
   create(name: string, options: LockOptions = {}): BaseLock {
-    const lock = new this.options.backend.lockClass(name, {
-      ...this.options.lockOptions,
-      ...options,
-      client: this.client,
-    }) as BaseLock;
-    this.created.add(lock);
-    return lock;
+    if (this.manager.isClosed) throw new Error(nestMessages.closed(this.registration));
+    return this.manager.lock(name, options);
   }
 
   /**
@@ -150,7 +138,8 @@ export class LockService implements OnApplicationShutdown {
    * @internal the engine of `run()` and `@Locked()`: acquires per `options` (merged over the
    * module's `locked` defaults), runs `fn` in a context marking the lock as held, releases (or
    * keeps it for `atLeastFor`). Resolves `undefined` without running `fn` when busy and
-   * `onBusy` is 'skip'.
+   * `onBusy` is 'skip'; otherwise a busy lock rejects with `LockBusyError` (did not wait) or
+   * `LockTimeoutError` (waited), each carrying `retryAfter`.
    */
   async runLocked<T>(
     name: string,
@@ -158,7 +147,7 @@ export class LockService implements OnApplicationShutdown {
     options: LockedOptions,
   ): Promise<T | undefined> {
     const settings: ResolvedLockedOptions = {
-      ...this.options.locked,
+      ...this.locked,
       ...options,
     } as ResolvedLockedOptions;
     const { wait, onBusy, atLeastFor, expire, timeout, retryInterval, autoExtend } = settings;
@@ -170,18 +159,16 @@ export class LockService implements OnApplicationShutdown {
     });
     checkAtLeastFor(atLeastFor, lock.expire);
     const context = lockContext.getStore();
-    const heldKey = `${this.registration}\0${lock.key}`;
+    const heldKey = `${this.contextId}\0${lock.key}`;
     const reentered = context?.held.get(heldKey);
     if (reentered) return fn(reentered);
 
     const signal = context?.signal;
     try {
-      const acquired = await lock.acquire(signal ? { blocking: wait, signal } : wait);
-      if (!acquired) throw new LockBusyError(lock.name);
+      const outcome = await lock.acquireOrBusy(signal ? { blocking: wait, signal } : wait);
+      if (outcome !== true) throw outcome;
     } catch (err) {
-      if (!isBusyError(err)) throw err;
-      if (onBusy === 'skip') return undefined;
-      busyLockExpire.set(err, lock.expire);
+      if (isBusyError(err) && onBusy === 'skip') return undefined;
       throw err;
     }
 
@@ -220,7 +207,7 @@ export class LockService implements OnApplicationShutdown {
     try {
       await lock.release();
     } catch (err) {
-      if (err instanceof LockReleaseError && err.reason === 'not-owned') {
+      if (err instanceof LockNotHeldError && err.reason === 'not-owned') {
         this.logger.error(nestMessages.lostAtRelease(lock.name));
       }
       throw err;
@@ -230,32 +217,23 @@ export class LockService implements OnApplicationShutdown {
   /**
    * Releases the locks this registration still holds (best effort, logged), stops the
    * `atLeastFor` timers (a kept lock with an expiry is left to expire, one without is released)
-   * and closes the client if the module created it.
+   * and closes the manager's client if the module created it.
    */
   async onApplicationShutdown(): Promise<void> {
-    lockEvents.off('lost', this.onLost);
+    this.manager.off('lost', this.onLost);
     for (const [lock, timer] of this.lingering) {
       timer.clear();
-      if (lock.expire !== null) this.logger.log(nestMessages.leftToExpire(lock.name));
+      if (lock.expire !== null) {
+        this.logger.log(nestMessages.leftToExpire(lock.name));
+        lock.abandon();
+      }
     }
-    const kept = new Set([...this.lingering.keys()].filter((lock) => lock.expire !== null));
     this.lingering.clear();
-    const mine = heldLocks().filter(
-      (lock): lock is BaseLock => this.created.has(lock as BaseLock) && !kept.has(lock as BaseLock),
-    );
-    await Promise.all(
-      mine.map(async (lock) => {
-        try {
-          await lock.release();
-          this.logger.warn(nestMessages.released(lock.name));
-        } catch (err) {
-          this.logger.error(nestMessages.releaseFailed(lock.name, err));
-        }
-      }),
-    );
-    if (this.ownsClient && !this.closed) {
-      this.closed = true;
-      await this.options.backend.closeClient(this.clientValue);
+    if (this.manager.isClosed) return;
+    const report = await this.manager.close();
+    for (const name of report.released) this.logger.warn(nestMessages.released(name));
+    for (const { name, error } of report.failed) {
+      this.logger.error(nestMessages.releaseFailed(name, error));
     }
   }
 }

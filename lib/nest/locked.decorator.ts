@@ -1,7 +1,12 @@
-import { UseInterceptors } from '@nestjs/common';
+import { Inject, Optional, UseInterceptors } from '@nestjs/common';
 import { LockInterceptor } from './lock.interceptor.js';
-import { DEFAULT_REGISTRATION, LOCKED_METADATA } from './sherlock.constants.js';
-import { sherlockHost } from './sherlock.host.js';
+import type { LockService } from './lock.service.js';
+import {
+  DEFAULT_REGISTRATION,
+  getLockServiceToken,
+  LOCKED_METADATA,
+  lockServiceProperty,
+} from './sherlock.constants.js';
 import type { LockedDecoratorOptions } from './sherlock.interfaces.js';
 import { nestMessages } from './sherlock.messages.js';
 import { validateDecoratorOptions } from './sherlock.options.js';
@@ -13,16 +18,24 @@ export type LockName<A extends unknown[] = never[]> = string | ((...args: A) => 
 export interface LockedMetadata {
   readonly name: LockName<unknown[]>;
   readonly options: LockedDecoratorOptions;
+  /** The registration whose `LockService` takes the lock. */
+  readonly registration: string;
 }
 
 type AsyncMethod = (...args: never[]) => Promise<unknown>;
 
 /**
  * Runs every call of the decorated (async) method while holding a distributed lock, through the
- * `LockService` of the `SherlockModule` registration (the unnamed one unless `service` is given).
- * Works on any provider method (services, `@Cron` jobs, event handlers, queue processors) and on
- * controller / resolver / microservice handlers (where a 409 answers a busy lock). Nested calls
- * on the same lock within one async call chain re-enter instead of deadlocking.
+ * `LockService` of the `SherlockModule` registration named `name` in the options (the unnamed one
+ * by default). Works on any provider method (services, `@Cron` jobs, event handlers, queue
+ * processors) and on controller / resolver / microservice handlers (where a 409 answers a busy
+ * lock). Nested calls on the same lock within one async call chain re-enter instead of
+ * deadlocking.
+ *
+ * The class's instances get the registration's `LockService` from Nest, injected as a hidden
+ * property when Nest creates them (so it works right after `Test.createTestingModule().compile()`,
+ * and two applications in one process each use their own): the class must be a provider or
+ * controller of a module that sees the registration (imported, or `isGlobal`).
  *
  * @example
  * @Locked('nightly-report', { wait: false, onBusy: 'skip', atLeastFor: 30_000 })
@@ -43,8 +56,9 @@ export function Locked<A extends unknown[] = never[]>(
     );
   }
   const checked = validateDecoratorOptions(options);
-  const registration = checked.service ?? DEFAULT_REGISTRATION;
-  const { service: _service, ...lockedOptions } = checked;
+  const registration = checked.name ?? DEFAULT_REGISTRATION;
+  const { name: _registration, service: _service, ...lockedOptions } = checked;
+  const property = lockServiceProperty(registration);
 
   return <T>(
     target: object,
@@ -57,7 +71,10 @@ export function Locked<A extends unknown[] = never[]>(
 
     const wrapped = {
       async [original.name](this: unknown, ...args: unknown[]): Promise<unknown> {
-        const service = sherlockHost.find(this, registration);
+        const service =
+          typeof this === 'object' && this !== null
+            ? (this as Record<symbol, LockService | undefined>)[property]
+            : undefined;
         if (!service) throw new Error(nestMessages.notInitialised(registration, methodName));
         const lockName =
           typeof name === 'function' ? (name as (...a: unknown[]) => unknown)(...args) : name;
@@ -79,10 +96,14 @@ export function Locked<A extends unknown[] = never[]>(
     }
     Reflect.defineMetadata(
       LOCKED_METADATA,
-      { name: name as LockName<unknown[]>, options: checked } satisfies LockedMetadata,
+      { name: name as LockName<unknown[]>, options: checked, registration } satisfies LockedMetadata,
       wrapped,
     );
     descriptor.value = wrapped as T;
+    // Nest injects the registration's LockService into every instance it creates (optional, so
+    // that a missing registration gets this library's message, at bootstrap or at the call).
+    Inject(getLockServiceToken(registration))(target, property);
+    Optional()(target, property);
     // On handlers, the interceptor ties the wait to the request and maps a busy lock to 409.
     UseInterceptors(LockInterceptor)(target, propertyKey, descriptor);
     return descriptor;

@@ -6,8 +6,13 @@ export const DEFAULT_REGISTRATION = 'default';
 /** Metadata key under which `@Locked()` records its arguments on the method. */
 export const LOCKED_METADATA = 'sherlock:locked';
 
-/** Property under which the explorer attaches a provider's lock services to the instance. */
-export const LOCK_SERVICES = Symbol.for('nestjs-sherlock:lock-services');
+/**
+ * The hidden property under which Nest injects a registration's `LockService` into the instances
+ * of a class with `@Locked` methods.
+ */
+export function lockServiceProperty(registration: string): symbol {
+  return Symbol.for(`nestjs-sherlock:lock-service:${registration}`);
+}
 
 /**
  * The injection token of a registration's `LockService`: the `LockService` class itself for the

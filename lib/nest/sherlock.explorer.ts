@@ -1,37 +1,38 @@
-import { Injectable, type OnModuleInit, type OnApplicationShutdown } from '@nestjs/common';
+import { Injectable, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
-import type { LockService } from './lock.service.js';
-import { LOCKED_METADATA } from './sherlock.constants.js';
-import { sherlockHost } from './sherlock.host.js';
+import type { LockedMetadata } from './locked.decorator.js';
+import { LOCKED_METADATA, lockServiceProperty } from './sherlock.constants.js';
+import { nestMessages } from './sherlock.messages.js';
 
 /**
- * Finds, at bootstrap, the providers and controllers with `@Locked` methods and attaches this
- * registration's LockService to them, so each application's methods use its own module.
+ * Checks at bootstrap that every `@Locked` method of the application's providers and controllers
+ * got the `LockService` of its registration (Nest injects it when it creates the instance), so
+ * that a missing or unknown registration fails the start, not the first call.
  */
 @Injectable()
-export class SherlockExplorer implements OnModuleInit, OnApplicationShutdown {
+export class SherlockExplorer implements OnModuleInit {
   constructor(
     private readonly discovery: DiscoveryService,
     private readonly scanner: MetadataScanner,
-    private readonly service: LockService,
   ) {}
 
   onModuleInit(): void {
-    sherlockHost.started(this.service);
     for (const wrapper of [...this.discovery.getProviders(), ...this.discovery.getControllers()]) {
       const instance: unknown = wrapper.instance;
       if (!wrapper.isDependencyTreeStatic() || typeof instance !== 'object' || instance === null)
         continue;
       const prototype = Object.getPrototypeOf(instance) as object | null;
-      const hasLocked = this.scanner.getAllMethodNames(prototype).some((method) => {
+      for (const method of this.scanner.getAllMethodNames(prototype)) {
         const fn = (prototype as Record<string, unknown> | null)?.[method];
-        return typeof fn === 'function' && Reflect.hasMetadata(LOCKED_METADATA, fn);
-      });
-      if (hasLocked) sherlockHost.attach(instance, this.service);
+        if (typeof fn !== 'function') continue;
+        const metadata = Reflect.getMetadata(LOCKED_METADATA, fn) as LockedMetadata | undefined;
+        if (!metadata) continue;
+        const property = lockServiceProperty(metadata.registration);
+        if ((instance as Record<symbol, unknown>)[property] === undefined) {
+          const name = `${instance.constructor.name}.${method}`;
+          throw new Error(nestMessages.notInitialised(metadata.registration, name));
+        }
+      }
     }
-  }
-
-  onApplicationShutdown(): void {
-    sherlockHost.stopped(this.service);
   }
 }

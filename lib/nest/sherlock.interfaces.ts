@@ -42,6 +42,8 @@ export interface LockedOptions {
 /** Options of `@Locked()`: `LockedOptions` plus which registration's `LockService` to use. */
 export interface LockedDecoratorOptions extends LockedOptions {
   /** The `name` of a named `SherlockModule` registration. Default: the unnamed one. */
+  name?: string;
+  /** @deprecated The name of `name` before 1.0: use `name`. */
   service?: string;
 }
 
@@ -67,7 +69,7 @@ export interface SherlockModuleOptions extends LockOptions {
 
 /** Where a registration lives: its name (for several backends) and whether it is global. */
 export interface SherlockModuleRegistration {
-  /** Name of this registration, for `@InjectLockService(name)` and `@Locked(x, { service })`. */
+  /** Name of this registration, for `@InjectLockService(name)` and `@Locked(x, { name })`. */
   name?: string;
   /** Register the module globally (no need to import it in feature modules). */
   isGlobal?: boolean;

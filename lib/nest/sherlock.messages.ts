@@ -1,7 +1,9 @@
 /** User-facing messages of the Nest glue. */
 export const nestMessages = {
-  notInitialised: (service: string, method: string) =>
-    `@Locked on ${method} needs the SherlockModule${service === 'default' ? '' : ` registration '${service}'`}: import SherlockModule.forRoot${service === 'default' ? '()' : `({ name: '${service}', ... })`} (or forRootAsync) in your application module`,
+  notInitialised: (registration: string, method: string) =>
+    `@Locked on ${method} found no LockService of the SherlockModule${registration === 'default' ? '' : ` registration '${registration}'`}: import SherlockModule.forRoot${registration === 'default' ? '()' : `({ name: '${registration}', ... })`} (or forRootAsync) with isGlobal: true in your application module, or import it in the module that provides ${method.split('.')[0]}; the class must be a provider or controller created by Nest (not with new)`,
+  nameAndService: (name: string, service: string) =>
+    `@Locked: 'name' (${JSON.stringify(name)}) and its deprecated spelling 'service' (${JSON.stringify(service)}) name different registrations; give only 'name'`,
   notAMethod: (target: string) => `@Locked can only decorate methods; '${target}' is not a method`,
   badLockName: (method: string, value: string) =>
     `@Locked on ${method}: the lock name function returned ${value}; it must return a non-empty string`,
@@ -11,6 +13,8 @@ export const nestMessages = {
     `Invalid option 'atLeastFor': got ${atLeastFor}, expected at most the lock's expire (${expire} ms): a lock cannot be kept longer than it lives`,
   clientAndConnection: () =>
     "Invalid options: give either 'client' (a client you created) or 'connection' (settings the module connects with), not both",
+  closed: (registration: string) =>
+    `The SherlockModule registration '${registration}' was shut down: its client is closed`,
   released: (name: string) => `Released lock '${name}' still held at shutdown`,
   releaseFailed: (name: string, error: unknown) =>
     `Could not release lock '${name}' at shutdown (it expires on its own): ${error instanceof Error ? error.message : String(error)}`,

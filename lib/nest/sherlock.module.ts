@@ -14,7 +14,7 @@ import type {
   SherlockOptionsFactory,
 } from './sherlock.interfaces.js';
 import { nestMessages } from './sherlock.messages.js';
-import { resolveModuleOptions } from './sherlock.options.js';
+import { createRegistration } from './sherlock.options.js';
 
 /**
  * Distributed locks for a Nest application: provides `LockService` (and makes `@Locked` work)
@@ -100,17 +100,14 @@ export class SherlockModule {
         {
           provide: serviceToken,
           useFactory: (options: SherlockModuleOptions) =>
-            new LockService(registration, resolveModuleOptions(options)),
+            new LockService(registration, createRegistration(options)),
           inject: [getSherlockOptionsToken(name)],
         },
         {
           provide: explorerToken,
-          useFactory: (
-            discovery: DiscoveryService,
-            scanner: MetadataScanner,
-            service: LockService,
-          ) => new SherlockExplorer(discovery, scanner, service),
-          inject: [DiscoveryService, MetadataScanner, serviceToken],
+          useFactory: (discovery: DiscoveryService, scanner: MetadataScanner) =>
+            new SherlockExplorer(discovery, scanner),
+          inject: [DiscoveryService, MetadataScanner],
         },
       ],
       exports: [serviceToken],

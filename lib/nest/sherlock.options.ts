@@ -1,8 +1,6 @@
-import { backends, type BackendDefinition, type ConnectionSettings } from '../sherlock.js';
-import { backendOfClient } from '../core/registry.js';
+import { LockManager } from '../core/manager.js';
 import { messages } from '../core/messages.js';
 import {
-  checkConnection,
   checkDuration,
   checkKeys,
   LOCK_OPTION_KEYS,
@@ -22,15 +20,6 @@ export interface ResolvedLockedOptions extends LockOptions {
   readonly wait: boolean;
   readonly onBusy: OnBusy;
   readonly atLeastFor: number;
-}
-
-/** A registration's options after validation, as the LockService uses them. */
-export interface ResolvedModuleOptions {
-  readonly backend: BackendDefinition;
-  readonly client?: object;
-  readonly connection?: ConnectionSettings;
-  readonly lockOptions: LockOptions;
-  readonly locked: ResolvedLockedOptions;
 }
 
 const LOCKED_KEYS = [
@@ -69,20 +58,30 @@ export function validateLockedOptions(
   return out;
 }
 
-/** Validates the options of `@Locked()`. */
+/**
+ * Validates the options of `@Locked()`: `LockedOptions` and `name`, the registration (or
+ * `service`, its name before 1.0).
+ */
 export function validateDecoratorOptions(options: unknown): LockedDecoratorOptions {
   const out: LockedDecoratorOptions = validateLockedOptions(options, '@Locked() options', [
+    'name',
     'service',
   ]);
-  const service = (options as { service?: unknown }).service;
-  if (service !== undefined) {
-    if (typeof service !== 'string' || service.length === 0) {
+  const given = options as { name?: unknown; service?: unknown };
+  for (const option of ['name', 'service'] as const) {
+    const value = given[option];
+    if (value === undefined) continue;
+    if (typeof value !== 'string' || value.length === 0) {
       throw new TypeError(
-        messages.invalidOption('service', service, 'the name of a SherlockModule registration'),
+        messages.invalidOption(option, value, 'the name of a SherlockModule registration'),
       );
     }
-    out.service = service;
   }
+  if (given.name !== undefined && given.service !== undefined && given.name !== given.service) {
+    throw new TypeError(nestMessages.nameAndService(given.name as string, given.service as string));
+  }
+  const registration = (given.name ?? given.service) as string | undefined;
+  if (registration !== undefined) out.name = registration;
   return out;
 }
 
@@ -93,41 +92,22 @@ export function checkAtLeastFor(atLeastFor: number, expire: number | null | unde
   }
 }
 
+/** What a registration runs with: its manager, and the defaults of `@Locked` and `run()`. */
+export interface Registration {
+  readonly manager: LockManager;
+  readonly locked: ResolvedLockedOptions;
+}
+
 /**
- * Validates a registration's options at bootstrap: a bad option fails the application's start
- * with a TypeError / RangeError naming it.
+ * Validates a registration's options at bootstrap and builds its manager: a bad option fails the
+ * application's start with a TypeError / RangeError naming it. Nothing comes from `configure()`.
  */
-export function resolveModuleOptions(options: SherlockModuleOptions): ResolvedModuleOptions {
-  const {
-    backend: backendOption,
-    client,
-    connection,
-    locked: lockedOption,
-  }: SherlockModuleOptions = options;
+export function createRegistration(options: SherlockModuleOptions): Registration {
   checkKeys(options, 'SherlockModule options', MODULE_KEYS);
-  const lockOptions = validateLockOptions(options);
-  if (client !== undefined && connection !== undefined) {
+  const { locked: lockedOption, ...managerOptions } = options;
+  if (managerOptions.client !== undefined && managerOptions.connection !== undefined) {
     throw new TypeError(nestMessages.clientAndConnection());
   }
-  let backend: BackendDefinition;
-  if (backendOption !== undefined) {
-    backend = backends.get(backendOption);
-  } else if (client !== undefined) {
-    backend = backendOfClient(client);
-  } else {
-    throw new TypeError(
-      messages.invalidOption(
-        'backend',
-        undefined,
-        `one of ${backends
-          .names()
-          .map((n) => `'${n}'`)
-          .join(', ')} (or give a client)`,
-      ),
-    );
-  }
-  if (client !== undefined) backend.checkClient(client);
-  if (connection !== undefined) checkConnection(backend.name, connection);
   const given = validateLockedOptions(lockedOption ?? {}, "SherlockModule option 'locked'");
   const locked: ResolvedLockedOptions = {
     ...given,
@@ -135,20 +115,16 @@ export function resolveModuleOptions(options: SherlockModuleOptions): ResolvedMo
     onBusy: given.onBusy ?? 'throw',
     atLeastFor: given.atLeastFor ?? 0,
   };
-  checkAtLeastFor(
-    locked.atLeastFor,
-    locked.expire !== undefined ? locked.expire : lockOptions.expire,
-  );
-  // What only the backend can judge (its expiry limits, autoExtend against expire, whether it can
-  // extend at all) fails the start too, not the first lock: build a lock with each setting.
-  const { wait: _wait, onBusy: _onBusy, atLeastFor: _atLeastFor, ...lockedLockOptions } = locked;
-  new backend.lockClass('options-check', lockOptions);
-  new backend.lockClass('options-check', { ...lockOptions, ...lockedLockOptions });
-  return {
-    backend,
-    lockOptions,
-    locked,
-    ...(client !== undefined ? { client } : {}),
-    ...(connection !== undefined ? { connection } : {}),
-  };
+  const manager = new LockManager(managerOptions);
+  try {
+    // What only the backend can judge (its expiry limits, autoExtend against expire, whether it
+    // can extend at all) fails the start too, not the first lock.
+    const { wait: _wait, onBusy: _onBusy, atLeastFor, ...lockedLockOptions } = locked;
+    const settings = manager.settle(lockedLockOptions, manager.backend);
+    checkAtLeastFor(atLeastFor, settings.expire);
+  } catch (err) {
+    void manager.close();
+    throw err;
+  }
+  return { manager, locked };
 }

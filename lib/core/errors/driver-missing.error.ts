@@ -1,3 +1,5 @@
+import { messages } from '../messages.js';
+
 /**
  * A backend was used whose client library is not installed (drivers are optional peer
  * dependencies: install only the ones you use).
@@ -11,7 +13,7 @@ export class DriverMissingError extends Error {
     readonly library: string,
     options?: { cause?: unknown },
   ) {
-    super(`install ${library} to use the ${backend} backend (npm install ${library})`, options);
+    super(messages.driverMissing(backend, library), options);
     this.name = 'DriverMissingError';
   }
 }

@@ -1,8 +1,8 @@
-export * from './lock.error.js';
-export * from './lock-timeout.error.js';
-export * from './lock-release.error.js';
-export * from './lock-backend.error.js';
-export * from './lock-aborted.error.js';
-export * from './lock-busy.error.js';
-export * from './lock-lost.error.js';
-export * from './driver-missing.error.js';
+export { LockError } from './lock.error.js';
+export { LockTimeoutError } from './lock-timeout.error.js';
+export { LockNotHeldError, LockReleaseError, type LockReleaseReason } from './lock-release.error.js';
+export { LockBackendError } from './lock-backend.error.js';
+export { LockAbortedError } from './lock-aborted.error.js';
+export { LockBusyError } from './lock-busy.error.js';
+export { LockLostError, type LockLostReason } from './lock-lost.error.js';
+export { DriverMissingError } from './driver-missing.error.js';

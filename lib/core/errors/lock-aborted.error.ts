@@ -1,3 +1,4 @@
+import { messages } from '../messages.js';
 import { LockError } from './lock.error.js';
 
 /**
@@ -11,6 +12,6 @@ import { LockError } from './lock.error.js';
  */
 export class LockAbortedError extends LockError {
   constructor(lockName: string, options: { cause: unknown }) {
-    super(`Acquiring lock '${lockName}' was aborted`, lockName, options);
+    super(messages.aborted(lockName), lockName, options);
   }
 }

@@ -1,3 +1,4 @@
+import { messages } from '../messages.js';
 import { LockError } from './lock.error.js';
 
 /**
@@ -18,14 +19,6 @@ export class LockBackendError extends LockError {
     readonly operation: 'acquire' | 'release' | 'locked' | 'extend',
     options: { cause: unknown },
   ) {
-    super(
-      `Backend error during ${operation} of lock '${lockName}': ${describeCause(options.cause)}`,
-      lockName,
-      options,
-    );
+    super(messages.backendError(lockName, operation, options.cause), lockName, options);
   }
-}
-
-function describeCause(cause: unknown): string {
-  return cause instanceof Error ? cause.message : String(cause);
 }

@@ -1,3 +1,4 @@
+import { messages } from '../messages.js';
 import { LockError } from './lock.error.js';
 
 /**
@@ -26,12 +27,6 @@ export class LockLostError extends LockError {
     readonly reason: LockLostReason,
     options?: { cause?: unknown },
   ) {
-    super(
-      reason === 'taken'
-        ? `Lock '${lockName}' was lost: the server no longer holds it for this owner`
-        : `Lock '${lockName}' may be lost: it could not be renewed before its expiry`,
-      lockName,
-      options,
-    );
+    super(messages.lost(lockName, reason), lockName, options);
   }
 }

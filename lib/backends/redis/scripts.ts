@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { loadDriver } from '../core/driver.js';
-import type { ClientClass } from '../core/registry.js';
+import type { ClientClass } from '../../core/backend.js';
+import { loadDriver } from '../../core/driver.js';
 
 /**
  * What the Redis backends (RedisLock, RedlockLock) send to Redis: the ioredis surface they call,

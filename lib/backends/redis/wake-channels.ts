@@ -1,6 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import type { ReleaseWaiter } from '../core/base-lock.js';
-import { Alarm } from '../core/timing.js';
 
 /** The part of an ioredis client this needs to make and use a subscriber connection. */
 export interface SubscriberSource {
@@ -16,14 +14,6 @@ interface Subscriber {
 }
 
 /**
- * How long the first waiter in line waits for its wake-up message before it tries again anyway
- * (a message lost with a dropped connection, a wake-up that went to a waiter that just died).
- * The waiters behind it poll less often: `FALLBACK_POLL × (1 + place)`, at most 5×.
- */
-export const FALLBACK_POLL = 2_000;
-const MAX_POLL_FACTOR = 5;
-
-/**
  * How long the subscriber connection stays open after its last waiter left, so that back-to-back
  * contention does not connect and subscribe again each time.
  */
@@ -37,7 +27,7 @@ export const LINGER = 1_000;
  * in line on its channel. The connection is opened for the first waiter and closed a second
  * after the last one left, so an idle process holds no extra connection.
  */
-class WakeChannels {
+export class WakeChannels {
   /** Random per client object: channels of different processes and clients never collide. */
   private readonly channel = `sherlock:wake:${randomBytes(9).toString('base64url')}`;
   private readonly waiters = new Map<string, () => void>();
@@ -46,7 +36,16 @@ class WakeChannels {
   private linger: NodeJS.Timeout | undefined;
   private count = 0;
 
-  constructor(private readonly source: SubscriberSource) {}
+  private constructor(private readonly source: SubscriberSource) {}
+
+  private static readonly byClient = new WeakMap<object, WakeChannels>();
+
+  /** The wake channels of `client` (one per client object). */
+  static of(client: SubscriberSource): WakeChannels {
+    let channels = WakeChannels.byClient.get(client);
+    if (!channels) WakeChannels.byClient.set(client, (channels = new WakeChannels(client)));
+    return channels;
+  }
 
   /**
    * A new waiter id, whose messages on the client's channel call `wake`; resolves once the server
@@ -102,57 +101,4 @@ class WakeChannels {
     this.subscribed = undefined;
     subscriber?.disconnect();
   }
-}
-
-const byClient = new WeakMap<object, WakeChannels>();
-
-/** A waiting acquire's place in a Redis lock's queue (see `RedisLock`). */
-export interface QueuedWaiter extends ReleaseWaiter {
-  /** Its entry in the queue: `<channel> <id>`; a release publishes the id on the channel. */
-  readonly entry: string;
-  /** Its place in the queue as of the last attempt (0: first in line). */
-  rank: number;
-  /**
-   * Whether a release popped it from the queue since its last attempt: if that attempt fails
-   * (another client took the lock first), it queues again at the front.
-   */
-  takeWoken(): boolean;
-}
-
-/**
- * A waiter woken by a message with its id on its client's channel, or when `ttl()` (the holder's remaining time
- * to live, as last seen; negative if unknown) runs out, or by the fallback poll.
- */
-export async function joinQueue(
-  client: SubscriberSource,
-  ttl: () => number,
-): Promise<QueuedWaiter> {
-  let channels = byClient.get(client);
-  if (!channels) byClient.set(client, (channels = new WakeChannels(client)));
-  const alarm = new Alarm();
-  let woken = false;
-  const { entry, leave } = await channels.join(() => {
-    woken = true;
-    alarm.ring();
-  });
-  const waiter: QueuedWaiter = {
-    entry,
-    rank: 0,
-    takeWoken() {
-      const was = woken;
-      woken = false;
-      return was;
-    },
-    async wait(remaining, signal) {
-      const holderTtl = ttl();
-      const factor = Math.min(1 + waiter.rank, MAX_POLL_FACTOR) * (0.9 + Math.random() * 0.2);
-      const poll = FALLBACK_POLL * factor;
-      await alarm.sleep(
-        Math.min(remaining, poll, holderTtl >= 0 ? holderTtl + 1 : Infinity),
-        signal,
-      );
-    },
-    close: leave,
-  };
-  return waiter;
 }

@@ -1,0 +1,105 @@
+import type { LockBackend } from '../../core/backend.js';
+import { BaseLock, type BaseLockOptions } from '../../core/base-lock.js';
+import { messages } from '../../core/messages.js';
+import { backends, type BackendDefinition } from '../../core/registry.js';
+import { type MemoryTicket, MemoryStore } from './store.js';
+
+export { MemoryStore };
+
+/** Options of a MemoryLock: the lock options and an optional `MemoryStore`. */
+export type MemoryLockOptions = BaseLockOptions;
+
+/**
+ * An in-process lock with the same API and semantics as the server-backed ones (expiry, owner
+ * tokens, timeouts, fencing, first come first served): for unit tests and single-process apps.
+ * It does not lock across processes.
+ *
+ * @example
+ * const lock = new MemoryLock('cache-refresh', { expire: 5_000 });
+ * if (await lock.acquire(false)) { try { await refresh(); } finally { await lock.release(); } }
+ */
+export class MemoryLock extends BaseLock<MemoryStore> {
+  constructor(name: string, options?: MemoryLockOptions) {
+    super(name, options);
+  }
+}
+
+/** A blocked acquire's place in line: its ticket, in its store's queue once it listens. */
+interface MemoryWaiter {
+  readonly store: MemoryStore;
+  readonly ticket: MemoryTicket;
+  queued: boolean;
+}
+
+let processStore: MemoryStore | undefined;
+
+/** The memory backend: a `MemoryStore` in this process. */
+export const memoryBackend: LockBackend<MemoryStore, undefined, MemoryWaiter> = {
+  name: 'memory',
+  library: 'nestjs-sherlock',
+  capabilities: {
+    fencing: true,
+    extend: true,
+    handOff: 'push',
+    crossProcess: false,
+    expiry: { granularity: 1, minimum: 1, maximum: null, earlyBy: 0 },
+  },
+  clientClass: () => MemoryStore,
+  // Every manager or lock without a store of its own shares the process's store, so that two Nest
+  // applications in one process see each other's locks, as they would on a server.
+  connect: (connection) => {
+    if (connection !== undefined) {
+      throw new TypeError(
+        messages.invalidOption(
+          'connection',
+          connection,
+          'nothing: the memory backend has no server',
+        ),
+      );
+    }
+    processStore ??= new MemoryStore();
+    return processStore;
+  },
+  // Nothing to close; the held entries expire or are released like on a server.
+  close: () => undefined,
+
+  async acquire(lock, token, waiter) {
+    const store = lock.client;
+    const ticket = waiter?.queued ? waiter.ticket : undefined;
+    const fencingToken = store.setIfAbsent(lock.key, token, lock.expire, ticket);
+    if (fencingToken !== false) return { granted: true, fencingToken };
+    return {
+      granted: false,
+      holderTtl: store.ttl(lock.key),
+      ...(ticket ? { position: Math.max(0, store.position(lock.key, ticket)) } : {}),
+    };
+  },
+  async release(lock, token) {
+    return lock.client.deleteIfOwner(lock.key, token);
+  },
+  async extend(lock, token, ttl) {
+    return lock.client.extendIfOwner(lock.key, token, ttl);
+  },
+  async locked(lock) {
+    return lock.client.get(lock.key) !== undefined;
+  },
+  // Waiters wait in line: woken by the release before them (first come, first served).
+  handOff: {
+    open: (lock, wake) => ({ store: lock.client, ticket: { wake }, queued: false }),
+    async listen(lock, waiter) {
+      if (waiter.queued) return true;
+      waiter.store.enqueue(lock.key, waiter.ticket);
+      waiter.queued = true;
+      return false; // a release between the last attempt and now was not seen: try once more
+    },
+    close(lock, waiter) {
+      if (waiter.queued) waiter.store.dequeue(lock.key, waiter.ticket);
+      waiter.queued = false;
+    },
+  },
+};
+
+export const MEMORY: BackendDefinition = backends.register({
+  ...memoryBackend,
+  lockClass: MemoryLock,
+});

@@ -1,0 +1,186 @@
+import type { LockBackend, LockTarget } from '../../core/backend.js';
+import { BaseLock, type BaseLockOptions } from '../../core/base-lock.js';
+import { parseConnection } from '../../core/connection.js';
+import { messages } from '../../core/messages.js';
+import { backends } from '../../core/registry.js';
+import { settleWithin } from '../../core/timing.js';
+import {
+  ACQUIRE,
+  EXTEND,
+  FAIL_FAST,
+  ioredis,
+  LEAVE,
+  RELEASE_AND_WAKE,
+  type RedisCommands,
+} from './scripts.js';
+import { siblingKey } from './slots.js';
+import { type SubscriberSource, WakeChannels } from './wake-channels.js';
+
+/** Options of a RedisLock: the lock options and an optional ioredis `Redis` or `Cluster` client. */
+export type RedisLockOptions = BaseLockOptions;
+
+/** The library's own keys next to a lock's key, in its cluster slot (see `siblingKey`). */
+interface SiblingKeys {
+  readonly fencing: string;
+  readonly queue: string;
+}
+
+const siblings = new WeakMap<LockTarget, SiblingKeys>();
+
+/** The fencing counter and waiter queue keys of `lock` (computed once per lock object). */
+function keysOf(lock: LockTarget): SiblingKeys {
+  let keys = siblings.get(lock);
+  if (!keys) {
+    keys = {
+      fencing: siblingKey(lock.key, lock.namespace, 'fence'),
+      queue: siblingKey(lock.key, lock.namespace, 'queue', `:${lock.key}`),
+    };
+    siblings.set(lock, keys);
+  }
+  return keys;
+}
+
+/**
+ * A lock in Redis: the key `namespace_name` holds the owner token, set with `SET NX PX` so the
+ * server expires it after `expire` ms (no TTL when `expire` is null); released by a Lua
+ * compare-and-delete that wakes the first waiter in line.
+ *
+ * @example
+ * import { Redis } from 'ioredis';
+ * const lock = new RedisLock('invoices', { client: new Redis(process.env.REDIS_URL!), expire: 30_000 });
+ * await lock.using(async () => generateInvoices());
+ */
+export class RedisLock extends BaseLock {
+  constructor(name: string, options?: RedisLockOptions) {
+    super(name, options);
+  }
+
+  /**
+   * The key of this lock's fencing counter: one counter per Redis Cluster hash slot (at most
+   * 16 384 keys, whatever the number of lock names), in the lock's own slot so that one script
+   * can take the lock and count. It holds a control character, which no lock name may contain,
+   * so it can never be a lock's key; with a namespace it starts with `namespace_`.
+   */
+  get fencingKey(): string {
+    return keysOf(this).fencing;
+  }
+
+  /**
+   * The key of this lock's queue of waiters (a sorted set of their wake-up entries, first come
+   * first), in the lock's slot; it exists only while someone waits, and expires a minute after
+   * the last waiter's attempt.
+   */
+  get queueKey(): string {
+    return keysOf(this).queue;
+  }
+}
+
+/** A blocking acquire's place in a Redis lock's queue. */
+interface RedisWaiter {
+  readonly wake: () => void;
+  /** Its entry in the queue, `<channel> <id>`, once it listens. */
+  entry?: string;
+  leave?: () => void;
+  /** A release popped it from the queue since its last attempt. */
+  woken: boolean;
+  closed: boolean;
+}
+
+const redis = (lock: LockTarget) => lock.client as RedisCommands;
+
+/** A client from a `redis://` URL or ioredis options (the `connection` setting). */
+function connectRedis(connection: unknown): RedisCommands {
+  const Redis = ioredis().Redis;
+  if (connection === undefined) return new Redis({ host: '127.0.0.1', port: 6379, ...FAIL_FAST });
+  const { servers, options } = parseConnection('redis', connection);
+  if (servers.length === 0) return new Redis({ ...FAIL_FAST, ...options });
+  const [url] = servers;
+  if (servers.length > 1 || typeof connection !== 'string' || url === undefined) {
+    throw new TypeError(
+      messages.invalidOption('connection', connection, 'a redis:// URL or ioredis options'),
+    );
+  }
+  return new Redis(url, FAIL_FAST);
+}
+
+/**
+ * The Redis backend. A blocking acquire that finds the lock taken queues up: its next attempt
+ * puts its wake-up entry in the lock's queue, and a release wakes the first waiter in line only.
+ * Another client may still take the lock between the release and the woken waiter's attempt
+ * (Redis locks are not strictly fair); the waiter then queues again at the front.
+ */
+export const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
+  name: 'redis',
+  library: 'ioredis',
+  capabilities: {
+    fencing: true,
+    extend: true,
+    handOff: 'push',
+    crossProcess: true,
+    expiry: { granularity: 1, minimum: 1, maximum: null, earlyBy: 0 },
+  },
+  clientClass: () => [ioredis().Redis, ioredis().Cluster],
+  connect: connectRedis,
+  // QUIT (bounded: a client that never connected would wait for ever), then disconnect, which
+  // also stops ioredis from reconnecting a client that cannot get in (a wrong password).
+  close: async (client) => {
+    await settleWithin(client.quit(), 1_000).catch(() => undefined);
+    client.disconnect();
+  },
+
+  async acquire(lock, token, waiter) {
+    const { fencing, queue } = keysOf(lock);
+    const expire = lock.expire === null ? '' : String(Math.ceil(lock.expire));
+    const entry = waiter?.entry ?? '';
+    const woken = waiter?.woken === true;
+    if (waiter) waiter.woken = false;
+    const reply = await ACQUIRE.run(
+      redis(lock),
+      [lock.key, fencing, queue],
+      [token, expire, entry, woken ? '1' : ''],
+    );
+    if (typeof reply === 'string') return { granted: true, fencingToken: reply };
+    const [ttl, rank] = reply as [number, number?];
+    return { granted: false, holderTtl: ttl, ...(typeof rank === 'number' ? { position: rank } : {}) };
+  },
+  async release(lock, token) {
+    const { queue } = keysOf(lock);
+    return (await RELEASE_AND_WAKE.run(redis(lock), [lock.key, queue], [token])) === 1;
+  },
+  async extend(lock, token, ttl) {
+    return (await EXTEND.run(redis(lock), [lock.key], [token, String(Math.ceil(ttl))])) === 1;
+  },
+  async locked(lock) {
+    return (await redis(lock).exists(lock.key)) === 1;
+  },
+  handOff: {
+    open: (_lock, wake) => ({ wake, woken: false, closed: false }),
+    // Subscribes (once per client) before the next attempt puts the waiter in the queue, so that
+    // no wake-up is missed; that attempt follows at once.
+    async listen(lock, waiter) {
+      if (waiter.entry !== undefined) return true;
+      const joined = await WakeChannels.of(lock.client as unknown as SubscriberSource).join(() => {
+        waiter.woken = true;
+        waiter.wake();
+      });
+      if (waiter.closed) {
+        joined.leave();
+        return true;
+      }
+      waiter.entry = joined.entry;
+      waiter.leave = joined.leave;
+      return false;
+    },
+    // Not granted (timed out, aborted, failed): leave the line, passing on a wake-up.
+    close(lock, waiter, granted) {
+      waiter.closed = true;
+      waiter.leave?.();
+      if (!granted && waiter.entry !== undefined) {
+        const { queue } = keysOf(lock);
+        LEAVE.run(redis(lock), [lock.key, queue], [waiter.entry]).catch(() => undefined);
+      }
+    },
+  },
+};
+
+export const REDIS = backends.register({ ...redisBackend, lockClass: RedisLock });

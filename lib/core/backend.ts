@@ -1,0 +1,225 @@
+/**
+ * The surface a backend author implements: a backend is one declared object, its primitives plus
+ * its capabilities. The core owns everything else (options, validation, blocking, deadlines,
+ * owner tokens, the wait session and its sleep policy, fencing bookkeeping, renewal and the loss
+ * signal). See `defineBackend()` and the "Writing a backend" section of the README.
+ */
+import type { ConnectionSettings } from './connection.js';
+
+/** A client class a backend accepts (`client instanceof clientClass`). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- constructor parameters vary by library
+export type ClientClass = abstract new (...args: any[]) => object;
+
+/** What a backend's server can do with expiries, in milliseconds. */
+export interface ExpiryLimits {
+  /** The unit the server counts expiries in (1 ms for Redis; 1000 when it counts whole seconds). */
+  readonly granularity: number;
+  /** The shortest `expire` accepted; shorter ones are refused with a RangeError. */
+  readonly minimum: number;
+  /** The longest `expire` accepted, or `null` for no limit. */
+  readonly maximum: number | null;
+  /**
+   * How much earlier than the TTL it was sent the server may free a lock (Memcached's clock
+   * ticks once a second: 1000). The loss signal counts on that much less.
+   */
+  readonly earlyBy: number;
+  /** Said in messages about the minimum, e.g. `', and the server raises them to its minimum TTL'`. */
+  readonly note?: string;
+  /** Said in messages about the maximum, e.g. `', which reads longer expirations as dates'`. */
+  readonly maximumNote?: string;
+}
+
+/** What a backend declares it can do. The contract suite runs what a backend claims. */
+export interface BackendCapabilities {
+  /** `acquire` reports a fencing token, strictly increasing per lock name with every holding. */
+  readonly fencing: boolean;
+  /** `extend` is implemented: `lock.extend()` and `autoExtend` work. */
+  readonly extend: boolean;
+  /**
+   * `'push'`: waiters are woken by the release (`handOff` is implemented); `'poll'`: waiters try
+   * again every `retryInterval` (with jitter).
+   */
+  readonly handOff: 'push' | 'poll';
+  /** Locks are shared by every process using the same server (false: in this process only). */
+  readonly crossProcess: boolean;
+  readonly expiry: ExpiryLimits;
+}
+
+/** The lock a primitive works on. */
+export interface LockTarget<C extends object = object> {
+  /** The name the lock was created with. */
+  readonly name: string;
+  /** The key on the server (namespace included), formatted by the backend's `formatKey`. */
+  readonly key: string;
+  /** The namespace the key was formatted with (`null`: none). */
+  readonly namespace: string | null;
+  /** How long the server should keep the lock, in ms (`null`: never expire). */
+  readonly expire: number | null;
+  /** The deadline of one round trip, in ms (a backend fanning out to several servers uses it). */
+  readonly operationTimeout: number;
+  /** The client to talk to the server with. */
+  readonly client: C;
+}
+
+/**
+ * What one attempt to take the lock found: facts, never durations to sleep.
+ * - `true` / `{ granted: true }`: this owner token holds the lock now;
+ * - `false` / `{ granted: false }`: someone else does.
+ */
+export type AttemptOutcome<H = unknown> =
+  | boolean
+  | {
+      readonly granted: true;
+      /** This holding's fencing token (a decimal string), when the backend issues them. */
+      readonly fencingToken?: string;
+      /**
+       * When the lock's expiry started counting at the server (a `performance.now()` time), if
+       * before the attempt was sent (a place in line renewed earlier): the loss signal counts
+       * from it.
+       */
+      readonly since?: number;
+      /** Whatever the backend needs to release or extend this holding; given back to them. */
+      readonly held?: H;
+    }
+  | {
+      readonly granted: false;
+      /** The holder's remaining time to live in ms as the server said (-1: no expiry). */
+      readonly holderTtl?: number;
+      /** This waiter's place in line, 0 being next (waiters only). */
+      readonly position?: number;
+      /** In how many ms the waiter's place in line must be renewed by another attempt. */
+      readonly renewWithin?: number;
+    };
+
+/**
+ * Server-pushed hand-off: a blocking acquire that finds the lock taken waits in line and is woken
+ * by the release instead of polling. The core opens one waiter per blocking acquire, passes it to
+ * every attempt of that acquire, and closes it when the acquire ends; the backend keeps whatever
+ * it needs in the waiter object, never on the lock.
+ */
+export interface HandOff<C extends object = object, W = unknown> {
+  /**
+   * A new waiter for one blocking acquire, before its first attempt: no I/O. `wake` is called
+   * (by the backend) whenever the lock may have been freed: a release, an expiry, a reconnect.
+   */
+  open(lock: LockTarget<C>, wake: () => void): W;
+  /**
+   * Called after every failed attempt of a blocking acquire, before it waits: starts listening
+   * if not yet. Resolves `true` when no release after that attempt can be missed (the waiter then
+   * waits), `false` when the core should attempt once more at once (listening just started).
+   * A rejection makes the acquire fall back to polling.
+   */
+  listen(lock: LockTarget<C>, waiter: W): Promise<boolean>;
+  /**
+   * The acquire ended: stop listening, and if it was not granted, leave the line (passing on a
+   * wake-up it may have taken). Must not throw; background work must not reject unhandled.
+   */
+  close(lock: LockTarget<C>, waiter: W, granted: boolean): void;
+}
+
+/**
+ * A backend: the one thing a backend author writes. Every primitive is a single atomic server
+ * operation (or a Lua script, a transaction) and throws when the server fails; the core bounds
+ * each by `operationTimeout`, retries, and undoes an attempt that succeeded too late.
+ *
+ * @example
+ * const kv = defineBackend<KvClient>({
+ *   name: 'kv',
+ *   library: 'my-kv-client',
+ *   clientClass: () => KvClient,
+ *   capabilities: { fencing: false, extend: false, handOff: 'poll', crossProcess: true,
+ *     expiry: { granularity: 1, minimum: 1, maximum: null, earlyBy: 0 } },
+ *   connect: (connection) => new KvClient(connection ?? 'localhost:7000'),
+ *   acquire: (lock, token) => lock.client.setIfAbsent(lock.key, token, lock.expire),
+ *   release: (lock, token) => lock.client.deleteIfEquals(lock.key, token),
+ *   locked: (lock) => lock.client.exists(lock.key),
+ * });
+ * backends.register(kv);
+ */
+export interface LockBackend<C extends object = object, H = unknown, W = unknown> {
+  /** The backend's name, as used in `configure({ backend })`; also `backends.<NAME>`. */
+  readonly name: string;
+  /** The npm package of the client library (for messages). */
+  readonly library: string;
+  readonly capabilities: BackendCapabilities;
+  /**
+   * The client class (or classes) a `client` must be an instance of. Called the first time they
+   * are needed, so that it can load the driver then (drivers are optional dependencies).
+   */
+  clientClass(): ClientClass | readonly ClientClass[];
+  /**
+   * A new client from connection settings (a URL, a server list, driver options), or to the
+   * default address when `undefined`. Throws a TypeError naming what is wrong in the settings.
+   */
+  connect(connection: ConnectionSettings | undefined): C;
+  /** Closes a client this library created. Default: `quit()`, `close()` or `end()`. */
+  close?(client: C): void | Promise<void>;
+  /** Refuses a client whose settings would break the lock (throws a TypeError naming it). */
+  checkClient?(client: C): void;
+  /** The key of a lock on the server. Default: `namespace_name`, or `name` without namespace. */
+  formatKey?(name: string, namespace: string | null): string;
+  /** A rule `key` breaks on this server (the text of the error), or `undefined` if none. */
+  checkKey?(key: string): string | undefined;
+
+  /** Takes the lock for `token` if it is free. `waiter`: this acquire's place in line, if blocking. */
+  acquire(lock: LockTarget<C>, token: string, waiter?: W): Promise<AttemptOutcome<H>>;
+  /**
+   * Deletes the lock if (and only if) `token` holds it; resolves whether it did. `held` is what
+   * the granted attempt reported, or `undefined` when undoing an attempt whose outcome is unknown.
+   */
+  release(lock: LockTarget<C>, token: string, held: H | undefined): Promise<boolean>;
+  /** Whether anyone holds the lock. */
+  locked(lock: LockTarget<C>): Promise<boolean>;
+  /** Sets the expiry of the lock to `ttl` ms from now if `token` holds it (`capabilities.extend`). */
+  extend?(lock: LockTarget<C>, token: string, ttl: number, held: H | undefined): Promise<boolean>;
+  /** Waking waiters on release (`capabilities.handOff === 'push'`). */
+  readonly handOff?: HandOff<C, W>;
+}
+
+/** The core's view of an attempt's outcome (normalised from `AttemptOutcome`). */
+export interface Granted<H = unknown> {
+  readonly granted: true;
+  readonly fencingToken: string | undefined;
+  readonly since: number | undefined;
+  readonly held: H | undefined;
+}
+
+export interface Refused {
+  readonly granted: false;
+  readonly holderTtl: number | undefined;
+  readonly position: number | undefined;
+  readonly renewWithin: number | undefined;
+}
+
+const REFUSED: Refused = Object.freeze({
+  granted: false,
+  holderTtl: undefined,
+  position: undefined,
+  renewWithin: undefined,
+});
+const GRANTED: Granted<never> = Object.freeze({
+  granted: true,
+  fencingToken: undefined,
+  since: undefined,
+  held: undefined,
+});
+
+/** Normalises what a backend's `acquire` resolved. */
+export function outcomeOf<H>(outcome: AttemptOutcome<H>): Granted<H> | Refused {
+  if (outcome === true) return GRANTED;
+  if (outcome === false || typeof outcome !== 'object' || outcome === null) return REFUSED;
+  if (outcome.granted) {
+    return {
+      granted: true,
+      fencingToken: outcome.fencingToken,
+      since: outcome.since,
+      held: outcome.held,
+    };
+  }
+  return {
+    granted: false,
+    holderTtl: outcome.holderTtl,
+    position: outcome.position,
+    renewWithin: outcome.renewWithin,
+  };
+}

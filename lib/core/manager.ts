@@ -1,0 +1,292 @@
+import { EventEmitter } from 'node:events';
+import type { BaseLock } from './base-lock.js';
+import type { ConnectionSettings } from './connection.js';
+import { LockError } from './errors/lock.error.js';
+import { lockEvents, type LockEvents, type LockLostEvent } from './events.js';
+import { messages } from './messages.js';
+import {
+  checkKeys,
+  DEFAULT_LOCK_OPTIONS,
+  LOCK_OPTION_KEYS,
+  type LockOptions,
+  type LockSettings,
+  type ResolvedLockOptions,
+  settle,
+  validateLockOptions,
+} from './options.js';
+import {
+  type BackendDefinition,
+  backendOfClient,
+  backends,
+  isRegistered,
+} from './registry.js';
+
+/** What `new LockManager()` takes: a backend, how to reach it, and defaults for its locks. */
+export interface LockManagerOptions extends LockOptions {
+  /**
+   * `'redis'`, `'memcached'`, `'etcd'`, `'memory'`, `'redlock'`, a backend registered with
+   * `backends.register()`, or its `backends.X` value. May be left out when `client` is given.
+   */
+  backend?: string | BackendDefinition;
+  /** A client you created: used, and left open by `close()`. Exclusive with `connection`. */
+  client?: object;
+  /**
+   * Settings the manager creates its own client from (closed by `close()`): a Redis URL or
+   * ioredis options; Memcached servers (`'h1:11211,h2:11211'`, an array, or `{ servers, ... }`);
+   * Etcd hosts (`'http://h:2379'`, an array) or etcd3 options; Redlock server URLs. With neither
+   * `client` nor `connection`: the backend's default address (memory: the process's store).
+   */
+  connection?: ConnectionSettings;
+}
+
+/** What `close()` (and `shutdown()`) did. */
+export interface ShutdownReport {
+  /** Names of the locks that were still held and were released. */
+  released: string[];
+  /** Locks that were still held but could not be released (they expire on their own). */
+  failed: { name: string; error: unknown }[];
+}
+
+const MANAGER_KEYS = ['backend', 'client', 'connection', ...LOCK_OPTION_KEYS] as const;
+
+/** @internal the option under which `manager.lock()` binds a lock to its manager. */
+export const BOUND_MANAGER = Symbol('nestjs-sherlock.manager');
+
+/** @internal what a lock created by `manager.lock()` is given. */
+export interface BoundOptions {
+  readonly [BOUND_MANAGER]?: LockManager;
+}
+
+/** The state `configure()` sets on the default manager. */
+interface Configured {
+  readonly backend: BackendDefinition | null;
+  readonly client: object | null;
+  readonly defaults: ResolvedLockOptions;
+}
+
+/**
+ * A set of locks on one backend: it owns their defaults, its client (and closes it only if it
+ * made it), the locks it handed out that are still held, and their events. Each Nest
+ * `SherlockModule` registration has one; `configure()` and `new Lock()` use the process's default
+ * one.
+ *
+ * @example
+ * import { LockManager } from 'nestjs-sherlock/core';
+ *
+ * const locks = new LockManager({ backend: 'redis', connection: process.env.REDIS_URL, expire: 30_000 });
+ * locks.on('lost', ({ name, error }) => console.error(`lost ${name}: ${error.reason}`));
+ * await locks.lock('invoices').using(async () => generateInvoices());
+ * await locks.close(); // releases what is still held, closes the client it made
+ */
+export class LockManager {
+  private configured: Configured;
+  private readonly ownsClient: boolean;
+  private readonly isDefault: boolean;
+  private readonly emitter: EventEmitter;
+  private readonly heldLocks = new Set<BaseLock>();
+  /** Clients made for locks without one (default manager: one per backend). */
+  private readonly shared = new Map<BackendDefinition, object>();
+  private closed = false;
+
+  constructor(options: LockManagerOptions);
+  /** @internal the default manager */
+  constructor(options: LockManagerOptions, internal: { default: true; events: LockEvents });
+  constructor(options: LockManagerOptions, internal?: { default: true; events: LockEvents }) {
+    if (internal) {
+      this.isDefault = true;
+      this.ownsClient = false;
+      this.emitter = internal.events as unknown as EventEmitter;
+      this.configured = { backend: null, client: null, defaults: DEFAULT_LOCK_OPTIONS };
+      return;
+    }
+    const raw: unknown = options;
+    checkKeys(raw, 'LockManager options', MANAGER_KEYS);
+    const given = validateLockOptions(raw);
+    const { backend: named, client, connection } = options;
+    if (client !== undefined && connection !== undefined) {
+      throw new TypeError(
+        "Invalid options: give either 'client' (a client you created) or 'connection' (settings the manager connects with), not both",
+      );
+    }
+    const backend = resolveBackend(named, client);
+    if (client !== undefined) backend.checkClient(client);
+    const { renewEvery: _renewEvery, ...defaults } = settle(given, DEFAULT_LOCK_OPTIONS, backend);
+    this.isDefault = false;
+    this.emitter = new EventEmitter();
+    this.ownsClient = client === undefined;
+    // Made now (drivers connect lazily or in the background), so that connection settings the
+    // backend cannot use fail here, not at the first lock.
+    const made = client ?? backend.connect(connection);
+    this.configured = { backend, client: made, defaults: Object.freeze(defaults) };
+  }
+
+  /** The backend of this manager's locks. */
+  get backend(): BackendDefinition {
+    const { backend } = this.configured;
+    if (!backend) throw new LockError(messages.noBackend('(default manager)'), '');
+    return backend;
+  }
+
+  /** The defaults of this manager's locks, every option resolved. */
+  get defaults(): ResolvedLockOptions {
+    return this.configured.defaults;
+  }
+
+  /** The client this manager's locks use. Throws once the manager is closed. */
+  get client(): object {
+    return this.clientFor(this.backend);
+  }
+
+  /** Whether `close()` was called (the default manager is never closed for good). */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /**
+   * A lock object for `name` on this manager's backend, not yet acquired; `options` override
+   * the manager's defaults for this lock.
+   *
+   * @example
+   * const lock = locks.lock('report', { expire: 120_000 });
+   * if (await lock.acquire(false)) { ... }
+   */
+  lock(name: string, options: LockOptions = {}): BaseLock {
+    const backend = this.backend;
+    if (this.closed) throw new LockError(messages.managerClosed(backend.name), String(name));
+    checkKeys(options, 'lock options', LOCK_OPTION_KEYS);
+    const bound: LockOptions & BoundOptions = { ...options, [BOUND_MANAGER]: this };
+    return new backend.lockClass(name, bound) as BaseLock;
+  }
+
+  /** The locks of this manager held right now (acquired and not yet released). */
+  held(): readonly BaseLock[] {
+    return [...this.heldLocks];
+  }
+
+  /**
+   * Listens for this manager's events: `'lost'`, when a held lock is known lost (its `signal`
+   * aborts at the same time).
+   */
+  on(event: 'lost', listener: (event: LockLostEvent) => void): this {
+    this.emitter.on(event, listener);
+    return this;
+  }
+
+  once(event: 'lost', listener: (event: LockLostEvent) => void): this {
+    this.emitter.once(event, listener);
+    return this;
+  }
+
+  off(event: 'lost', listener: (event: LockLostEvent) => void): this {
+    this.emitter.off(event, listener);
+    return this;
+  }
+
+  /**
+   * Releases every lock of this manager still held (best effort), then closes the client if this
+   * manager made it. A closed manager creates no more locks. (The default manager, closed by
+   * `shutdown()`, closes the clients it made and stays usable: they are made again when needed.)
+   */
+  async close(): Promise<ShutdownReport> {
+    const locks = [...this.heldLocks];
+    const results = await Promise.allSettled(locks.map((lock) => lock.release()));
+    const report: ShutdownReport = { released: [], failed: [] };
+    results.forEach((result, i) => {
+      const lock = locks[i];
+      if (!lock) return;
+      this.heldLocks.delete(lock);
+      if (result.status === 'fulfilled') report.released.push(lock.name);
+      else report.failed.push({ name: lock.name, error: result.reason });
+    });
+    if (!this.isDefault) this.closed = true;
+    const closing: Promise<void>[] = [];
+    for (const [backend, client] of this.shared) closing.push(backend.closeClient(client));
+    this.shared.clear();
+    const { backend, client } = this.configured;
+    if (this.ownsClient && backend && client) closing.push(backend.closeClient(client));
+    await Promise.allSettled(closing);
+    return report;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  /** @internal the client for a lock of `backend` that has none of its own. */
+  clientFor(backend: BackendDefinition, lockName = ''): object {
+    const { backend: own, client } = this.configured;
+    if (this.closed) throw new LockError(messages.managerClosed(backend.name), lockName);
+    if (backend === own && client) return client;
+    return this.sharedClient(backend, lockName);
+  }
+
+  /** @internal the client this manager made for `backend`, made on first use. */
+  sharedClient(backend: BackendDefinition, lockName = ''): object {
+    let client = this.shared.get(backend);
+    if (!client) {
+      if (!isRegistered(backend)) {
+        throw new LockError(messages.noClient(lockName, backend.lockClass.name), lockName);
+      }
+      client = backend.connect(undefined);
+      this.shared.set(backend, client);
+    }
+    return client;
+  }
+
+  /** @internal the lock's settings: `given` over this manager's defaults, for `backend`. */
+  settle(given: LockOptions, backend: BackendDefinition): LockSettings {
+    return settle(given, this.configured.defaults, backend);
+  }
+
+  /** @internal called by a lock when it acquires / releases. */
+  track(lock: BaseLock, held: boolean): void {
+    if (held) this.heldLocks.add(lock);
+    else this.heldLocks.delete(lock);
+  }
+
+  /** @internal emits a lock's loss. */
+  emitLost(event: LockLostEvent): void {
+    this.emitter.emit('lost', event);
+  }
+
+  /** @internal `configure()`'s state (default manager only). */
+  get configuration(): Configured {
+    return this.configured;
+  }
+
+  /** @internal sets `configure()`'s state (default manager only). */
+  reconfigure(next: Configured): void {
+    if (!this.isDefault) throw new Error('only the default manager is reconfigured');
+    this.configured = next;
+  }
+}
+
+/** The backend named by `backend`, or the one `client` belongs to. */
+export function resolveBackend(
+  backend: string | BackendDefinition | undefined,
+  client: unknown,
+): BackendDefinition {
+  if (backend !== undefined) return backends.get(backend);
+  if (client !== undefined) return backendOfClient(client);
+  throw new TypeError(
+    messages.invalidOption(
+      'backend',
+      undefined,
+      `one of ${backends
+        .names()
+        .map((n) => `'${n}'`)
+        .join(', ')} (or give a client)`,
+    ),
+  );
+}
+
+let theDefault: LockManager | undefined;
+
+/**
+ * The process's default manager: the one `configure()` sets up and `new Lock()`, `new RedisLock()`
+ * (without a manager), `lockEvents`, `heldLocks()` and `shutdown()` use.
+ */
+export function defaultManager(): LockManager {
+  theDefault ??= new LockManager({}, { default: true, events: lockEvents });
+  return theDefault;
+}

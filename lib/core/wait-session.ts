@@ -1,0 +1,297 @@
+/**
+ * One acquire, from its first attempt to its outcome: the only place that decides when to try
+ * again. Backends report facts (granted or not, the holder's remaining TTL, the waiter's place in
+ * line, "woken"); the session owns the deadline, the abort signal, the undo of an attempt that
+ * succeeded too late, the hand-off waiter of a blocking acquire, and the sleep policy.
+ */
+import { type Granted, type LockBackend, type LockTarget, outcomeOf, type Refused } from './backend.js';
+import { DriverMissingError } from './errors/driver-missing.error.js';
+import { LockAbortedError } from './errors/lock-aborted.error.js';
+import { LockBackendError } from './errors/lock-backend.error.js';
+import { LockTimeoutError } from './errors/lock-timeout.error.js';
+import { Alarm, DeadlineExceededError, newOwnerToken, now, settleWithin, sleep } from './timing.js';
+
+/**
+ * How long a waiter that was promised a wake-up waits for it before it tries again anyway (a
+ * message lost with a dropped connection, a wake-up that went to a waiter that just died). The
+ * waiters further back in line poll less often: `FALLBACK_POLL × (1 + place)`, at most 5×.
+ */
+export const FALLBACK_POLL = 2_000;
+const MAX_POLL_FACTOR = 5;
+
+/** What the sleep policy decides from. */
+export interface WaitFacts {
+  /** Time left until the acquire's timeout, in ms. */
+  readonly remaining: number;
+  /** The lock's `retryInterval`, in ms. */
+  readonly retryInterval: number;
+  /** Whether a release wakes this waiter (a hand-off waiter is listening). */
+  readonly pushed: boolean;
+  /** The holder's remaining time to live now, in ms (-1: no expiry; undefined: unknown). */
+  readonly holderTtl?: number | undefined;
+  /** The waiter's place in line (0: next). */
+  readonly position?: number | undefined;
+  /** In how many ms the waiter's place in line must be renewed by an attempt. */
+  readonly renewWithin?: number | undefined;
+}
+
+/**
+ * How long to wait before the next attempt: the whole waiting policy. A polling waiter sleeps
+ * `retryInterval` with jitter (50–100 %) so that waiters do not move in step; a pushed waiter
+ * sleeps until woken, bounded by a fallback poll (longer further back in line, ±10 % jitter).
+ * Either wakes just after the holder's TTL runs out, before its place in line must be renewed,
+ * and by the acquire's deadline.
+ */
+export function sleepBeforeNextAttempt(facts: WaitFacts, random: () => number = Math.random): number {
+  let ms = facts.pushed
+    ? FALLBACK_POLL *
+      Math.min(1 + Math.max(0, facts.position ?? 0), MAX_POLL_FACTOR) *
+      (0.9 + random() * 0.2)
+    : facts.retryInterval * (0.5 + random() / 2);
+  if (facts.holderTtl !== undefined && facts.holderTtl >= 0) ms = Math.min(ms, facts.holderTtl + 1);
+  if (facts.renewWithin !== undefined) ms = Math.min(ms, facts.renewWithin);
+  return Math.max(0, Math.min(ms, facts.remaining));
+}
+
+/** What a session needs of the lock it acquires. */
+export interface SessionLock<H> {
+  readonly target: LockTarget;
+  readonly backend: LockBackend<object, H, unknown>;
+  readonly operationTimeout: number;
+  readonly retryInterval: number;
+}
+
+/** An acquire call's settings. */
+export interface AcquireRequest {
+  readonly blocking: boolean;
+  readonly timeout: number;
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** A granted acquire: the owner token and what the backend said. */
+export interface Acquired<H> extends Granted<H> {
+  readonly token: string;
+  /** When the lock's expiry started counting at the server, at the latest (`performance.now()`). */
+  readonly startedAt: number;
+}
+
+/** A non-blocking acquire found the lock taken. */
+export interface Busy {
+  readonly granted: false;
+  /** When the lock should be free at the latest (ms), if known: see `LockTimeoutError.retryAfter`. */
+  readonly retryAfter: number | undefined;
+}
+
+/** When the lock should be free at the latest, from the last refusal (ms). */
+function retryAfterOf(last: Refused | undefined, lastAt: number, expire: number | null): number | undefined {
+  const ttl = last?.holderTtl;
+  if (ttl !== undefined && ttl >= 0) return Math.max(0, ttl - (now() - lastAt));
+  if (ttl === -1) return undefined;
+  return expire ?? undefined;
+}
+
+/**
+ * Runs one acquire. Resolves `Acquired` or, for a non-blocking acquire that found the lock taken,
+ * `Busy`; rejects with `LockTimeoutError` (blocking, `timeout` ran out), `LockAbortedError`
+ * (`signal`), `LockBackendError` (non-blocking, the server failed) or `DriverMissingError`.
+ * Every step is bounded: a blocking acquire ends by `timeout + operationTimeout` at worst.
+ */
+export async function runAcquire<H>(
+  lock: SessionLock<H>,
+  request: AcquireRequest,
+): Promise<Acquired<H> | Busy> {
+  const session = new WaitSession(lock, request);
+  return session.run();
+}
+
+class WaitSession<H> {
+  private readonly start = now();
+  private readonly handOff;
+  private waiter: unknown;
+  private hasWaiter = false;
+  private listening = false;
+  private alarm: Alarm | undefined;
+  private last: Refused | undefined;
+  private lastAt = 0;
+
+  constructor(
+    private readonly lock: SessionLock<H>,
+    private readonly request: AcquireRequest,
+  ) {
+    this.handOff = request.blocking ? lock.backend.handOff : undefined;
+  }
+
+  async run(): Promise<Acquired<H> | Busy> {
+    const { blocking, timeout, signal } = this.request;
+    const { target, operationTimeout } = this.lock;
+    let granted = false;
+    let lastError: unknown;
+    this.openWaiter();
+    try {
+      for (;;) {
+        if (signal?.aborted) throw new LockAbortedError(target.name, { cause: signal.reason });
+        try {
+          // Every attempt may take up to operationTimeout, so the last one (sent when `timeout`
+          // runs out) can finish: a blocking acquire ends by timeout + operationTimeout at worst.
+          const outcome = await this.attempt(operationTimeout);
+          if (outcome.granted) {
+            granted = true;
+            return outcome;
+          }
+          this.last = outcome;
+          this.lastAt = now();
+          lastError = undefined;
+        } catch (err) {
+          // Aborted, or the backend's driver is not installed: retrying cannot help.
+          if (err instanceof LockAbortedError || err instanceof DriverMissingError) throw err;
+          if (!blocking) throw new LockBackendError(target.name, 'acquire', { cause: err });
+          lastError = err;
+          this.last = undefined;
+          // An attempt that failed (or was given up on, and may still run) leaves the waiter's
+          // place in line in an unknown state: leave the line, and queue afresh.
+          this.discardWaiter();
+        }
+        if (!blocking) {
+          return { granted: false, retryAfter: retryAfterOf(this.last, this.lastAt, target.expire) };
+        }
+        if (now() - this.start >= timeout) {
+          const retryAfter = retryAfterOf(this.last, this.lastAt, target.expire);
+          throw new LockTimeoutError(
+            target.name,
+            timeout,
+            lastError === undefined ? { retryAfter } : { cause: lastError, retryAfter },
+          );
+        }
+        if (lastError === undefined && this.hasWaiter && !(await this.listen())) continue;
+        await this.sleep();
+      }
+    } finally {
+      this.closeWaiter(granted);
+    }
+  }
+
+  /** A new hand-off waiter for this acquire (blocking, on a backend that pushes releases). */
+  private openWaiter(): void {
+    if (!this.handOff) return;
+    const alarm = new Alarm();
+    try {
+      this.waiter = this.handOff.open(this.lock.target, alarm.ring);
+    } catch {
+      return; // no hand-off: poll
+    }
+    this.alarm = alarm;
+    this.hasWaiter = true;
+    this.listening = false;
+  }
+
+  private closeWaiter(granted: boolean): void {
+    if (!this.hasWaiter || !this.handOff) return;
+    const waiter = this.waiter;
+    this.hasWaiter = false;
+    this.waiter = undefined;
+    this.listening = false;
+    try {
+      this.handOff.close(this.lock.target, waiter, granted);
+    } catch {
+      // a backend's clean-up failing must not fail the acquire
+    }
+  }
+
+  private discardWaiter(): void {
+    if (!this.hasWaiter) return;
+    this.closeWaiter(false);
+    this.openWaiter();
+  }
+
+  /**
+   * Starts listening for releases (bounded by the deadline and operationTimeout). Resolves true
+   * when the last attempt is covered; false to attempt again at once. A failure to listen makes
+   * the rest of the acquire poll.
+   */
+  private async listen(): Promise<boolean> {
+    const { target, operationTimeout } = this.lock;
+    const handOff = this.handOff;
+    if (!handOff) return true;
+    const bound = Math.max(1, Math.min(operationTimeout, this.request.timeout - (now() - this.start)));
+    const listening = Promise.resolve().then(() => handOff.listen(target, this.waiter));
+    try {
+      const settled = await settleWithin(listening, bound, this.request.signal);
+      if (settled.kind === 'value') {
+        this.listening = true;
+        return settled.value;
+      }
+      if (settled.kind === 'aborted') {
+        throw new LockAbortedError(target.name, { cause: settled.reason });
+      }
+    } catch (err) {
+      if (err instanceof LockAbortedError) throw err;
+    }
+    // No notifications (the subscription failed or took too long): poll from now on.
+    listening.catch(() => undefined);
+    this.closeWaiter(false);
+    return true;
+  }
+
+  private async sleep(): Promise<void> {
+    const { retryInterval } = this.lock;
+    const elapsedSinceAttempt = now() - this.lastAt;
+    const last = this.last;
+    const pushed = this.hasWaiter && this.listening;
+    const ms = sleepBeforeNextAttempt({
+      remaining: this.request.timeout - (now() - this.start),
+      retryInterval,
+      pushed,
+      holderTtl:
+        last?.holderTtl === undefined || last.holderTtl < 0
+          ? last?.holderTtl
+          : Math.max(0, last.holderTtl - elapsedSinceAttempt),
+      position: last?.position,
+      renewWithin:
+        last?.renewWithin === undefined ? undefined : Math.max(0, last.renewWithin - elapsedSinceAttempt),
+    });
+    if (pushed && this.alarm) await this.alarm.sleep(ms, this.request.signal);
+    else await sleep(ms, this.request.signal);
+  }
+
+  /** One attempt with its own deadline. A late success of an abandoned attempt is undone. */
+  private async attempt(deadline: number): Promise<Acquired<H> | Refused> {
+    const { target, backend } = this.lock;
+    const token = newOwnerToken();
+    const sentAt = now();
+    const waiter = this.hasWaiter ? this.waiter : undefined;
+    const pending = Promise.resolve().then(() => backend.acquire(target, token, waiter));
+    let settled;
+    try {
+      settled = await settleWithin(pending, deadline, this.request.signal);
+    } catch (err) {
+      // The server may have applied the write before the error (a dropped reply): undo it.
+      undo(this.lock, token, pending);
+      throw err;
+    }
+    if (settled.kind === 'value') {
+      const outcome = outcomeOf(settled.value);
+      if (!outcome.granted) return outcome;
+      const startedAt = outcome.since === undefined ? sentAt : Math.min(outcome.since, sentAt);
+      return { ...outcome, token, startedAt };
+    }
+    undo(this.lock, token, pending);
+    if (settled.kind === 'aborted') {
+      throw new LockAbortedError(target.name, { cause: settled.reason });
+    }
+    throw new DeadlineExceededError('acquire', deadline);
+  }
+}
+
+/** Releases `token` in the background once an abandoned attempt settles (best effort). */
+function undo<H>(lock: SessionLock<H>, token: string, pending: Promise<unknown>): void {
+  const { target, backend } = lock;
+  pending
+    .then(
+      (result) => {
+        const outcome = outcomeOf(result as Parameters<typeof outcomeOf<H>>[0]);
+        return outcome.granted ? backend.release(target, token, outcome.held) : false;
+      },
+      () => backend.release(target, token, undefined),
+    )
+    .catch(() => undefined);
+}
