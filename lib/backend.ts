@@ -1,6 +1,6 @@
 /**
  * The backend-author API of nestjs-sherlock (`nestjs-sherlock/backend`): what a backend
- * implements, the registry it joins, and the built-in backends' declarations to learn from.
+ * implements, the registry it joins, and the helpers the built-in backends use.
  * See the README's "Writing a backend". Every export is named here on purpose.
  */
 export type {
@@ -21,13 +21,10 @@ export {
   type LockClass,
 } from './core/registry.js';
 export { BaseLock, type BaseLockOptions, type AcquireResult } from './core/base-lock.js';
-export { parseConnection, type ConnectionSettings, type ParsedConnection } from './core/connection.js';
+export {
+  parseConnection,
+  type ConnectionSettings,
+  type ParsedConnection,
+} from './core/connection.js';
 export { loadDriver } from './core/driver.js';
 export { sleepBeforeNextAttempt, FALLBACK_POLL, type WaitFacts } from './core/wait-session.js';
-export {
-  redisBackend,
-  memcachedBackend,
-  etcdBackend,
-  memoryBackend,
-  redlockBackend,
-} from './backends/index.js';

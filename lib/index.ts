@@ -16,25 +16,17 @@ export {
   DriverMissingError,
   type LockLostReason,
   type LockReleaseReason,
-} from './core/errors/index.js';
-export {
-  DEFAULT_LOCK_OPTIONS,
-  type LockOptions,
-  type ResolvedLockOptions,
-} from './core/options.js';
-export { type ConnectionSettings } from './core/connection.js';
-export {
-  LockManager,
-  type LockManagerOptions,
-  type ShutdownReport,
-} from './core/manager.js';
+} from './sherlock.js';
+export { DEFAULT_LOCK_OPTIONS, type LockOptions, type ResolvedLockOptions } from './sherlock.js';
+export { type ConnectionSettings } from './sherlock.js';
+export { LockManager, type LockManagerOptions, type ShutdownReport } from './sherlock.js';
 export {
   configure,
   getConfiguration,
   resetConfiguration,
   type ConfigureOptions,
   type SherlockConfiguration,
-} from './core/configuration.js';
+} from './sherlock.js';
 export {
   backends,
   BackendDefinition,
@@ -43,21 +35,18 @@ export {
   type BackendDeclaration,
   type ClientClass,
   type LockClass,
-} from './core/registry.js';
+} from './sherlock.js';
 export {
   BaseLock,
   type BaseLockOptions,
   type AcquireOptions,
   type AcquireResult,
   type DistributedLock,
-} from './core/base-lock.js';
-export type {
-  BackendCapabilities,
-  ExpiryLimits,
-} from './core/backend.js';
-export { Lock } from './core/lock.js';
-export { lockEvents, type LockEvents, type LockLostEvent } from './core/events.js';
-export { shutdown, heldLocks } from './core/lifecycle.js';
+} from './sherlock.js';
+export type { BackendCapabilities, ExpiryLimits } from './sherlock.js';
+export { Lock } from './sherlock.js';
+export { lockEvents, type LockEvents, type LockLostEvent } from './sherlock.js';
+export { shutdown, heldLocks } from './sherlock.js';
 export {
   RedisLock,
   MemcachedLock,
@@ -73,7 +62,7 @@ export {
   type MemoryLockOptions,
   type RedlockLockOptions,
   type RedisQuorumOptions,
-} from './backends/index.js';
+} from './sherlock.js';
 export {
   SherlockModule,
   LockService,

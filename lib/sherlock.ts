@@ -22,11 +22,7 @@ export {
   type ResolvedLockOptions,
 } from './core/options.js';
 export { type ConnectionSettings } from './core/connection.js';
-export {
-  LockManager,
-  type LockManagerOptions,
-  type ShutdownReport,
-} from './core/manager.js';
+export { LockManager, type LockManagerOptions, type ShutdownReport } from './core/manager.js';
 export {
   configure,
   getConfiguration,
@@ -50,10 +46,7 @@ export {
   type AcquireResult,
   type DistributedLock,
 } from './core/base-lock.js';
-export type {
-  BackendCapabilities,
-  ExpiryLimits,
-} from './core/backend.js';
+export type { BackendCapabilities, ExpiryLimits } from './core/backend.js';
 export { Lock } from './core/lock.js';
 export { lockEvents, type LockEvents, type LockLostEvent } from './core/events.js';
 export { shutdown, heldLocks } from './core/lifecycle.js';

@@ -101,7 +101,9 @@ const MAX_KEY_BYTES = 1024;
  *   protected async _locked() { return this.client.exists(this.key); }
  * }
  */
-export abstract class BaseLock<C extends object = object> implements DistributedLock, LockTarget<C> {
+export abstract class BaseLock<C extends object = object>
+  implements DistributedLock, LockTarget<C>
+{
   /** The options a lock class accepts; a subclass with more options extends this list. */
   static readonly optionKeys: readonly string[] = [...LOCK_OPTION_KEYS, 'client'];
   static readonly [BASE_MARK] = true;
@@ -139,7 +141,8 @@ export abstract class BaseLock<C extends object = object> implements Distributed
     this.retryInterval = settings.retryInterval;
     this.operationTimeout = settings.operationTimeout;
     this.renewEvery = settings.renewEvery;
-    if (options.client !== undefined) this.ownClient = this.backend.checkClient(options.client) as C;
+    if (options.client !== undefined)
+      this.ownClient = this.backend.checkClient(options.client) as C;
     this.validateName(name);
     this.name = name;
     this.key = this.formatKey(name, this.namespace);
@@ -156,18 +159,6 @@ export abstract class BaseLock<C extends object = object> implements Distributed
   private get impl(): LockBackend<object, unknown, unknown> {
     return this.backend.impl;
   }
-
-  /**
-   * Sherlock-style primitive: tries to take the lock once for `token`. Implement it (with
-   * `_release` and `_locked`) in a subclass registered with `backends.register()`.
-   */
-  protected _acquire?(token: string): Promise<AcquireResult>;
-  /** Sherlock-style primitive: deletes the lock if (and only if) `token` holds it, atomically. */
-  protected _release?(token: string): Promise<boolean>;
-  /** Sherlock-style primitive: whether anyone holds the lock. */
-  protected _locked?(): Promise<boolean>;
-  /** Sherlock-style primitive (optional): sets the expiry to `ttl` ms if `token` holds it. */
-  protected _extend?(token: string, ttl: number): Promise<boolean>;
 
   /** Whether this lock's backend can extend locks (`extend()`, `autoExtend`). */
   get canExtend(): boolean {
@@ -277,7 +268,11 @@ export abstract class BaseLock<C extends object = object> implements Distributed
     }
   }
 
-  private acquireOptions(arg: unknown): { blocking: boolean; timeout: number; signal?: AbortSignal } {
+  private acquireOptions(arg: unknown): {
+    blocking: boolean;
+    timeout: number;
+    signal?: AbortSignal;
+  } {
     if (typeof arg === 'boolean') return { blocking: arg, timeout: this.timeout };
     checkKeys(arg, 'acquire() options', ['blocking', 'timeout', 'signal']);
     const { blocking = true, timeout, signal } = arg as AcquireOptions;

@@ -14,12 +14,7 @@ import {
   settle,
   validateLockOptions,
 } from './options.js';
-import {
-  type BackendDefinition,
-  backendOfClient,
-  backends,
-  isRegistered,
-} from './registry.js';
+import { type BackendDefinition, backendOfClient, backends, isRegistered } from './registry.js';
 
 /** What `new LockManager()` takes: a backend, how to reach it, and defaults for its locks. */
 export interface LockManagerOptions extends LockOptions {

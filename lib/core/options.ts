@@ -194,7 +194,13 @@ export function checkExpiry(
   option = 'expire',
 ): void {
   if (expire === null) return;
-  const { minimum, maximum, granularity, note = '', maximumNote = '' } = backend.capabilities.expiry;
+  const {
+    minimum,
+    maximum,
+    granularity,
+    note = '',
+    maximumNote = '',
+  } = backend.capabilities.expiry;
   if (expire < minimum) {
     throw new RangeError(
       messages.expireTooShort(option, backend.name, expire, minimum, granularity >= 1000, note),

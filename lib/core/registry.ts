@@ -84,7 +84,11 @@ interface PrimitiveLock {
 
 /** Whether `lockClass`'s instances implement `method` themselves (not BaseLock's default). */
 function implementsOwn(lockClass: LockClass, method: keyof PrimitiveLock): boolean {
-  for (let proto = lockClass.prototype as object | null; proto; proto = Object.getPrototypeOf(proto)) {
+  for (
+    let proto = lockClass.prototype as object | null;
+    proto;
+    proto = Object.getPrototypeOf(proto)
+  ) {
     const marker = Object.prototype.hasOwnProperty.call(proto.constructor, BASE_MARK);
     if (Object.prototype.hasOwnProperty.call(proto, method)) return !marker;
     if (marker) return false;
@@ -249,7 +253,8 @@ function fromRegistration(registration: BackendRegistration<object>): LockBacken
     ...registration.capabilities,
   });
   const { createClient, defaultArgs = [], defaultOptions, connect, closeClient } = registration;
-  const classes = () => clientClass ?? (loadClientClass as () => ClientClass | readonly ClientClass[])();
+  const classes = () =>
+    clientClass ?? (loadClientClass as () => ClientClass | readonly ClientClass[])();
   const construct = (args: unknown[]): object => {
     const found = classes();
     const [cls] = Array.isArray(found) ? found : [found];
@@ -265,7 +270,11 @@ function fromRegistration(registration: BackendRegistration<object>): LockBacken
     capabilities,
     clientClass: classes,
     connect: (connection) =>
-      connect ? connect(connection) : connection === undefined ? makeDefault() : construct([connection]),
+      connect
+        ? connect(connection)
+        : connection === undefined
+          ? makeDefault()
+          : construct([connection]),
     ...(closeClient ? { close: closeClient } : {}),
     ...(registration.checkClientSettings ? { checkClient: registration.checkClientSettings } : {}),
     ...primitivesOf(lockClass, canExtend),
@@ -286,13 +295,22 @@ function checkDeclaration(backend: LockBackend): void {
     if (typeof backend[primitive] !== 'function') bad(primitive, backend[primitive], 'a function');
   }
   if (caps.extend !== (typeof backend.extend === 'function')) {
-    bad('capabilities.extend', caps.extend, `${typeof backend.extend === 'function'}: it must say whether extend is implemented`);
+    bad(
+      'capabilities.extend',
+      caps.extend,
+      `${typeof backend.extend === 'function'}: it must say whether extend is implemented`,
+    );
   }
   if ((caps.handOff === 'push') !== (backend.handOff !== undefined)) {
-    bad('capabilities.handOff', caps.handOff, backend.handOff ? "'push' (handOff is implemented)" : "'poll' (no handOff is implemented)");
+    bad(
+      'capabilities.handOff',
+      caps.handOff,
+      backend.handOff ? "'push' (handOff is implemented)" : "'poll' (no handOff is implemented)",
+    );
   }
   if (typeof caps.fencing !== 'boolean') bad('capabilities.fencing', caps.fencing, 'true or false');
-  if (typeof caps.crossProcess !== 'boolean') bad('capabilities.crossProcess', caps.crossProcess, 'true or false');
+  if (typeof caps.crossProcess !== 'boolean')
+    bad('capabilities.crossProcess', caps.crossProcess, 'true or false');
   const expiry = caps.expiry;
   if (
     typeof expiry !== 'object' ||
@@ -302,7 +320,11 @@ function checkDeclaration(backend: LockBackend): void {
     !(expiry.earlyBy >= 0) ||
     !(expiry.maximum === null || expiry.maximum >= expiry.minimum)
   ) {
-    bad('capabilities.expiry', expiry, '{ granularity >= 1, minimum >= 1, maximum: null or >= minimum, earlyBy >= 0 } in ms');
+    bad(
+      'capabilities.expiry',
+      expiry,
+      '{ granularity >= 1, minimum >= 1, maximum: null or >= minimum, earlyBy >= 0 } in ms',
+    );
   }
 }
 

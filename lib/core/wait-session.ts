@@ -4,7 +4,13 @@
  * line, "woken"); the session owns the deadline, the abort signal, the undo of an attempt that
  * succeeded too late, the hand-off waiter of a blocking acquire, and the sleep policy.
  */
-import { type Granted, type LockBackend, type LockTarget, outcomeOf, type Refused } from './backend.js';
+import {
+  type Granted,
+  type LockBackend,
+  type LockTarget,
+  outcomeOf,
+  type Refused,
+} from './backend.js';
 import { DriverMissingError } from './errors/driver-missing.error.js';
 import { LockAbortedError } from './errors/lock-aborted.error.js';
 import { LockBackendError } from './errors/lock-backend.error.js';
@@ -42,7 +48,10 @@ export interface WaitFacts {
  * Either wakes just after the holder's TTL runs out, before its place in line must be renewed,
  * and by the acquire's deadline.
  */
-export function sleepBeforeNextAttempt(facts: WaitFacts, random: () => number = Math.random): number {
+export function sleepBeforeNextAttempt(
+  facts: WaitFacts,
+  random: () => number = Math.random,
+): number {
   let ms = facts.pushed
     ? FALLBACK_POLL *
       Math.min(1 + Math.max(0, facts.position ?? 0), MAX_POLL_FACTOR) *
@@ -83,7 +92,11 @@ export interface Busy {
 }
 
 /** When the lock should be free at the latest, from the last refusal (ms). */
-function retryAfterOf(last: Refused | undefined, lastAt: number, expire: number | null): number | undefined {
+function retryAfterOf(
+  last: Refused | undefined,
+  lastAt: number,
+  expire: number | null,
+): number | undefined {
   const ttl = last?.holderTtl;
   if (ttl !== undefined && ttl >= 0) return Math.max(0, ttl - (now() - lastAt));
   if (ttl === -1) return undefined;
@@ -152,7 +165,10 @@ class WaitSession<H> {
           this.discardWaiter();
         }
         if (!blocking) {
-          return { granted: false, retryAfter: retryAfterOf(this.last, this.lastAt, target.expire) };
+          return {
+            granted: false,
+            retryAfter: retryAfterOf(this.last, this.lastAt, target.expire),
+          };
         }
         if (now() - this.start >= timeout) {
           const retryAfter = retryAfterOf(this.last, this.lastAt, target.expire);
@@ -212,7 +228,10 @@ class WaitSession<H> {
     const { target, operationTimeout } = this.lock;
     const handOff = this.handOff;
     if (!handOff) return true;
-    const bound = Math.max(1, Math.min(operationTimeout, this.request.timeout - (now() - this.start)));
+    const bound = Math.max(
+      1,
+      Math.min(operationTimeout, this.request.timeout - (now() - this.start)),
+    );
     const listening = Promise.resolve().then(() => handOff.listen(target, this.waiter));
     try {
       const settled = await settleWithin(listening, bound, this.request.signal);
@@ -247,7 +266,9 @@ class WaitSession<H> {
           : Math.max(0, last.holderTtl - elapsedSinceAttempt),
       position: last?.position,
       renewWithin:
-        last?.renewWithin === undefined ? undefined : Math.max(0, last.renewWithin - elapsedSinceAttempt),
+        last?.renewWithin === undefined
+          ? undefined
+          : Math.max(0, last.renewWithin - elapsedSinceAttempt),
     });
     if (pushed && this.alarm) await this.alarm.sleep(ms, this.request.signal);
     else await sleep(ms, this.request.signal);

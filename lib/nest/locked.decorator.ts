@@ -96,7 +96,11 @@ export function Locked<A extends unknown[] = never[]>(
     }
     Reflect.defineMetadata(
       LOCKED_METADATA,
-      { name: name as LockName<unknown[]>, options: checked, registration } satisfies LockedMetadata,
+      {
+        name: name as LockName<unknown[]>,
+        options: checked,
+        registration,
+      } satisfies LockedMetadata,
       wrapped,
     );
     descriptor.value = wrapped as T;

@@ -621,7 +621,7 @@ describe('etcd: the entries on the server', () => {
     await waiter.release();
   });
 
-  it('attaches a lease of expire 60 000 ms = 60 s; after release the object reuses it (renewed to 60 s) for its next acquire, and another object cannot', async () => {
+  it('attaches a lease of expire 60 000 ms = 60 s; after release the next acquire on the same client reuses it (renewed to 60 s); a lease in use is never handed out', async () => {
     const name = uniqueName('lease');
     const lock = etcdLock(name, { expire: 60_000 });
     await mustAcquire(lock);
@@ -639,10 +639,16 @@ describe('etcd: the entries on the server', () => {
     expect((await holderOf(lock.key))?.lease).toBe(kv?.lease);
     expect(Number((await leaseOf(lock.key)).TTL)).toBeGreaterThan(50);
     await lock.release();
+    // The pool is per client: another lock object on the same client reuses it too...
     const other = etcdLock(name, { expire: 60_000 });
     await mustAcquire(other);
-    expect((await holderOf(lock.key))?.lease).not.toBe(kv?.lease);
+    expect((await holderOf(lock.key))?.lease).toBe(kv?.lease);
+    // ...but a lease attached to a held entry is never given to another entry.
+    const elsewhere = etcdLock(uniqueName('lease-other'), { expire: 60_000 });
+    await mustAcquire(elsewhere);
+    expect((await holderOf(elsewhere.key))?.lease).not.toBe(kv?.lease);
     await other.release();
+    await elsewhere.release();
   });
 
   it('a lease whose TTL differs, or which ran out, is not reused', async () => {

@@ -141,7 +141,7 @@ describe.concurrent('without autoExtend the signal aborts before the server free
     );
     // using() releases at the end: no longer this owner's, so it says so.
     expect(error).toBeInstanceOf(LockError);
-    expect((error as LockError).message).toMatch(/no longer owned/);
+    expect((error as LockError).message).toMatch(/you do not hold it any more/);
     expect(events).toHaveLength(1);
     expect(await thief.locked()).toBe(true);
   });

@@ -137,9 +137,12 @@ const send = (path: string) => get(path).then((response) => response);
 const events = () => journal?.events ?? [];
 const started = (tag: string) => () => events().includes(`${tag}:start`);
 
-/** The lock names of every `BaseLock.acquire()` call so far (spied, calling through). */
-function spyOnAcquire(): { names: () => string[]; spy: MockInstance<BaseLock['acquire']> } {
-  const spy = vi.spyOn(BaseLock.prototype, 'acquire');
+/**
+ * The lock names of every acquire the module made so far (spied, calling through): the module
+ * calls `acquireOrBusy()`, the `acquire()` that reports a busy lock with its `retryAfter`.
+ */
+function spyOnAcquire(): { names: () => string[]; spy: MockInstance<BaseLock['acquireOrBusy']> } {
+  const spy = vi.spyOn(BaseLock.prototype, 'acquireOrBusy');
   return {
     spy,
     names: () => spy.mock.contexts.map((lock) => (lock instanceof BaseLock ? lock.name : '?')),

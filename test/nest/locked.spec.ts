@@ -4,6 +4,7 @@
  * re-entrancy, currentLock(), lock names from arguments, busy behaviour and atLeastFor.
  */
 import { Injectable } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
 import {
   type BaseLock,
   currentLock,
@@ -188,7 +189,7 @@ class Lingering {
 class Audited {
   readonly release = gate();
 
-  @Locked('audited', { service: 'audit' })
+  @Locked('audited', { name: 'audit' })
   async record(): Promise<BaseLock | undefined> {
     const lock = currentLock();
     await this.release.promise;
@@ -196,23 +197,102 @@ class Audited {
   }
 }
 
-describe('without a started SherlockModule', () => {
-  it('a @Locked method of a hand-made instance rejects with a clear Error', async () => {
-    // No application is running in this worker at this point.
+@Injectable()
+class Gated {
+  readonly release = gate();
+
+  @Locked('gated')
+  async hold(): Promise<BaseLock | undefined> {
+    const lock = currentLock();
+    await this.release.promise;
+    return lock;
+  }
+}
+
+@Injectable()
+class Unregistered {
+  @Locked('nowhere', { name: 'no-such-registration' })
+  async run(): Promise<string> {
+    return 'ran';
+  }
+}
+
+@Injectable()
+class AuditedByService {
+  @Locked('audited-old-spelling', { service: 'audit' })
+  async record(): Promise<BaseLock | undefined> {
+    return currentLock();
+  }
+}
+
+describe('how a @Locked method finds its LockService: injected by Nest, never guessed', () => {
+  it('a hand-made instance (not created by Nest) rejects with an Error naming the method, the registration and what to do', async () => {
     const err = await rejectionOf(new Greeter().greet('nobody'));
-    expect(err.message).toMatch(/@Locked on Greeter\.greet needs the SherlockModule/);
+    expect(err.message).toMatch(
+      /@Locked on Greeter\.greet found no LockService of the SherlockModule/,
+    );
     expect(err.message).toMatch(/SherlockModule\.forRoot\(\)/);
+    expect(err.message).toMatch(/isGlobal: true/);
+    expect(err.message).toMatch(/created by Nest \(not with new\)/);
 
     const audit = await rejectionOf(new Audited().record());
     expect(audit.message).toMatch(/registration 'audit'.*forRoot\(\{ name: 'audit'/);
   });
 
-  it('a hand-made instance uses the running module, and fails again once it is closed', async () => {
-    const app = await apps.start({ imports: sherlock() });
-    expect(await new Greeter().greet('fallback')).toBe('hello fallback');
-    await apps.close(app);
-    const err = await rejectionOf(new Greeter().greet('nobody'));
-    expect(err.message).toMatch(/SherlockModule/);
+  it('a hand-made instance is not handed the running module either (no "last started application" guess)', async () => {
+    const app = await apps.start({ imports: sherlock(), providers: [Greeter] });
+    expect(await app.get(Greeter).greet('injected')).toBe('hello injected');
+    const err = await rejectionOf(new Greeter().greet('hand-made'));
+    expect(err.message).toMatch(/@Locked on Greeter\.greet found no LockService/);
+  });
+
+  it('works right after Test.createTestingModule().compile(), without init()', async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: sherlock(),
+      providers: [Greeter],
+    }).compile();
+    try {
+      expect(await moduleRef.get(Greeter).greet('compiled')).toBe('hello compiled');
+      expect(await heldOnRedis('greeter')).toBe(false);
+    } finally {
+      await moduleRef.close();
+    }
+  });
+
+  it('two applications in one process each use their own module (their own namespace)', async () => {
+    const first = uniqueName('app-one');
+    const second = uniqueName('app-two');
+    const module = (namespace: string) => [
+      SherlockModule.forRoot({ backend: 'redis', connection: redisUrl(), namespace }),
+    ];
+    const one = await apps.start({ imports: module(first), providers: [Gated] });
+    const two = await apps.start({ imports: module(second), providers: [Gated] });
+    const inOne = one.get(Gated).hold();
+    const inTwo = two.get(Gated).hold();
+    await waitFor(
+      async () => (await redis.isLocked('gated', first)) && (await redis.isLocked('gated', second)),
+      {
+        what: 'each application holding gated in its own namespace',
+      },
+    );
+    one.get(Gated).release.open();
+    two.get(Gated).release.open();
+    expect((await inOne)?.key).toBe(`${first}_gated`);
+    expect((await inTwo)?.key).toBe(`${second}_gated`);
+  });
+
+  it('a registration name that no SherlockModule has fails the application start, naming the method', async () => {
+    const err = await rejectionOf(apps.start({ imports: sherlock(), providers: [Unregistered] }));
+    expect(err.message).toMatch(
+      /@Locked on Unregistered\.run found no LockService of the SherlockModule registration 'no-such-registration'/,
+    );
+  });
+
+  it("the pre-1.0 spelling { service: 'audit' } still names the registration", async () => {
+    const app = await apps.start({ imports: sherlock(), providers: [AuditedByService] });
+    const lock = await app.get(AuditedByService).record();
+    expect(lock).toBeInstanceOf(EtcdLock);
+    expect(lock?.key).toBe(`${AUDIT_NAMESPACE}/audited-old-spelling`);
   });
 });
 
@@ -334,7 +414,7 @@ describe('@Locked on a provider method', () => {
     expect(performance.now() - started).toBeGreaterThanOrEqual(1_900);
   });
 
-  it("service: 'audit' takes the lock through the named registration", async () => {
+  it("name: 'audit' takes the lock through the named registration", async () => {
     const audited = await start(Audited);
     const recording = audited.record();
     await waitFor(() => etcd.isLocked('audited', AUDIT_NAMESPACE), {

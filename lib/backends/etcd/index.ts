@@ -1,15 +1,15 @@
-import type { Namespace, Watcher } from 'etcd3';
 import type { ClientClass, LockBackend, LockTarget } from '../../core/backend.js';
 import { BaseLock, type BaseLockOptions } from '../../core/base-lock.js';
 import { parseConnection } from '../../core/connection.js';
 import { loadDriver } from '../../core/driver.js';
 import { backends } from '../../core/registry.js';
 import { now } from '../../core/timing.js';
+import type { EtcdClient, EtcdWatcher } from './client.js';
 import { keepAlive, revoke, takeLease } from './leases.js';
 import { ahead, type Entry, enter, leave, remove } from './queue.js';
 
 interface Etcd3Module {
-  Etcd3: ClientClass & (new (options: Record<string, unknown>) => Namespace);
+  Etcd3: ClientClass & (new (options: Record<string, unknown>) => EtcdClient);
   Namespace: ClientClass;
 }
 
@@ -55,22 +55,21 @@ interface EtcdWaiter {
   readonly wake: () => void;
   entry?: Entry | undefined;
   ahead?: { key: string; fromRevision: string; count: number } | undefined;
-  watched?: { key: string; watcher: Watcher } | undefined;
+  watched?: { key: string; watcher: EtcdWatcher } | undefined;
   closed: boolean;
 }
 
-const etcdOf = (lock: LockTarget) => lock.client as Namespace;
+const etcdOf = (lock: LockTarget) => lock.client as EtcdClient;
 
 /** The lease TTL sent to etcd for `expire`: whole seconds, rounded up. */
-const leaseSeconds = (expire: number | null) =>
-  expire === null ? null : Math.ceil(expire / 1000);
+const leaseSeconds = (expire: number | null) => (expire === null ? null : Math.ceil(expire / 1000));
 
 /** How often a waiting entry's lease is kept alive: a third of its TTL. */
 const refreshEvery = (entry: Entry) =>
   entry.seconds === null ? Infinity : (entry.seconds * 1000) / 3;
 
 /** One keep-alive of the entry's lease; false if the lease is gone. */
-async function refresh(etcd: Namespace, entry: Entry): Promise<boolean> {
+async function refresh(etcd: EtcdClient, entry: Entry): Promise<boolean> {
   if (entry.lease === undefined) return true;
   const sentAt = now();
   if (!(await keepAlive(etcd, entry.lease))) return false;
@@ -79,7 +78,7 @@ async function refresh(etcd: Namespace, entry: Entry): Promise<boolean> {
 }
 
 /** Puts an entry with a lease of `seconds` (none when null). */
-async function put(etcd: Namespace, prefix: string, token: string, seconds: number | null) {
+async function put(etcd: EtcdClient, prefix: string, token: string, seconds: number | null) {
   const refreshedAt = now();
   const lease = seconds === null ? undefined : { id: await takeLease(etcd, seconds), seconds };
   return enter(etcd, prefix, token, lease, refreshedAt);
@@ -89,7 +88,7 @@ async function put(etcd: Namespace, prefix: string, token: string, seconds: numb
  * The entry is first in line: it holds the lock. Without expiry, it waited with a lease (so that
  * a dead waiter could not block the line for ever): the holder keeps it without one.
  */
-async function grant(etcd: Namespace, expire: number | null, entry: Entry) {
+async function grant(etcd: EtcdClient, expire: number | null, entry: Entry) {
   if (expire === null && entry.lease !== undefined) {
     const { succeeded } = await etcd
       .if(entry.key, 'Value', '==', entry.value)
@@ -100,11 +99,16 @@ async function grant(etcd: Namespace, expire: number | null, entry: Entry) {
     entry.lease = undefined;
     entry.seconds = null;
   }
-  return { granted: true as const, fencingToken: entry.revision, since: entry.refreshedAt, held: entry };
+  return {
+    granted: true as const,
+    fencingToken: entry.revision,
+    since: entry.refreshedAt,
+    held: entry,
+  };
 }
 
 /** The waiter's entry is gone (its lease ran out): it queues again from the back. */
-function lostPlace(etcd: Namespace, waiter: EtcdWaiter): false {
+function lostPlace(etcd: EtcdClient, waiter: EtcdWaiter): false {
   const entry = waiter.entry;
   waiter.entry = undefined;
   waiter.ahead = undefined;
@@ -118,7 +122,7 @@ function unwatch(waiter: EtcdWaiter): void {
 }
 
 /** A client from hosts (`'http://h:2379'`, comma-separated or an array) or etcd3 options. */
-function connectEtcd(connection: unknown): Namespace {
+function connectEtcd(connection: unknown): EtcdClient {
   const { Etcd3 } = etcd3();
   if (connection === undefined) return new Etcd3({ hosts: '127.0.0.1:2379' });
   const { servers, options } = parseConnection('etcd', connection);
@@ -128,7 +132,7 @@ function connectEtcd(connection: unknown): Namespace {
 const etcd3 = () => loadDriver<Etcd3Module>('etcd', 'etcd3');
 
 /** The etcd backend: the `concurrency.Mutex` queue recipe, one lease per entry. */
-export const etcdBackend: LockBackend<Namespace, Entry, EtcdWaiter> = {
+const etcdBackend: LockBackend<EtcdClient, Entry, EtcdWaiter> = {
   name: 'etcd',
   library: 'etcd3',
   capabilities: {
@@ -161,7 +165,12 @@ export const etcdBackend: LockBackend<Namespace, Entry, EtcdWaiter> = {
     }
     let entry = waiter.entry;
     if (entry === undefined) {
-      const made = await put(etcd, prefix, token, leaseSeconds(lock.expire) ?? WAITER_LEASE_SECONDS);
+      const made = await put(
+        etcd,
+        prefix,
+        token,
+        leaseSeconds(lock.expire) ?? WAITER_LEASE_SECONDS,
+      );
       if (waiter.closed) {
         // The acquire ended while this attempt ran: it must not leave an entry in line.
         await remove(etcd, made.entry);
@@ -195,7 +204,12 @@ export const etcdBackend: LockBackend<Namespace, Entry, EtcdWaiter> = {
     const etcd = etcdOf(lock);
     // No entry: an attempt given up on, whose entry may still have been put (undo).
     if (entry === undefined) {
-      await remove(etcd, { key: prefixOf(lock.key) + token, value: token, lease: undefined, seconds: null });
+      await remove(etcd, {
+        key: prefixOf(lock.key) + token,
+        value: token,
+        lease: undefined,
+        seconds: null,
+      });
       return false;
     }
     return remove(etcd, entry, true);
@@ -247,7 +261,11 @@ export const etcdBackend: LockBackend<Namespace, Entry, EtcdWaiter> = {
       unwatch(waiter);
       // Listeners go on before the watch connects: a delete it replays from `fromRevision` can
       // come in the same message as its confirmation. No need to wait for it to connect either.
-      const watcher = etcdOf(lock).watch().key(before.key).startRevision(before.fromRevision).watcher();
+      const watcher = etcdOf(lock)
+        .watch()
+        .key(before.key)
+        .startRevision(before.fromRevision)
+        .watcher();
       watcher.on('delete', () => waiter.wake());
       watcher.on('error', () => undefined);
       waiter.watched = { key: before.key, watcher };

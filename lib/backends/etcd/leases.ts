@@ -1,4 +1,4 @@
-import type { Namespace } from 'etcd3';
+import type { EtcdClient } from './client.js';
 
 /**
  * Etcd leases for the lock entries: granted, kept alive and revoked, and a small pool per client
@@ -13,7 +13,7 @@ const POOL_SIZE = 8;
 const pools = new WeakMap<object, Map<number, string[]>>();
 
 /** One keep-alive (which the leader answers without a raft write); false if the lease is gone. */
-export async function keepAlive(etcd: Namespace, id: string): Promise<boolean> {
+export async function keepAlive(etcd: EtcdClient, id: string): Promise<boolean> {
   const stream = await etcd.leaseClient.leaseKeepAlive();
   try {
     const reply = await new Promise<{ TTL: string }>((resolve, reject) => {
@@ -29,13 +29,13 @@ export async function keepAlive(etcd: Namespace, id: string): Promise<boolean> {
 }
 
 /** Revokes a lease in the background (it runs out by itself if this fails). */
-export function revoke(etcd: Namespace, id: string | undefined): void {
+export function revoke(etcd: EtcdClient, id: string | undefined): void {
   if (id === undefined) return;
   etcd.leaseClient.leaseRevoke({ ID: id }).catch(() => undefined);
 }
 
 /** A lease of `seconds` for a new entry: a pooled one still alive (kept alive now), or a new one. */
-export async function takeLease(etcd: Namespace, seconds: number): Promise<string> {
+export async function takeLease(etcd: EtcdClient, seconds: number): Promise<string> {
   const pooled = pools.get(etcd)?.get(seconds)?.pop();
   if (pooled !== undefined) {
     try {
@@ -49,7 +49,7 @@ export async function takeLease(etcd: Namespace, seconds: number): Promise<strin
 }
 
 /** Gives back the lease of a deleted entry (attached to no key any more) for reuse. */
-export function giveLease(etcd: Namespace, id: string, seconds: number): void {
+export function giveLease(etcd: EtcdClient, id: string, seconds: number): void {
   let pool = pools.get(etcd);
   if (!pool) pools.set(etcd, (pool = new Map()));
   const leases = pool.get(seconds) ?? [];

@@ -1,4 +1,4 @@
-import type { Namespace } from 'etcd3';
+import type { EtcdClient } from './client.js';
 import { giveLease, revoke } from './leases.js';
 
 /**
@@ -24,7 +24,7 @@ export interface Entry {
 
 /** Puts a new entry (with its lease) and tells whether it is first in line. */
 export async function enter(
-  etcd: Namespace,
+  etcd: EtcdClient,
   prefix: string,
   token: string,
   lease: { id: string; seconds: number } | undefined,
@@ -70,7 +70,7 @@ export async function enter(
 
 /** The entry right ahead of `entry` in line (as of now), how many are ahead, and the revision read. */
 export async function ahead(
-  etcd: Namespace,
+  etcd: EtcdClient,
   prefix: string,
   entry: Entry,
 ): Promise<{ key: string; fromRevision: string; count: number } | undefined> {
@@ -98,7 +98,7 @@ export async function ahead(
  * it runs out on its own.
  */
 export async function remove(
-  etcd: Namespace,
+  etcd: EtcdClient,
   entry: Pick<Entry, 'key' | 'value' | 'lease' | 'seconds'>,
   reuse = false,
 ): Promise<boolean> {
@@ -116,6 +116,6 @@ export async function remove(
 }
 
 /** Removes a waiting entry in the background (it runs out with its lease if this fails). */
-export function leave(etcd: Namespace, entry: Entry): void {
+export function leave(etcd: EtcdClient, entry: Entry): void {
   remove(etcd, entry).catch(() => undefined);
 }

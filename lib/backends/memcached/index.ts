@@ -103,7 +103,7 @@ const expirationSeconds = (expire: number | null) =>
   expire === null ? 0 : Math.ceil(expire / 1000);
 
 /** The Memcached backend: `add` + CAS-checked delete, a best-effort fencing counter, polling. */
-export const memcachedBackend: LockBackend<MemjsClient> = {
+const memcachedBackend: LockBackend<MemjsClient> = {
   name: 'memcached',
   library: 'memjs',
   capabilities: {

@@ -34,7 +34,7 @@ interface MemoryWaiter {
 let processStore: MemoryStore | undefined;
 
 /** The memory backend: a `MemoryStore` in this process. */
-export const memoryBackend: LockBackend<MemoryStore, undefined, MemoryWaiter> = {
+const memoryBackend: LockBackend<MemoryStore, undefined, MemoryWaiter> = {
   name: 'memory',
   library: 'nestjs-sherlock',
   capabilities: {

@@ -109,7 +109,7 @@ function connectRedis(connection: unknown): RedisCommands {
  * Another client may still take the lock between the release and the woken waiter's attempt
  * (Redis locks are not strictly fair); the waiter then queues again at the front.
  */
-export const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
+const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
   name: 'redis',
   library: 'ioredis',
   capabilities: {
@@ -141,7 +141,11 @@ export const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = 
     );
     if (typeof reply === 'string') return { granted: true, fencingToken: reply };
     const [ttl, rank] = reply as [number, number?];
-    return { granted: false, holderTtl: ttl, ...(typeof rank === 'number' ? { position: rank } : {}) };
+    return {
+      granted: false,
+      holderTtl: ttl,
+      ...(typeof rank === 'number' ? { position: rank } : {}),
+    };
   },
   async release(lock, token) {
     const { queue } = keysOf(lock);

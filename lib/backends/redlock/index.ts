@@ -131,7 +131,7 @@ function connectQuorum(connection: unknown): RedisQuorum {
 }
 
 /** The Redlock backend: a majority of independent Redis servers. Waiters poll, with jitter. */
-export const redlockBackend: LockBackend<RedisQuorum> = {
+const redlockBackend: LockBackend<RedisQuorum> = {
   name: 'redlock',
   library: 'ioredis',
   capabilities: {
@@ -148,7 +148,10 @@ export const redlockBackend: LockBackend<RedisQuorum> = {
   async acquire(lock, token) {
     const startedAt = now();
     const px = lock.expire === null ? [] : ['PX', Math.ceil(lock.expire)];
-    const votes = await vote(lock, async (c) => (await c.set(lock.key, token, ...px, 'NX')) === 'OK');
+    const votes = await vote(
+      lock,
+      async (c) => (await c.set(lock.key, token, ...px, 'NX')) === 'OK',
+    );
     let granted = false;
     try {
       granted = valid(lock.client, tally(lock.client, votes), startedAt, lock.expire);

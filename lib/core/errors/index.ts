@@ -1,6 +1,10 @@
 export { LockError } from './lock.error.js';
 export { LockTimeoutError } from './lock-timeout.error.js';
-export { LockNotHeldError, LockReleaseError, type LockReleaseReason } from './lock-release.error.js';
+export {
+  LockNotHeldError,
+  LockReleaseError,
+  type LockReleaseReason,
+} from './lock-release.error.js';
 export { LockBackendError } from './lock-backend.error.js';
 export { LockAbortedError } from './lock-aborted.error.js';
 export { LockBusyError } from './lock-busy.error.js';
