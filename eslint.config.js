@@ -31,7 +31,7 @@ export default tseslint.config(
   },
   {
     // The core never depends on Nest or rxjs: it must stay usable without them.
-    files: ['lib/core/**/*.ts', 'lib/backends/**/*.ts', 'lib/sherlock.ts'],
+    files: ['lib/core/**/*.ts', 'lib/backends/**/*.ts', 'lib/sherlock.ts', 'lib/backend.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
@@ -42,7 +42,7 @@ export default tseslint.config(
               message: 'The core must not import Nest or rxjs.',
             },
             {
-              group: ['../nest/*', '../../nest/*', './nest/*'],
+              group: ['../nest/*', '../../nest/*', '../../../nest/*', './nest/*'],
               message: 'The core must not import the Nest glue.',
             },
           ],

@@ -26,7 +26,7 @@ class Jobs {
     return value + 1;
   }
 
-  @Locked(REDIS_LOCK, { service: 'redis' })
+  @Locked(REDIS_LOCK, { name: 'redis' })
   async onRedis(value: number): Promise<number> {
     return value + 1;
   }

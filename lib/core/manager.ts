@@ -99,9 +99,7 @@ export class LockManager {
     const given = validateLockOptions(raw);
     const { backend: named, client, connection } = options;
     if (client !== undefined && connection !== undefined) {
-      throw new TypeError(
-        "Invalid options: give either 'client' (a client you created) or 'connection' (settings the manager connects with), not both",
-      );
+      throw new TypeError(messages.clientAndConnection('manager'));
     }
     const backend = resolveBackend(named, client);
     if (client !== undefined) backend.checkClient(client);

@@ -37,6 +37,10 @@ export const messages = {
     `Invalid lock name for the ${backend} backend: got ${describeValue(name)}, ${rule}`,
   acquireInProgress: (name: string) =>
     `An acquire() of lock '${name}' is already in progress on this lock object; use one lock object per concurrent holder`,
+  clientAndConnection: (who: string) =>
+    `Invalid options: give either 'client' (a client you created) or 'connection' (settings the ${who} connects with), not both`,
+  badLockedName: (value: unknown) =>
+    `@Locked: the lock name must be a non-empty string or a function, got ${describeValue(value)}`,
   genericLockClient: (backend: string, lockClass: string) =>
     `Invalid option 'client' for Lock: the generic Lock uses the client given to configure(); pass a client to ${lockClass} instead (backend ${backend})`,
   cannotExtend: (backend: string) => `The ${backend} backend cannot extend locks`,

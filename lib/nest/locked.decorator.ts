@@ -51,9 +51,7 @@ export function Locked<A extends unknown[] = never[]>(
   options: LockedDecoratorOptions = {},
 ): MethodDecorator {
   if (typeof name !== 'function' && (typeof name !== 'string' || name.length === 0)) {
-    throw new TypeError(
-      `@Locked: the lock name must be a non-empty string or a function, got ${String(name)}`,
-    );
+    throw new TypeError(nestMessages.badLockedName(name));
   }
   const checked = validateDecoratorOptions(options);
   const registration = checked.name ?? DEFAULT_REGISTRATION;

@@ -1,3 +1,5 @@
+import { messages } from '../core/messages.js';
+
 /** User-facing messages of the Nest glue. */
 export const nestMessages = {
   notInitialised: (registration: string, method: string) =>
@@ -11,8 +13,8 @@ export const nestMessages = {
     'SherlockModule.forRootAsync() needs exactly one of useFactory, useClass or useExisting',
   atLeastForAboveExpire: (atLeastFor: number, expire: number) =>
     `Invalid option 'atLeastFor': got ${atLeastFor}, expected at most the lock's expire (${expire} ms): a lock cannot be kept longer than it lives`,
-  clientAndConnection: () =>
-    "Invalid options: give either 'client' (a client you created) or 'connection' (settings the module connects with), not both",
+  clientAndConnection: () => messages.clientAndConnection('module'),
+  badLockedName: (value: unknown) => messages.badLockedName(value),
   closed: (registration: string) =>
     `The SherlockModule registration '${registration}' was shut down: its client is closed`,
   released: (name: string) => `Released lock '${name}' still held at shutdown`,

@@ -22,54 +22,23 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 
 import { uniqueName } from '../support/backends.js';
 import { etcdHosts, memcachedServerList, redisUrl } from '../support/env.js';
-import { redisCommand, type RedisTarget, type RespValue, tcpExchange } from '../support/servers.js';
+import { expectReleaseError } from '../support/helpers.js';
+import { memcachedText, redisRaw } from '../support/inspect.js';
+import type { RespValue } from '../support/servers.js';
 
 /** An owner token: 128 random bits as 32 lowercase hex characters. */
 const TOKEN = /^[0-9a-f]{32}$/;
-
-/** Expects `promise` to reject with a LockReleaseError of the given reason. */
-async function expectReleaseError(
-  promise: Promise<unknown>,
-  reason: 'not-acquired' | 'not-owned',
-): Promise<void> {
-  const error: unknown = await promise.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(error).toBeInstanceOf(LockReleaseError);
-  expect((error as LockReleaseError).reason).toBe(reason);
-}
 
 /** Acquires without waiting and fails the test if the lock was not free. */
 async function mustAcquire(lock: BaseLock): Promise<void> {
   expect(await lock.acquire(false)).toBe(true);
 }
 
-function hostPort(address: string): { host: string; port: number } {
-  const url = new URL(address.includes('://') ? address : `tcp://${address}`);
-  return { host: url.hostname, port: Number(url.port) };
-}
-
 // -------------------------------------------------------------------------------------------------
 // Redis
 
-function redisTarget(): RedisTarget {
-  const url = new URL(redisUrl());
-  return {
-    host: url.hostname,
-    port: Number(url.port || 6379),
-    password: url.password ? decodeURIComponent(url.password) : undefined,
-  };
-}
-
 /** One command over a fresh raw RESP connection; error replies fail the test. */
-async function raw(...args: (string | number)[]): Promise<RespValue> {
-  const reply = await redisCommand(redisTarget(), args);
-  if (reply !== null && typeof reply === 'object' && 'error' in reply) {
-    throw new Error(`redis ${args.join(' ')}: ${reply.error}`);
-  }
-  return reply;
-}
+const raw = (...args: (string | number)[]): Promise<RespValue> => redisRaw(args);
 
 describe('redis: the key on the server', () => {
   let client: Redis;
@@ -187,22 +156,12 @@ describe('redis: the key on the server', () => {
 
 const quietLogger = { log: () => undefined };
 
+/** The first memcached server's address. */
 function memcachedAddress(): { host: string; port: number } {
   const [first] = memcachedServerList();
   if (!first) throw new Error('MEMCACHED_SERVERS is empty');
-  return hostPort(first);
-}
-
-/**
- * Sends text-protocol commands over a fresh connection, followed by the meta no-op `mn`, and
- * returns everything the server answered before its `MN`.
- */
-async function memcachedText(...commands: string[]): Promise<string> {
-  const { host, port } = memcachedAddress();
-  const payload = [...commands, 'mn'].map((command) => `${command}\r\n`).join('');
-  const answer = await tcpExchange(host, port, payload, (got) => got.endsWith('MN\r\n'));
-  if (!answer.endsWith('MN\r\n')) throw new Error(`memcached: incomplete answer ${answer}`);
-  return answer.slice(0, -'MN\r\n'.length);
+  const url = new URL(`tcp://${first}`);
+  return { host: url.hostname, port: Number(url.port) };
 }
 
 interface MemcachedItem {

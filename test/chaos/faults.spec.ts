@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { describe, expect, it } from 'vitest';
 
-import { fixtures, uniqueName } from '../support/backends.js';
+import { fixture as backendFixture, uniqueName } from '../support/backends.js';
 import { etcdHostsValue, memcachedServers, redisUrl } from '../support/env.js';
 import { type ServerHandle, startEtcd, startMemcached, startRedis } from '../support/servers.js';
 import { grantedDuring } from './checker.js';
@@ -27,8 +27,7 @@ describe('a holder SIGKILLed while holding', { timeout: 60_000 + 80_000 * SCALE 
   it.for(['redis', 'etcd', 'memcached'] as const)(
     '%s: the lock frees after its expiry and not before; the next holder has a higher token',
     async (backend) => {
-      const fixture = fixtures.find((f) => f.name === backend);
-      if (!fixture) throw new Error(backend);
+      const fixture = backendFixture(backend);
       const client = fixture.createClient();
       try {
         const lockName = uniqueName(`sigkill-${backend}`);
@@ -70,7 +69,7 @@ describe('a holder SIGKILLed while holding', { timeout: 60_000 + 80_000 * SCALE 
         // counts its holdings as (ceil(expire / 1000) - 1) s long there, see minimumLifetime).
         const earliest = backend === 'memcached' ? EXPIRE - 1_000 : EXPIRE - 100;
         expect(freedAfter).toBeGreaterThan(earliest);
-        expect(freedAfter).toBeLessThan(EXPIRE + fixture.granularity + 3_000);
+        expect(freedAfter).toBeLessThan(EXPIRE + fixture.capabilities.expiry.granularity + 3_000);
         expect(BigInt(rival.fencingToken ?? -1)).toBeGreaterThan(BigInt(killedToken ?? -1));
         await rival.release();
       } finally {

@@ -3,11 +3,12 @@
  * parent (test/chaos/harness.ts) bundles this file with esbuild (the built package inlined) and
  * starts it with plain `node`, its settings as JSON in CHAOS_WORKER.
  *
- * Each section: acquire (blocking, with a timeout), read the shared counter file, wait `holdMs`,
- * write counter + 1, release. Overlapping sections lose updates, which the final count shows,
+ * Each section: acquire (blocking, with a timeout), record its begin, read the shared counter
+ * file, wait `holdMs`, write counter + 1, release, record the section. Overlapping sections lose updates, which the final count shows,
  * independently of the recorded times. Every section, failed acquire and lost-lock signal is
  * appended to `recordFile` as one JSON line; times are `performance.timeOrigin + now()` in ms,
- * comparable across processes of one machine.
+ * comparable across processes of one machine. The worker stops after `sections` sections, at
+ * `until`, or after the section in progress when the parent sends `{ type: 'stop' }`.
  */
 import { appendFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -65,6 +66,16 @@ export type WorkerRecord =
       /** When its signal aborted (the lock known lost), if it did before the end. */
       readonly lostAt?: number;
       readonly released: boolean;
+    }
+  | {
+      /**
+       * Written as soon as the lock is granted, before anything else (before the `acquired`
+       * message): a section with a begin but no `section` record was cut (its process died).
+       */
+      readonly kind: 'begin';
+      readonly worker: number;
+      readonly start: number;
+      readonly token: string | undefined;
     }
   | {
       readonly kind: 'failure';
@@ -143,9 +154,13 @@ async function main(): Promise<void> {
   const record = (line: WorkerRecord) =>
     appendFileSync(settings.recordFile, `${JSON.stringify(line)}\n`);
   const { lock, close } = open(settings);
+  let stopping = false;
+  process.on('message', (message: { type?: string }) => {
+    if (message.type === 'stop') stopping = true;
+  });
   process.send?.({ type: 'ready' });
   let done = 0;
-  while (done < settings.sections && Date.now() < settings.until) {
+  while (!stopping && done < settings.sections && Date.now() < settings.until) {
     const asked = wallClock();
     try {
       await lock.acquire({ timeout: settings.acquireTimeout });
@@ -169,6 +184,8 @@ async function main(): Promise<void> {
     const start = wallClock();
     record({ kind: 'wait', worker: settings.id, ms: start - asked });
     const token = lock.fencingToken;
+    // On disk before the parent can learn of the grant (and kill this process for it).
+    record({ kind: 'begin', worker: settings.id, start, token });
     let lostAt: number | undefined;
     lock.signal.addEventListener('abort', () => (lostAt ??= wallClock()), { once: true });
     process.send?.({ type: 'acquired', token, at: start });
@@ -210,6 +227,7 @@ async function main(): Promise<void> {
       ...(lostAt === undefined ? {} : { lostAt }),
     });
     done++;
+    process.send?.({ type: 'section' });
     await sleep(settings.workMs);
   }
   close();

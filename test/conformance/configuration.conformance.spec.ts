@@ -15,24 +15,73 @@ import {
   LockError,
   type LockOptions,
   resetConfiguration,
+  type SherlockConfiguration,
   shutdown,
 } from 'nestjs-sherlock';
+import { Redis } from 'ioredis';
+import memjs from 'memjs';
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { fixtures, uniqueName } from '../support/backends.js';
-import {
-  BAD_OPTIONS,
-  expectConfigurationUnchanged,
-  expectOptionError,
-  foreignClient,
-  rejectsWith,
-  shown,
-  throwsWith,
-  useBackend,
-} from './helpers.js';
+import { type BackendFixture, fixtures, uniqueName } from '../support/backends.js';
+import { rejectsWith, throwsWith } from '../support/helpers.js';
+import { useBackend } from '../support/locks.js';
 
-/** Memcached reads an expiration above 30 days as an absolute Unix time. */
-const MEMCACHED_MAX_EXPIRE_MS = 30 * 24 * 60 * 60 * 1_000;
+/** How an invalid value shows up in an error message (a string quoted, anything else as is). */
+function shown(value: unknown): string {
+  return typeof value === 'string' ? JSON.stringify(value) : String(value);
+}
+
+interface BadOption {
+  readonly option: string;
+  readonly value: unknown;
+  readonly type: typeof TypeError | typeof RangeError;
+}
+
+/** Invalid values of the lock options, refused by every lock class and by configure(). */
+const BAD_OPTIONS: readonly BadOption[] = [
+  { option: 'expire', value: 0, type: RangeError },
+  { option: 'expire', value: -1, type: RangeError },
+  { option: 'expire', value: NaN, type: RangeError },
+  { option: 'expire', value: Infinity, type: RangeError },
+  { option: 'expire', value: '100', type: TypeError },
+  { option: 'timeout', value: -1, type: RangeError },
+  { option: 'retryInterval', value: NaN, type: RangeError },
+  { option: 'operationTimeout', value: 0, type: RangeError },
+  { option: 'namespace', value: '', type: RangeError },
+];
+
+/** Asserts a validation error names the option and shows the value it got. */
+function expectOptionError(error: Error, { option, value }: BadOption): void {
+  expect(error.message).toContain(`'${option}'`);
+  expect(error.message).toContain(shown(value));
+}
+
+/**
+ * A real client of another backend's library, which never connects: a memjs client for the redis
+ * backend, a lazy ioredis client for every other one.
+ */
+function foreignClient(fixture: BackendFixture): { client: object; close(): void } {
+  if (fixture.name === 'redis') {
+    const client = memjs.Client.create('127.0.0.1:1', { logger: { log: () => undefined } });
+    return { client, close: () => client.close() };
+  }
+  const client = new Redis({ host: '127.0.0.1', port: 1, lazyConnect: true });
+  return { client, close: () => client.disconnect() };
+}
+
+/** Asserts the configuration is field for field the one captured in `before`. */
+function expectConfigurationUnchanged(
+  current: SherlockConfiguration,
+  before: SherlockConfiguration,
+): void {
+  for (const key of Object.keys(before) as (keyof SherlockConfiguration)[]) {
+    expect(current[key], `configuration.${key}`).toBe(before[key]);
+  }
+  expect(Object.keys(current).sort()).toEqual(Object.keys(before).sort());
+}
+
+/** 31 days: above memcached's limit (it reads longer expirations as dates), fine elsewhere. */
+const THIRTY_ONE_DAYS_MS = 31 * 24 * 60 * 60 * 1_000;
 
 interface BadName {
   readonly label: string;
@@ -219,22 +268,39 @@ describe.each(fixtures)('$name backend: validation, configure() and shutdown()',
       }
     });
 
-    it.runIf(isMemcached)(
-      'memcached refuses expire above 30 days (read as a date) and accepts exactly 30 days',
-      () => {
-        const tooLong = MEMCACHED_MAX_EXPIRE_MS + 1;
+    // The expiry limits the backend declares (definition.capabilities.expiry), and no others.
+    const { minimum, maximum } = definition.capabilities.expiry;
+    if (maximum !== null) {
+      it(`refuses expire above its declared maximum of ${maximum} ms, accepts exactly that`, () => {
+        const tooLong = maximum + 1;
         const error = throwsWith(RangeError, () => construct(uniqueName(), { expire: tooLong }));
         expectOptionError(error, { option: 'expire', value: tooLong, type: RangeError });
-        expect(construct(uniqueName(), { expire: MEMCACHED_MAX_EXPIRE_MS }).expire).toBe(
-          MEMCACHED_MAX_EXPIRE_MS,
+        expect(error.message).toMatch(
+          new RegExp(`at most ${maximum} ms( \\(.*\\))? on ${fixture.name}`),
         );
-      },
-    );
-
-    it.skipIf(isMemcached)('accepts expire above 30 days (a memcached-only limit)', () => {
-      const expire = 31 * 24 * 60 * 60 * 1_000;
-      expect(construct(uniqueName(), { expire }).expire).toBe(expire);
-    });
+        expect(construct(uniqueName(), { expire: maximum }).expire).toBe(maximum);
+      });
+    } else {
+      it('declares no maximum expire: accepts 31 days (a memcached limit)', () => {
+        expect(construct(uniqueName(), { expire: THIRTY_ONE_DAYS_MS }).expire).toBe(
+          THIRTY_ONE_DAYS_MS,
+        );
+      });
+    }
+    if (minimum > 1) {
+      it(`refuses expire below its declared minimum of ${minimum} ms, accepts exactly that`, () => {
+        for (const tooShort of [1, minimum - 1]) {
+          const error = throwsWith(RangeError, () => construct(uniqueName(), { expire: tooShort }));
+          expectOptionError(error, { option: 'expire', value: tooShort, type: RangeError });
+          expect(error.message).toContain(`at least ${minimum} ms on ${fixture.name}`);
+        }
+        expect(construct(uniqueName(), { expire: minimum }).expire).toBe(minimum);
+      });
+    } else {
+      it('declares no minimum expire beyond 1 ms: accepts 1 ms', () => {
+        expect(construct(uniqueName(), { expire: 1 }).expire).toBe(1);
+      });
+    }
   });
 
   describe('acquire() arguments', () => {

@@ -8,7 +8,8 @@ import { performance } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 
 import { fixtures, uniqueName } from '../support/backends.js';
-import { delay, rejectsWith, SLACK_MS, timed, useBackend } from './helpers.js';
+import { delay, rejectsWith, SLACK_MS, timed } from '../support/helpers.js';
+import { useBackend } from '../support/locks.js';
 
 /** How long a lock without expiry is watched: longer than every fixture's shortExpire. */
 const NEVER_EXPIRES_WATCH_MS = 2_500;

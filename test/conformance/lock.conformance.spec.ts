@@ -17,7 +17,8 @@ import { performance } from 'node:perf_hooks';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { fixtures, uniqueName } from '../support/backends.js';
-import { delay, KEY_SEPARATOR, rejectsWith, SLACK_MS, timed, useBackend } from './helpers.js';
+import { delay, rejectsWith, SLACK_MS, timed } from '../support/helpers.js';
+import { useBackend } from '../support/locks.js';
 
 /** When the holder releases in the blocking tests, and the least a waiter must have waited. */
 const RELEASE_AFTER_MS = 300;
@@ -63,10 +64,10 @@ describe.each(fixtures)('$name backend: lock conformance', (fixture) => {
       expect(backend.lock(name, { namespace: null }).key).toBe(name);
     });
 
-    it(`keys a namespaced lock as namespace${KEY_SEPARATOR[fixture.name]}name, apart from the plain name`, async () => {
+    it(`keys a namespaced lock as namespace${fixture.keySeparator}name, apart from the plain name`, async () => {
       const name = uniqueName();
       const namespaced = backend.lock(name, { namespace: 'ns' });
-      expect(namespaced.key).toBe(`ns${KEY_SEPARATOR[fixture.name]}${name}`);
+      expect(namespaced.key).toBe(`ns${fixture.keySeparator}${name}`);
 
       expect(await namespaced.acquire(false)).toBe(true);
       expect(await backend.isLocked(name, { namespace: 'ns' })).toBe(true);
@@ -80,7 +81,7 @@ describe.each(fixtures)('$name backend: lock conformance', (fixture) => {
 
     it('takes the namespace from configure() unless the lock sets its own (null included)', async () => {
       const name = uniqueName();
-      const sep = KEY_SEPARATOR[fixture.name];
+      const sep = fixture.keySeparator;
       configure({ namespace: 'configured' });
       const fromConfig = backend.lock(name);
       expect(fromConfig.key).toBe(`configured${sep}${name}`);

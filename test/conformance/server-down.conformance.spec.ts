@@ -15,7 +15,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 
 import { fixtures, uniqueName } from '../support/backends.js';
 import { getFreePort } from '../support/servers.js';
-import { rejectsWith } from './helpers.js';
+import { rejectsWith } from '../support/helpers.js';
 
 const OPERATION_TIMEOUT_MS = 1_000;
 const BLOCKING_TIMEOUT_MS = 1_500;

@@ -15,41 +15,35 @@ import {
 } from 'nestjs-sherlock';
 import { afterAll, afterEach, describe, expect as globalExpect, it } from 'vitest';
 
-import { EtcdHttpClient, EtcdHttpLock } from '../support/etcd-http.lock.js';
-import { uniqueName } from '../support/backends.js';
-import { type RedisServer, startRedis } from '../support/servers.js';
 import {
-  closeEtcdInspector,
-  delay,
-  now,
-  redisMonitor,
-  redisRaw,
-  scope,
-  serverTtl,
-  serverValue,
-  TOKEN_BACKENDS,
-  type TokenBackend,
-} from './helpers.js';
+  type BackendFixture,
+  EXTENDING,
+  fixture,
+  NOT_EXTENDING,
+  uniqueName,
+} from '../support/backends.js';
+import { delay, now } from '../support/helpers.js';
+import { closeEtcdInspector, redisMonitor, redisRaw } from '../support/inspect.js';
+import { scope } from '../support/locks.js';
+import { type RedisServer, startRedis } from '../support/servers.js';
 
 afterAll(closeEtcdInspector);
 
-/** expire for the long holds: memcached and etcd count whole seconds, so a little longer there. */
-const EXPIRE: Record<TokenBackend, number> = {
-  redis: 2_000,
-  memory: 2_000,
-  memcached: 3_000,
-  etcd: 3_000,
-};
+/** expire for the long holds: a little longer where the server counts whole seconds. */
+const expireFor = (f: BackendFixture): number =>
+  f.capabilities.expiry.granularity >= 1_000 ? 3_000 : 2_000;
 
-describe.concurrent('autoExtend keeps the lock', () => {
-  it.for(TOKEN_BACKENDS)(
-    '%s: autoExtend true holds it for 2.5 × expire: held as seen by another client, signal never aborted, same token',
-    async (backend, { expect, onTestFinished }) => {
+const redis = fixture('redis');
+
+describe.concurrent('autoExtend keeps the lock, on every backend that declares extend', () => {
+  it.for(EXTENDING)(
+    '$name: autoExtend true holds it for 2.5 × expire: held as seen by another client, signal never aborted, same token',
+    async (f, { expect, onTestFinished }) => {
       const { lock } = scope(onTestFinished);
       const name = uniqueName('auto');
-      const expire = EXPIRE[backend];
-      const held = lock(backend, name, { expire, autoExtend: true });
-      const other = lock(backend, name);
+      const expire = expireFor(f);
+      const held = lock(f, name, { expire, autoExtend: true });
+      const other = lock(f, name);
       expect(held.renewEvery).toBeCloseTo(expire / 3);
       expect(await held.acquire(false)).toBe(true);
       const token = held.fencingToken;
@@ -68,27 +62,31 @@ describe.concurrent('autoExtend keeps the lock', () => {
       expect(held.fencingToken).toBe(token);
       await held.release(); // still this owner's
       expect(signal.aborted).toBe(false);
+      expect(await other.locked()).toBe(false);
     },
   );
 
-  it('redis: a number is the renewal interval: with 400 ms the PTTL never falls far below expire', async ({
-    expect,
-    onTestFinished,
-  }) => {
-    const { lock } = scope(onTestFinished);
-    const held = lock('redis', uniqueName('interval'), { expire: 2_000, autoExtend: 400 });
-    expect(held.renewEvery).toBe(400);
-    expect(await held.acquire(false)).toBe(true);
-    let lowest = Infinity;
-    const end = now() + 3_000;
-    while (now() < end) {
-      lowest = Math.min(lowest, (await serverTtl('redis', held.key)) ?? -2);
-      await delay(50);
-    }
-    // Without renewals it would reach 0 after 2 s; renewed every 400 ms it stays near 2000.
-    expect(lowest).toBeGreaterThan(1_000);
-    await held.release();
-  });
+  it.for(EXTENDING)(
+    '$name: the renewals set the TTL on the server: with autoExtend 400 it never falls far below expire',
+    async (f, { expect, onTestFinished }) => {
+      const { lock, client } = scope(onTestFinished);
+      const expire = expireFor(f);
+      const held = lock(f, uniqueName('interval'), { expire, autoExtend: 400 }, client(f));
+      expect(held.renewEvery).toBe(400);
+      expect(await held.acquire(false)).toBe(true);
+      let lowest = Infinity;
+      const end = now() + expire + 1_000;
+      while (now() < end) {
+        lowest = Math.min(lowest, (await f.server.ttl(held)) ?? -2);
+        await delay(50);
+      }
+      // Without renewals it would be gone after `expire`; renewed every 400 ms (plus a second
+      // where the server counts whole seconds) it stays well above half of it.
+      expect(lowest).toBeGreaterThan(expire / 2);
+      expect(held.signal.aborted).toBe(false);
+      await held.release();
+    },
+  );
 
   it('redis: the renewals stop with the release: MONITOR sees none of the old token afterwards, and the next holder keeps its own TTL', async ({
     expect,
@@ -96,11 +94,11 @@ describe.concurrent('autoExtend keeps the lock', () => {
   }) => {
     const { lock, defer } = scope(onTestFinished);
     const name = uniqueName('stop');
-    const held = lock('redis', name, { expire: 1_500, autoExtend: 300 });
+    const held = lock(redis, name, { expire: 1_500, autoExtend: 300 });
     const monitor = await redisMonitor();
     defer(() => monitor.close());
     expect(await held.acquire(false)).toBe(true);
-    const token = await serverValue('redis', held.key);
+    const token = await redis.server.value(held);
     expect(token).toMatch(/^[0-9a-f]{32}$/);
     // A renewal runs the extend script with the token; the release script names its channel.
     const renewals = () =>
@@ -114,13 +112,13 @@ describe.concurrent('autoExtend keeps the lock', () => {
     await delay(200); // MONITOR lines may trail the replies
     const atRelease = renewals();
 
-    const next = lock('redis', name, { expire: 1_500 });
+    const next = lock(redis, name, { expire: 1_500 });
     expect(await next.acquire(false)).toBe(true);
-    const owner = await serverValue('redis', next.key);
+    const owner = await redis.server.value(next);
     await delay(1_000); // more than 3 renewal intervals of the old holder
     expect(renewals(), 'renewals after the release').toBe(atRelease);
-    expect(await serverValue('redis', next.key)).toBe(owner);
-    const ttl = await serverTtl('redis', next.key);
+    expect(await redis.server.value(next)).toBe(owner);
+    const ttl = await redis.server.ttl(next);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(500); // 1500 - 1000: it was never extended
   });
@@ -238,18 +236,24 @@ describe('autoExtend settings that cannot work fail at construction and in confi
     globalExpect(new MemoryLock('x', { expire: 3_000 }).renewEvery).toBe(1_000);
   });
 
-  it('etcdhttp (no _extend): autoExtend throws a RangeError at construction, also when configured', () => {
-    const client = new EtcdHttpClient('http://127.0.0.1:1');
-    const make =
-      (options: { autoExtend?: boolean | number } = {}) =>
-      () =>
-        new EtcdHttpLock('x', { client, expire: 3_000, ...options });
-    globalExpect(make({ autoExtend: true })).toThrow(RangeError);
-    globalExpect(make({ autoExtend: 1_000 })).toThrow(/'autoExtend'.*etcdhttp.*no _extend/);
-    globalExpect(make()).not.toThrow();
-    configure({ autoExtend: true });
-    globalExpect(make()).toThrow(RangeError);
-    globalExpect(make({ autoExtend: false })).not.toThrow();
-    globalExpect(new RedisLock('x', { expire: 3_000 }).renewEvery).toBe(1_000);
-  });
+  it.for(NOT_EXTENDING)(
+    '$name (declares no extend): autoExtend throws a RangeError at construction, also when configured',
+    (f) => {
+      // Construction talks to no server: no client is needed.
+      const make =
+        (options: { autoExtend?: boolean | number } = {}) =>
+        () =>
+          new f.LockClass('x', { expire: 3_000, ...options });
+      globalExpect(make({ autoExtend: true })).toThrow(RangeError);
+      globalExpect(make({ autoExtend: 1_000 })).toThrow(
+        new RegExp(`'autoExtend'.*the ${f.name} backend cannot extend a lock`),
+      );
+      globalExpect(make()).not.toThrow();
+      globalExpect(make()().renewEvery).toBeNull();
+      configure({ autoExtend: true });
+      globalExpect(make()).toThrow(RangeError);
+      globalExpect(make({ autoExtend: false })).not.toThrow();
+      globalExpect(new RedisLock('x', { expire: 3_000 }).renewEvery).toBe(1_000);
+    },
+  );
 });

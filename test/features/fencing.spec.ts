@@ -11,34 +11,33 @@ import { Cluster } from 'ioredis';
 import { MemoryLock, MemoryStore, RedisLock } from 'nestjs-sherlock';
 import { afterAll, describe, it } from 'vitest';
 
-import { uniqueName } from '../support/backends.js';
-import { type RedisServer, startRedis } from '../support/servers.js';
+import { FENCING, NO_FENCING, uniqueName } from '../support/backends.js';
+import { expectStrictlyIncreasing, waitFor } from '../support/helpers.js';
 import {
   closeEtcdInspector,
   etcdHolder,
-  expectStrictlyIncreasing,
+  etcdInspector,
   memcachedDelete,
   memcachedGet,
   redisRaw,
   redisTarget,
-  scope,
-  TOKEN_BACKENDS,
-  waitUntil,
-} from './helpers.js';
+} from '../support/inspect.js';
+import { scope } from '../support/locks.js';
+import { type RedisServer, startRedis } from '../support/servers.js';
 
 afterAll(closeEtcdInspector);
 
 const CLIENTS = 3;
 const ROUNDS = 20;
 
-describe.concurrent('fencing tokens', () => {
-  it.for(TOKEN_BACKENDS)(
-    `%s: ${CLIENTS} clients × ${ROUNDS} acquires in turn: each token above the one before; none before acquire or after release`,
-    async (backend, { expect, onTestFinished }) => {
+describe.concurrent('fencing tokens, on every backend that declares them', () => {
+  it.for(FENCING)(
+    `$name: ${CLIENTS} clients × ${ROUNDS} acquires in turn: each token above the one before; none before acquire or after release`,
+    async (f, { expect, onTestFinished }) => {
       const { lock } = scope(onTestFinished);
       const name = uniqueName('fence');
       // One lock object per client, each on a client (connection) of its own.
-      const locks = Array.from({ length: CLIENTS }, () => lock(backend, name));
+      const locks = Array.from({ length: CLIENTS }, () => lock(f, name));
       for (const each of locks) expect(each.fencingToken).toBeUndefined();
 
       const tokens: (string | undefined)[] = [];
@@ -54,41 +53,64 @@ describe.concurrent('fencing tokens', () => {
         }
       }
       expect(tokens).toHaveLength(CLIENTS * ROUNDS);
-      expectStrictlyIncreasing(expect, tokens);
+      expectStrictlyIncreasing(tokens);
     },
   );
 
-  it('a rival that fails to acquire gets no token, and the holder keeps its own', async ({
-    expect,
-    onTestFinished,
-  }) => {
-    const { lock } = scope(onTestFinished);
-    const name = uniqueName('rival');
-    const holder = lock('redis', name);
-    const rival = lock('redis', name);
-    expect(await holder.acquire(false)).toBe(true);
-    const token = holder.fencingToken;
-    expect(await rival.acquire(false)).toBe(false);
-    expect(rival.fencingToken).toBeUndefined();
-    expect(holder.fencingToken).toBe(token);
-    await holder.release();
-    expect(await rival.acquire(false)).toBe(true);
-    expect(BigInt(rival.fencingToken ?? -1)).toBeGreaterThan(BigInt(token ?? 0));
-  });
+  it.for(FENCING)(
+    '$name: a rival that fails to acquire gets no token, and the holder keeps its own',
+    async (f, { expect, onTestFinished }) => {
+      const { lock } = scope(onTestFinished);
+      const name = uniqueName('rival');
+      const holder = lock(f, name);
+      const rival = lock(f, name);
+      expect(await holder.acquire(false)).toBe(true);
+      const token = holder.fencingToken;
+      expect(await rival.acquire(false)).toBe(false);
+      expect(rival.fencingToken).toBeUndefined();
+      expect(holder.fencingToken).toBe(token);
+      await holder.release();
+      expect(await rival.acquire(false)).toBe(true);
+      expect(BigInt(rival.fencingToken ?? -1)).toBeGreaterThan(BigInt(token ?? 0));
+    },
+  );
 
-  it('etcdhttp (a custom backend that issues none): fencingToken stays undefined while held', async ({
-    expect,
-    onTestFinished,
-  }) => {
-    const { lock } = scope(onTestFinished);
-    const held = lock('etcdhttp', uniqueName('no-fence'));
-    expect(await held.acquire(false)).toBe(true);
-    expect(held.isAcquired).toBe(true);
-    expect(held.fencingToken).toBeUndefined();
-    await held.release();
-    expect(held.fencingToken).toBeUndefined();
-  });
+  it.for(FENCING)(
+    '$name: a holding taken after the previous one expired gets a higher token',
+    async (f, { expect, onTestFinished }) => {
+      const { lock } = scope(onTestFinished);
+      const name = uniqueName('fence-expiry');
+      const first = lock(f, name, { expire: f.shortExpire });
+      const next = lock(f, name, { retryInterval: 50 });
+      expect(await first.acquire(false)).toBe(true);
+      const token = first.fencingToken;
+      expect(await next.acquire({ timeout: f.shortExpire + 5_000 })).toBe(true);
+      expect(first.fencingToken, 'still its own holding, as far as it knows').toBe(token);
+      expectStrictlyIncreasing([token, next.fencingToken]);
+      await next.release();
+    },
+  );
+});
 
+describe.concurrent('no fencing tokens, on every backend that does not declare them', () => {
+  it.for(NO_FENCING)(
+    '$name: fencingToken stays undefined while held, and after',
+    async (f, { expect, onTestFinished }) => {
+      const { lock } = scope(onTestFinished);
+      const name = uniqueName('no-fence');
+      for (const held of [lock(f, name), lock(f, name)]) {
+        expect(held.fencingToken).toBeUndefined();
+        expect(await held.acquire(false)).toBe(true);
+        expect(held.isAcquired).toBe(true);
+        expect(held.fencingToken).toBeUndefined();
+        await held.release();
+        expect(held.fencingToken).toBeUndefined();
+      }
+    },
+  );
+});
+
+describe.concurrent('where each backend takes its tokens from', () => {
   it("etcd: the token is the revision that created the holder's entry", async ({
     expect,
     onTestFinished,
@@ -98,6 +120,21 @@ describe.concurrent('fencing tokens', () => {
     for (let i = 0; i < 3; i++) {
       expect(await held.acquire(false)).toBe(true);
       const kv = await etcdHolder(held.key);
+      expect(kv?.create_revision).toBe(held.fencingToken);
+      expect(kv?.mod_revision).toBe(held.fencingToken);
+      await held.release();
+    }
+  });
+
+  it('etcdgateway (a custom LockBackend): the token is the revision of the put that took the key, its create revision', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { lock } = scope(onTestFinished);
+    const held = lock('etcdgateway', uniqueName('gw-revision'));
+    for (let i = 0; i < 3; i++) {
+      expect(await held.acquire(false)).toBe(true);
+      const [kv] = (await etcdInspector().get(held.key).exec()).kvs;
       expect(kv?.create_revision).toBe(held.fencingToken);
       expect(kv?.mod_revision).toBe(held.fencingToken);
       await held.release();
@@ -121,7 +158,7 @@ describe.concurrent('fencing tokens', () => {
       await a.release();
       await b.release();
     }
-    expectStrictlyIncreasing(expect, tokens);
+    expectStrictlyIncreasing(tokens);
     expect(tokens[0]).toBe('1');
     expect(await elsewhere.acquire(false)).toBe(true);
     expect(elsewhere.fencingToken).toBe('1');
@@ -183,7 +220,7 @@ describe.concurrent('fencing tokens', () => {
     expect(await redisRaw(['DEL', first.fencingKey])).toBe(1);
     expect(await second.acquire(false)).toBe(true);
     tokens.push(second.fencingToken);
-    expectStrictlyIncreasing(expect, tokens);
+    expectStrictlyIncreasing(tokens);
     await second.release();
   });
 
@@ -218,10 +255,12 @@ describe.concurrent('fencing tokens', () => {
 
     // Evicted: the next acquisition creates it again from the clock, above every token so far.
     expect(await memcachedDelete(fenceKey)).toBe(true);
-    await waitUntil(() => Date.now() * 1000 > Number(initial) + 1000, 'the clock moving on');
+    await waitFor(() => Date.now() * 1000 > Number(initial) + 1000, {
+      what: 'the clock moving on',
+    });
     expect(await second.acquire(false)).toBe(true);
     tokens.push(second.fencingToken);
-    expectStrictlyIncreasing(expect, tokens);
+    expectStrictlyIncreasing(tokens);
     expect((await memcachedGet(fenceKey))?.value).toBe(second.fencingToken);
   });
 
@@ -240,7 +279,7 @@ describe.concurrent('fencing tokens', () => {
       expect((await memcachedGet(fenceKey))?.value).toBe(held.fencingToken);
       await held.release();
     }
-    expectStrictlyIncreasing(expect, tokens);
+    expectStrictlyIncreasing(tokens);
     await memcachedDelete(fenceKey);
   });
 });
@@ -260,9 +299,9 @@ describe("redis cluster (one node holding all 16 384 slots): the counter is in t
     });
     const target = redisTarget(server.url);
     await redisRaw(['CLUSTER', 'ADDSLOTSRANGE', 0, 16383], target);
-    await waitUntil(
+    await waitFor(
       async () => String(await redisRaw(['CLUSTER', 'INFO'], target)).includes('cluster_state:ok'),
-      'cluster_state:ok',
+      { what: 'cluster_state:ok' },
     );
     cluster = new Cluster([{ host: '127.0.0.1', port: server.port }]);
     return { server, cluster };
@@ -319,7 +358,7 @@ describe("redis cluster (one node holding all 16 384 slots): the counter is in t
     // Each namespace has its own counter in a slot; the slots are exactly those of the lock keys.
     expect(counterSlots).toEqual(lockSlots);
     // Names sharing a counter (e.g. one hash tag) still each get increasing tokens.
-    for (const tokens of perCounter.values()) expectStrictlyIncreasing(expect, tokens);
+    for (const tokens of perCounter.values()) expectStrictlyIncreasing(tokens);
     expect(Math.max(...[...perCounter.values()].map((tokens) => tokens.length))).toBeGreaterThan(
       20,
     );

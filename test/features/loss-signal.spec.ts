@@ -5,44 +5,25 @@
  * `lockEvents` emits 'lost' at the same time. A paused holder process: processes.spec.ts.
  */
 import { Redis } from 'ioredis';
-import {
-  type BaseLock,
-  LockError,
-  lockEvents,
-  type LockLostEvent,
-  LockLostError,
-  RedisLock,
-} from 'nestjs-sherlock';
+import { type BaseLock, LockError, LockLostError, RedisLock } from 'nestjs-sherlock';
 import { afterAll, describe, it } from 'vitest';
 
-import { uniqueName } from '../support/backends.js';
-import { type RedisServer, startRedis } from '../support/servers.js';
+import { EXTENDING, fixtures, lifetime, uniqueName } from '../support/backends.js';
 import {
   abortTime,
-  closeEtcdInspector,
   delay,
-  deleteByHand,
   expectLost,
   expectReleaseError,
+  lostEventsOf,
   now,
-  rejection,
-  scope,
-  type TokenBackend,
-  waitUntil,
-} from './helpers.js';
+  rejectionOf,
+  waitFor,
+} from '../support/helpers.js';
+import { closeEtcdInspector } from '../support/inspect.js';
+import { scope } from '../support/locks.js';
+import { type RedisServer, startRedis } from '../support/servers.js';
 
 afterAll(closeEtcdInspector);
-
-/** The lost events of `lock` from now on. */
-function lostEventsOf(lock: object, onTestFinished: (fn: () => void) => void): LockLostEvent[] {
-  const events: LockLostEvent[] = [];
-  const listener = (event: LockLostEvent) => {
-    if (event.lock === lock) events.push(event);
-  };
-  lockEvents.on('lost', listener);
-  onTestFinished(() => void lockEvents.off('lost', listener));
-  return events;
-}
 
 interface AbortSeen {
   /** ms from just before acquire() to the abort. */
@@ -64,33 +45,40 @@ async function acquireAndAwaitAbort(held: BaseLock, other: BaseLock): Promise<Ab
   );
 }
 
+/** The expire of the tests below: 2 s, on every backend. */
+const EXPIRE = 2_000;
+
 describe.concurrent('without autoExtend the signal aborts before the server frees the lock', () => {
-  it.for(['redis', 'memory', 'etcd'] as const)(
-    "%s, expire 2000: aborts ~1800 ms after the acquire ('unconfirmed'), while another client still sees it held; 'lost' is emitted with it",
-    async (backend: TokenBackend, { expect, onTestFinished }) => {
+  it.for(fixtures)(
+    `$name, expire ${EXPIRE}: aborts a tenth of what the server surely keeps before that ('unconfirmed'), while another client still sees it held; 'lost' is emitted with it`,
+    async (f, { expect, onTestFinished }) => {
       const { lock } = scope(onTestFinished);
       const name = uniqueName('margin');
-      const held = lock(backend, name, { expire: 2_000 });
-      const other = lock(backend, name);
+      const held = lock(f, name, { expire: EXPIRE });
+      const other = lock(f, name);
       const events = lostEventsOf(held, onTestFinished);
+      // What the server surely keeps, as the backend declares (memcached: up to 1 s less), and
+      // when the signal should abort: a tenth of that (at most 1 s) before.
+      const kept = lifetime(f, EXPIRE);
+      const abortAt = kept - Math.min(kept / 10, 1_000);
 
       const seen = await acquireAndAwaitAbort(held, other);
-      expect(seen.after).toBeGreaterThan(1_000);
-      expect(seen.after).toBeLessThan(2_000);
+      expect(seen.after).toBeGreaterThan(abortAt - 50);
+      expect(seen.after).toBeLessThan(kept);
       expect(await seen.heldThen, 'held on the server when the signal aborted').toBe(true);
-      expectLost(expect, held.signal, ['unconfirmed']);
+      expectLost(held.signal, ['unconfirmed']);
       expect(events.map(({ name: n, key, error }) => ({ n, key, error }))).toEqual([
         { n: name, key: held.key, error: held.signal.reason },
       ]);
 
       // The server frees it afterwards, and then it is not this owner's any more.
       const abortedAt = now();
-      await waitUntil(async () => !(await other.locked()), 'the expiry', 5_000);
+      await waitFor(async () => !(await other.locked()), { what: 'the expiry', timeout: 5_000 });
       const freedAfter = now() - abortedAt;
       console.log(
-        `${backend}: signal aborted ${Math.round(seen.after)} ms after the acquire, lock free ${Math.round(freedAfter)} ms later`,
+        `${f.name}: signal aborted ${Math.round(seen.after)} ms after the acquire, lock free ${Math.round(freedAfter)} ms later`,
       );
-      await expectReleaseError(expect, held.release(), 'not-owned');
+      await expectReleaseError(held.release(), 'not-owned');
     },
   );
 
@@ -107,7 +95,11 @@ describe.concurrent('without autoExtend the signal aborts before the server free
       const start = now();
       const seen = await acquireAndAwaitAbort(held, other);
       const heldThen = await seen.heldThen;
-      await waitUntil(async () => !(await other.locked()), 'the expiry', 5_000, 10);
+      await waitFor(async () => !(await other.locked()), {
+        what: 'the expiry',
+        timeout: 5_000,
+        interval: 10,
+      });
       return { after: Math.round(seen.after), heldThen, freedAt: Math.round(now() - start) };
     });
     const results = await Promise.all(trials);
@@ -120,51 +112,51 @@ describe.concurrent('without autoExtend the signal aborts before the server free
     }
   });
 
-  it("autoExtend finds the lock taken at its next renewal: the signal aborts ('taken') within about one interval", async ({
-    expect,
-    onTestFinished,
-  }) => {
-    const { lock } = scope(onTestFinished);
-    const name = uniqueName('stolen');
-    const held = lock('redis', name, { expire: 5_000, autoExtend: 300 });
-    const thief = lock('redis', name, { expire: 5_000 });
-    const events = lostEventsOf(held, onTestFinished);
-    const error = await rejection(
-      held.using(async (own) => {
-        await deleteByHand('redis', own.key);
-        expect(await thief.acquire(false)).toBe(true);
-        const start = now();
-        const abortedAt = await abortTime(own.signal);
-        expect(abortedAt - start).toBeLessThan(1_500);
-        expectLost(expect, own.signal, ['taken']);
-      }),
-    );
-    // using() releases at the end: no longer this owner's, so it says so.
-    expect(error).toBeInstanceOf(LockError);
-    expect((error as LockError).message).toMatch(/you do not hold it any more/);
-    expect(events).toHaveLength(1);
-    expect(await thief.locked()).toBe(true);
-  });
+  it.for(EXTENDING)(
+    "$name: autoExtend finds the lock taken at its next renewal: the signal aborts ('taken') within about one interval",
+    async (f, { expect, onTestFinished }) => {
+      const { lock } = scope(onTestFinished);
+      const name = uniqueName('stolen');
+      const held = lock(f, name, { expire: 5_000, autoExtend: 300 });
+      const thief = lock(f, name, { expire: 5_000 });
+      const events = lostEventsOf(held, onTestFinished);
+      const error = await rejectionOf(
+        held.using(async (own) => {
+          await f.server.remove(own);
+          expect(await thief.acquire(false)).toBe(true);
+          const start = now();
+          const abortedAt = await abortTime(own.signal);
+          expect(abortedAt - start).toBeLessThan(1_500);
+          expectLost(own.signal, ['taken']);
+        }),
+      );
+      // using() releases at the end: no longer this owner's, so it says so.
+      expect(error).toBeInstanceOf(LockError);
+      expect(error.message).toMatch(/you do not hold it any more/);
+      expect(events).toHaveLength(1);
+      expect(await thief.locked()).toBe(true);
+    },
+  );
 
-  it('a normal release is no loss: a signal taken while held stays un-aborted; lock.signal afterwards is aborted with a plain LockError', async ({
-    expect,
-    onTestFinished,
-  }) => {
-    const { lock } = scope(onTestFinished);
-    const held = lock('memory', uniqueName('released'), { expire: 1_000, autoExtend: true });
-    const events = lostEventsOf(held, onTestFinished);
-    expect(held.signal.aborted, 'not held yet').toBe(true);
-    expect(await held.acquire(false)).toBe(true);
-    const signal = held.signal;
-    expect(signal.aborted).toBe(false);
-    await held.release();
-    await delay(1_200); // past the expiry and several renewal intervals
-    expect(signal.aborted).toBe(false);
-    expect(held.signal.aborted).toBe(true);
-    expect(held.signal.reason).toBeInstanceOf(LockError);
-    expect(held.signal.reason).not.toBeInstanceOf(LockLostError);
-    expect(events).toEqual([]);
-  });
+  it.for(EXTENDING)(
+    '$name: a normal release is no loss: a signal taken while held stays un-aborted past the expiry; lock.signal afterwards is aborted with a plain LockError',
+    async (f, { expect, onTestFinished }) => {
+      const { lock } = scope(onTestFinished);
+      const held = lock(f, uniqueName('released'), { expire: f.shortExpire, autoExtend: true });
+      const events = lostEventsOf(held, onTestFinished);
+      expect(held.signal.aborted, 'not held yet').toBe(true);
+      expect(await held.acquire(false)).toBe(true);
+      const signal = held.signal;
+      expect(signal.aborted).toBe(false);
+      await held.release();
+      await delay(f.shortExpire + 200); // past the expiry and several renewal intervals
+      expect(signal.aborted).toBe(false);
+      expect(held.signal.aborted).toBe(true);
+      expect(held.signal.reason).toBeInstanceOf(LockError);
+      expect(held.signal.reason).not.toBeInstanceOf(LockLostError);
+      expect(events).toEqual([]);
+    },
+  );
 });
 
 describe('with autoExtend, a server that stops answering', () => {
@@ -192,7 +184,7 @@ describe('with autoExtend, a server that stops answering', () => {
       const abortedAfter = (await abortTime(held.signal)) - start;
       expect(abortedAfter).toBeGreaterThan(1_000);
       expect(abortedAfter).toBeLessThan(2_000);
-      expectLost(expect, held.signal, ['unconfirmed']);
+      expectLost(held.signal, ['unconfirmed']);
     } finally {
       server.resume();
     }

@@ -19,17 +19,9 @@ import {
 } from 'nestjs-sherlock';
 import { describe, it, type TestContext } from 'vitest';
 
-import { uniqueName } from '../support/backends.js';
+import { fixture, uniqueName } from '../support/backends.js';
+import { abortTime, delay, expectLost, now, rejectionOf } from '../support/helpers.js';
 import { backendOptions, CapturingLogger } from '../nest/helpers.js';
-import {
-  abortTime,
-  delay,
-  deleteByHand,
-  expectLost,
-  now,
-  rejection,
-  type TokenBackend,
-} from './helpers.js';
 
 type NestBackend = 'memory' | 'redis';
 const NEST_BACKENDS: readonly NestBackend[] = ['memory', 'redis'];
@@ -64,11 +56,11 @@ class LongJob {
 
   /** Deletes its lock's key behind its back, then waits for the signal to abort. */
   @Locked((name: string) => name, { autoExtend: 300, expire: 5_000 })
-  async robbed(name: string, backend: TokenBackend, store?: object): Promise<string> {
+  async robbed(name: string, backend: NestBackend): Promise<string> {
     void name;
     const lock = currentLock();
     if (!lock) throw new Error('no current lock');
-    await deleteByHand(backend, lock.key, store);
+    await fixture(backend).server.remove(lock);
     await abortTime(lock.signal);
     return (lock.signal.reason as Error).message;
   }
@@ -188,9 +180,8 @@ describe('Nest: a lost lock is logged', () => {
       const logger = new CapturingLogger();
       const app = await startApp(context, backendOptions(backend), logger);
       const name = uniqueName('robbed');
-      const store = backend === 'memory' ? backends.MEMORY.defaultClient() : undefined;
 
-      const error = await rejection(app.get(LongJob).robbed(name, backend, store));
+      const error = await rejectionOf(app.get(LongJob).robbed(name, backend));
       expect(error).toBeInstanceOf(LockReleaseError);
       expect((error as LockReleaseError).reason).toBe('not-owned');
       const lost = logger
@@ -209,9 +200,10 @@ describe('Nest: a lost lock is logged', () => {
     const name = uniqueName('own');
     const lock = app.get(LockService).create(name, { expire: 60_000 });
     expect(await lock.acquire(false)).toBe(true);
-    await deleteByHand('memory', lock.key, backends.MEMORY.defaultClient());
+    expect(lock.client).toBe(backends.MEMORY.defaultClient());
+    await fixture('memory').server.remove(lock);
     await expectReleaseErrorOnExtend(lock);
-    expectLost(expect, lock.signal, ['taken']);
+    expectLost(lock.signal, ['taken']);
     const lost = logger
       .from('SherlockModule')
       .filter((entry) => /was lost/.test(entry.message) && entry.message.includes(name));
@@ -220,7 +212,7 @@ describe('Nest: a lost lock is logged', () => {
 });
 
 async function expectReleaseErrorOnExtend(lock: BaseLock): Promise<void> {
-  const error = await rejection(lock.extend());
+  const error = await rejectionOf(lock.extend());
   if (!(error instanceof LockReleaseError) || error.reason !== 'not-owned') {
     throw new Error(`expected extend() to fail 'not-owned', got ${String(error)}`);
   }

@@ -24,7 +24,7 @@ import type {
 import { crossProcessNow, overlaps } from '../fixtures/counter-workload.js';
 import { uniqueName } from '../support/backends.js';
 import { redisUrl } from '../support/env.js';
-import { delay, expectStrictlyIncreasing } from './helpers.js';
+import { delay, expectStrictlyIncreasing } from '../support/helpers.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const WORKER = fileURLToPath(new URL('../fixtures/fencing-worker.ts', import.meta.url));
@@ -171,10 +171,7 @@ describe.concurrent(`${WORKERS} processes take turns on one lock name`, () => {
         `${backend}: ${sections.length} sections, ${changes.length} hand-overs between processes, tokens ${inOrder[0]?.token} .. ${inOrder.at(-1)?.token}`,
       );
       expect(changes.length, 'the processes did take turns').toBeGreaterThan(WORKERS);
-      expectStrictlyIncreasing(
-        expect,
-        inOrder.map((section) => section.token),
-      );
+      expectStrictlyIncreasing(inOrder.map((section) => section.token));
     },
   );
 });

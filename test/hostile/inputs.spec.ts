@@ -111,7 +111,7 @@ describe.each(fixtures)('hostile input: $name', (fixture: BackendFixture) => {
     }
     const name = `${odd}-${uniqueName()}`;
     const held = lock(name, { namespace: 'hostile' });
-    const prefix = fixture.name === 'etcd' || fixture.name === 'etcdhttp' ? 'hostile/' : 'hostile_';
+    const prefix = `hostile${fixture.keySeparator}`;
     expect(held.key.startsWith(prefix), held.key).toBe(true);
     expect(held.name).toBe(name);
     expect(await held.acquire(false)).toBe(true);

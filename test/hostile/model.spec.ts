@@ -23,7 +23,7 @@ const opArb = fc.record({
 
 /** Per backend: the expire used, the margin around it where both outcomes are fine, the sleep. */
 function timing(fixture: BackendFixture) {
-  const coarse = fixture.granularity >= 1_000;
+  const coarse = fixture.capabilities.expiry.granularity >= 1_000;
   return coarse
     ? { expire: 2_000, margin: 1_300, sleep: 700 }
     : { expire: 400, margin: 150, sleep: 250 };
@@ -34,9 +34,10 @@ describe.each(fixtures)('model-based sequences: $name', (fixture: BackendFixture
     const { expire, margin, sleep } = timing(fixture);
     // Memory locks are per store: both "clients" share one (another store is another world).
     const first = fixture.createClient();
-    const clients = [first, fixture.crossProcess ? fixture.createClient() : first];
-    // The custom etcdhttp backend has no extend(): skip those steps there.
-    const canExtend = fixture.name !== 'etcdhttp';
+    const clients = [first, fixture.capabilities.crossProcess ? fixture.createClient() : first];
+    // A backend that declares no extend refuses it (see test/features/extend.spec.ts): the
+    // sequences extend only where it is declared.
+    const canExtend = fixture.capabilities.extend;
     try {
       await fc.assert(
         fc.asyncProperty(fc.array(opArb, { minLength: 4, maxLength: 14 }), async (ops) => {

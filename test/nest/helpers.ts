@@ -1,109 +1,88 @@
 /**
- * Shared helpers of the Nest module tests (test/nest/*.spec.ts): applications that are always
+ * The Nest-only helpers of the module tests (test/nest/*.spec.ts): applications that are always
  * closed, probes that look at the real servers through clients of their own ("another process"),
- * a logger that records what the module logs, gates and polling.
+ * and a logger that records what the module logs. The backends, their clients and lock classes
+ * come from the one table (test/support/backends.ts); polling, gates and rejections from
+ * test/support/helpers.ts.
  */
 import type { INestApplication, LoggerService, ModuleMetadata } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import { ClientClosedError, Etcd3 } from 'etcd3';
-import { Redis } from 'ioredis';
-import memjs from 'memjs';
+import { ClientClosedError, type Etcd3 } from 'etcd3';
+import type { Redis } from 'ioredis';
+import type memjs from 'memjs';
 import {
   backends,
   type BaseLock,
   type BaseLockOptions,
   type ConnectionSettings,
-  EtcdLock,
-  MemcachedLock,
-  MemoryLock,
-  RedisLock,
 } from 'nestjs-sherlock';
-import { performance } from 'node:perf_hooks';
-import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 
-import { uniqueName } from '../support/backends.js';
-import { etcdHosts, memcachedServerList, redisUrl } from '../support/env.js';
+import { fixture, type LockConstructor, uniqueName } from '../support/backends.js';
 
-export { delay, uniqueName };
+export { uniqueName };
+export { delay, gate, type Gate, rejectionOf, waitFor } from '../support/helpers.js';
 
+/** The backends the Nest tests register (the built-in ones, by name). */
 export type ServerBackend = 'redis' | 'memcached' | 'etcd';
 export type NestBackend = ServerBackend | 'memory';
 
 export const SERVER_BACKENDS: readonly ServerBackend[] = ['redis', 'memcached', 'etcd'];
 export const ALL_BACKENDS: readonly NestBackend[] = ['memory', ...SERVER_BACKENDS];
 
-/** The `connection` setting of each server backend, pointing at the test servers. */
-export const connections: Record<ServerBackend, () => ConnectionSettings> = {
-  redis: () => redisUrl(),
-  memcached: () => memcachedServerList(),
-  etcd: () => etcdHosts(),
-};
-
 /** `forRoot()` options for `backend` on the test servers (memory: the process-wide store). */
 export function backendOptions(backend: NestBackend): {
   backend: NestBackend;
   connection?: ConnectionSettings;
 } {
-  return backend === 'memory' ? { backend } : { backend, connection: connections[backend]() };
+  const { connection } = fixture(backend);
+  return connection ? { backend, connection: connection() } : { backend };
 }
-
-const quietLogger = { log: () => undefined };
 
 /** Whether a client is usable ('open'), closed for good ('closed'), or in between. */
 export type ClientState = 'open' | 'closed' | 'other';
 
-/** How to make, close and inspect a client of a server backend's library. */
-export const clients: Record<
+/** How to tell whether a client of each server backend's library is open or closed. */
+const clientStates: Record<ServerBackend, (client: object) => Promise<ClientState>> = {
+  redis: async (client) => {
+    const { status } = client as Redis;
+    return status === 'ready' ? 'open' : status === 'end' ? 'closed' : 'other';
+  },
+  // memjs reconnects on the next command after close(): look at its sockets instead.
+  memcached: async (client) => {
+    const connected = (client as memjs.Client).servers.map((server) => server.connected);
+    if (connected.every(Boolean)) return 'open';
+    return connected.some(Boolean) ? 'other' : 'closed';
+  },
+  etcd: async (client) =>
+    (client as Etcd3)
+      .get('nestjs-sherlock-probe')
+      .string()
+      .then(
+        (): ClientState => 'open',
+        (err: unknown): ClientState => (err instanceof ClientClosedError ? 'closed' : 'other'),
+      ),
+};
+
+/** How to make, close and inspect a client of a server backend's library (from the table). */
+export const clients = Object.fromEntries(
+  SERVER_BACKENDS.map((backend) => {
+    const { createClient, closeClient } = fixture(backend);
+    return [backend, { create: createClient, close: closeClient, state: clientStates[backend] }];
+  }),
+) as Record<
   ServerBackend,
   {
     create(): object;
     close(client: object): Promise<void>;
     state(client: object): Promise<ClientState>;
   }
-> = {
-  redis: {
-    create: () => new Redis(redisUrl()),
-    close: async (client) => (client as Redis).disconnect(),
-    state: async (client) => {
-      const { status } = client as Redis;
-      return status === 'ready' ? 'open' : status === 'end' ? 'closed' : 'other';
-    },
-  },
-  memcached: {
-    create: () => memjs.Client.create(memcachedServerList().join(','), { logger: quietLogger }),
-    close: async (client) => (client as memjs.Client).close(),
-    // memjs reconnects on the next command after close(): look at its sockets instead.
-    state: async (client) => {
-      const connected = (client as memjs.Client).servers.map((server) => server.connected);
-      if (connected.every(Boolean)) return 'open';
-      return connected.some(Boolean) ? 'other' : 'closed';
-    },
-  },
-  etcd: {
-    create: () => new Etcd3({ hosts: etcdHosts() }),
-    close: async (client) => (client as Etcd3).close(),
-    state: async (client) =>
-      (client as Etcd3)
-        .get('nestjs-sherlock-probe')
-        .string()
-        .then(
-          (): ClientState => 'open',
-          (err: unknown): ClientState => (err instanceof ClientClosedError ? 'closed' : 'other'),
-        ),
-  },
-};
+>;
 
-/** The lock class of each backend. */
-export const lockClasses: Record<
-  NestBackend,
-  new (name: string, options?: BaseLockOptions) => BaseLock
-> = {
-  redis: RedisLock,
-  memcached: MemcachedLock,
-  etcd: EtcdLock,
-  memory: MemoryLock,
-};
+/** The lock class of each backend (from the table). */
+export const lockClasses = Object.fromEntries(
+  ALL_BACKENDS.map((backend) => [backend, fixture(backend).LockClass]),
+) as Record<NestBackend, LockConstructor>;
 
 /** Looks at a backend through a client of its own, as another process would. */
 export interface Probe {
@@ -186,43 +165,6 @@ export function useApps(): Apps {
       await app.close();
     },
   };
-}
-
-/** The error `promise` rejects with (fails the test if it resolves). */
-export async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).toBeInstanceOf(Error);
-    return err as Error;
-  }
-  throw new Error('expected the promise to reject, but it resolved');
-}
-
-/** Polls `check` until it returns true; fails after `timeout` ms. */
-export async function waitFor(
-  check: () => boolean | Promise<boolean>,
-  { timeout = 5_000, interval = 20, what = 'the condition' } = {},
-): Promise<void> {
-  const deadline = performance.now() + timeout;
-  while (!(await check())) {
-    if (performance.now() > deadline) throw new Error(`${what} did not hold within ${timeout} ms`);
-    await delay(interval);
-  }
-}
-
-/** A promise opened from outside: `open()` resolves it. */
-export interface Gate {
-  readonly promise: Promise<void>;
-  open(): void;
-}
-
-export function gate(): Gate {
-  let open: () => void = () => undefined;
-  const promise = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  return { promise, open };
 }
 
 export interface LogEntry {

@@ -5,15 +5,19 @@
 import { Injectable, Module } from '@nestjs/common';
 import { ConfigModule, ConfigService } from '@nestjs/config';
 import { Test } from '@nestjs/testing';
+import { Redis } from 'ioredis';
 import {
+  configure,
+  DEFAULT_LOCK_OPTIONS,
   getLockServiceToken,
   InjectLockService,
   LockService,
   SherlockModule,
   type SherlockModuleOptions,
   type SherlockOptionsFactory,
+  resetConfiguration,
 } from 'nestjs-sherlock';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 
 import { etcdHosts, memcachedServerList, redisUrl } from '../support/env.js';
 import {
@@ -274,5 +278,43 @@ describe('named registrations', () => {
     expect(await etcd.isLocked(mainName)).toBe(false);
     await mainLock.release();
     expect(await redis.isLocked(mainName)).toBe(false);
+  });
+});
+
+describe('a registration owns its settings: nothing comes from configure()', () => {
+  afterEach(() => resetConfiguration());
+
+  it("configure({ namespace: 'x', expire: 1 }) before and after the module starts changes none of its keys or expiries", async () => {
+    // The registration sets neither namespace nor expire: its locks get the library's defaults
+    // (no prefix, 60 s), never what configure() set for the default manager.
+    configure({ backend: 'memory', namespace: 'x', expire: 1 });
+    const app = await apps.start({
+      imports: [SherlockModule.forRoot({ backend: 'redis', connection: redisUrl() })],
+    });
+    const locks = app.get(LockService);
+    const redis = new Redis(redisUrl());
+    const check = async (label: string) => {
+      const name = uniqueName(label);
+      const lock = await locks.acquire(name);
+      try {
+        expect(lock.key, label).toBe(name);
+        expect(lock.expire, label).toBe(DEFAULT_LOCK_OPTIONS.expire);
+        expect(lock.timeout, label).toBe(DEFAULT_LOCK_OPTIONS.timeout);
+        // The server has the registration's expiry (60 s), not configure()'s 1 or 2 ms.
+        expect(await redis.pttl(name), label).toBeGreaterThan(50_000);
+        await delay(50);
+        expect(await redis.exists(name), `${label}: still held after 50 ms`).toBe(1);
+      } finally {
+        await lock.release();
+      }
+    };
+    try {
+      await check('configured-before');
+      configure({ namespace: 'y', expire: 2, timeout: 1 });
+      await check('configured-after');
+      expect(locks.manager.defaults.namespace).toBeNull();
+    } finally {
+      redis.disconnect();
+    }
   });
 });

@@ -512,14 +512,17 @@ describe('the packed package, installed where no driver exists', () => {
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
-  it('the tarball holds the built files, their TypeScript sources (for source maps) and package.json only', () => {
+  it('the tarball holds the built files, their TypeScript sources (for source maps), package.json and the documents only', () => {
+    const documents = ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md'];
     expect(packed).toEqual(
       expect.arrayContaining([
-        'package.json',
+        ...documents,
         'dist/index.js',
         'dist/index.d.ts',
         'dist/sherlock.js',
         'dist/sherlock.d.ts',
+        'dist/backend.js',
+        'dist/backend.d.ts',
       ]),
     );
     expect(packed).toEqual(expect.arrayContaining(['lib/index.ts', 'lib/core/base-lock.ts']));
@@ -527,7 +530,7 @@ describe('the packed package, installed where no driver exists', () => {
       (file) =>
         !file.startsWith('dist/') &&
         !(file.startsWith('lib/') && file.endsWith('.ts')) &&
-        !['package.json', 'README.md', 'LICENSE'].includes(file),
+        !documents.includes(file),
     );
     expect(unexpected).toEqual([]);
   });

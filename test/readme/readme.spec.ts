@@ -18,7 +18,7 @@ const blocks = [...readFileSync(join(root, 'README.md'), 'utf8').matchAll(/```ts
 
 describe('README core examples', () => {
   it('has the examples this test expects', () => {
-    expect(blocks.length).toBe(4);
+    expect(blocks.length).toBe(5);
   });
 
   it.each(blocks.map((code, index) => ({ index, code, first: code.split('\n')[0] })))(

@@ -2,7 +2,9 @@
  * A custom backend, written the way the README's "Extending" section shows: a lock over etcd's
  * JSON gateway (`/v3/...` over plain HTTP with fetch), registered with `backends.register()`.
  * It implements only the three primitives; blocking, timeouts, retries, deadlines, `using` and
- * validation come from BaseLock. The conformance suite runs against it like any built-in backend.
+ * validation come from BaseLock. It declares no fencing and (without `_extend`) no extend, so the
+ * contract suite checks that those are refused cleanly; its leases count whole seconds, which its
+ * registration says. (test/support/etcd-http.backend.ts is the same lock written the new way.)
  */
 import { BaseLock, backends, type BaseLockOptions } from 'nestjs-sherlock';
 
@@ -68,4 +70,6 @@ export const ETCDHTTP = backends.register({
   library: 'fetch',
   clientClass: EtcdHttpClient,
   defaultArgs: ['http://127.0.0.1:2379'],
+  // Leases count whole seconds: shorter expiries are refused, and the loss signal counts on it.
+  capabilities: { expiry: { granularity: 1000, minimum: 1000, maximum: null, earlyBy: 0 } },
 });

@@ -1,0 +1,298 @@
+/**
+ * Raw access to what each test server really holds, never through the library: RESP over TCP for
+ * Redis (and each server of the Redlock quorum), the text protocol over TCP for Memcached, an etcd3
+ * client of its own for Etcd, the MemoryStore itself for memory. `ServerView` is the same look
+ * for every backend (the lock's owner token, its TTL, deleting its key), so that a test of a
+ * declared capability asserts the same server state on every backend that claims it.
+ */
+import { Etcd3, type IKeyValue } from 'etcd3';
+import type { MemoryStore } from 'nestjs-sherlock';
+import { connect } from 'node:net';
+import { expect } from 'vitest';
+
+import { etcdHosts, memcachedServerList, redisUrl, redlockUrls } from './env.js';
+import { redisCommand, type RedisTarget, type RespValue, tcpExchange } from './servers.js';
+
+/** What a view needs of a lock: its key on the server, and its client (the store for memory). */
+export interface LockOnServer {
+  readonly key: string;
+  readonly client: object;
+}
+
+/** A backend's server, looked at directly. */
+export interface ServerView {
+  /** The owner token the server holds for the lock's key (undefined when nobody holds it). */
+  value(lock: LockOnServer): Promise<string | undefined>;
+  /**
+   * The lock's remaining time to live on the server in ms (whole seconds where the server counts
+   * them): null when nobody holds it, -1 when it never expires.
+   */
+  ttl(lock: LockOnServer): Promise<number | null>;
+  /** Deletes the lock's key behind the library's back (what an expiry does); asserts it existed. */
+  remove(lock: LockOnServer): Promise<void>;
+}
+
+function hostPort(address: string): { host: string; port: number } {
+  const url = new URL(address.includes('://') ? address : `tcp://${address}`);
+  return { host: url.hostname, port: Number(url.port) };
+}
+
+// -------------------------------------------------------------------------------------------------
+// Redis
+
+export function redisTarget(url = redisUrl()): RedisTarget {
+  const parsed = new URL(url);
+  return {
+    host: parsed.hostname,
+    port: Number(parsed.port || 6379),
+    password: parsed.password ? decodeURIComponent(parsed.password) : undefined,
+  };
+}
+
+/** One Redis command over a fresh raw RESP connection; an error reply throws. */
+export async function redisRaw(
+  args: readonly (string | number)[],
+  target: RedisTarget = redisTarget(),
+): Promise<RespValue> {
+  const reply = await redisCommand(target, args);
+  if (reply !== null && typeof reply === 'object' && 'error' in reply) {
+    throw new Error(`redis ${args.join(' ')}: ${reply.error}`);
+  }
+  return reply;
+}
+
+/** A raw `MONITOR` connection: every command the Redis server runs, one line each, in order. */
+export interface RedisMonitor {
+  /** The lines seen so far (`+OK` excluded). */
+  readonly lines: readonly string[];
+  close(): void;
+}
+
+export async function redisMonitor(target: RedisTarget = redisTarget()): Promise<RedisMonitor> {
+  const socket = connect({ host: target.host ?? '127.0.0.1', port: target.port });
+  const lines: string[] = [];
+  let pending = '';
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.on('data', (chunk: Buffer) => {
+      pending += chunk.toString('utf8');
+      const complete = pending.split('\r\n');
+      pending = complete.pop() ?? '';
+      for (const line of complete) {
+        if (line === '+OK') resolve();
+        else lines.push(line);
+      }
+    });
+    const auth = target.password ? `AUTH ${target.password}\r\n` : '';
+    socket.write(`${auth}MONITOR\r\n`);
+  });
+  socket.on('error', () => undefined);
+  return { lines, close: () => socket.destroy() };
+}
+
+/** A lock's key on one Redis server: GET, PTTL (-2 read as gone) and DEL. */
+function redisView(target: () => RedisTarget): ServerView {
+  return {
+    async value({ key }) {
+      const value = await redisRaw(['GET', key], target());
+      return typeof value === 'string' ? value : undefined;
+    },
+    async ttl({ key }) {
+      const pttl = Number(await redisRaw(['PTTL', key], target()));
+      return pttl === -2 ? null : pttl;
+    },
+    async remove({ key }) {
+      expect(await redisRaw(['DEL', key], target())).toBe(1);
+    },
+  };
+}
+
+/**
+ * A Redlock lock as its quorum sees it: the token a majority of the servers hold, and the TTL a
+ * majority still guarantees (of the servers holding that token, the quorum-th longest).
+ */
+function redlockView(): ServerView {
+  const servers = () => redlockUrls().map((url) => redisView(() => redisTarget(url)));
+  const quorum = () => Math.floor(redlockUrls().length / 2) + 1;
+  const majorityToken = async (lock: LockOnServer) => {
+    const values = await Promise.all(servers().map((server) => server.value(lock)));
+    return values.find(
+      (value) => value !== undefined && values.filter((v) => v === value).length >= quorum(),
+    );
+  };
+  return {
+    value: majorityToken,
+    async ttl(lock) {
+      const token = await majorityToken(lock);
+      if (token === undefined) return null;
+      const ttls: number[] = [];
+      for (const server of servers()) {
+        if ((await server.value(lock)) !== token) continue;
+        const ttl = await server.ttl(lock);
+        if (ttl !== null) ttls.push(ttl === -1 ? Infinity : ttl);
+      }
+      ttls.sort((a, b) => b - a);
+      const guaranteed = ttls[quorum() - 1];
+      if (guaranteed === undefined) return null;
+      return guaranteed === Infinity ? -1 : guaranteed;
+    },
+    async remove({ key }) {
+      let deleted = 0;
+      for (const url of redlockUrls()) {
+        deleted += Number(await redisRaw(['DEL', key], redisTarget(url)));
+      }
+      expect(deleted, 'servers that held the key').toBeGreaterThanOrEqual(quorum());
+    },
+  };
+}
+
+// -------------------------------------------------------------------------------------------------
+// Memcached
+
+/**
+ * Memcached text-protocol commands over a fresh connection, followed by the meta no-op `mn`;
+ * returns everything answered before its `MN`.
+ */
+export async function memcachedText(...commands: string[]): Promise<string> {
+  const [first] = memcachedServerList();
+  if (!first) throw new Error('MEMCACHED_SERVERS is empty');
+  const { host, port } = hostPort(first);
+  const payload = [...commands, 'mn'].map((command) => `${command}\r\n`).join('');
+  const answer = await tcpExchange(host, port, payload, (got) => got.endsWith('MN\r\n'));
+  if (!answer.endsWith('MN\r\n')) throw new Error(`memcached: incomplete answer ${answer}`);
+  return answer.slice(0, -'MN\r\n'.length);
+}
+
+const base64 = (key: string): string => Buffer.from(key, 'utf8').toString('base64');
+
+/** `mg` of any key (sent base64-encoded, so keys with spaces work): value and TTL in seconds. */
+export async function memcachedGet(key: string): Promise<{ value: string; ttl: number } | null> {
+  const answer = await memcachedText(`mg ${base64(key)} b v t`);
+  if (answer === 'EN\r\n') return null;
+  const match = /^VA (\d+) t(-?\d+)\r\n/.exec(answer);
+  if (!match) throw new Error(`memcached mg: unexpected answer ${JSON.stringify(answer)}`);
+  const [header, length, ttl] = match;
+  return {
+    value: answer.slice(header.length, header.length + Number(length)),
+    ttl: Number(ttl),
+  };
+}
+
+/** `md` of any key; resolves whether it existed. */
+export async function memcachedDelete(key: string): Promise<boolean> {
+  return (await memcachedText(`md ${base64(key)} b`)) === 'HD\r\n';
+}
+
+const memcachedView: ServerView = {
+  value: async ({ key }) => (await memcachedGet(key))?.value,
+  async ttl({ key }) {
+    const item = await memcachedGet(key);
+    return item === null ? null : item.ttl < 0 ? -1 : item.ttl * 1000;
+  },
+  async remove({ key }) {
+    expect(await memcachedDelete(key)).toBe(true);
+  },
+};
+
+// -------------------------------------------------------------------------------------------------
+// Etcd
+
+let inspectorClient: Etcd3 | undefined;
+
+/** An etcd client of the test file's own, only used to look at the server. */
+export function etcdInspector(): Etcd3 {
+  inspectorClient ??= new Etcd3({ hosts: etcdHosts() });
+  return inspectorClient;
+}
+
+/** Closes the inspector (call it in the afterAll of a file that looks at etcd). */
+export function closeEtcdInspector(): void {
+  inspectorClient?.close();
+  inspectorClient = undefined;
+}
+
+/**
+ * The entry that holds the etcd lock `key` (the lock's key as `lock.key` gives it): of the entries
+ * `key` + U+001F + token, the one with the smallest create revision. Undefined when none.
+ */
+export async function etcdHolder(key: string): Promise<IKeyValue | undefined> {
+  const { kvs } = await etcdInspector()
+    .getAll()
+    .prefix(`${key}\u001f`)
+    .sort('Create', 'Ascend')
+    .limit(1)
+    .exec();
+  return kvs[0];
+}
+
+/** The lease of an entry: its id, remaining and granted TTL in seconds (null without lease). */
+async function leaseOf(
+  kv: IKeyValue | undefined,
+): Promise<{ id: string; ttl: number; granted: number } | null> {
+  if (!kv || kv.lease === '0') return null;
+  const lease = await etcdInspector().leaseClient.leaseTimeToLive({ ID: kv.lease });
+  return { id: kv.lease, ttl: Number(lease.TTL), granted: Number(lease.grantedTTL) };
+}
+
+/** The lease of the entry holding the built-in etcd lock `key` (null without). */
+export async function etcdLease(
+  key: string,
+): Promise<{ id: string; ttl: number; granted: number } | null> {
+  return leaseOf(await etcdHolder(key));
+}
+
+/** Reads an entry as a view: its value is the owner token, its lease the lock's TTL. */
+function etcdEntryView(entry: (key: string) => Promise<IKeyValue | undefined>): ServerView {
+  return {
+    value: async ({ key }) => (await entry(key))?.value.toString(),
+    async ttl({ key }) {
+      const kv = await entry(key);
+      if (!kv) return null;
+      const lease = await leaseOf(kv);
+      return lease === null ? -1 : lease.ttl * 1000;
+    },
+    async remove({ key }) {
+      const kv = await entry(key);
+      expect(kv, `an entry holding ${key}`).toBeDefined();
+      const deleted = await etcdInspector()
+        .delete()
+        .key(kv?.key ?? '')
+        .exec();
+      expect(deleted.deleted).toBe('1');
+    },
+  };
+}
+
+/** The key itself, holding the owner token (the custom etcd backends). */
+async function etcdKey(key: string): Promise<IKeyValue | undefined> {
+  return (await etcdInspector().get(key).exec()).kvs[0];
+}
+
+// -------------------------------------------------------------------------------------------------
+// Memory
+
+const memoryView: ServerView = {
+  value: async ({ key, client }) => (client as MemoryStore).get(key),
+  async ttl({ key, client }) {
+    const store = client as MemoryStore;
+    return store.get(key) === undefined ? null : store.ttl(key);
+  },
+  async remove({ key, client }) {
+    const store = client as MemoryStore;
+    const token = store.get(key);
+    expect(token).toBeDefined();
+    expect(store.deleteIfOwner(key, token ?? '')).toBe(true);
+  },
+};
+
+/** The view of each backend's server. */
+export const serverViews = {
+  redis: redisView(() => redisTarget()),
+  redlock: redlockView(),
+  memcached: memcachedView,
+  /** The built-in etcd backend: the lock is held by the first entry `key` + U+001F + token. */
+  etcd: etcdEntryView(etcdHolder),
+  /** The custom etcd backends: the key holds the token. */
+  etcdKey: etcdEntryView(etcdKey),
+  memory: memoryView,
+} satisfies Record<string, ServerView>;

@@ -1,0 +1,160 @@
+/**
+ * The sleep policy as a pure function: how long a waiting acquire sleeps before its next attempt,
+ * from the facts of the last refusal. `random` is injected, so every value is exact.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  FALLBACK_POLL,
+  sleepBeforeNextAttempt,
+  type WaitFacts,
+} from '../../lib/core/wait-session.js';
+
+const FAR = 1_000_000; // a deadline far enough not to bound anything
+const fixed = (r: number) => () => r;
+const polling = (facts: Partial<WaitFacts> = {}): WaitFacts => ({
+  remaining: FAR,
+  retryInterval: 100,
+  pushed: false,
+  ...facts,
+});
+const pushed = (facts: Partial<WaitFacts> = {}): WaitFacts => polling({ pushed: true, ...facts });
+
+/** The largest double below 1: what `Math.random()` can return at most. */
+const ALMOST_ONE = 1 - Number.EPSILON / 2;
+
+describe('sleepBeforeNextAttempt: polling', () => {
+  it('sleeps retryInterval × (0.5 + random / 2): 50 % to 100 % of it', () => {
+    expect(sleepBeforeNextAttempt(polling(), fixed(0))).toBe(50);
+    expect(sleepBeforeNextAttempt(polling(), fixed(0.5))).toBe(75);
+    expect(sleepBeforeNextAttempt(polling({ retryInterval: 1_000 }), fixed(0.25))).toBe(625);
+    // random < 1, but 0.5 + random / 2 may round to 1: the top is reached, never passed
+    expect(sleepBeforeNextAttempt(polling(), fixed(ALMOST_ONE))).toBe(100);
+  });
+
+  it('stays within [50 %, 100 %] of retryInterval for every random in [0, 1)', () => {
+    fc.assert(
+      fc.property(
+        fc.double({ min: 0, max: ALMOST_ONE, noNaN: true }),
+        fc.integer({ min: 1, max: 100_000 }),
+        (r, retryInterval) => {
+          const ms = sleepBeforeNextAttempt(polling({ retryInterval }), fixed(r));
+          expect(ms).toBeGreaterThanOrEqual(retryInterval / 2);
+          expect(ms).toBeLessThanOrEqual(retryInterval);
+        },
+      ),
+    );
+  });
+
+  it('uses Math.random by default', () => {
+    const ms = sleepBeforeNextAttempt(polling());
+    expect(ms).toBeGreaterThanOrEqual(50);
+    expect(ms).toBeLessThanOrEqual(100);
+  });
+
+  it('ignores the place in line (only a pushed waiter uses it)', () => {
+    expect(sleepBeforeNextAttempt(polling({ position: 3 }), fixed(0.5))).toBe(75);
+  });
+});
+
+describe('sleepBeforeNextAttempt: pushed (waiting for a wake-up)', () => {
+  it('falls back to a poll after 2000 ms × (0.9 + random × 0.2), ±10 %', () => {
+    expect(FALLBACK_POLL).toBe(2_000);
+    expect(sleepBeforeNextAttempt(pushed(), fixed(0.5))).toBe(2_000);
+    expect(sleepBeforeNextAttempt(pushed(), fixed(0))).toBe(1_800);
+    expect(sleepBeforeNextAttempt(pushed(), fixed(ALMOST_ONE))).toBeCloseTo(2_200, 6);
+  });
+
+  it('polls less often further back in line: × min(1 + position, 5)', () => {
+    const at = (position: number | undefined) =>
+      sleepBeforeNextAttempt(pushed({ position }), fixed(0.5));
+    expect(at(undefined)).toBe(2_000);
+    expect(at(0)).toBe(2_000);
+    expect(at(1)).toBe(4_000);
+    expect(at(2)).toBe(6_000);
+    expect(at(3)).toBe(8_000);
+    expect(at(4)).toBe(10_000);
+    expect(at(5)).toBe(10_000);
+    expect(at(1_000)).toBe(10_000);
+    expect(at(-3)).toBe(2_000); // a nonsense place counts as next in line
+  });
+
+  it('ignores retryInterval', () => {
+    expect(sleepBeforeNextAttempt(pushed({ retryInterval: 5 }), fixed(0.5))).toBe(2_000);
+  });
+
+  it('stays within ±10 % of the fallback poll for every random and place', () => {
+    fc.assert(
+      fc.property(
+        fc.double({ min: 0, max: ALMOST_ONE, noNaN: true }),
+        fc.integer({ min: 0, max: 50 }),
+        (r, position) => {
+          const base = FALLBACK_POLL * Math.min(1 + position, 5);
+          const ms = sleepBeforeNextAttempt(pushed({ position }), fixed(r));
+          expect(ms).toBeGreaterThanOrEqual(base * 0.9 - 1e-9);
+          expect(ms).toBeLessThanOrEqual(base * 1.1 + 1e-9);
+        },
+      ),
+    );
+  });
+});
+
+describe('sleepBeforeNextAttempt: bounds', () => {
+  it('wakes 1 ms after the holder TTL runs out', () => {
+    expect(sleepBeforeNextAttempt(pushed({ holderTtl: 300 }), fixed(0.5))).toBe(301);
+    expect(sleepBeforeNextAttempt(polling({ holderTtl: 10 }), fixed(0.5))).toBe(11);
+    expect(sleepBeforeNextAttempt(polling({ holderTtl: 0 }), fixed(0.5))).toBe(1);
+    // a TTL longer than the sleep does not lengthen it
+    expect(sleepBeforeNextAttempt(polling({ holderTtl: 5_000 }), fixed(0.5))).toBe(75);
+  });
+
+  it('ignores a holder TTL of -1 (no expiry)', () => {
+    expect(sleepBeforeNextAttempt(polling({ holderTtl: -1 }), fixed(0.5))).toBe(75);
+    expect(sleepBeforeNextAttempt(pushed({ holderTtl: -1 }), fixed(0.5))).toBe(2_000);
+  });
+
+  it('wakes in time to renew the place in line', () => {
+    expect(sleepBeforeNextAttempt(pushed({ renewWithin: 40 }), fixed(0.5))).toBe(40);
+    expect(sleepBeforeNextAttempt(pushed({ renewWithin: 0 }), fixed(0.5))).toBe(0);
+    expect(sleepBeforeNextAttempt(polling({ renewWithin: 500 }), fixed(0.5))).toBe(75);
+  });
+
+  it('takes the smallest of TTL + 1, renewWithin and the time remaining', () => {
+    const facts = { holderTtl: 300, renewWithin: 200, remaining: 100 };
+    expect(sleepBeforeNextAttempt(pushed(facts), fixed(0.5))).toBe(100);
+    expect(sleepBeforeNextAttempt(pushed({ ...facts, remaining: 250 }), fixed(0.5))).toBe(200);
+    expect(
+      sleepBeforeNextAttempt(pushed({ ...facts, remaining: FAR, renewWithin: 900 }), fixed(0.5)),
+    ).toBe(301);
+  });
+
+  it('never sleeps past the deadline, and never a negative time', () => {
+    expect(sleepBeforeNextAttempt(polling({ remaining: 20 }), fixed(0.5))).toBe(20);
+    expect(sleepBeforeNextAttempt(polling({ remaining: 0 }), fixed(0.5))).toBe(0);
+    expect(sleepBeforeNextAttempt(polling({ remaining: -5 }), fixed(0.5))).toBe(0);
+    expect(sleepBeforeNextAttempt(polling({ retryInterval: 0 }), fixed(0.5))).toBe(0);
+    expect(sleepBeforeNextAttempt(pushed({ renewWithin: -10 }), fixed(0.5))).toBe(0);
+  });
+
+  it('is within [0, max(0, remaining)] for any facts', () => {
+    const facts = fc.record({
+      remaining: fc.integer({ min: -10_000, max: 100_000 }),
+      retryInterval: fc.integer({ min: 0, max: 100_000 }),
+      pushed: fc.boolean(),
+      holderTtl: fc.option(fc.integer({ min: -1, max: 100_000 }), { nil: undefined }),
+      position: fc.option(fc.integer({ min: -5, max: 100 }), { nil: undefined }),
+      renewWithin: fc.option(fc.integer({ min: 0, max: 100_000 }), { nil: undefined }),
+    });
+    fc.assert(
+      fc.property(facts, fc.double({ min: 0, max: ALMOST_ONE, noNaN: true }), (f, r) => {
+        const ms = sleepBeforeNextAttempt(f, fixed(r));
+        expect(ms).toBeGreaterThanOrEqual(0);
+        expect(ms).toBeLessThanOrEqual(Math.max(0, f.remaining));
+        if (f.holderTtl !== undefined && f.holderTtl >= 0) {
+          expect(ms).toBeLessThanOrEqual(f.holderTtl + 1);
+        }
+        if (f.renewWithin !== undefined) expect(ms).toBeLessThanOrEqual(f.renewWithin);
+      }),
+    );
+  });
+});
