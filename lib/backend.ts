@@ -1,7 +1,7 @@
 /**
  * The backend-author API of nestjs-sherlock (`nestjs-sherlock/backend`): what a backend
  * implements, the registry it joins, and the helpers the built-in backends use.
- * See the README's "Writing a backend". Every export is named here on purpose.
+ * See docs/backends.md, "Writing a backend". Every export is named here on purpose.
  */
 export type {
   LockBackend,
@@ -20,7 +20,16 @@ export {
   type BackendDeclaration,
   type LockClass,
 } from './core/registry.js';
-export { BaseLock, type BaseLockOptions, type AcquireResult } from './core/base-lock.js';
+export {
+  BaseLock,
+  type BaseLockOptions,
+  type AcquireResult,
+  type AcquireOptions,
+  type DistributedLock,
+} from './core/base-lock.js';
+export type { LockManager, LockManagerOptions, ShutdownReport } from './core/manager.js';
+export type { LockOptions, ResolvedLockOptions } from './core/options.js';
+export type { LockLostEvent } from './core/events.js';
 export {
   parseConnection,
   type ConnectionSettings,
@@ -28,3 +37,4 @@ export {
 } from './core/connection.js';
 export { loadDriver } from './core/driver.js';
 export { sleepBeforeNextAttempt, FALLBACK_POLL, type WaitFacts } from './core/wait-session.js';
+export type { LockError, LockLostError, LockLostReason } from './core/errors/index.js';

@@ -43,7 +43,14 @@ export {
   type AcquireResult,
   type DistributedLock,
 } from './sherlock.js';
-export type { BackendCapabilities, ExpiryLimits } from './sherlock.js';
+export type {
+  BackendCapabilities,
+  ExpiryLimits,
+  LockBackend,
+  LockTarget,
+  AttemptOutcome,
+  HandOff,
+} from './sherlock.js';
 export { Lock } from './sherlock.js';
 export { lockEvents, type LockEvents, type LockLostEvent } from './sherlock.js';
 export { shutdown, heldLocks } from './sherlock.js';
@@ -54,6 +61,7 @@ export {
   EtcdLock,
   MemoryLock,
   MemoryStore,
+  type MemoryTicket,
   RedlockLock,
   RedisQuorum,
   type RedisLockOptions,
@@ -70,6 +78,7 @@ export {
   Locked,
   type LockName,
   LockInterceptor,
+  type ClosableResponse,
   InjectLockService,
   currentLock,
   getLockServiceToken,

@@ -46,7 +46,14 @@ export {
   type AcquireResult,
   type DistributedLock,
 } from './core/base-lock.js';
-export type { BackendCapabilities, ExpiryLimits } from './core/backend.js';
+export type {
+  BackendCapabilities,
+  ExpiryLimits,
+  LockBackend,
+  LockTarget,
+  AttemptOutcome,
+  HandOff,
+} from './core/backend.js';
 export { Lock } from './core/lock.js';
 export { lockEvents, type LockEvents, type LockLostEvent } from './core/events.js';
 export { shutdown, heldLocks } from './core/lifecycle.js';
@@ -57,6 +64,7 @@ export {
   EtcdLock,
   MemoryLock,
   MemoryStore,
+  type MemoryTicket,
   RedlockLock,
   RedisQuorum,
   type RedisLockOptions,

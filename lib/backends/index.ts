@@ -1,7 +1,13 @@
 export { RedisLock, REDIS, type RedisLockOptions } from './redis/index.js';
 export { MemcachedLock, MCLock, MEMCACHED, type MemcachedLockOptions } from './memcached/index.js';
 export { EtcdLock, ETCD, type EtcdLockOptions } from './etcd/index.js';
-export { MemoryLock, MemoryStore, MEMORY, type MemoryLockOptions } from './memory/index.js';
+export {
+  MemoryLock,
+  MemoryStore,
+  MEMORY,
+  type MemoryLockOptions,
+  type MemoryTicket,
+} from './memory/index.js';
 export {
   RedlockLock,
   RedisQuorum,

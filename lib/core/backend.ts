@@ -2,7 +2,7 @@
  * The surface a backend author implements: a backend is one declared object, its primitives plus
  * its capabilities. The core owns everything else (options, validation, blocking, deadlines,
  * owner tokens, the wait session and its sleep policy, fencing bookkeeping, renewal and the loss
- * signal). See `defineBackend()` and the "Writing a backend" section of the README.
+ * signal). Registered with `backends.register()`; see docs/backends.md, "Writing a backend".
  */
 import type { ConnectionSettings } from './connection.js';
 
@@ -123,7 +123,7 @@ export interface HandOff<C extends object = object, W = unknown> {
  * each by `operationTimeout`, retries, and undoes an attempt that succeeded too late.
  *
  * @example
- * const kv = defineBackend<KvClient>({
+ * const kv: LockBackend<KvClient> = {
  *   name: 'kv',
  *   library: 'my-kv-client',
  *   clientClass: () => KvClient,
@@ -133,8 +133,8 @@ export interface HandOff<C extends object = object, W = unknown> {
  *   acquire: (lock, token) => lock.client.setIfAbsent(lock.key, token, lock.expire),
  *   release: (lock, token) => lock.client.deleteIfEquals(lock.key, token),
  *   locked: (lock) => lock.client.exists(lock.key),
- * });
- * backends.register(kv);
+ * };
+ * backends.register(kv); // now configure({ backend: 'kv' }) and backends.KV work
  */
 export interface LockBackend<C extends object = object, H = unknown, W = unknown> {
   /** The backend's name, as used in `configure({ backend })`; also `backends.<NAME>`. */

@@ -296,6 +296,9 @@ export abstract class BaseLock<C extends object = object>
     const hold = new Hold(acquired.token, acquired.fencingToken, acquired.held, (expired) =>
       this.lose(expired, 'unconfirmed'),
     );
+    // A holding this object still had (its key vanished at the server, so this acquire was
+    // granted afresh) is replaced: its renewal and loss timers stop with it.
+    if (this.hold) this.hold.stop();
     this.hold = hold;
     this.manager.track(this, true);
     hold.confirm(acquired.startedAt, this.expire === null ? null : this.lifetime(this.expire));

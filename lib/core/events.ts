@@ -10,13 +10,11 @@ export interface LockLostEvent {
   readonly error: LockLostError;
 }
 
-type LostListener = (event: LockLostEvent) => void;
-
 /** Lock events (an `EventEmitter`): `'lost'`. */
 export interface LockEvents {
-  on(event: 'lost', listener: LostListener): this;
-  once(event: 'lost', listener: LostListener): this;
-  off(event: 'lost', listener: LostListener): this;
+  on(event: 'lost', listener: (event: LockLostEvent) => void): this;
+  once(event: 'lost', listener: (event: LockLostEvent) => void): this;
+  off(event: 'lost', listener: (event: LockLostEvent) => void): this;
   emit(event: 'lost', payload: LockLostEvent): boolean;
 }
 

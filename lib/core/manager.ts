@@ -189,7 +189,11 @@ export class LockManager {
       if (!lock) return;
       this.heldLocks.delete(lock);
       if (result.status === 'fulfilled') report.released.push(lock.name);
-      else report.failed.push({ name: lock.name, error: result.reason });
+      else {
+        // Not released: left to expire at the server. Its renewal and loss timers stop here.
+        lock.abandon();
+        report.failed.push({ name: lock.name, error: result.reason });
+      }
     });
     if (!this.isDefault) this.closed = true;
     const closing: Promise<void>[] = [];

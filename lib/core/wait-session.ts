@@ -270,6 +270,7 @@ class WaitSession<H> {
           ? undefined
           : Math.max(0, last.renewWithin - elapsedSinceAttempt),
     });
+    if (ms <= 0) return; // no time left: the last attempt goes out now, not a timer tick later
     if (pushed && this.alarm) await this.alarm.sleep(ms, this.request.signal);
     else await sleep(ms, this.request.signal);
   }

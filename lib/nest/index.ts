@@ -3,7 +3,7 @@ import 'reflect-metadata';
 export { SherlockModule } from './sherlock.module.js';
 export { LockService, type LockServiceAcquireOptions } from './lock.service.js';
 export { Locked, type LockName } from './locked.decorator.js';
-export { LockInterceptor } from './lock.interceptor.js';
+export { LockInterceptor, type ClosableResponse } from './lock.interceptor.js';
 export { InjectLockService } from './inject-lock-service.decorator.js';
 export { currentLock } from './lock-context.js';
 export { getLockServiceToken, LOCKED_METADATA } from './sherlock.constants.js';

@@ -10,7 +10,8 @@ import { LockAbortedError } from '../sherlock.js';
 import { lockContext } from './lock-context.js';
 import { isBusyError } from './lock.service.js';
 
-interface ClosableResponse {
+/** What `LockInterceptor` needs of an HTTP response (Node's, Express's or Fastify's). */
+export interface ClosableResponse {
   writableEnded?: boolean;
   once(event: 'close', listener: () => void): unknown;
   off(event: 'close', listener: () => void): unknown;

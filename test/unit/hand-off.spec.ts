@@ -175,18 +175,16 @@ describe('hand-off waiter', () => {
     expect(attemptTimes()[1]).toBeLessThanOrEqual(201);
   });
 
-  // BUG (lib/core/wait-session.ts, WaitSession.sleep): when listen() used up the time left, the
-  // session still sleeps `sleep(0)`, which Node (and the fake clock) rounds up to a 1 ms timer; the
-  // last attempt is sent at timeout + 1 and may take operationTimeout, so the acquire ends 1 ms
-  // after the documented worst case `timeout + operationTimeout` (5201 instead of 5200 here).
-  it.fails('ends by timeout + operationTimeout even when listen() used up the time', async () => {
+  // Regression: when listen() used up the time left, the session slept `sleep(0)` (a 1 ms timer),
+  // so the acquire ended 1 ms after the documented worst case `timeout + operationTimeout`.
+  it('ends by timeout + operationTimeout even when listen() used up the time', async () => {
     control.holdElsewhere('busy');
     control.listenSteps = ['hang'];
     const lock = locks.lock('busy', { timeout: 200, operationTimeout: 5_000 });
     const acquiring = watch(lock.acquire());
-    await advance(200);
-    control.latency.acquire = 60_000; // the last attempt hangs
-    await advance(5_000);
+    await advance(100);
+    control.latency.acquire = 60_000; // the last attempt, sent at 200, hangs
+    await advance(5_100);
     expect(rejected(acquiring, LockTimeoutError).timeout).toBe(200);
     expect(acquiring.at).toBe(5_200);
     expect(attemptTimes()).toEqual([0, 200]);

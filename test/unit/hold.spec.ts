@@ -139,24 +139,18 @@ describe('loss signal', () => {
     expect(lost).toEqual([]);
   });
 
-  // BUG (lib/core/base-lock.ts, startHold()): acquiring again on a lock object that still has a
-  // holding (its key vanished on the server, so the attempt is granted) replaces `this.hold`
-  // without stopping the old Hold, whose loss timer still fires and emits 'lost' (with this lock
-  // object) at the old holding's deadline, while the new holding is fine: a spurious loss event.
-  // startHold() should stop the previous holding (or acquire() refuse on a held object).
-  it.fails(
-    'reports no loss of a holding replaced by a new acquire on the same object',
-    async () => {
-      const lock = locks.lock('job', { expire: 10_000 });
-      await lock.acquire();
-      await advance(1_000);
-      control.drop('job'); // e.g. deleted by an operator, or lost in a failover
-      expect(await lock.acquire(false)).toBe(true);
-      await advance(8_999); // the old holding would have been lost at 9000, the new one at 10000
-      expect(lost).toEqual([]);
-      expect(lock.signal.aborted).toBe(false);
-    },
-  );
+  // Regression: a new holding on the same object (its key vanished at the server) left the old
+  // holding's loss timer running, which emitted a spurious 'lost'.
+  it('reports no loss of a holding replaced by a new acquire on the same object', async () => {
+    const lock = locks.lock('job', { expire: 10_000 });
+    await lock.acquire();
+    await advance(1_000);
+    control.drop('job'); // e.g. deleted by an operator, or lost in a failover
+    expect(await lock.acquire(false)).toBe(true);
+    await advance(8_999); // the old holding would have been lost at 9000, the new one at 10000
+    expect(lost).toEqual([]);
+    expect(lock.signal.aborted).toBe(false);
+  });
 
   it('is an aborted signal (LockError, not a loss) when the lock is not held', () => {
     const lock = locks.lock('idle');

@@ -4,7 +4,7 @@ import { messages } from '../../core/messages.js';
 import { backends, type BackendDefinition } from '../../core/registry.js';
 import { type MemoryTicket, MemoryStore } from './store.js';
 
-export { MemoryStore };
+export { MemoryStore, type MemoryTicket };
 
 /** Options of a MemoryLock: the lock options and an optional `MemoryStore`. */
 export type MemoryLockOptions = BaseLockOptions;
