@@ -17,6 +17,7 @@ import { build, type Plugin } from 'esbuild';
 
 import { type ChaosReport, check, type WorkerExit } from './checker.js';
 import type { ChaosBackend, Counter, WorkerRecord, WorkerSettings } from './worker.js';
+import { crossProcessNow } from '../fixtures/counter-workload.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -143,8 +144,6 @@ export interface RunResult {
   readonly exits: readonly WorkerExit[];
 }
 
-const wallClock = (): number => performance.timeOrigin + performance.now();
-
 interface Spawned {
   readonly id: number;
   readonly child: ChildProcess;
@@ -211,7 +210,8 @@ export async function runChaos(options: RunOptions): Promise<RunResult> {
     workers[slot] = child;
     slotOf.set(id, slot);
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>(
-      (resolve) => child.once('exit', (code, signal) => resolve({ code, signal, at: wallClock() })),
+      (resolve) =>
+        child.once('exit', (code, signal) => resolve({ code, signal, at: crossProcessNow() })),
     );
     const ready = new Promise<void>((resolve) => {
       // A worker that dies before it is ready must not hang the run.
@@ -244,7 +244,7 @@ export async function runChaos(options: RunOptions): Promise<RunResult> {
     if (victim.child.exitCode !== null || victim.child.signalCode !== null) return undefined;
     replaced.add(id);
     victim.child.kill('SIGKILL');
-    const killedAt = wallClock();
+    const killedAt = crossProcessNow();
     const { at: diedAt } = await victim.exited;
     if (!stopping) await spawn(slot).ready;
     return { killedAt, diedAt };
@@ -258,7 +258,7 @@ export async function runChaos(options: RunOptions): Promise<RunResult> {
       await options.during({
         workers,
         facts,
-        now: wallClock,
+        now: crossProcessNow,
         nextAcquired: () => new Promise((resolve) => acquiredListeners.push(resolve)),
         sectionsDone: () => sectionsDone,
         finished: targetReached,

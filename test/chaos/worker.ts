@@ -6,7 +6,7 @@
  * Each section: acquire (blocking, with a timeout), record its begin, read the shared counter
  * file, wait `holdMs`, write counter + 1, release, record the section. Overlapping sections lose updates, which the final count shows,
  * independently of the recorded times. Every section, failed acquire and lost-lock signal is
- * appended to `recordFile` as one JSON line; times are `performance.timeOrigin + now()` in ms,
+ * appended to `recordFile` as one JSON line; times are `crossProcessNow()` (the monotonic clock) in ms,
  * comparable across processes of one machine. The worker stops after `sections` sections, at
  * `until`, or after the section in progress when the parent sends `{ type: 'stop' }`.
  */
@@ -26,6 +26,7 @@ import {
   RedisQuorum,
   RedlockLock,
 } from 'nestjs-sherlock/core';
+import { crossProcessNow } from '../fixtures/counter-workload.js';
 
 export type ChaosBackend = 'redis' | 'etcd' | 'memcached' | 'redlock';
 
@@ -85,8 +86,6 @@ export type WorkerRecord =
       readonly message: string;
     }
   | { readonly kind: 'wait'; readonly worker: number; readonly ms: number };
-
-const wallClock = (): number => performance.timeOrigin + performance.now();
 
 /** The counter file's content. */
 export interface Counter {
@@ -161,7 +160,7 @@ async function main(): Promise<void> {
   process.send?.({ type: 'ready' });
   let done = 0;
   while (!stopping && done < settings.sections && Date.now() < settings.until) {
-    const asked = wallClock();
+    const asked = crossProcessNow();
     try {
       await lock.acquire({ timeout: settings.acquireTimeout });
     } catch (err) {
@@ -174,20 +173,20 @@ async function main(): Promise<void> {
       record({
         kind: 'failure',
         worker: settings.id,
-        at: wallClock(),
+        at: crossProcessNow(),
         error,
         message: String(err),
       });
       await sleep(100);
       continue;
     }
-    const start = wallClock();
+    const start = crossProcessNow();
     record({ kind: 'wait', worker: settings.id, ms: start - asked });
     const token = lock.fencingToken;
     // On disk before the parent can learn of the grant (and kill this process for it).
     record({ kind: 'begin', worker: settings.id, start, token });
     let lostAt: number | undefined;
-    lock.signal.addEventListener('abort', () => (lostAt ??= wallClock()), { once: true });
+    lock.signal.addEventListener('abort', () => (lostAt ??= crossProcessNow()), { once: true });
     process.send?.({ type: 'acquired', token, at: start });
     let wrote = false;
     let fenced = false;
@@ -208,7 +207,7 @@ async function main(): Promise<void> {
         wrote = true;
       }
     }
-    const end = wallClock();
+    const end = crossProcessNow();
     let released = true;
     try {
       await lock.release();
