@@ -75,7 +75,9 @@ describe.each(fixtures)('$name backend: declared capabilities', (fixture) => {
 
   if (capabilities.extend) {
     it('extend: extend(30000) sets the TTL on the server, keeping the holding; autoExtend true renews every expire / 3', async () => {
-      const expire = fixture.shortExpire;
+      // Long enough that the loss signal cannot give up on the lock before extend() confirms it,
+      // even on a loaded machine (with shortExpire, 1 s on Redis, CI once took longer).
+      const expire = Math.max(fixture.shortExpire, 5_000);
       const held = backend.lock(uniqueName('extend'), { expire });
       expect(await held.acquire(false)).toBe(true);
       const token = held.fencingToken;
