@@ -160,7 +160,8 @@ export async function runChaos(options: RunOptions): Promise<RunResult> {
   writeFileSync(counterFile, JSON.stringify({ value: 0 }));
   const lockName =
     options.lockName ?? `chaos-${options.scenario}-${process.pid}-${Date.now().toString(36)}`;
-  const until = Date.now() + options.durationMs;
+  /** When the run ends: set once the first workers are all ready (a slow start takes nothing). */
+  let until: number | undefined;
   const facts: Record<string, unknown> = {};
   const acquiredListeners: Array<(m: Acquired & { token: string }) => void> = [];
   /** Every worker ever started, by id. */
@@ -191,7 +192,7 @@ export async function runChaos(options: RunOptions): Promise<RunResult> {
       address: options.address,
       lockName,
       sections: options.sections,
-      until,
+      ...(until === undefined ? {} : { until }),
       expire: options.expire ?? 5_000,
       autoExtend: options.autoExtend ?? false,
       acquireTimeout: options.acquireTimeout ?? 20_000,
@@ -251,9 +252,14 @@ export async function runChaos(options: RunOptions): Promise<RunResult> {
   };
 
   for (let slot = 0; slot < options.workers; slot++) spawn(slot);
-  const deadline = setTimeout(reachTarget, Math.max(0, until - Date.now()));
+  let deadline: NodeJS.Timeout | undefined;
   try {
     await Promise.all(spawned.map((w) => w.ready));
+    until = Date.now() + options.durationMs;
+    for (const child of workers) {
+      if (child.connected) child.send({ type: 'go', until }, () => undefined);
+    }
+    deadline = setTimeout(reachTarget, options.durationMs);
     if (options.during) {
       await options.during({
         workers,

@@ -36,9 +36,13 @@ export interface WorkerSettings {
   /** redis: a URL; etcd: hosts, comma-separated; memcached: servers; redlock: URLs, comma-separated. */
   readonly address: string;
   readonly lockName: string;
-  /** Stop after this many sections, or at `until` (epoch ms), whichever comes first. */
+  /**
+   * Stop after this many sections, or at `until` (epoch ms), whichever comes first. Undefined for
+   * the first workers of a run: the parent sends `{ type: 'go', until }` once all of them are
+   * ready, so that a slow start (a loaded machine) does not eat into the run.
+   */
   readonly sections: number;
-  readonly until: number;
+  readonly until?: number;
   readonly expire: number;
   readonly autoExtend: boolean;
   readonly acquireTimeout: number;
@@ -154,12 +158,23 @@ async function main(): Promise<void> {
     appendFileSync(settings.recordFile, `${JSON.stringify(line)}\n`);
   const { lock, close } = open(settings);
   let stopping = false;
-  process.on('message', (message: { type?: string }) => {
-    if (message.type === 'stop') stopping = true;
+  let until = settings.until;
+  let go = (): void => undefined;
+  const started = new Promise<void>((resolve) => (go = resolve));
+  process.on('message', (message: { type?: string; until?: number }) => {
+    if (message.type === 'stop') {
+      stopping = true;
+      go();
+    }
+    if (message.type === 'go') {
+      until = message.until;
+      go();
+    }
   });
   process.send?.({ type: 'ready' });
+  if (until === undefined) await started;
   let done = 0;
-  while (!stopping && done < settings.sections && Date.now() < settings.until) {
+  while (!stopping && done < settings.sections && Date.now() < (until ?? 0)) {
     const asked = crossProcessNow();
     try {
       await lock.acquire({ timeout: settings.acquireTimeout });
