@@ -270,34 +270,40 @@ function expectLostUpdates(check: ExpectStatic, result: RunResult): void {
   check(result.counter, 'counter').toBeLessThan(EXPECTED);
 }
 
-describe.concurrent(`${WORKERS} processes × ${SECTIONS} critical sections on one lock name`, () => {
-  const crossProcess: WorkerBackend[] = ['redis', 'memcached', 'etcd', 'etcdhttp'];
+// Etcd's 200 sections take seconds alone, and the four backends run at once: a loaded machine
+// needs more than the default minute.
+describe.concurrent(
+  `${WORKERS} processes × ${SECTIONS} critical sections on one lock name`,
+  { timeout: 180_000 },
+  () => {
+    const crossProcess: WorkerBackend[] = ['redis', 'memcached', 'etcd', 'etcdhttp'];
 
-  it.for(crossProcess)(
-    `%s: the counter ends at exactly ${EXPECTED} and no two sections overlap`,
-    async (backend, { expect: check }) => {
-      const result = await runProcesses(backend, { withLock: true, holdMs: LOCKED_HOLD_MS });
-      console.log(describeRun(backend, result));
-      expectMutualExclusion(check, result);
-    },
-  );
+    it.for(crossProcess)(
+      `%s: the counter ends at exactly ${EXPECTED} and no two sections overlap`,
+      async (backend, { expect: check }) => {
+        const result = await runProcesses(backend, { withLock: true, holdMs: LOCKED_HOLD_MS });
+        console.log(describeRun(backend, result));
+        expectMutualExclusion(check, result);
+      },
+    );
 
-  it(`contrast: the same workload WITHOUT the lock (redis clients) loses updates`, async ({
-    expect: check,
-  }) => {
-    const result = await runProcesses('redis', { withLock: false, holdMs: UNLOCKED_HOLD_MS });
-    console.log(describeRun('without lock', result));
-    expectLostUpdates(check, result);
-  });
+    it(`contrast: the same workload WITHOUT the lock (redis clients) loses updates`, async ({
+      expect: check,
+    }) => {
+      const result = await runProcesses('redis', { withLock: false, holdMs: UNLOCKED_HOLD_MS });
+      console.log(describeRun('without lock', result));
+      expectLostUpdates(check, result);
+    });
 
-  it(`contrast: MemoryLock does NOT lock across processes (one store each): updates are lost`, async ({
-    expect: check,
-  }) => {
-    const result = await runProcesses('memory', { withLock: true, holdMs: UNLOCKED_HOLD_MS });
-    console.log(describeRun('MemoryLock across processes', result));
-    expectLostUpdates(check, result);
-  });
-});
+    it(`contrast: MemoryLock does NOT lock across processes (one store each): updates are lost`, async ({
+      expect: check,
+    }) => {
+      const result = await runProcesses('memory', { withLock: true, holdMs: UNLOCKED_HOLD_MS });
+      console.log(describeRun('MemoryLock across processes', result));
+      expectLostUpdates(check, result);
+    });
+  },
+);
 
 describe('the worker processes', () => {
   it('close their clients and exit by themselves with code 0', async () => {
