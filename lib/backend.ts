@@ -1,7 +1,7 @@
 /**
  * The backend-author API of nestjs-sherlock (`nestjs-sherlock/backend`): what a backend
  * implements, the registry it joins, and the helpers the built-in backends use.
- * See docs/backends.md, "Writing a backend". Every export is named here on purpose.
+ * See docs/extending.md, "Writing a backend". Every export is named here on purpose.
  */
 export type {
   LockBackend,

@@ -2,7 +2,7 @@
  * The surface a backend author implements: a backend is one declared object, its primitives plus
  * its capabilities. The core owns everything else (options, validation, blocking, deadlines,
  * owner tokens, the wait session and its sleep policy, fencing bookkeeping, renewal and the loss
- * signal). Registered with `backends.register()`; see docs/backends.md, "Writing a backend".
+ * signal). Registered with `backends.register()`; see docs/extending.md, "Writing a backend".
  */
 import type { ConnectionSettings } from './connection.js';
 

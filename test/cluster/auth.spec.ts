@@ -24,7 +24,7 @@ import {
   startRedis,
 } from '../support/servers.js';
 
-/** The least a Redis ACL user needs to lock in namespace `ns` (see the README). */
+/** The least a Redis ACL user needs to lock in namespace `ns` (see docs/auth-tls.md). */
 const LOCKER_ACL = [
   'on',
   '>locker-pw',

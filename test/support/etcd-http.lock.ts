@@ -1,5 +1,5 @@
 /**
- * A custom backend, written the way the README's "Extending" section shows: a lock over etcd's
+ * A custom backend, written the way docs/extending.md's "The sherlock way" section shows: a lock over etcd's
  * JSON gateway (`/v3/...` over plain HTTP with fetch), registered with `backends.register()`.
  * It implements only the three primitives; blocking, timeouts, retries, deadlines, `using` and
  * validation come from BaseLock. It declares no fencing and (without `_extend`) no extend, so the
