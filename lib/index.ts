@@ -83,6 +83,7 @@ export {
   type ClosableResponse,
   InjectLockService,
   currentLock,
+  currentMultiLock,
   getLockServiceToken,
   LOCKED_METADATA,
   type LockedOptions,

@@ -411,11 +411,6 @@ export class MultiLock implements AsyncDisposable {
     });
   }
 
-  /** @internal the members this object takes itself (not adopted ones). */
-  get taken(): readonly BaseLock[] {
-    return this.own;
-  }
-
   /**
    * @internal forgets the holding without releasing it (left to expire at shutdown): stops each
    * member's renewal and loss timers.
