@@ -191,18 +191,21 @@ export class MultiLock implements AsyncDisposable {
     // The hard end of a blocking acquire, as for one lock: `timeout`, plus one operationTimeout
     // for the attempt in flight when it runs out. Without it, each member still to take could
     // add an operationTimeout of its own on a slow server.
-    const deadline = new AbortController();
+    // The members wait with one signal: the caller's, or that hard end.
+    const stop = new AbortController();
     const operationTimeout = this.members[0]?.operationTimeout ?? 0;
     const timer = request.blocking
       ? startTimer(
-          () => deadline.abort(new DeadlineExceededError('acquire', request.timeout)),
+          () => stop.abort(new DeadlineExceededError('acquire', request.timeout)),
           request.timeout + operationTimeout,
           true,
         )
       : undefined;
-    const signal = request.signal
-      ? AbortSignal.any([request.signal, deadline.signal])
-      : deadline.signal;
+    const caller = request.signal;
+    const onAbort = () => stop.abort(caller?.reason);
+    if (caller?.aborted) onAbort();
+    else caller?.addEventListener('abort', onAbort, { once: true });
+    const signal = stop.signal;
     try {
       for (;;) {
         const remaining = () => Math.max(0, request.timeout - (now() - start));
@@ -225,6 +228,7 @@ export class MultiLock implements AsyncDisposable {
       }
     } finally {
       timer?.clear();
+      caller?.removeEventListener('abort', onAbort);
     }
   }
 
