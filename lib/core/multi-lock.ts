@@ -316,10 +316,11 @@ export class MultiLock implements AsyncDisposable {
    * failed on the server stays held, so calling `release()` again retries it.
    */
   async release(): Promise<void> {
-    const held = this.own.filter((lock) => lock.isAcquired);
-    if (this.holding === null && held.length === 0) {
+    if (!this.holdsAny()) {
+      this.endHolding();
       throw new LockNotHeldError(this.name, 'not-acquired', 'release');
     }
+    const held = this.own.filter((lock) => lock.isAcquired);
     const results = await Promise.allSettled(held.map((lock) => lock.release()));
     if (!this.own.some((lock) => lock.isAcquired)) this.endHolding();
     this.report('release', held, results);
@@ -395,7 +396,17 @@ export class MultiLock implements AsyncDisposable {
 
   /** Releases the members this object holds, if any, so `await using` works. */
   async [Symbol.asyncDispose](): Promise<void> {
-    if (this.holding !== null || this.own.some((lock) => lock.isAcquired)) await this.release();
+    if (this.holdsAny()) await this.release();
+    else this.endHolding();
+  }
+
+  /**
+   * Whether this object holds something to release: a member it took (released or dropped ones,
+   * e.g. by its manager's `close()`, do not count), or a set made only of re-entered members.
+   */
+  private holdsAny(): boolean {
+    const own = this.own;
+    return own.some((lock) => lock.isAcquired) || (own.length === 0 && this.holding !== null);
   }
 
   /**

@@ -327,6 +327,23 @@ describe('holding the set', () => {
     expect(control.store.size).toBe(0);
   });
 
+  it('after its manager’s close() released the members, release() says not-acquired and await using is quiet', async () => {
+    const all = locks.lockAll(['a', 'b']);
+    await all.acquire();
+    const report = await locks.close();
+    expect(report.released.sort()).toEqual(['a', 'b']);
+    expect(all.isAcquired).toBe(false);
+    const error = await rejectionOf(all.release());
+    expect((error as LockNotHeldError).reason).toBe('not-acquired');
+    const again = new LockManager({ backend: 'unitMulti' });
+    {
+      await using held = again.lockAll(['c']);
+      await held.acquire();
+      await again.close();
+    }
+    expect(control.store.size).toBe(0);
+  });
+
   it('extend() extends every member; one found taken aborts the signal with its LockLostError', async () => {
     const all = locks.lockAll(['a', 'b'], { expire: 10_000 });
     await all.acquire();
