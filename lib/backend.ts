@@ -28,6 +28,7 @@ export {
   type DistributedLock,
 } from './core/base-lock.js';
 export type { LockManager, LockManagerOptions, ShutdownReport } from './core/manager.js';
+export type { MultiLock } from './core/multi-lock.js';
 export type { LockOptions, ResolvedLockOptions } from './core/options.js';
 export type { LockLostEvent } from './core/events.js';
 export {

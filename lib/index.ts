@@ -14,6 +14,8 @@ export {
   LockBusyError,
   LockLostError,
   DriverMissingError,
+  MultiLockError,
+  type MultiLockFailure,
   type LockLostReason,
   type LockReleaseReason,
 } from './sherlock.js';
@@ -51,7 +53,7 @@ export type {
   AttemptOutcome,
   HandOff,
 } from './sherlock.js';
-export { Lock } from './sherlock.js';
+export { Lock, MultiLock } from './sherlock.js';
 export { lockEvents, type LockEvents, type LockLostEvent } from './sherlock.js';
 export { shutdown, heldLocks } from './sherlock.js';
 export {
@@ -81,6 +83,7 @@ export {
   type ClosableResponse,
   InjectLockService,
   currentLock,
+  currentMultiLock,
   getLockServiceToken,
   LOCKED_METADATA,
   type LockedOptions,

@@ -13,6 +13,8 @@ export {
   LockBusyError,
   LockLostError,
   DriverMissingError,
+  MultiLockError,
+  type MultiLockFailure,
   type LockLostReason,
   type LockReleaseReason,
 } from './core/errors/index.js';
@@ -55,6 +57,7 @@ export type {
   HandOff,
 } from './core/backend.js';
 export { Lock } from './core/lock.js';
+export { MultiLock } from './core/multi-lock.js';
 export { lockEvents, type LockEvents, type LockLostEvent } from './core/events.js';
 export { shutdown, heldLocks } from './core/lifecycle.js';
 export {

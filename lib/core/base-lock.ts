@@ -25,7 +25,12 @@ import {
   setLockClassMaker,
 } from './registry.js';
 import { DeadlineExceededError, now, settleWithin } from './timing.js';
-import { type Acquired, runAcquire, type SessionLock } from './wait-session.js';
+import {
+  type Acquired,
+  type AcquireRequest,
+  runAcquire,
+  type SessionLock,
+} from './wait-session.js';
 
 /** Options of a backend-specific lock: the lock options plus the client to use. */
 export interface BaseLockOptions extends LockOptions {
@@ -35,6 +40,24 @@ export interface BaseLockOptions extends LockOptions {
    * a shared client to localhost on the standard port, created on first use.
    */
   client?: object;
+}
+
+/**
+ * @internal checks `acquire()`'s argument (a boolean, or `AcquireOptions`), with `timeout` as
+ * the default timeout. Throws a TypeError / RangeError naming the option.
+ */
+export function acquireRequest(arg: unknown, timeout: number): AcquireRequest {
+  if (typeof arg === 'boolean') return { blocking: arg, timeout };
+  checkKeys(arg, 'acquire() options', ['blocking', 'timeout', 'signal']);
+  const { blocking = true, timeout: given, signal } = arg as AcquireOptions;
+  if (typeof blocking !== 'boolean') {
+    throw new TypeError(messages.invalidOption('blocking', blocking, 'true or false'));
+  }
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError(messages.invalidOption('signal', signal, 'an AbortSignal'));
+  }
+  const checked = given === undefined ? timeout : checkDuration('timeout', given, 0);
+  return signal ? { blocking, timeout: checked, signal } : { blocking, timeout: checked };
 }
 
 /** The object form of `acquire()`'s argument. */
@@ -268,22 +291,8 @@ export abstract class BaseLock<C extends object = object>
     }
   }
 
-  private acquireOptions(arg: unknown): {
-    blocking: boolean;
-    timeout: number;
-    signal?: AbortSignal;
-  } {
-    if (typeof arg === 'boolean') return { blocking: arg, timeout: this.timeout };
-    checkKeys(arg, 'acquire() options', ['blocking', 'timeout', 'signal']);
-    const { blocking = true, timeout, signal } = arg as AcquireOptions;
-    if (typeof blocking !== 'boolean') {
-      throw new TypeError(messages.invalidOption('blocking', blocking, 'true or false'));
-    }
-    if (signal !== undefined && !(signal instanceof AbortSignal)) {
-      throw new TypeError(messages.invalidOption('signal', signal, 'an AbortSignal'));
-    }
-    const checked = timeout === undefined ? this.timeout : checkDuration('timeout', timeout, 0);
-    return signal ? { blocking, timeout: checked, signal } : { blocking, timeout: checked };
+  private acquireOptions(arg: unknown): AcquireRequest {
+    return acquireRequest(arg, this.timeout);
   }
 
   /** How long the server surely keeps a lock it was asked to keep for `ttl` ms. */

@@ -4,6 +4,7 @@ import type { ConnectionSettings } from './connection.js';
 import { LockError } from './errors/lock.error.js';
 import { lockEvents, type LockEvents, type LockLostEvent } from './events.js';
 import { messages } from './messages.js';
+import { MultiLock } from './multi-lock.js';
 import {
   checkKeys,
   DEFAULT_LOCK_OPTIONS,
@@ -149,6 +150,23 @@ export class LockManager {
     checkKeys(options, 'lock options', LOCK_OPTION_KEYS);
     const bound: LockOptions & BoundOptions = { ...options, [BOUND_MANAGER]: this };
     return new backend.lockClass(name, bound) as BaseLock;
+  }
+
+  /**
+   * A multi-lock over `names` on this manager's backend, not yet acquired: every lock or none,
+   * taken in one canonical order (sorted by key, duplicates once) so that two callers never
+   * deadlock, within one `timeout` for the whole set. `options` apply to every member.
+   *
+   * @example
+   * const both = locks.lockAll([`account:${from}`, `account:${to}`]);
+   * await both.using(async () => move(from, to, amount));
+   */
+  lockAll(names: readonly string[], options: LockOptions = {}): MultiLock {
+    const backend = this.backend;
+    if (this.closed) throw new LockError(messages.managerClosed(backend.name), '');
+    checkKeys(options, 'lockAll() options', LOCK_OPTION_KEYS);
+    const bound: LockOptions & BoundOptions = { ...options, [BOUND_MANAGER]: this };
+    return new MultiLock(names, bound);
   }
 
   /** The locks of this manager held right now (acquired and not yet released). */

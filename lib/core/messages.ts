@@ -40,7 +40,24 @@ export const messages = {
   clientAndConnection: (who: string) =>
     `Invalid options: give either 'client' (a client you created) or 'connection' (settings the ${who} connects with), not both`,
   badLockedName: (value: unknown) =>
-    `@Locked: the lock name must be a non-empty string or a function, got ${describeValue(value)}`,
+    `@Locked: the lock name must be a non-empty string or a function (or a non-empty array of names), got ${describeValue(value)}`,
+  invalidNames: (option: string, got: string, max: number) =>
+    `Invalid option '${option}': got ${got}, expected a non-empty array of at most ${max} lock names (strings)`,
+  multiAlreadyHeld: (names: string, member: string) =>
+    `Cannot acquire the locks '${names}': this object still holds lock '${member}'; release() it first (or use one object per concurrent holder)`,
+  multiFailed: (
+    names: string,
+    operation: 'release' | 'extend',
+    failed: readonly { name: string; error: unknown }[],
+    total: number,
+  ) =>
+    `Could not ${operation} ${failed.length} of the ${total} locks '${names}': ${failed
+      .map(({ name, error }) => `'${name}' (${describeCause(error)})`)
+      .join('; ')}${
+      failed.length < total
+        ? `; the others were ${operation === 'release' ? 'released' : 'extended'}`
+        : ''
+    }`,
   genericLockClient: (backend: string, lockClass: string) =>
     `Invalid option 'client' for Lock: the generic Lock uses the client given to configure(); pass a client to ${lockClass} instead (backend ${backend})`,
   cannotExtend: (backend: string) => `The ${backend} backend cannot extend locks`,
@@ -57,7 +74,11 @@ export const messages = {
   notHeldSignal: (name: string) => `Lock '${name}' is not held`,
   timeout: (name: string, timeout: number) =>
     `Timeout elapsed after ${timeout} ms while trying to acquire lock '${name}'`,
+  timeoutAll: (names: string, timeout: number, member: string) =>
+    `Timeout elapsed after ${timeout} ms while trying to acquire all of the locks '${names}': lock '${member}' was still held by another owner; none of them is held`,
   busy: (name: string) => `Lock '${name}' is held by another owner`,
+  busyAll: (names: string, member: string) =>
+    `Cannot acquire all of the locks '${names}': lock '${member}' is held by another owner; none of them is held`,
   aborted: (name: string) => `Acquiring lock '${name}' was aborted`,
   backendError: (name: string, operation: string, cause: unknown) =>
     `Backend error during ${operation} of lock '${name}': ${describeCause(cause)}`,

@@ -5,7 +5,7 @@ export { LockService, type LockServiceAcquireOptions } from './lock.service.js';
 export { Locked, type LockName } from './locked.decorator.js';
 export { LockInterceptor, type ClosableResponse } from './lock.interceptor.js';
 export { InjectLockService } from './inject-lock-service.decorator.js';
-export { currentLock } from './lock-context.js';
+export { currentLock, currentMultiLock } from './lock-context.js';
 export { getLockServiceToken, LOCKED_METADATA } from './sherlock.constants.js';
 export type {
   LockedOptions,

@@ -26,7 +26,7 @@ export interface ClosableResponse {
  * request nobody will read) and answers a busy lock with 409 Conflict, a JSON body naming the
  * lock and, when the lock has an expiry, a `Retry-After` header. The lock itself is taken by the
  * `@Locked` method wrapper, after pipes (so a name function sees the transformed arguments):
- * exactly one lock per call. Members are protected so that you can subclass it.
+ * exactly one lock (or one set of locks) per call. Members are protected so that you can subclass it.
  */
 @Injectable()
 export class LockInterceptor implements NestInterceptor {
@@ -61,11 +61,12 @@ export class LockInterceptor implements NestInterceptor {
   /**
    * Maps a busy lock to 409 Conflict with `Retry-After` (whole seconds, rounded up, from the
    * error's `retryAfter`: the holder's remaining time to live, else the lock's expire); other
-   * errors pass through.
+   * errors pass through. For several names, the body names the lock that was busy.
    */
   protected mapError(err: unknown, context: ExecutionContext): unknown {
     if (!isBusyError(err)) return err;
     const { retryAfter } = err;
+    const lock = err.member ?? err.lockName;
     if (typeof retryAfter === 'number') {
       const response = context.switchToHttp().getResponse<ClosableResponse>();
       const seconds = String(Math.max(1, Math.ceil(retryAfter / 1000)));
@@ -75,8 +76,8 @@ export class LockInterceptor implements NestInterceptor {
     return new ConflictException({
       statusCode: 409,
       error: 'Conflict',
-      message: `Lock '${err.lockName}' is held by another request; try again later`,
-      lock: err.lockName,
+      message: `Lock '${lock}' is held by another request; try again later`,
+      lock,
     });
   }
 }

@@ -7,9 +7,11 @@ import {
   LockNotHeldError,
   type LockOptions,
   LockTimeoutError,
+  type MultiLock,
+  MultiLockError,
 } from '../sherlock.js';
 import { startTimer, type Timer } from '../core/timing.js';
-import { lockContext } from './lock-context.js';
+import { type LockContext, lockContext } from './lock-context.js';
 import type { LockedOptions } from './sherlock.interfaces.js';
 import { nestMessages } from './sherlock.messages.js';
 import {
@@ -22,6 +24,17 @@ import {
 /** Options of `LockService.acquire()` / `tryAcquire()`: the lock options and a cancel signal. */
 export interface LockServiceAcquireOptions extends LockOptions {
   signal?: AbortSignal;
+}
+
+/** The lock options of `@Locked` / `run()` settings (the rest is the service's business). */
+function lockOptionsOf(settings: ResolvedLockedOptions): LockOptions {
+  const { expire, timeout, retryInterval, autoExtend } = settings;
+  return {
+    ...(expire !== undefined ? { expire } : {}),
+    ...(timeout !== undefined ? { timeout } : {}),
+    ...(retryInterval !== undefined ? { retryInterval } : {}),
+    ...(autoExtend !== undefined ? { autoExtend } : {}),
+  };
 }
 
 /** Errors that mean "someone else holds the lock" (they carry `retryAfter`). */
@@ -45,7 +58,7 @@ let registrations = 0;
 export class LockService implements OnApplicationShutdown {
   private readonly logger = new Logger('SherlockModule');
   /** Locks kept past their method for `atLeastFor`, with the timer that releases them. */
-  private readonly lingering = new Map<BaseLock, Timer>();
+  private readonly lingering = new Map<BaseLock | MultiLock, Timer>();
   /** Tells this registration's held locks apart in the async context (two apps may share names). */
   private readonly contextId = `${++registrations}`;
   /** The manager of this registration: its defaults, client, held locks and events. */
@@ -92,6 +105,20 @@ export class LockService implements OnApplicationShutdown {
   }
 
   /**
+   * A multi-lock over `names` on this registration's backend, not yet acquired: every lock or
+   * none, taken in one canonical order (sorted by key; duplicates once) so that two callers never
+   * deadlock, within one `timeout` for the whole set. `options` apply to every member.
+   *
+   * @example
+   * const both = locks.lockAll([`account:${from}`, `account:${to}`]);
+   * await both.using(async () => this.move(from, to, amount));
+   */
+  lockAll(names: readonly string[], options: LockOptions = {}): MultiLock {
+    if (this.manager.isClosed) throw new Error(nestMessages.closed(this.registration));
+    return this.manager.lockAll(names, options);
+  }
+
+  /**
    * Acquires `name` (waiting up to `timeout`) and returns the held lock; rejects with
    * `LockTimeoutError`. Release it with `lock.release()`.
    *
@@ -116,16 +143,35 @@ export class LockService implements OnApplicationShutdown {
    * Acquires `name`, runs `fn`, releases, and returns `fn`'s result. Re-entrant within one async
    * call chain: a nested `run` (or `@Locked`) on the same name runs without re-acquiring.
    *
+   * With an array of names, takes them all as one `MultiLock` (every lock or none, in one
+   * canonical order, within one `timeout`) and gives it to `fn`; names this call chain already
+   * holds are re-entered, not taken again.
+   *
    * @example
    * const balance = await locks.run(`account:${id}`, async () => this.accounts.withdraw(id, 10));
+   * await locks.run([`account:${from}`, `account:${to}`], async () => this.move(from, to, 10));
    */
   async run<T>(
     name: string,
     fn: (lock: BaseLock) => T | Promise<T>,
+    options?: LockedOptions,
+  ): Promise<T>;
+  async run<T>(
+    names: readonly string[],
+    fn: (lock: MultiLock) => T | Promise<T>,
+    options?: LockedOptions,
+  ): Promise<T>;
+  async run<T>(
+    name: string | readonly string[],
+    fn: ((lock: BaseLock) => T | Promise<T>) | ((lock: MultiLock) => T | Promise<T>),
     options: LockedOptions = {},
   ): Promise<T> {
     const checked = validateLockedOptions(options, 'LockService.run() options');
-    const result = await this.runLocked(name, fn, checked);
+    const result = await this.runLocked(
+      name,
+      fn as (lock: BaseLock | MultiLock) => T | Promise<T>,
+      checked,
+    );
     return result as T;
   }
 
@@ -136,32 +182,43 @@ export class LockService implements OnApplicationShutdown {
 
   /**
    * @internal the engine of `run()` and `@Locked()`: acquires per `options` (merged over the
-   * module's `locked` defaults), runs `fn` in a context marking the lock as held, releases (or
-   * keeps it for `atLeastFor`). Resolves `undefined` without running `fn` when busy and
+   * module's `locked` defaults), runs `fn` in a context marking the lock(s) as held, releases (or
+   * keeps them for `atLeastFor`). Resolves `undefined` without running `fn` when busy and
    * `onBusy` is 'skip'; otherwise a busy lock rejects with `LockBusyError` (did not wait) or
-   * `LockTimeoutError` (waited), each carrying `retryAfter`.
+   * `LockTimeoutError` (waited), each carrying `retryAfter`. With an array of names, `fn` gets
+   * the `MultiLock`.
    */
   async runLocked<T>(
-    name: string,
-    fn: (lock: BaseLock) => T | Promise<T>,
+    name: string | readonly string[],
+    fn: (lock: BaseLock | MultiLock) => T | Promise<T>,
     options: LockedOptions,
   ): Promise<T | undefined> {
     const settings: ResolvedLockedOptions = {
       ...this.locked,
       ...options,
     } as ResolvedLockedOptions;
-    const { wait, onBusy, atLeastFor, expire, timeout, retryInterval, autoExtend } = settings;
-    const lock = this.create(name, {
-      ...(expire !== undefined ? { expire } : {}),
-      ...(timeout !== undefined ? { timeout } : {}),
-      ...(retryInterval !== undefined ? { retryInterval } : {}),
-      ...(autoExtend !== undefined ? { autoExtend } : {}),
-    });
-    checkAtLeastFor(atLeastFor, lock.expire);
+    const { wait, onBusy, atLeastFor } = settings;
+    const lockOptions = lockOptionsOf(settings);
     const context = lockContext.getStore();
-    const heldKey = `${this.contextId}\0${lock.key}`;
-    const reentered = context?.held.get(heldKey);
-    if (reentered) return fn(reentered);
+    const heldKey = (key: string) => `${this.contextId}\0${key}`;
+    let lock: BaseLock | MultiLock;
+    let held: Map<string, BaseLock>;
+    if (typeof name === 'string') {
+      const single = this.create(name, lockOptions);
+      checkAtLeastFor(atLeastFor, single.expire);
+      const reentered = context?.held.get(heldKey(single.key));
+      if (reentered) return fn(reentered);
+      lock = single;
+      held = new Map(context?.held).set(heldKey(single.key), single);
+    } else {
+      const multi = this.lockAll(name, lockOptions);
+      checkAtLeastFor(atLeastFor, multi.expire);
+      // Names this call chain holds already are re-entered: part of the set, not taken again.
+      multi.adopt((key) => context?.held.get(heldKey(key)));
+      lock = multi;
+      held = new Map(context?.held);
+      for (const member of multi.locks) held.set(heldKey(member.key), member);
+    }
 
     const signal = context?.signal;
     try {
@@ -173,10 +230,14 @@ export class LockService implements OnApplicationShutdown {
     }
 
     const acquiredAt = performance.now();
-    const held = new Map(context?.held).set(heldKey, lock);
+    const store: LockContext = {
+      ...context,
+      held,
+      ...(typeof name === 'string' ? {} : { multiLock: lock as MultiLock }),
+    };
     let result: T;
     try {
-      result = await lockContext.run({ ...context, held }, () => fn(lock));
+      result = await lockContext.run(store, () => fn(lock));
     } catch (err) {
       await this.finish(lock, acquiredAt, atLeastFor).catch(() => undefined);
       throw err;
@@ -185,8 +246,29 @@ export class LockService implements OnApplicationShutdown {
     return result;
   }
 
+  /**
+   * @internal checks at bootstrap what a `@Locked` method will take: its options against this
+   * registration's backend and, for a fixed name (or names), the name itself. Throws the
+   * TypeError / RangeError the first call would.
+   */
+  checkLocked(name: unknown, options: LockedOptions): void {
+    const settings = { ...this.locked, ...options } as ResolvedLockedOptions;
+    const lockOptions = lockOptionsOf(settings);
+    const expire =
+      typeof name === 'string'
+        ? this.create(name, lockOptions).expire
+        : Array.isArray(name)
+          ? this.lockAll(name as string[], lockOptions).expire
+          : this.manager.settle(lockOptions, this.manager.backend).expire;
+    checkAtLeastFor(settings.atLeastFor, expire);
+  }
+
   /** Releases now, or keeps the lock until `atLeastFor` ms after `acquiredAt`. */
-  private async finish(lock: BaseLock, acquiredAt: number, atLeastFor: number): Promise<void> {
+  private async finish(
+    lock: BaseLock | MultiLock,
+    acquiredAt: number,
+    atLeastFor: number,
+  ): Promise<void> {
     const keepFor = atLeastFor - (performance.now() - acquiredAt);
     if (keepFor <= 0) {
       await this.release(lock);
@@ -203,12 +285,17 @@ export class LockService implements OnApplicationShutdown {
     this.lingering.set(lock, timer);
   }
 
-  private async release(lock: BaseLock): Promise<void> {
+  private async release(lock: BaseLock | MultiLock): Promise<void> {
     try {
       await lock.release();
     } catch (err) {
-      if (err instanceof LockNotHeldError && err.reason === 'not-owned') {
-        this.logger.error(nestMessages.lostAtRelease(lock.name));
+      const notOwned = (error: unknown) =>
+        error instanceof LockNotHeldError && error.reason === 'not-owned';
+      if (notOwned(err)) this.logger.error(nestMessages.lostAtRelease(lock.name));
+      if (err instanceof MultiLockError) {
+        for (const { name, error } of err.failed) {
+          if (notOwned(error)) this.logger.error(nestMessages.lostAtRelease(name));
+        }
       }
       throw err;
     }

@@ -11,8 +11,20 @@ import type { LockedDecoratorOptions } from './sherlock.interfaces.js';
 import { nestMessages } from './sherlock.messages.js';
 import { validateDecoratorOptions } from './sherlock.options.js';
 
-/** A lock name, or a function of the method's arguments (after pipes, on handlers). */
-export type LockName<A extends unknown[] = never[]> = string | ((...args: A) => string);
+/**
+ * A lock name, or a function of the method's arguments (after pipes, on handlers). Several names
+ * (an array, or a function returning one) are taken together as one `MultiLock`: every lock or
+ * none, in one canonical order, within one `timeout`.
+ */
+export type LockName<A extends unknown[] = never[]> =
+  string | readonly string[] | ((...args: A) => string | readonly string[]);
+
+/** Whether `value` is a lock name or a non-empty array of them (each checked by the backend). */
+const isNameOrNames = (value: unknown): value is string | readonly string[] =>
+  (typeof value === 'string' && value.length > 0) ||
+  (Array.isArray(value) &&
+    value.length > 0 &&
+    value.every((each) => typeof each === 'string' && each.length > 0));
 
 /** What `@Locked` records under `LOCKED_METADATA` on the method. */
 export interface LockedMetadata {
@@ -45,12 +57,15 @@ type AsyncMethod = (...args: never[]) => Promise<unknown>;
  * @Patch(':id')
  * @Locked((id: string) => `order:${id}`)
  * update(@Param('id') id: string, @Body() dto: UpdateOrderDto) { ... }
+ *
+ * @Locked((from: string, to: string) => [`account:${from}`, `account:${to}`])
+ * async transfer(from: string, to: string, amount: number) { ... }
  */
 export function Locked<A extends unknown[] = never[]>(
   name: LockName<A>,
   options: LockedDecoratorOptions = {},
 ): MethodDecorator {
-  if (typeof name !== 'function' && (typeof name !== 'string' || name.length === 0)) {
+  if (typeof name !== 'function' && !isNameOrNames(name)) {
     throw new TypeError(nestMessages.badLockedName(name));
   }
   const checked = validateDecoratorOptions(options);
@@ -76,7 +91,7 @@ export function Locked<A extends unknown[] = never[]>(
         if (!service) throw new Error(nestMessages.notInitialised(registration, methodName));
         const lockName =
           typeof name === 'function' ? (name as (...a: unknown[]) => unknown)(...args) : name;
-        if (typeof lockName !== 'string' || lockName.length === 0) {
+        if (!isNameOrNames(lockName)) {
           throw new TypeError(nestMessages.badLockName(methodName, JSON.stringify(lockName)));
         }
         return service.runLocked(

@@ -8,7 +8,7 @@ export const nestMessages = {
     `@Locked: 'name' (${JSON.stringify(name)}) and its deprecated spelling 'service' (${JSON.stringify(service)}) name different registrations; give only 'name'`,
   notAMethod: (target: string) => `@Locked can only decorate methods; '${target}' is not a method`,
   badLockName: (method: string, value: string) =>
-    `@Locked on ${method}: the lock name function returned ${value}; it must return a non-empty string`,
+    `@Locked on ${method}: the lock name function returned ${value}; it must return a non-empty string (or a non-empty array of them)`,
   asyncFactory: () =>
     'SherlockModule.forRootAsync() needs exactly one of useFactory, useClass or useExisting',
   atLeastForAboveExpire: (atLeastFor: number, expire: number) =>

@@ -5,6 +5,7 @@
  * over both. Mutual exclusion between them can only come from the distributed lock.
  */
 import { LockService } from 'nestjs-sherlock';
+import { performance } from 'node:perf_hooks';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -56,7 +57,7 @@ describe.each(BACKENDS)('sample app on the %s backend, two instances', (backend)
   const namespace = uniqueNamespace(`e2e-${backend}`);
   // One store for both instances, as a shared database would be. Each test uses its own accounts.
   const store = new InMemoryAccountStore(
-    { a: OPENING, b: 0, c: OPENING, d: 0, e: OPENING, f: 0 },
+    { a: OPENING, b: 0, c: OPENING, d: 0, e: OPENING, f: 0, g: OPENING, h: OPENING },
     5,
   );
 
@@ -97,6 +98,31 @@ describe.each(BACKENDS)('sample app on the %s backend, two instances', (backend)
     expect(failed.map((response) => `${response.status} ${response.text}`)).toEqual([]);
     expect(await balance(pick(replicas, 0), 'a')).toBe(OPENING - TRANSFERS);
     expect(await balance(pick(replicas, 1), 'b')).toBe(TRANSFERS);
+  });
+
+  it(`completes ${TRANSFERS} opposite concurrent transfers (g→h and h→g, over both instances) without deadlock, and conserves the total`, async () => {
+    // Each transfer locks both accounts; taken one by one in argument order, g→h and h→g would
+    // each hold one and wait for the other until the timeout. Taken as one set they never do.
+    const started = performance.now();
+    const responses = await Promise.all(
+      Array.from({ length: TRANSFERS }, (_, i) => {
+        const [from, to, amount] = i % 2 === 0 ? ['g', 'h', 3] : ['h', 'g', 1];
+        return request(pick(replicas, Math.floor(i / 2)))
+          .post('/accounts/transfer')
+          .send({ from, to, amount });
+      }),
+    );
+    const failed = responses.filter((response) => response.status !== 201);
+    expect(failed.map((response) => `${response.status} ${response.text}`)).toEqual([]);
+    const g = await balance(pick(replicas, 0), 'g');
+    const h = await balance(pick(replicas, 1), 'h');
+    const half = TRANSFERS / 2;
+    expect(g).toBe(OPENING - 3 * half + half);
+    expect(h).toBe(OPENING + 3 * half - half);
+    expect(g + h).toBe(2 * OPENING);
+    console.log(
+      `${backend}: ${TRANSFERS} opposite transfers in ${Math.round(performance.now() - started)} ms`,
+    );
   });
 
   it('loses updates with the same transfers on the unsafe (unlocked) endpoint', async () => {

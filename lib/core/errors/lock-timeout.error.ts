@@ -8,6 +8,10 @@ import { LockError } from './lock.error.js';
  * time to live as the server last reported it, else the lock's `expire`; `undefined` when neither
  * is known (a lock without expiry).
  *
+ * For a `MultiLock` (several locks at once), `lockName` is the multi-lock's name (its member
+ * names), `member` the name of the lock that was still held by another owner when the timeout ran
+ * out, and `cause` that member's own `LockTimeoutError`; none of the locks is held afterwards.
+ *
  * @example
  * await lock.acquire().catch((err) => {
  *   if (err instanceof LockTimeoutError) return false;
@@ -16,14 +20,23 @@ import { LockError } from './lock.error.js';
  */
 export class LockTimeoutError extends LockError {
   readonly retryAfter: number | undefined;
+  /** For a multi-lock: the member that was still busy (`undefined` for a single lock). */
+  readonly member: string | undefined;
 
   constructor(
     lockName: string,
     readonly timeout: number,
-    options: { cause?: unknown; retryAfter?: number | undefined } = {},
+    options: { cause?: unknown; retryAfter?: number | undefined; member?: string | undefined } = {},
   ) {
-    const { retryAfter, ...rest } = options;
-    super(messages.timeout(lockName, timeout), lockName, 'cause' in rest ? rest : undefined);
+    const { retryAfter, member, ...rest } = options;
+    super(
+      member === undefined
+        ? messages.timeout(lockName, timeout)
+        : messages.timeoutAll(lockName, timeout, member),
+      lockName,
+      'cause' in rest ? rest : undefined,
+    );
     this.retryAfter = retryAfter;
+    this.member = member;
   }
 }

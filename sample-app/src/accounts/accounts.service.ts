@@ -28,19 +28,23 @@ export class AccountsService {
   }
 
   /**
-   * Moves `amount` from one account to another. The read-modify-write below is not atomic, so
-   * the whole method runs under the distributed lock 'accounts': one transfer at a time across
-   * every replica of the app that shares the lock backend.
+   * Moves `amount` from one account to another. The read-modify-write below is not atomic, so it
+   * runs holding the distributed locks of BOTH accounts, `account:<from>` and `account:<to>`:
+   * no other transfer touching either account runs meanwhile, on any replica that shares the
+   * lock backend, while transfers between other accounts run in parallel.
    *
-   * One lock for all accounts is the simple, correct choice. A lock per account *pair* would be
-   * wrong (alice→bob and carol→alice would both write alice's balance at once); finer locking
-   * means one lock per account, taken in a fixed order to avoid deadlocks.
+   * Locking only one of the two accounts would be wrong (alice→bob and carol→alice would both
+   * write alice's balance at once), and so would a lock per account pair. Taking the two locks
+   * one by one could deadlock (alice→bob holds alice and waits for bob while bob→alice holds bob
+   * and waits for alice). A name function returning an array takes both as one MultiLock: every
+   * lock or none, always in the same (sorted) order whatever the argument order, within one
+   * `timeout` for the pair. So opposite transfers cannot deadlock.
    *
    * `@Locked` works on any provider method. Outside an HTTP handler a busy lock is not turned
-   * into a 409: if the lock cannot be had within `timeout` the call rejects with
+   * into a 409: if the locks cannot be had within `timeout` the call rejects with
    * LockTimeoutError (which reaches the client as a 500, like any unexpected error).
    */
-  @Locked('accounts')
+  @Locked((from: string, to: string) => [`account:${from}`, `account:${to}`])
   async transfer(from: string, to: string, amount: number): Promise<TransferResult> {
     return this.move(from, to, amount);
   }
