@@ -14,6 +14,8 @@ export {
   LockBusyError,
   LockLostError,
   DriverMissingError,
+  UnsupportedFeatureError,
+  type LockFeature,
   type LockLostReason,
   type LockReleaseReason,
 } from './sherlock.js';
@@ -50,8 +52,11 @@ export type {
   LockTarget,
   AttemptOutcome,
   HandOff,
+  SemaphoreBackend,
+  SemaphoreTarget,
 } from './sherlock.js';
 export { Lock } from './sherlock.js';
+export { Semaphore, type SemaphoreOptions } from './sherlock.js';
 export { lockEvents, type LockEvents, type LockLostEvent } from './sherlock.js';
 export { shutdown, heldLocks } from './sherlock.js';
 export {

@@ -13,6 +13,8 @@ export {
   LockBusyError,
   LockLostError,
   DriverMissingError,
+  UnsupportedFeatureError,
+  type LockFeature,
   type LockLostReason,
   type LockReleaseReason,
 } from './core/errors/index.js';
@@ -53,8 +55,11 @@ export type {
   LockTarget,
   AttemptOutcome,
   HandOff,
+  SemaphoreBackend,
+  SemaphoreTarget,
 } from './core/backend.js';
 export { Lock } from './core/lock.js';
+export { Semaphore, type SemaphoreOptions } from './core/semaphore.js';
 export { lockEvents, type LockEvents, type LockLostEvent } from './core/events.js';
 export { shutdown, heldLocks } from './core/lifecycle.js';
 export {

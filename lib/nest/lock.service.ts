@@ -7,6 +7,7 @@ import {
   LockNotHeldError,
   type LockOptions,
   LockTimeoutError,
+  type Semaphore,
 } from '../sherlock.js';
 import { startTimer, type Timer } from '../core/timing.js';
 import { lockContext } from './lock-context.js';
@@ -89,6 +90,19 @@ export class LockService implements OnApplicationShutdown {
   create(name: string, options: LockOptions = {}): BaseLock {
     if (this.manager.isClosed) throw new Error(nestMessages.closed(this.registration));
     return this.manager.lock(name, options);
+  }
+
+  /**
+   * A semaphore object for `name` with `limit` permits on this registration's backend, not yet
+   * acquired (one object per holder). Throws an `UnsupportedFeatureError` on a backend that
+   * cannot hold one (Memcached, Redlock). See docs/semaphore.md.
+   *
+   * @example
+   * await this.locks.semaphore('pdf-render', 4).using(async () => this.pdf.render(id));
+   */
+  semaphore(name: string, limit: number, options: LockOptions = {}): Semaphore {
+    if (this.manager.isClosed) throw new Error(nestMessages.closed(this.registration));
+    return this.manager.semaphore(name, limit, options);
   }
 
   /**

@@ -22,20 +22,24 @@ export interface Entry {
   refreshedAt: number;
 }
 
-/** Puts a new entry (with its lease) and tells whether it is first in line. */
+/**
+ * Puts a new entry (with its lease) and tells whether it is `first` in line: among the first
+ * `limit` entries (1 for a lock; a semaphore's limit).
+ */
 export async function enter(
   etcd: EtcdClient,
   prefix: string,
   token: string,
   lease: { id: string; seconds: number } | undefined,
   refreshedAt: number,
+  limit = 1,
 ): Promise<{ entry: Entry; first: boolean }> {
   const key = prefix + token;
   const put = etcd.put(key).value(token);
   if (lease !== undefined) put.lease(lease.id);
   const { header, responses, succeeded } = await etcd
     .if(key, 'Create', '==', 0)
-    .then(put, etcd.getAll().prefix(prefix).sort('Create', 'Ascend').limit(1))
+    .then(put, etcd.getAll().prefix(prefix).sort('Create', 'Ascend').limit(limit))
     .commit();
   if (!succeeded) {
     // The key exists: this very request was applied once already and sent again by the client
@@ -52,9 +56,9 @@ export async function enter(
       seconds: lease?.seconds ?? null,
       refreshedAt,
     };
-    const head = (await etcd.getAll().prefix(prefix).sort('Create', 'Ascend').limit(1).exec())
-      .kvs[0];
-    return { entry, first: head?.create_revision === kv.create_revision };
+    const head = (await etcd.getAll().prefix(prefix).sort('Create', 'Ascend').limit(limit).exec())
+      .kvs;
+    return { entry, first: head.some((each) => each.create_revision === kv.create_revision) };
   }
   const entry: Entry = {
     key,
@@ -64,7 +68,8 @@ export async function enter(
     seconds: lease?.seconds ?? null,
     refreshedAt,
   };
-  const first = responses[1]?.response_range?.kvs[0]?.create_revision === header.revision;
+  const head = responses[1]?.response_range?.kvs ?? [];
+  const first = head.some((each) => each.create_revision === header.revision);
   return { entry, first };
 }
 

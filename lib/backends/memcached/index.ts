@@ -132,6 +132,10 @@ const memcachedBackend: LockBackend<MemjsClient> = {
     }
     return client;
   },
+  unsupported: {
+    semaphore:
+      'memcached has no atomic operation over a set of holders (no scripts, transactions or sorted sets), so it cannot count the holders, admit one and drop an expired one in a single step; a semaphore built from its commands could admit more than its limit',
+  },
   checkClient: checkMemjsSettings,
   close: (client) => client.close(),
   checkKey(key) {

@@ -10,3 +10,4 @@ export { LockAbortedError } from './lock-aborted.error.js';
 export { LockBusyError } from './lock-busy.error.js';
 export { LockLostError, type LockLostReason } from './lock-lost.error.js';
 export { DriverMissingError } from './driver-missing.error.js';
+export { UnsupportedFeatureError, type LockFeature } from './unsupported-feature.error.js';
