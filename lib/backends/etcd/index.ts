@@ -6,7 +6,7 @@ import { backends } from '../../core/registry.js';
 import { now } from '../../core/timing.js';
 import type { EtcdClient, EtcdWatcher, WatchedKeyValue } from './client.js';
 import { keepAlive, revoke, takeLease } from './leases.js';
-import { ahead, type Entry, enter, leave, remove } from './queue.js';
+import { ahead, countAhead, type Entry, enter, leave, remove } from './queue.js';
 
 interface Etcd3Module {
   Etcd3: ClientClass & (new (options: Record<string, unknown>) => EtcdClient);
@@ -212,7 +212,9 @@ async function acquireIn(
   } else if (now() - entry.refreshedAt >= refreshEvery(entry) && !(await refresh(etcd, entry))) {
     return lostPlace(etcd, waiter);
   }
-  const before = await ahead(etcd, prefix, entry);
+  // A lock needs only the entry right ahead; a semaphore the exact number of entries ahead.
+  const before =
+    limit === 1 ? await ahead(etcd, prefix, entry) : await countAhead(etcd, prefix, entry);
   if (before === undefined || before.count < limit) {
     // Fewer than `limit` ahead (for a lock: nobody): it holds, and the holding expires a TTL
     // after the lease's last renewal. Renew it now unless that was only a moment ago (then the

@@ -96,6 +96,31 @@ export async function ahead(
 }
 
 /**
+ * Like `ahead`, but `count` is exact: the number of entries ahead of `entry` as of the revision
+ * read (etcd's own `count` ignores the create-revision filter, so they are read, all of them).
+ * For a semaphore's line, whose waiters count the entries ahead down to below the limit.
+ */
+export async function countAhead(
+  etcd: EtcdClient,
+  prefix: string,
+  entry: Entry,
+): Promise<{ key: string; fromRevision: string; count: number } | undefined> {
+  const found = await etcd
+    .getAll()
+    .prefix(prefix)
+    .maxCreateRevision(String(BigInt(entry.revision) - 1n))
+    .sort('Create', 'Descend')
+    .exec();
+  const predecessor = found.kvs[0];
+  if (predecessor === undefined) return undefined;
+  return {
+    key: prefix + predecessor.value.toString(),
+    fromRevision: String(BigInt(found.header.revision) + 1n),
+    count: found.kvs.length,
+  };
+}
+
+/**
  * Deletes an entry if it still holds its value. Only when this delete succeeded is the entry's
  * lease (now attached to no key) given back to the pool for reuse, or revoked in the background:
  * an entry deleted by someone else had its lease seen to by them, or ran out with it. A lease is
