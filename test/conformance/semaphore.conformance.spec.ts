@@ -30,10 +30,12 @@ import {
 } from '../support/helpers.js';
 
 /**
- * Far above what a pushed hand-off takes, below the fallback poll of a pushed waiter (1.8 s at
- * least) and far below the retryInterval the waiters are given (10 s).
+ * Far above what a pushed hand-off takes (milliseconds), far below the retryInterval the waiters
+ * are given (10 s), and below the fallback poll of a waiter that missed its wake-up: at least
+ * 1.8 s after its last attempt, which is at most `IN_LINE_MS` before the release.
  */
-const HANDOFF_LIMIT_MS = 1_500;
+const HANDOFF_LIMIT_MS = 1_200;
+const IN_LINE_MS = 300;
 const POLL_NEVER = { retryInterval: 10_000 };
 
 describe.each(fixtures.filter((f) => !f.capabilities.semaphore))(
@@ -189,8 +191,8 @@ describe.each(fixtures.filter((f) => f.capabilities.semaphore))(
       expect(await b.acquire(false)).toBe(true);
       const granted: number[] = [];
       const waiting = waiters.map((sem, i) => sem.acquire().then(() => granted.push(i)));
-      await delay(500); // both are in line
-      expect(granted).toEqual([]);
+      await delay(IN_LINE_MS); // both are in line
+      expect(granted, `granted while ${await a.count()} of 2 are held`).toEqual([]);
 
       await a.release();
       const first = await timed(() => waitFor(() => granted.length === 1, { timeout: SLACK_MS }));
@@ -248,28 +250,33 @@ describe.each(fixtures.filter((f) => f.capabilities.semaphore))(
       await newcomer.release();
     });
 
-    it('a holder that dies (never releases) loses its permit at its expiry, by the server: a waiter then gets it, the dead holder cannot release it', async () => {
+    it('a holder that dies (never releases) loses its permit at its expiry, by the server, while another holder keeps its own: a waiter then gets it, the dead holder cannot release it', async () => {
       const name = uniqueName('sem-dead');
       const expire = fixture.shortExpire;
-      const dead = other.semaphore(name, 1, { expire });
+      // A live holder with a long expiry keeps the semaphore's state alive on the server: the
+      // dead holder's permit alone must go.
+      const alive = main.semaphore(name, 2, { expire: 60_000 });
+      expect(await alive.acquire(false)).toBe(true);
+      const dead = other.semaphore(name, 2, { expire });
       expect(await dead.acquire(false)).toBe(true);
       const deadToken = dead.fencingToken;
       // The holder stops: no release, no renewal (what a killed process does).
-      const waiter = main.semaphore(name, 1, { timeout: expire + 20_000, expire: 30_000 });
+      const waiter = main.semaphore(name, 2, { timeout: expire + 20_000, expire: 30_000 });
       const { ms } = await timed(() => waiter.acquire());
       expect(waiter.isAcquired).toBe(true);
       // It waited for the expiry (half of it at least: the clocks start a moment apart).
       expect(ms).toBeGreaterThanOrEqual(lifetime(fixture, expire) / 2);
       expect(ms).toBeLessThan(expire + SLACK_MS);
       expect(BigInt(waiter.fencingToken ?? -1)).toBeGreaterThan(BigInt(deadToken ?? -1));
-      expect(await waiter.count()).toBe(1);
+      expect(await waiter.count()).toBe(2);
       // The dead holder's signal has aborted (its permit could not be confirmed), and its
       // release is refused: the permit it held is gone.
       expect(dead.signal.aborted).toBe(true);
       const { error } = await rejectsWith(LockNotHeldError, () => dead.release());
       expect(error.reason).toBe('not-owned');
-      expect(await waiter.count()).toBe(1);
+      expect(await waiter.count()).toBe(2);
       await waiter.release();
+      await alive.release();
       expect(await waiter.count()).toBe(0);
     });
 
