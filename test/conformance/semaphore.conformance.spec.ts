@@ -181,32 +181,36 @@ describe.each(fixtures.filter((f) => f.capabilities.semaphore))(
       expect(await a.count()).toBe(0);
     });
 
-    it(`a blocking acquire is woken by a release (within ${HANDOFF_LIMIT_MS} ms, its retryInterval being 10 s), one waiter per freed permit`, async () => {
-      expect(capabilities.handOff).toBe('push');
-      const name = uniqueName('sem-wake');
-      const [a, b] = permits(name, 2, 2);
-      const waiters = permits(name, 2, 2, { ...POLL_NEVER, timeout: 20_000 });
-      if (!a || !b) throw new Error('two holders');
-      expect(await a.acquire(false)).toBe(true);
-      expect(await b.acquire(false)).toBe(true);
-      const granted: number[] = [];
-      const waiting = waiters.map((sem, i) => sem.acquire().then(() => granted.push(i)));
-      await delay(IN_LINE_MS); // both are in line
-      expect(granted, `granted while ${await a.count()} of 2 are held`).toEqual([]);
+    it.for([1, 2])(
+      `limit %i: a blocking acquire is woken by a release (within ${HANDOFF_LIMIT_MS} ms, its retryInterval being 10 s), one waiter per freed permit`,
+      async (limit) => {
+        expect(capabilities.handOff).toBe('push');
+        const name = uniqueName('sem-wake');
+        const holders = permits(name, limit, limit);
+        const waiters = permits(name, 2, limit, { ...POLL_NEVER, timeout: 20_000 });
+        for (const holder of holders) expect(await holder.acquire(false)).toBe(true);
+        const granted: number[] = [];
+        const waiting = waiters.map((sem, i) => sem.acquire().then(() => granted.push(i)));
+        await delay(IN_LINE_MS); // both are in line
+        expect(granted, `granted while ${await waiters[0]?.count()} are held`).toEqual([]);
 
-      await a.release();
-      const first = await timed(() => waitFor(() => granted.length === 1, { timeout: SLACK_MS }));
-      expect(first.ms).toBeLessThan(HANDOFF_LIMIT_MS);
-      await delay(300);
-      expect(granted, 'one permit freed, one waiter let in').toHaveLength(1);
+        await holders[0]?.release();
+        const first = await timed(() => waitFor(() => granted.length === 1, { timeout: SLACK_MS }));
+        expect(first.ms).toBeLessThan(HANDOFF_LIMIT_MS);
+        await delay(300);
+        expect(granted, 'one permit freed, one waiter let in').toHaveLength(1);
 
-      await b.release();
-      const second = await timed(() => waitFor(() => granted.length === 2, { timeout: SLACK_MS }));
-      expect(second.ms).toBeLessThan(HANDOFF_LIMIT_MS);
-      await Promise.all(waiting);
-      expect(await a.count()).toBe(2);
-      for (const sem of waiters) await sem.release();
-    });
+        // The next permit freed: by the other holder, or (limit 1) by the waiter let in.
+        const next = holders[1] ?? waiters[granted[0] ?? 0];
+        await next?.release();
+        const second = await timed(() =>
+          waitFor(() => granted.length === 2, { timeout: SLACK_MS }),
+        );
+        expect(second.ms).toBeLessThan(HANDOFF_LIMIT_MS);
+        await Promise.all(waiting);
+        expect(await waiters[0]?.count()).toBe(limit);
+      },
+    );
 
     it('a blocking acquire times out with LockTimeoutError, holding nothing', async () => {
       const name = uniqueName('sem-timeout');

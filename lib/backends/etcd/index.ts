@@ -91,6 +91,11 @@ interface Line {
   /** How many entries at the head of the line hold. */
   readonly limit: number;
   readonly expire: number | null;
+  /**
+   * Whether a waiter needs the exact number of entries ahead (a semaphore's waiters count them
+   * down), not only the entry right ahead (a lock's waiters watch that one).
+   */
+  readonly counted: boolean;
 }
 
 const etcdOf = (lock: LockTarget) => lock.client as EtcdClient;
@@ -213,8 +218,9 @@ async function acquireIn(
     return lostPlace(etcd, waiter);
   }
   // A lock needs only the entry right ahead; a semaphore the exact number of entries ahead.
-  const before =
-    limit === 1 ? await ahead(etcd, prefix, entry) : await countAhead(etcd, prefix, entry);
+  const before = line.counted
+    ? await countAhead(etcd, prefix, entry)
+    : await ahead(etcd, prefix, entry);
   if (before === undefined || before.count < limit) {
     // Fewer than `limit` ahead (for a lock: nobody): it holds, and the holding expires a TTL
     // after the lease's last renewal. Renew it now unless that was only a moment ago (then the
@@ -311,7 +317,7 @@ const etcdBackend: LockBackend<EtcdClient, Entry, EtcdWaiter> = {
   acquire: (lock, token, waiter) =>
     acquireIn(
       etcdOf(lock),
-      { prefix: prefixOf(lock.key), limit: 1, expire: lock.expire },
+      { prefix: prefixOf(lock.key), limit: 1, expire: lock.expire, counted: false },
       token,
       waiter,
     ),
@@ -363,7 +369,12 @@ const etcdBackend: LockBackend<EtcdClient, Entry, EtcdWaiter> = {
     acquire: (sem, token, waiter) =>
       acquireIn(
         etcdOf(sem),
-        { prefix: permitPrefixOf(sem.key), limit: sem.limit, expire: sem.expire },
+        {
+          prefix: permitPrefixOf(sem.key),
+          limit: sem.limit,
+          expire: sem.expire,
+          counted: true,
+        },
         token,
         waiter,
       ),

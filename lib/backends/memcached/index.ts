@@ -111,6 +111,7 @@ const memcachedBackend: LockBackend<MemjsClient> = {
     extend: true,
     handOff: 'poll',
     crossProcess: true,
+    semaphore: false,
     // Memcached's clock ticks once a second, so an item stored for n seconds may be gone after
     // just over n - 1 (when it was stored right before a tick): the loss signal counts on that.
     expiry: {

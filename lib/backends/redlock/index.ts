@@ -139,6 +139,7 @@ const redlockBackend: LockBackend<RedisQuorum> = {
     extend: true,
     handOff: 'poll',
     crossProcess: true,
+    semaphore: false,
     expiry: { granularity: 1, minimum: 1, maximum: null, earlyBy: 0 },
   },
   unsupported: {
