@@ -46,9 +46,8 @@ interface Transaction {
   }>;
 }
 
-/** A key as a watch event reports it: the revision of the change, and of the key's creation. */
+/** A key as a watch event reports it (`previous`, with `withPreviousKV()`: as it was before). */
 export interface WatchedKeyValue {
-  readonly mod_revision: string;
   readonly create_revision: string;
 }
 

@@ -76,13 +76,11 @@ interface EtcdWaiter extends Waiting {
 }
 
 interface PermitCount {
-  /** The waiting entry's key and create revision (the deletes of later entries do not count). */
-  readonly entry: string;
+  /** The waiting entry's create revision (the deletes of later entries do not count). */
   readonly revision: bigint;
   readonly watcher: EtcdWatcher;
-  /** How many entries are ahead, as of the revision `countedAt`. */
+  /** How many entries are ahead: as the attempt read them, less the deletes seen since. */
   count: number;
-  countedAt: bigint;
 }
 
 /** A line of entries: a lock's (limit 1) or a semaphore's. */
@@ -387,21 +385,14 @@ const etcdBackend: LockBackend<EtcdClient, Entry, EtcdWaiter> = {
     },
     handOff: {
       open: (_sem, wake) => ({ wake, closed: false }),
+      // Each refused attempt read the entries ahead: the watch starts from the revision after
+      // that read (a new watch each time, so that no delete is missed or counted twice).
       async listen(sem, waiter) {
         const before = waiter.ahead;
         const entry = waiter.entry;
         if (before === undefined || entry === undefined) return false; // no place yet: attempt
-        // The deletes up to the revision the attempt read are in its count.
-        const countedAt = BigInt(before.fromRevision) - 1n;
-        const counting = waiter.counting;
-        if (counting?.entry === entry.key) {
-          counting.count = before.count;
-          counting.countedAt = countedAt;
-          return true;
-        }
         unwatch(waiter);
-        // Listeners go on before the watch connects (as for a lock), from the revision after
-        // the one read, so that no delete in between is missed.
+        // Listeners go on before the watch connects (as for a lock).
         const watcher = etcdOf(sem)
           .watch()
           .prefix(permitPrefixOf(sem.key))
@@ -410,14 +401,12 @@ const etcdBackend: LockBackend<EtcdClient, Entry, EtcdWaiter> = {
           .startRevision(before.fromRevision)
           .watcher();
         const state: PermitCount = {
-          entry: entry.key,
           revision: BigInt(entry.revision),
           watcher,
           count: before.count,
-          countedAt,
         };
-        watcher.on('delete', (kv: WatchedKeyValue, previous?: WatchedKeyValue) => {
-          if (BigInt(kv.mod_revision) <= state.countedAt) return;
+        watcher.on('delete', (_kv: WatchedKeyValue, previous?: WatchedKeyValue) => {
+          if (waiter.counting !== state) return; // replaced by a newer watch
           // An entry behind this one (or this one, its lease run out) frees nothing for it.
           if (previous !== undefined && BigInt(previous.create_revision) >= state.revision) return;
           state.count -= 1;
