@@ -9,8 +9,9 @@
  * 1. Uncontended: one caller, acquire + release of a limit-4 semaphore in a loop (3 interleaved
  *    rounds of 1 s per contender): ops/s.
  * 2. Contended, in one process: 16 concurrent callers share 4 permits, 25 sections of 2 ms each:
- *    how long the 400 sections take, the most holders seen at once, and (Redis) the commands the
- *    server processed per section, which shows the cost of waiting.
+ *    how long the 400 sections take, the most holders seen at once, and (Redis) the round trips
+ *    the callers sent per section (commands counted on the client: a Lua script is one; the
+ *    subscriber connection of our waiters is not counted), which shows the cost of waiting.
  *
  * Prints markdown. The numbers are comparable within one run only (a shared machine is noisy).
  */
@@ -28,29 +29,51 @@ interface Permit {
 
 interface Contender {
   readonly label: string;
+  /** Commands its Redis client sent so far (Redis contenders only). */
+  sent?(): number;
   make(name: string, limit: number): Permit;
   close(): Promise<void>;
 }
 
 const unique = (label: string) => `bench-sem-${label}-${process.pid}-${Date.now().toString(36)}`;
 
+/** A Redis client that counts the commands it sends. */
+function countingRedis(): { redis: Redis; sent: () => number } {
+  const redis = new Redis(REDIS_URL);
+  let sent = 0;
+  const send = redis.sendCommand.bind(redis);
+  redis.sendCommand = (...args: Parameters<Redis['sendCommand']>) => {
+    sent++;
+    return send(...args);
+  };
+  return { redis, sent: () => sent };
+}
+
 function ours(backend: 'redis' | 'etcd' | 'memory'): Contender {
+  const counting = backend === 'redis' ? countingRedis() : undefined;
   const manager = new LockManager(
     backend === 'memory'
       ? { backend }
-      : { backend, connection: backend === 'redis' ? REDIS_URL : (ETCD_HOSTS ?? '') },
+      : counting
+        ? { backend, client: counting.redis }
+        : { backend, connection: ETCD_HOSTS ?? '' },
   );
   return {
     label: `nestjs-sherlock Semaphore (${backend})`,
+    ...(counting ? { sent: counting.sent } : {}),
     make: (name, limit) => manager.semaphore(name, limit, { timeout: 120_000 }),
-    close: async () => void (await manager.close()),
+    close: async () => {
+      await manager.close();
+      await counting?.redis.quit();
+    },
   };
 }
 
 function peer(retryInterval?: number): Contender {
-  const redis = new Redis(REDIS_URL);
+  const { redis, sent } = countingRedis();
   return {
     label: `redis-semaphore Semaphore (retryInterval ${retryInterval ?? '10 (default)'} ms)`,
+    sent,
     make: (name, limit) =>
       new PeerSemaphore(redis, name, limit, {
         acquireTimeout: 120_000,
@@ -76,18 +99,13 @@ async function uncontended(contender: Contender, ms: number): Promise<number> {
   return ops / (ms / 1000);
 }
 
-async function commandsProcessed(redis: Redis): Promise<number> {
-  const info = await redis.info('stats');
-  return Number(/total_commands_processed:(\d+)/.exec(info)?.[1] ?? NaN);
-}
-
-async function contended(contender: Contender, probe: Redis | undefined) {
+async function contended(contender: Contender) {
   const callers = 16;
   const sections = 25;
   const name = unique('c');
   let inside = 0;
   let most = 0;
-  const before = probe ? await commandsProcessed(probe) : NaN;
+  const before = contender.sent?.() ?? NaN;
   const start = performance.now();
   await Promise.all(
     Array.from({ length: callers }, async () => {
@@ -103,7 +121,7 @@ async function contended(contender: Contender, probe: Redis | undefined) {
     }),
   );
   const ms = performance.now() - start;
-  const commands = probe ? (await commandsProcessed(probe)) - before - 1 : NaN;
+  const commands = (contender.sent?.() ?? NaN) - before;
   return { ms, most, perSection: commands / (callers * sections) };
 }
 
@@ -112,7 +130,6 @@ const fmt = (n: number, digits = 0) =>
   Number.isNaN(n) ? '—' : n.toLocaleString('en-US', { maximumFractionDigits: digits });
 
 async function main(): Promise<void> {
-  const probe = new Redis(REDIS_URL);
   const redisContenders = [ours('redis'), peer(), peer(100)];
   const others = [...(ETCD_HOSTS ? [ours('etcd')] : []), ours('memory')];
   const all = [...redisContenders, ...others];
@@ -128,17 +145,15 @@ async function main(): Promise<void> {
   }
 
   console.log('\n### 2. 16 callers share 4 permits, 25 sections of 2 ms each (400 sections)\n');
-  console.log('| contender | total (ms) | most holders at once | Redis commands per section |');
+  console.log('| contender | total (ms) | most holders at once | round trips per section |');
   console.log('| --- | --- | --- | --- |');
   for (const contender of all) {
-    const isRedis = redisContenders.includes(contender);
-    const result = await contended(contender, isRedis ? probe : undefined);
+    const result = await contended(contender);
     console.log(
       `| ${contender.label} | ${fmt(result.ms)} | ${result.most} | ${fmt(result.perSection, 1)} |`,
     );
   }
   for (const contender of all) await contender.close();
-  await probe.quit();
 }
 
 await main();
