@@ -298,6 +298,28 @@ describe.each(fixtures.filter((f) => f.capabilities.semaphore))(
       expect(await main.semaphore(name, 2).locked()).toBe(false);
     });
 
+    it('expire: null: a permit without expiry stays until released; a waiter without expiry gets it then', async () => {
+      const name = uniqueName('sem-forever');
+      const holder = main.semaphore(name, 1, { expire: null });
+      expect(await holder.acquire(false)).toBe(true);
+      const refused = other.semaphore(name, 1, { expire: null });
+      const { error } = await rejectsWith(LockTimeoutError, () =>
+        refused.acquire({ timeout: 300 }),
+      );
+      expect(error.retryAfter).toBeUndefined();
+      const waiter = other.semaphore(name, 1, { expire: null, timeout: 20_000 });
+      const acquiring = waiter.acquire();
+      await delay(IN_LINE_MS);
+      await holder.release();
+      expect(await acquiring).toBe(true);
+      expect(await waiter.count()).toBe(1);
+      await delay(fixture.shortExpire + 500); // nothing expires it
+      expect(await waiter.count()).toBe(1);
+      expect(waiter.signal.aborted).toBe(false);
+      await waiter.release();
+      expect(await waiter.count()).toBe(0);
+    });
+
     it('release by a non-holder rejects with LockNotHeldError and frees nothing', async () => {
       const name = uniqueName('sem-nonholder');
       const [holder, stranger] = permits(name, 2, 1);
