@@ -11,6 +11,8 @@ export type {
   AttemptOutcome,
   HandOff,
   ClientClass,
+  SemaphoreBackend,
+  SemaphoreTarget,
 } from './core/backend.js';
 export {
   backends,
@@ -29,6 +31,7 @@ export {
 } from './core/base-lock.js';
 export type { LockManager, LockManagerOptions, ShutdownReport } from './core/manager.js';
 export type { MultiLock } from './core/multi-lock.js';
+export type { Semaphore, SemaphoreOptions } from './core/semaphore.js';
 export type { LockOptions, ResolvedLockOptions } from './core/options.js';
 export type { LockLostEvent } from './core/events.js';
 export {

@@ -16,6 +16,8 @@ export {
   DriverMissingError,
   MultiLockError,
   type MultiLockFailure,
+  UnsupportedFeatureError,
+  type LockFeature,
   type LockLostReason,
   type LockReleaseReason,
 } from './sherlock.js';
@@ -52,8 +54,11 @@ export type {
   LockTarget,
   AttemptOutcome,
   HandOff,
+  SemaphoreBackend,
+  SemaphoreTarget,
 } from './sherlock.js';
 export { Lock, MultiLock } from './sherlock.js';
+export { Semaphore, type SemaphoreOptions } from './sherlock.js';
 export { lockEvents, type LockEvents, type LockLostEvent } from './sherlock.js';
 export { shutdown, heldLocks } from './sherlock.js';
 export {

@@ -15,6 +15,8 @@ export {
   DriverMissingError,
   MultiLockError,
   type MultiLockFailure,
+  UnsupportedFeatureError,
+  type LockFeature,
   type LockLostReason,
   type LockReleaseReason,
 } from './core/errors/index.js';
@@ -55,9 +57,12 @@ export type {
   LockTarget,
   AttemptOutcome,
   HandOff,
+  SemaphoreBackend,
+  SemaphoreTarget,
 } from './core/backend.js';
 export { Lock } from './core/lock.js';
 export { MultiLock } from './core/multi-lock.js';
+export { Semaphore, type SemaphoreOptions } from './core/semaphore.js';
 export { lockEvents, type LockEvents, type LockLostEvent } from './core/events.js';
 export { shutdown, heldLocks } from './core/lifecycle.js';
 export {

@@ -43,6 +43,11 @@ export interface BackendCapabilities {
   /** Locks are shared by every process using the same server (false: in this process only). */
   readonly crossProcess: boolean;
   readonly expiry: ExpiryLimits;
+  /**
+   * `semaphore` is implemented: `new Semaphore()` and `manager.semaphore()` work (absent: false).
+   * The other capabilities apply to its permits too: fencing tokens, extend, push hand-off.
+   */
+  readonly semaphore?: boolean;
 }
 
 /** The lock a primitive works on. */
@@ -97,24 +102,69 @@ export type AttemptOutcome<H = unknown> =
  * every attempt of that acquire, and closes it when the acquire ends; the backend keeps whatever
  * it needs in the waiter object, never on the lock.
  */
-export interface HandOff<C extends object = object, W = unknown> {
+export interface HandOff<
+  C extends object = object,
+  W = unknown,
+  T extends LockTarget<C> = LockTarget<C>,
+> {
   /**
    * A new waiter for one blocking acquire, before its first attempt: no I/O. `wake` is called
    * (by the backend) whenever the lock may have been freed: a release, an expiry, a reconnect.
    */
-  open(lock: LockTarget<C>, wake: () => void): W;
+  open(lock: T, wake: () => void): W;
   /**
    * Called after every failed attempt of a blocking acquire, before it waits: starts listening
    * if not yet. Resolves `true` when no release after that attempt can be missed (the waiter then
    * waits), `false` when the core should attempt once more at once (listening just started).
    * A rejection makes the acquire fall back to polling.
    */
-  listen(lock: LockTarget<C>, waiter: W): Promise<boolean>;
+  listen(lock: T, waiter: W): Promise<boolean>;
   /**
    * The acquire ended: stop listening, and if it was not granted, leave the line (passing on a
    * wake-up it may have taken). Must not throw; background work must not reject unhandled.
    */
-  close(lock: LockTarget<C>, waiter: W, granted: boolean): void;
+  close(lock: T, waiter: W, granted: boolean): void;
+}
+
+/** The semaphore a primitive works on: a lock target and the limit of the acquire. */
+export interface SemaphoreTarget<C extends object = object> extends LockTarget<C> {
+  /**
+   * How many permits may be held at once, a whole number >= 1. It belongs to each call, not to
+   * the name: nothing is stored. An acquire is granted only while fewer than `limit` permits
+   * are held (or, for a line of waiters, when fewer than `limit` are ahead of it).
+   */
+  readonly limit: number;
+}
+
+/**
+ * A counting semaphore's primitives (`capabilities.semaphore`): each permit is a holding with
+ * its own owner token, expiry, fencing token and `held`, exactly like a lock's, so the core runs
+ * the same wait session, renewal and loss signal over them. Every primitive is one atomic server
+ * operation; expired permits must be reclaimed by the server's logic (its clock), never by a
+ * client's. A semaphore's keys must not collide with a lock's of the same name.
+ */
+export interface SemaphoreBackend<C extends object = object, H = unknown, W = unknown> {
+  /**
+   * Takes a permit for `token` if fewer than `sem.limit` are held (after dropping expired ones);
+   * reports like a lock's `acquire` (`holderTtl`: when the first held permit expires).
+   */
+  acquire(sem: SemaphoreTarget<C>, token: string, waiter?: W): Promise<AttemptOutcome<H>>;
+  /** Gives back the permit `token` holds, if it still holds one; resolves whether it did. */
+  release(sem: SemaphoreTarget<C>, token: string, held: H | undefined): Promise<boolean>;
+  /** How many permits are held now (expired ones not counted). */
+  count(sem: SemaphoreTarget<C>): Promise<number>;
+  /** Sets the expiry of `token`'s permit to `ttl` ms from now (required by `capabilities.extend`). */
+  extend?(
+    sem: SemaphoreTarget<C>,
+    token: string,
+    ttl: number,
+    held: H | undefined,
+  ): Promise<boolean>;
+  /**
+   * Wakes waiters when permits are freed, one waiter per freed permit (required by
+   * `capabilities.handOff === 'push'`).
+   */
+  readonly handOff?: HandOff<C, W, SemaphoreTarget<C>>;
 }
 
 /**
@@ -174,6 +224,13 @@ export interface LockBackend<C extends object = object, H = unknown, W = unknown
   extend?(lock: LockTarget<C>, token: string, ttl: number, held: H | undefined): Promise<boolean>;
   /** Waking waiters on release (`capabilities.handOff === 'push'`). */
   readonly handOff?: HandOff<C, W>;
+  /** A counting semaphore's primitives (`capabilities.semaphore`). */
+  readonly semaphore?: SemaphoreBackend<C, H, W>;
+  /**
+   * Why this backend cannot offer a feature it does not declare, said in the
+   * `UnsupportedFeatureError` a user gets (e.g. `{ semaphore: 'it has no atomic ...' }`).
+   */
+  readonly unsupported?: { readonly semaphore?: string };
 }
 
 /** The core's view of an attempt's outcome (normalised from `AttemptOutcome`). */

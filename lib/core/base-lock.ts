@@ -107,6 +107,23 @@ export interface DistributedLock extends AsyncDisposable {
 const MAX_KEY_BYTES = 1024;
 
 /**
+ * @internal the option under which a lock-like object made by the core (a `Semaphore`'s permit)
+ * gives its backend and the primitives the lock machinery runs, instead of its class's.
+ */
+export const BOUND_PRIMITIVES = Symbol('nestjs-sherlock.primitives');
+
+/** @internal what `BOUND_PRIMITIVES` carries. */
+export interface PrimitiveBinding {
+  readonly backend: BackendDefinition;
+  readonly primitives: LockBackend<object, unknown, unknown>;
+}
+
+/** @internal options carrying a binding. */
+export interface BoundPrimitives {
+  readonly [BOUND_PRIMITIVES]?: PrimitiveBinding;
+}
+
+/**
  * A lock: the port of `sherlock.lock.BaseLock`, and the class of every lock object. The core
  * (options, validation, owner tokens, blocking and the wait session, deadlines, fencing, renewal,
  * the loss signal, `using`) lives here and in the lock's `LockManager`; the backend supplies the
@@ -145,6 +162,8 @@ export abstract class BaseLock<C extends object = object>
   /** The backend of this lock. */
   readonly backend: BackendDefinition;
   private readonly ownClient: C | undefined;
+  /** The primitives this object runs: its backend's (a semaphore's: its permit primitives). */
+  private readonly impl: LockBackend<object, unknown, unknown>;
   private readonly session: SessionLock<unknown>;
   private hold: Hold | null = null;
   /** The holding a `release()` is deleting right now: a renewal finding it gone is no loss. */
@@ -156,7 +175,9 @@ export abstract class BaseLock<C extends object = object>
     checkKeys(options, `${lockClass.name} options`, lockClass.optionKeys);
     const given = validateLockOptions(options);
     this.manager = (options as BoundOptions)[BOUND_MANAGER] ?? defaultManager();
-    this.backend = backendOfLockClass(lockClass);
+    const binding = (options as BoundPrimitives)[BOUND_PRIMITIVES];
+    this.backend = binding?.backend ?? backendOfLockClass(lockClass);
+    this.impl = binding?.primitives ?? this.backend.impl;
     const settings = this.manager.settle(given, this.backend);
     this.namespace = settings.namespace;
     this.expire = settings.expire;
@@ -172,15 +193,10 @@ export abstract class BaseLock<C extends object = object>
     this.validateExpire(this.expire);
     this.session = {
       target: this,
-      backend: this.backend.impl,
+      backend: this.impl,
       operationTimeout: this.operationTimeout,
       retryInterval: this.retryInterval,
     };
-  }
-
-  /** The backend's primitives. */
-  private get impl(): LockBackend<object, unknown, unknown> {
-    return this.backend.impl;
   }
 
   /** Whether this lock's backend can extend locks (`extend()`, `autoExtend`). */
@@ -336,11 +352,11 @@ export abstract class BaseLock<C extends object = object>
   }
 
   /**
-   * Runs one primitive within `operationTimeout`, wrapping failures in LockBackendError (but not
-   * a missing driver, which is no server failure).
+   * @internal runs one primitive within `operationTimeout`, wrapping failures in
+   * LockBackendError (but not a missing driver, which is no server failure).
    */
-  private async bounded<T>(
-    operation: 'release' | 'locked' | 'extend',
+  protected async bounded<T>(
+    operation: 'release' | 'locked' | 'extend' | 'count',
     run: () => Promise<T>,
   ): Promise<T> {
     let settled;

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { BaseLock } from './base-lock.js';
+import type { Semaphore, SemaphoreOptions } from './semaphore.js';
 import type { ConnectionSettings } from './connection.js';
 import { LockError } from './errors/lock.error.js';
 import { lockEvents, type LockEvents, type LockLostEvent } from './events.js';
@@ -51,6 +52,19 @@ export const BOUND_MANAGER = Symbol('nestjs-sherlock.manager');
 /** @internal what a lock created by `manager.lock()` is given. */
 export interface BoundOptions {
   readonly [BOUND_MANAGER]?: LockManager;
+}
+
+/**
+ * Makes a `Semaphore`; set by semaphore.ts when it loads (a value import of it here would make a
+ * module cycle that breaks `class Semaphore extends BaseLock`).
+ */
+let makeSemaphore: ((name: string, options: SemaphoreOptions) => Semaphore) | undefined;
+
+/** @internal semaphore.ts hands over how to make a semaphore. */
+export function setSemaphoreMaker(
+  maker: (name: string, options: SemaphoreOptions) => Semaphore,
+): void {
+  makeSemaphore = maker;
 }
 
 /** The state `configure()` sets on the default manager. */
@@ -169,7 +183,24 @@ export class LockManager {
     return new MultiLock(names, bound);
   }
 
-  /** The locks of this manager held right now (acquired and not yet released). */
+  /**
+   * A semaphore object for `name` on this manager's backend, with `limit` permits, not yet
+   * acquired: one object per holder, like a lock. `options` override the manager's defaults.
+   * Throws an `UnsupportedFeatureError` on a backend that cannot hold one (Memcached, Redlock).
+   *
+   * @example
+   * await locks.semaphore('exports', 3).using(async () => exportBatch());
+   */
+  semaphore(name: string, limit: number, options: LockOptions = {}): Semaphore {
+    const backend = this.backend;
+    if (this.closed) throw new LockError(messages.managerClosed(backend.name), String(name));
+    checkKeys(options, 'semaphore options', LOCK_OPTION_KEYS);
+    if (!makeSemaphore) throw new Error('Semaphore is not loaded');
+    const bound: SemaphoreOptions & BoundOptions = { ...options, limit, [BOUND_MANAGER]: this };
+    return makeSemaphore(name, bound);
+  }
+
+  /** The locks (and semaphores) of this manager held right now (acquired and not released). */
   held(): readonly BaseLock[] {
     return [...this.heldLocks];
   }

@@ -61,6 +61,11 @@ export const messages = {
   genericLockClient: (backend: string, lockClass: string) =>
     `Invalid option 'client' for Lock: the generic Lock uses the client given to configure(); pass a client to ${lockClass} instead (backend ${backend})`,
   cannotExtend: (backend: string) => `The ${backend} backend cannot extend locks`,
+  unsupported: (backend: string, feature: string, reason: string) =>
+    `The ${backend} backend does not offer a ${feature}: ${reason}`,
+  noSemaphores: 'it implements no semaphore primitives (see docs/extending.md)',
+  noBackendFor: (what: string, name: string) =>
+    `Cannot create ${what} '${name}': no backend is configured. Call configure({ backend: 'redis' | 'etcd' | 'memory' }) first, or use manager.${what}()`,
   autoExtendWithoutExtend: (backend: string) =>
     `Invalid option 'autoExtend': the ${backend} backend cannot extend a lock (it has no extend primitive, no _extend), so it cannot renew one; leave autoExtend false`,
   noClient: (name: string, lockClass: string) =>

@@ -309,6 +309,7 @@ function checkDeclaration(backend: LockBackend): void {
     );
   }
   if (typeof caps.fencing !== 'boolean') bad('capabilities.fencing', caps.fencing, 'true or false');
+  checkSemaphoreDeclaration(backend, caps as BackendCapabilities, bad);
   if (typeof caps.crossProcess !== 'boolean')
     bad('capabilities.crossProcess', caps.crossProcess, 'true or false');
   const expiry = caps.expiry;
@@ -324,6 +325,57 @@ function checkDeclaration(backend: LockBackend): void {
       'capabilities.expiry',
       expiry,
       '{ granularity >= 1, minimum >= 1, maximum: null or >= minimum, earlyBy >= 0 } in ms',
+    );
+  }
+}
+
+/**
+ * Checks a backend's semaphore against its capabilities: `capabilities.semaphore` says whether
+ * `semaphore` is implemented, and the other capabilities hold for it too (extend, push hand-off).
+ */
+function checkSemaphoreDeclaration(
+  backend: LockBackend,
+  caps: BackendCapabilities,
+  bad: (option: string, value: unknown, allowed: string) => void,
+): void {
+  const declared = caps.semaphore ?? false;
+  const semaphore = backend.semaphore;
+  if (typeof declared !== 'boolean') {
+    bad('capabilities.semaphore', declared, 'true, false or absent');
+  }
+  if (declared !== (semaphore !== undefined)) {
+    bad(
+      'capabilities.semaphore',
+      caps.semaphore,
+      `${semaphore !== undefined}: it must say whether semaphore is implemented`,
+    );
+  }
+  const reason = backend.unsupported?.semaphore;
+  if (reason !== undefined && (typeof reason !== 'string' || reason.length === 0)) {
+    bad('unsupported.semaphore', reason, 'a non-empty string saying why');
+  }
+  if (!semaphore) return;
+  for (const primitive of ['acquire', 'release', 'count'] as const) {
+    if (typeof semaphore[primitive] !== 'function') {
+      bad(`semaphore.${primitive}`, semaphore[primitive], 'a function');
+    }
+  }
+  if (caps.extend !== (typeof semaphore.extend === 'function')) {
+    bad(
+      'semaphore.extend',
+      semaphore.extend,
+      caps.extend
+        ? 'a function (capabilities.extend is true: permits are extended like locks)'
+        : 'absent (capabilities.extend is false)',
+    );
+  }
+  if ((caps.handOff === 'push') !== (semaphore.handOff !== undefined)) {
+    bad(
+      'semaphore.handOff',
+      semaphore.handOff,
+      caps.handOff === 'push'
+        ? "an implementation (capabilities.handOff is 'push': waiters for a permit are woken too)"
+        : "absent (capabilities.handOff is 'poll')",
     );
   }
 }

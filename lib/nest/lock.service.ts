@@ -9,6 +9,7 @@ import {
   LockTimeoutError,
   type MultiLock,
   MultiLockError,
+  type Semaphore,
 } from '../sherlock.js';
 import { startTimer, type Timer } from '../core/timing.js';
 import { type LockContext, lockContext } from './lock-context.js';
@@ -116,6 +117,19 @@ export class LockService implements OnApplicationShutdown {
   lockAll(names: readonly string[], options: LockOptions = {}): MultiLock {
     if (this.manager.isClosed) throw new Error(nestMessages.closed(this.registration));
     return this.manager.lockAll(names, options);
+  }
+
+  /**
+   * A semaphore object for `name` with `limit` permits on this registration's backend, not yet
+   * acquired (one object per holder). Throws an `UnsupportedFeatureError` on a backend that
+   * cannot hold one (Memcached, Redlock). See docs/semaphore.md.
+   *
+   * @example
+   * await this.locks.semaphore('pdf-render', 4).using(async () => this.pdf.render(id));
+   */
+  semaphore(name: string, limit: number, options: LockOptions = {}): Semaphore {
+    if (this.manager.isClosed) throw new Error(nestMessages.closed(this.registration));
+    return this.manager.semaphore(name, limit, options);
   }
 
   /**

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { Etcd3 } from 'etcd3';
 import { Cluster } from 'ioredis';
-import { EtcdLock, RedisLock } from 'nestjs-sherlock';
+import { EtcdLock, LockManager, RedisLock } from 'nestjs-sherlock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { runChaos } from '../chaos/harness.js';
@@ -95,6 +95,37 @@ describe('Redis Cluster, three masters', () => {
       expect(BigInt(waiter.fencingToken ?? -1)).toBeGreaterThan(0n);
       await waiter.release();
     }
+  });
+
+  it('semaphores on names spread over all 3 masters (every script touches one slot): limit, release, hand-off between Cluster clients, tokens increasing', async () => {
+    const holders = new LockManager({ backend: 'redis', client: connect(), expire: 30_000 });
+    const waiters = new LockManager({ backend: 'redis', client: connect(), ...SLOW_POLLING });
+    const mastersUsed = new Set<number>();
+    for (let i = 0; i < 12; i++) {
+      const name = i % 3 === 0 ? `{tag${i}}-${uniqueName()}` : uniqueName('cl-sem');
+      const options = { namespace: i % 2 ? 'ns' : null };
+      const [a, b] = [holders.semaphore(name, 2, options), holders.semaphore(name, 2, options)];
+      if (!a || !b) throw new Error('two semaphores');
+      mastersUsed.add(owners.get(await slotOf(a.key)) ?? -1);
+      expect(await a.acquire(false)).toBe(true);
+      expect(await b.acquire(false)).toBe(true);
+      await a.extend(20_000);
+      const waiter = waiters.semaphore(name, 2, options);
+      expect(await waiter.acquire(false)).toBe(false);
+      expect(await waiter.count()).toBe(2);
+      const acquired = waiter.acquire().then(() => performance.now());
+      await sleep(300);
+      await a.release();
+      const releasedAt = performance.now();
+      expect((await acquired) - releasedAt, 'woken by the release').toBeLessThan(1_500);
+      expect(BigInt(waiter.fencingToken ?? -1)).toBeGreaterThan(BigInt(b.fencingToken ?? -1));
+      await b.release();
+      await waiter.release();
+      expect(await waiter.count()).toBe(0);
+    }
+    expect(mastersUsed.size, 'names landed on every master').toBe(3);
+    await holders.close();
+    await waiters.close();
   });
 });
 

@@ -63,6 +63,7 @@ const EXPECTED_PAGES = [
   'docs/operating.md',
   'docs/performance.md',
   'docs/redlock.md',
+  'docs/semaphore.md',
   'docs/testing.md',
   'docs/waiting.md',
 ];

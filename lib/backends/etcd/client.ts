@@ -46,15 +46,24 @@ interface Transaction {
   }>;
 }
 
-/** A watch on one key. */
+/** A key as a watch event reports it (`previous`, with `withPreviousKV()`: as it was before). */
+export interface WatchedKeyValue {
+  readonly create_revision: string;
+}
+
+/** A watch on one key, or on a prefix. */
 export interface EtcdWatcher {
-  on(event: 'delete', listener: () => void): unknown;
+  /** `previous`: the key as it was before the delete (with `withPreviousKV()`). */
+  on(event: 'delete', listener: (kv: WatchedKeyValue, previous?: WatchedKeyValue) => void): unknown;
   on(event: 'error', listener: (err: Error) => void): unknown;
   cancel(): Promise<void>;
 }
 
 interface WatchBuilder {
   key(key: string): WatchBuilder;
+  prefix(prefix: string): WatchBuilder;
+  only(...operations: ('put' | 'delete')[]): WatchBuilder;
+  withPreviousKV(): WatchBuilder;
   startRevision(revision: string): WatchBuilder;
   watcher(): EtcdWatcher;
 }

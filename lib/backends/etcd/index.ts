@@ -1,12 +1,12 @@
-import type { ClientClass, LockBackend, LockTarget } from '../../core/backend.js';
+import type { AttemptOutcome, ClientClass, LockBackend, LockTarget } from '../../core/backend.js';
 import { BaseLock, type BaseLockOptions } from '../../core/base-lock.js';
 import { parseConnection } from '../../core/connection.js';
 import { loadDriver } from '../../core/driver.js';
 import { backends } from '../../core/registry.js';
 import { now } from '../../core/timing.js';
-import type { EtcdClient, EtcdWatcher } from './client.js';
+import type { EtcdClient, EtcdWatcher, WatchedKeyValue } from './client.js';
 import { keepAlive, revoke, takeLease } from './leases.js';
-import { ahead, type Entry, enter, leave, remove } from './queue.js';
+import { ahead, countAhead, type Entry, enter, leave, remove } from './queue.js';
 
 interface Etcd3Module {
   Etcd3: ClientClass & (new (options: Record<string, unknown>) => EtcdClient);
@@ -21,6 +21,12 @@ const WAITER_LEASE_SECONDS = 10;
 
 /** The prefix of a lock's entries: its key and a control character, which no lock name holds. */
 const prefixOf = (key: string) => `${key}\u001f`;
+
+/**
+ * The prefix of a semaphore's entries: its key and another control character, so that a lock and
+ * a semaphore of the same name never share entries (neither prefix starts with the other).
+ */
+const permitPrefixOf = (key: string) => `${key}\u001e`;
 
 /**
  * A lock in Etcd, with the queue recipe of etcd's own `concurrency.Mutex`: each acquirer puts an
@@ -50,13 +56,44 @@ export class EtcdLock extends BaseLock {
   }
 }
 
-/** A blocking acquire's place in line: its entry, once put, and the watch on the one ahead. */
-interface EtcdWaiter {
+/** A blocking acquire's place in line: its entry, once put, and what it read of those ahead. */
+interface Waiting {
   readonly wake: () => void;
   entry?: Entry | undefined;
   ahead?: { key: string; fromRevision: string; count: number } | undefined;
-  watched?: { key: string; watcher: EtcdWatcher } | undefined;
   closed: boolean;
+}
+
+/**
+ * A lock's waiter watches the entry right ahead of it (`watched`). A semaphore's waiter watches
+ * the deletes under the prefix (`counting`), counting down those of the entries ahead of it from
+ * what its last attempt read, and is woken when fewer than `limit` are left: one waiter per
+ * freed permit.
+ */
+interface EtcdWaiter extends Waiting {
+  watched?: { key: string; watcher: EtcdWatcher } | undefined;
+  counting?: PermitCount | undefined;
+}
+
+interface PermitCount {
+  /** The waiting entry's create revision (the deletes of later entries do not count). */
+  readonly revision: bigint;
+  readonly watcher: EtcdWatcher;
+  /** How many entries are ahead: as the attempt read them, less the deletes seen since. */
+  count: number;
+}
+
+/** A line of entries: a lock's (limit 1) or a semaphore's. */
+interface Line {
+  readonly prefix: string;
+  /** How many entries at the head of the line hold. */
+  readonly limit: number;
+  readonly expire: number | null;
+  /**
+   * Whether a waiter needs the exact number of entries ahead (a semaphore's waiters count them
+   * down), not only the entry right ahead (a lock's waiters watch that one).
+   */
+  readonly counted: boolean;
 }
 
 const etcdOf = (lock: LockTarget) => lock.client as EtcdClient;
@@ -77,11 +114,17 @@ async function refresh(etcd: EtcdClient, entry: Entry): Promise<boolean> {
   return true;
 }
 
-/** Puts an entry with a lease of `seconds` (none when null). */
-async function put(etcd: EtcdClient, prefix: string, token: string, seconds: number | null) {
+/** Puts an entry with a lease of `seconds` (none when null); `first`: among the first `limit`. */
+async function put(
+  etcd: EtcdClient,
+  prefix: string,
+  token: string,
+  seconds: number | null,
+  limit: number,
+) {
   const refreshedAt = now();
   const lease = seconds === null ? undefined : { id: await takeLease(etcd, seconds), seconds };
-  return enter(etcd, prefix, token, lease, refreshedAt);
+  return enter(etcd, prefix, token, lease, refreshedAt, limit);
 }
 
 /**
@@ -108,7 +151,7 @@ async function grant(etcd: EtcdClient, expire: number | null, entry: Entry) {
 }
 
 /** The waiter's entry is gone (its lease ran out): it queues again from the back. */
-function lostPlace(etcd: EtcdClient, waiter: EtcdWaiter): false {
+function lostPlace(etcd: EtcdClient, waiter: Waiting): false {
   const entry = waiter.entry;
   waiter.entry = undefined;
   waiter.ahead = undefined;
@@ -119,6 +162,121 @@ function lostPlace(etcd: EtcdClient, waiter: EtcdWaiter): false {
 function unwatch(waiter: EtcdWaiter): void {
   waiter.watched?.watcher.cancel().catch(() => undefined);
   waiter.watched = undefined;
+  waiter.counting?.watcher.cancel().catch(() => undefined);
+  waiter.counting = undefined;
+}
+
+/** The waiter is done: no more watching, and out of line unless it holds. */
+function closeWaiter(lock: LockTarget, waiter: EtcdWaiter, granted: boolean): void {
+  waiter.closed = true;
+  unwatch(waiter);
+  const entry = waiter.entry;
+  waiter.entry = undefined;
+  waiter.ahead = undefined;
+  if (!granted && entry) leave(etcdOf(lock), entry);
+}
+
+/**
+ * One attempt in a line of entries (a lock's, `limit` 1, or a semaphore's): the entries with the
+ * `limit` smallest create revisions hold. Not waiting: put an entry, keep it if among the first
+ * `limit`, else delete it. Waiting: put an entry once and keep it (its place in line), renewing
+ * its lease as needed, until fewer than `limit` entries are ahead of it.
+ */
+async function acquireIn(
+  etcd: EtcdClient,
+  line: Line,
+  token: string,
+  waiter: Waiting | undefined,
+): Promise<AttemptOutcome<Entry>> {
+  const { prefix, limit, expire } = line;
+  if (waiter === undefined) {
+    // Not waiting: hold if among the first `limit` in line, else leave at once.
+    const made = await put(etcd, prefix, token, leaseSeconds(expire), limit);
+    if (made.first) return (await grant(etcd, expire, made.entry)) ?? false;
+    await remove(etcd, made.entry);
+    return false;
+  }
+  let entry = waiter.entry;
+  if (entry === undefined) {
+    const made = await put(
+      etcd,
+      prefix,
+      token,
+      leaseSeconds(expire) ?? WAITER_LEASE_SECONDS,
+      limit,
+    );
+    if (waiter.closed) {
+      // The acquire ended while this attempt ran: it must not leave an entry in line.
+      await remove(etcd, made.entry);
+      return false;
+    }
+    if (made.first) return (await grant(etcd, expire, made.entry)) ?? false;
+    waiter.entry = entry = made.entry;
+  } else if (now() - entry.refreshedAt >= refreshEvery(entry) && !(await refresh(etcd, entry))) {
+    return lostPlace(etcd, waiter);
+  }
+  // A lock needs only the entry right ahead; a semaphore the exact number of entries ahead.
+  const before = line.counted
+    ? await countAhead(etcd, prefix, entry)
+    : await ahead(etcd, prefix, entry);
+  if (before === undefined || before.count < limit) {
+    // Fewer than `limit` ahead (for a lock: nobody): it holds, and the holding expires a TTL
+    // after the lease's last renewal. Renew it now unless that was only a moment ago (then the
+    // holding counts from then).
+    if (now() - entry.refreshedAt > refreshEvery(entry) / 30 && !(await refresh(etcd, entry))) {
+      return lostPlace(etcd, waiter);
+    }
+    waiter.entry = undefined;
+    waiter.ahead = undefined;
+    return (await grant(etcd, expire, entry)) ?? lostPlace(etcd, waiter);
+  }
+  waiter.ahead = before;
+  return {
+    granted: false,
+    position: Math.max(0, before.count - limit),
+    renewWithin: Math.max(0, entry.refreshedAt + refreshEvery(entry) - now()),
+  };
+}
+
+/** Deletes the entry if it still holds its token (`undefined`: undo an attempt given up on). */
+async function releaseIn(
+  etcd: EtcdClient,
+  prefix: string,
+  token: string,
+  entry: Entry | undefined,
+): Promise<boolean> {
+  // No entry: an attempt given up on, whose entry may still have been put (undo).
+  if (entry === undefined) {
+    await remove(etcd, { key: prefix + token, value: token, lease: undefined, seconds: null });
+    return false;
+  }
+  return remove(etcd, entry, true);
+}
+
+/**
+ * Extends to `ttl` if the entry still holds the lock (or permit): with the lease's own TTL, a keep-alive of
+ * the lease (then a read that the entry is still there on it); with another, the entry moves
+ * to a new lease and the old one is revoked.
+ */
+async function extendEntry(etcd: EtcdClient, ttl: number, entry: Entry | undefined) {
+  if (entry === undefined) return false;
+  const seconds = Math.ceil(ttl / 1000);
+  if (entry.lease !== undefined && seconds === entry.seconds) {
+    if (!(await keepAlive(etcd, entry.lease))) return false;
+    const kv = (await etcd.get(entry.key).exec()).kvs[0];
+    return kv?.value.toString() === entry.value && kv.lease === entry.lease;
+  }
+  const { ID: lease } = await etcd.leaseClient.leaseGrant({ TTL: seconds });
+  const { succeeded } = await etcd
+    .if(entry.key, 'Value', '==', entry.value)
+    .then(etcd.put(entry.key).value(entry.value).lease(lease))
+    .commit();
+  revoke(etcd, succeeded ? entry.lease : lease);
+  if (succeeded) {
+    entry.lease = lease;
+    entry.seconds = seconds;
+  }
+  return succeeded;
 }
 
 /** A client from hosts (`'http://h:2379'`, comma-separated or an array) or etcd3 options. */
@@ -140,6 +298,7 @@ const etcdBackend: LockBackend<EtcdClient, Entry, EtcdWaiter> = {
     extend: true,
     handOff: 'push',
     crossProcess: true,
+    semaphore: true,
     expiry: {
       granularity: 1000,
       minimum: 1000,
@@ -153,94 +312,17 @@ const etcdBackend: LockBackend<EtcdClient, Entry, EtcdWaiter> = {
   close: (client) => (client as unknown as { close(): void }).close(),
   formatKey: (name, namespace) => (namespace === null ? name : `${namespace}/${name}`),
 
-  async acquire(lock, token, waiter) {
-    const etcd = etcdOf(lock);
-    const prefix = prefixOf(lock.key);
-    if (waiter === undefined) {
-      // Not waiting: take the lock if first in line, else leave at once.
-      const made = await put(etcd, prefix, token, leaseSeconds(lock.expire));
-      if (made.first) return (await grant(etcd, lock.expire, made.entry)) ?? false;
-      await remove(etcd, made.entry);
-      return false;
-    }
-    let entry = waiter.entry;
-    if (entry === undefined) {
-      const made = await put(
-        etcd,
-        prefix,
-        token,
-        leaseSeconds(lock.expire) ?? WAITER_LEASE_SECONDS,
-      );
-      if (waiter.closed) {
-        // The acquire ended while this attempt ran: it must not leave an entry in line.
-        await remove(etcd, made.entry);
-        return false;
-      }
-      if (made.first) return (await grant(etcd, lock.expire, made.entry)) ?? false;
-      waiter.entry = entry = made.entry;
-    } else if (now() - entry.refreshedAt >= refreshEvery(entry) && !(await refresh(etcd, entry))) {
-      return lostPlace(etcd, waiter);
-    }
-    const before = await ahead(etcd, prefix, entry);
-    if (before === undefined) {
-      // Nobody ahead: the lock is ours, and it expires a TTL after the lease's last renewal.
-      // Renew it now unless that was only a moment ago (then the holding counts from then).
-      if (now() - entry.refreshedAt > refreshEvery(entry) / 30 && !(await refresh(etcd, entry))) {
-        return lostPlace(etcd, waiter);
-      }
-      waiter.entry = undefined;
-      waiter.ahead = undefined;
-      return (await grant(etcd, lock.expire, entry)) ?? lostPlace(etcd, waiter);
-    }
-    waiter.ahead = before;
-    return {
-      granted: false,
-      position: Math.max(0, before.count - 1),
-      renewWithin: Math.max(0, entry.refreshedAt + refreshEvery(entry) - now()),
-    };
-  },
+  acquire: (lock, token, waiter) =>
+    acquireIn(
+      etcdOf(lock),
+      { prefix: prefixOf(lock.key), limit: 1, expire: lock.expire, counted: false },
+      token,
+      waiter,
+    ),
 
-  async release(lock, token, entry) {
-    const etcd = etcdOf(lock);
-    // No entry: an attempt given up on, whose entry may still have been put (undo).
-    if (entry === undefined) {
-      await remove(etcd, {
-        key: prefixOf(lock.key) + token,
-        value: token,
-        lease: undefined,
-        seconds: null,
-      });
-      return false;
-    }
-    return remove(etcd, entry, true);
-  },
+  release: (lock, token, entry) => releaseIn(etcdOf(lock), prefixOf(lock.key), token, entry),
 
-  /**
-   * Extends to `ttl` if the entry still holds the lock: with the lease's own TTL, a keep-alive of
-   * the lease (then a read that the entry is still there on it); with another, the entry moves
-   * to a new lease and the old one is revoked.
-   */
-  async extend(lock, _token, ttl, entry) {
-    if (entry === undefined) return false;
-    const etcd = etcdOf(lock);
-    const seconds = Math.ceil(ttl / 1000);
-    if (entry.lease !== undefined && seconds === entry.seconds) {
-      if (!(await keepAlive(etcd, entry.lease))) return false;
-      const kv = (await etcd.get(entry.key).exec()).kvs[0];
-      return kv?.value.toString() === entry.value && kv.lease === entry.lease;
-    }
-    const { ID: lease } = await etcd.leaseClient.leaseGrant({ TTL: seconds });
-    const { succeeded } = await etcd
-      .if(entry.key, 'Value', '==', entry.value)
-      .then(etcd.put(entry.key).value(entry.value).lease(lease))
-      .commit();
-    revoke(etcd, succeeded ? entry.lease : lease);
-    if (succeeded) {
-      entry.lease = lease;
-      entry.seconds = seconds;
-    }
-    return succeeded;
-  },
+  extend: (lock, _token, ttl, entry) => extendEntry(etcdOf(lock), ttl, entry),
 
   async locked(lock) {
     return (await etcdOf(lock).getAll().prefix(prefixOf(lock.key)).count()) > 0;
@@ -271,13 +353,70 @@ const etcdBackend: LockBackend<EtcdClient, Entry, EtcdWaiter> = {
       waiter.watched = { key: before.key, watcher };
       return true;
     },
-    close(lock, waiter, granted) {
-      waiter.closed = true;
-      unwatch(waiter);
-      const entry = waiter.entry;
-      waiter.entry = undefined;
-      waiter.ahead = undefined;
-      if (!granted && entry) leave(etcdOf(lock), entry);
+    close: closeWaiter,
+  },
+
+  /**
+   * A semaphore: the mutex recipe generalised. Each acquirer puts an entry under the semaphore's
+   * prefix (`key` + `\u001e` + owner token) on a lease; the entries with the `limit` smallest
+   * create revisions hold a permit, and that revision is the permit's fencing token. A dead
+   * holder's entry goes with its lease, at the server. Waiters keep their entry (their place in
+   * line) and watch the deletes ahead of them.
+   */
+  semaphore: {
+    acquire: (sem, token, waiter) =>
+      acquireIn(
+        etcdOf(sem),
+        {
+          prefix: permitPrefixOf(sem.key),
+          limit: sem.limit,
+          expire: sem.expire,
+          counted: true,
+        },
+        token,
+        waiter,
+      ),
+    release: (sem, token, entry) => releaseIn(etcdOf(sem), permitPrefixOf(sem.key), token, entry),
+    extend: (sem, _token, ttl, entry) => extendEntry(etcdOf(sem), ttl, entry),
+    // The entries first in line hold (an eligible waiter that has not noticed yet included).
+    async count(sem) {
+      const entries = await etcdOf(sem).getAll().prefix(permitPrefixOf(sem.key)).count();
+      return Math.min(entries, sem.limit);
+    },
+    handOff: {
+      open: (_sem, wake) => ({ wake, closed: false }),
+      // Each refused attempt read the entries ahead: the watch starts from the revision after
+      // that read (a new watch each time, so that no delete is missed or counted twice).
+      async listen(sem, waiter) {
+        const before = waiter.ahead;
+        const entry = waiter.entry;
+        if (before === undefined || entry === undefined) return false; // no place yet: attempt
+        unwatch(waiter);
+        // Listeners go on before the watch connects (as for a lock).
+        const watcher = etcdOf(sem)
+          .watch()
+          .prefix(permitPrefixOf(sem.key))
+          .only('delete')
+          .withPreviousKV()
+          .startRevision(before.fromRevision)
+          .watcher();
+        const state: PermitCount = {
+          revision: BigInt(entry.revision),
+          watcher,
+          count: before.count,
+        };
+        watcher.on('delete', (_kv: WatchedKeyValue, previous?: WatchedKeyValue) => {
+          if (waiter.counting !== state) return; // replaced by a newer watch
+          // An entry behind this one (or this one, its lease run out) frees nothing for it.
+          if (previous !== undefined && BigInt(previous.create_revision) >= state.revision) return;
+          state.count -= 1;
+          if (state.count < sem.limit) waiter.wake();
+        });
+        watcher.on('error', () => undefined);
+        waiter.counting = state;
+        return true;
+      },
+      close: closeWaiter,
     },
   },
 };

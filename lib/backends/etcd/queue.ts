@@ -22,20 +22,24 @@ export interface Entry {
   refreshedAt: number;
 }
 
-/** Puts a new entry (with its lease) and tells whether it is first in line. */
+/**
+ * Puts a new entry (with its lease) and tells whether it is `first` in line: among the first
+ * `limit` entries (1 for a lock; a semaphore's limit).
+ */
 export async function enter(
   etcd: EtcdClient,
   prefix: string,
   token: string,
   lease: { id: string; seconds: number } | undefined,
   refreshedAt: number,
+  limit = 1,
 ): Promise<{ entry: Entry; first: boolean }> {
   const key = prefix + token;
   const put = etcd.put(key).value(token);
   if (lease !== undefined) put.lease(lease.id);
   const { header, responses, succeeded } = await etcd
     .if(key, 'Create', '==', 0)
-    .then(put, etcd.getAll().prefix(prefix).sort('Create', 'Ascend').limit(1))
+    .then(put, etcd.getAll().prefix(prefix).sort('Create', 'Ascend').limit(limit))
     .commit();
   if (!succeeded) {
     // The key exists: this very request was applied once already and sent again by the client
@@ -52,9 +56,9 @@ export async function enter(
       seconds: lease?.seconds ?? null,
       refreshedAt,
     };
-    const head = (await etcd.getAll().prefix(prefix).sort('Create', 'Ascend').limit(1).exec())
-      .kvs[0];
-    return { entry, first: head?.create_revision === kv.create_revision };
+    const head = (await etcd.getAll().prefix(prefix).sort('Create', 'Ascend').limit(limit).exec())
+      .kvs;
+    return { entry, first: head.some((each) => each.create_revision === kv.create_revision) };
   }
   const entry: Entry = {
     key,
@@ -64,7 +68,8 @@ export async function enter(
     seconds: lease?.seconds ?? null,
     refreshedAt,
   };
-  const first = responses[1]?.response_range?.kvs[0]?.create_revision === header.revision;
+  const head = responses[1]?.response_range?.kvs ?? [];
+  const first = head.some((each) => each.create_revision === header.revision);
   return { entry, first };
 }
 
@@ -87,6 +92,31 @@ export async function ahead(
     key: prefix + predecessor.value.toString(),
     fromRevision: String(BigInt(found.header.revision) + 1n),
     count: Number(found.count),
+  };
+}
+
+/**
+ * Like `ahead`, but `count` is exact: the number of entries ahead of `entry` as of the revision
+ * read (etcd's own `count` ignores the create-revision filter, so they are read, all of them).
+ * For a semaphore's line, whose waiters count the entries ahead down to below the limit.
+ */
+export async function countAhead(
+  etcd: EtcdClient,
+  prefix: string,
+  entry: Entry,
+): Promise<{ key: string; fromRevision: string; count: number } | undefined> {
+  const found = await etcd
+    .getAll()
+    .prefix(prefix)
+    .maxCreateRevision(String(BigInt(entry.revision) - 1n))
+    .sort('Create', 'Descend')
+    .exec();
+  const predecessor = found.kvs[0];
+  if (predecessor === undefined) return undefined;
+  return {
+    key: prefix + predecessor.value.toString(),
+    fromRevision: String(BigInt(found.header.revision) + 1n),
+    count: found.kvs.length,
   };
 }
 

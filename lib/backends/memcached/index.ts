@@ -111,6 +111,7 @@ const memcachedBackend: LockBackend<MemjsClient> = {
     extend: true,
     handOff: 'poll',
     crossProcess: true,
+    semaphore: false,
     // Memcached's clock ticks once a second, so an item stored for n seconds may be gone after
     // just over n - 1 (when it was stored right before a tick): the loss signal counts on that.
     expiry: {
@@ -131,6 +132,10 @@ const memcachedBackend: LockBackend<MemjsClient> = {
       throw err;
     }
     return client;
+  },
+  unsupported: {
+    semaphore:
+      'memcached has no atomic operation over a set of holders (no scripts, transactions or sorted sets), so it cannot count the holders, admit one and drop an expired one in a single step; a semaphore built from its commands could admit more than its limit',
   },
   checkClient: checkMemjsSettings,
   close: (client) => client.close(),

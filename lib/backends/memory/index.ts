@@ -43,6 +43,7 @@ const memoryBackend: LockBackend<MemoryStore, undefined, MemoryWaiter> = {
     handOff: 'push',
     crossProcess: false,
     expiry: { granularity: 1, minimum: 1, maximum: null, earlyBy: 0 },
+    semaphore: true,
   },
   clientClass: () => MemoryStore,
   // Every manager or lock without a store of its own shares the process's store, so that two Nest
@@ -95,6 +96,45 @@ const memoryBackend: LockBackend<MemoryStore, undefined, MemoryWaiter> = {
     close(lock, waiter) {
       if (waiter.queued) waiter.store.dequeue(lock.key, waiter.ticket);
       waiter.queued = false;
+    },
+  },
+
+  // A semaphore: the permits of a key, each with its own expiry, and a line of waiters (first
+  // come, first served; each release wakes the one waiter it lets in).
+  semaphore: {
+    async acquire(sem, token, waiter) {
+      const store = sem.client;
+      const ticket = waiter?.queued ? waiter.ticket : undefined;
+      const fencingToken = store.takePermit(sem.key, token, sem.limit, sem.expire, ticket);
+      if (fencingToken !== false) return { granted: true, fencingToken };
+      const free = sem.limit - store.permitCount(sem.key);
+      return {
+        granted: false,
+        holderTtl: store.permitTtl(sem.key),
+        ...(ticket ? { position: Math.max(0, store.permitPosition(sem.key, ticket) - free) } : {}),
+      };
+    },
+    async release(sem, token) {
+      return sem.client.releasePermit(sem.key, token, sem.limit);
+    },
+    async extend(sem, token, ttl) {
+      return sem.client.extendPermit(sem.key, token, ttl);
+    },
+    async count(sem) {
+      return sem.client.permitCount(sem.key);
+    },
+    handOff: {
+      open: (sem, wake) => ({ store: sem.client, ticket: { wake }, queued: false }),
+      async listen(sem, waiter) {
+        if (waiter.queued) return true;
+        waiter.store.enqueuePermit(sem.key, waiter.ticket);
+        waiter.queued = true;
+        return false; // a release between the last attempt and now was not seen: try once more
+      },
+      close(sem, waiter, granted) {
+        if (waiter.queued) waiter.store.dequeuePermit(sem.key, waiter.ticket, sem.limit, granted);
+        waiter.queued = false;
+      },
     },
   },
 };

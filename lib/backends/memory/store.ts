@@ -10,6 +10,12 @@ export interface MemoryTicket {
   readonly wake: () => void;
 }
 
+/** A semaphore's permits (owner token -> expiry time) and its line of blocked acquires. */
+interface Permits {
+  readonly holders: Map<string, number>;
+  readonly queue: MemoryTicket[];
+}
+
 /**
  * The store of the memory backend: a map of keys to owner tokens with expiry times, in this
  * process only, and the line of blocked acquires of each key. Every `MemoryLock` without a store
@@ -22,6 +28,8 @@ export interface MemoryTicket {
 export class MemoryStore {
   private readonly entries = new Map<string, Entry>();
   private readonly queues = new Map<string, MemoryTicket[]>();
+  /** Semaphores, apart from the locks: a semaphore and a lock of one name never meet. */
+  private readonly semaphores = new Map<string, Permits>();
   private fence = 0n;
 
   /** The token holding `key`, or undefined (expired entries are dropped on access). */
@@ -98,6 +106,106 @@ export class MemoryStore {
     else if (index === 0 && this.get(key) === undefined) queue[0]?.wake();
   }
 
+  /** The live permits of the semaphore `key` (expired ones dropped), if it has any state. */
+  private permits(key: string): Permits | undefined {
+    const state = this.semaphores.get(key);
+    if (!state) return undefined;
+    const at = now();
+    for (const [token, expiresAt] of state.holders) {
+      if (expiresAt <= at) state.holders.delete(token);
+    }
+    return state;
+  }
+
+  /** Forgets the state of `key` once it has neither permits nor waiters. */
+  private tidy(key: string, state: Permits): void {
+    if (state.holders.size === 0 && state.queue.length === 0) this.semaphores.delete(key);
+  }
+
+  /**
+   * Takes a permit of the semaphore `key` for `token` if fewer than `limit` are held, and (first
+   * come, first served) fewer than `limit - held` acquires wait in line before `ticket` (an
+   * acquire not in line comes after all of them). `ttl` in ms, or null for no expiry. Returns
+   * the fencing token, or `false`.
+   */
+  takePermit(
+    key: string,
+    token: string,
+    limit: number,
+    ttl: number | null,
+    ticket?: MemoryTicket,
+  ): string | false {
+    const state = this.permits(key) ?? { holders: new Map<string, number>(), queue: [] };
+    const place = ticket ? state.queue.indexOf(ticket) : -1;
+    const ahead = place === -1 ? state.queue.length : place;
+    if (state.holders.size + ahead >= limit) {
+      this.tidy(key, state);
+      return false;
+    }
+    state.holders.set(token, ttl === null ? Infinity : now() + ttl);
+    this.semaphores.set(key, state);
+    this.fence += 1n;
+    return this.fence.toString();
+  }
+
+  /** Gives back `token`'s permit of `key`, and wakes the waiter it lets in (`limit`: its call's). */
+  releasePermit(key: string, token: string, limit: number): boolean {
+    const state = this.permits(key);
+    if (!state?.holders.delete(token)) return false;
+    // The waiter now within the first `limit - held` in line is the one this permit lets in.
+    state.queue[limit - state.holders.size - 1]?.wake();
+    this.tidy(key, state);
+    return true;
+  }
+
+  /** Sets the expiry of `token`'s permit of `key` to `ttl` ms from now, if it holds one. */
+  extendPermit(key: string, token: string, ttl: number): boolean {
+    const state = this.permits(key);
+    if (!state?.holders.has(token)) return false;
+    state.holders.set(token, now() + ttl);
+    return true;
+  }
+
+  /** How many permits of `key` are held. */
+  permitCount(key: string): number {
+    return this.permits(key)?.holders.size ?? 0;
+  }
+
+  /** In how many ms the first permit of `key` to expire does (-1: none expires, or none held). */
+  permitTtl(key: string): number {
+    const state = this.permits(key);
+    if (!state || state.holders.size === 0) return -1;
+    const first = Math.min(...state.holders.values());
+    return first === Infinity ? -1 : Math.max(0, first - now());
+  }
+
+  /** Puts a blocked acquire in line for a permit of `key`. */
+  enqueuePermit(key: string, ticket: MemoryTicket): void {
+    const state = this.permits(key) ?? { holders: new Map<string, number>(), queue: [] };
+    state.queue.push(ticket);
+    this.semaphores.set(key, state);
+  }
+
+  /** The place of `ticket` in the line for `key` (0: first), or -1. */
+  permitPosition(key: string, ticket: MemoryTicket): number {
+    return this.semaphores.get(key)?.queue.indexOf(ticket) ?? -1;
+  }
+
+  /**
+   * Takes a ticket out of the line for `key`; if it left without a permit from a place that had
+   * one free (a wake-up it did not use), the waiter moving into that place is woken.
+   */
+  dequeuePermit(key: string, ticket: MemoryTicket, limit: number, granted: boolean): void {
+    const state = this.permits(key);
+    if (!state) return;
+    const index = state.queue.indexOf(ticket);
+    if (index === -1) return;
+    state.queue.splice(index, 1);
+    const free = limit - state.holders.size;
+    if (!granted && index < free) state.queue[free - 1]?.wake();
+    this.tidy(key, state);
+  }
+
   /** Number of live entries. */
   get size(): number {
     for (const key of this.entries.keys()) this.get(key);
@@ -107,5 +215,6 @@ export class MemoryStore {
   /** Forgets every entry. */
   clear(): void {
     this.entries.clear();
+    this.semaphores.clear();
   }
 }

@@ -1,4 +1,4 @@
-import type { LockBackend, LockTarget } from '../../core/backend.js';
+import type { HandOff, LockBackend, LockTarget, SemaphoreTarget } from '../../core/backend.js';
 import { BaseLock, type BaseLockOptions } from '../../core/base-lock.js';
 import { parseConnection } from '../../core/connection.js';
 import { messages } from '../../core/messages.js';
@@ -13,6 +13,13 @@ import {
   RELEASE_AND_WAKE,
   type RedisCommands,
 } from './scripts.js';
+import {
+  ACQUIRE_PERMIT,
+  COUNT_PERMITS,
+  EXTEND_PERMIT,
+  LEAVE_PERMITS,
+  RELEASE_PERMIT,
+} from './semaphore-scripts.js';
 import { siblingKey } from './slots.js';
 import { type SubscriberSource, WakeChannels } from './wake-channels.js';
 
@@ -23,6 +30,9 @@ export type RedisLockOptions = BaseLockOptions;
 interface SiblingKeys {
   readonly fencing: string;
   readonly queue: string;
+  /** A semaphore's permits, and its waiters: never a lock's keys, even for the same name. */
+  readonly permits: string;
+  readonly permitQueue: string;
 }
 
 const siblings = new WeakMap<LockTarget, SiblingKeys>();
@@ -34,6 +44,8 @@ function keysOf(lock: LockTarget): SiblingKeys {
     keys = {
       fencing: siblingKey(lock.key, lock.namespace, 'fence'),
       queue: siblingKey(lock.key, lock.namespace, 'queue', `:${lock.key}`),
+      permits: siblingKey(lock.key, lock.namespace, 'sem', `:${lock.key}`),
+      permitQueue: siblingKey(lock.key, lock.namespace, 'semq', `:${lock.key}`),
     };
     siblings.set(lock, keys);
   }
@@ -104,6 +116,58 @@ function connectRedis(connection: unknown): RedisCommands {
 }
 
 /**
+ * Starts listening for wake-ups (once per acquire): subscribes (once per client) before the next
+ * attempt puts the waiter in the queue, so that no wake-up is missed; that attempt follows at once.
+ */
+async function listenForWake(lock: LockTarget, waiter: RedisWaiter): Promise<boolean> {
+  if (waiter.entry !== undefined) return true;
+  const joined = await WakeChannels.of(lock.client as unknown as SubscriberSource).join(() => {
+    waiter.woken = true;
+    waiter.wake();
+  });
+  if (waiter.closed) {
+    joined.leave();
+    return true;
+  }
+  waiter.entry = joined.entry;
+  waiter.leave = joined.leave;
+  return false;
+}
+
+/** The reply of an acquire script: the fencing token, or `{ttl}` / `{ttl, rank}` when refused. */
+function outcomeOf(reply: unknown) {
+  if (typeof reply === 'string') return { granted: true as const, fencingToken: reply };
+  const [ttl, rank] = reply as [number, number?];
+  return {
+    granted: false as const,
+    holderTtl: ttl,
+    ...(typeof rank === 'number' ? { position: rank } : {}),
+  };
+}
+
+/**
+ * A Redis semaphore: one Lua script per operation over a sorted set of permits scored by expiry
+ * on the server's clock (see semaphore-scripts.ts), its fencing counter and waiter queue in the
+ * same cluster slot; waiters woken over the same pub/sub channels as a lock's.
+ */
+const permitHandOff: HandOff<RedisCommands, RedisWaiter, SemaphoreTarget<RedisCommands>> = {
+  open: (_sem, wake) => ({ wake, woken: false, closed: false }),
+  listen: listenForWake,
+  close(sem, waiter, granted) {
+    waiter.closed = true;
+    waiter.leave?.();
+    if (!granted && waiter.entry !== undefined) {
+      const { permits, permitQueue } = keysOf(sem);
+      LEAVE_PERMITS.run(
+        redis(sem),
+        [permits, permitQueue],
+        [waiter.entry, String(sem.limit)],
+      ).catch(() => undefined);
+    }
+  },
+};
+
+/**
  * The Redis backend. A blocking acquire that finds the lock taken queues up: its next attempt
  * puts its wake-up entry in the lock's queue, and a release wakes the first waiter in line only.
  * Another client may still take the lock between the release and the woken waiter's attempt
@@ -118,6 +182,7 @@ const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
     handOff: 'push',
     crossProcess: true,
     expiry: { granularity: 1, minimum: 1, maximum: null, earlyBy: 0 },
+    semaphore: true,
   },
   clientClass: () => [ioredis().Redis, ioredis().Cluster],
   connect: connectRedis,
@@ -139,13 +204,7 @@ const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
       [lock.key, fencing, queue],
       [token, expire, entry, woken ? '1' : ''],
     );
-    if (typeof reply === 'string') return { granted: true, fencingToken: reply };
-    const [ttl, rank] = reply as [number, number?];
-    return {
-      granted: false,
-      holderTtl: ttl,
-      ...(typeof rank === 'number' ? { position: rank } : {}),
-    };
+    return outcomeOf(reply);
   },
   async release(lock, token) {
     const { queue } = keysOf(lock);
@@ -159,22 +218,7 @@ const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
   },
   handOff: {
     open: (_lock, wake) => ({ wake, woken: false, closed: false }),
-    // Subscribes (once per client) before the next attempt puts the waiter in the queue, so that
-    // no wake-up is missed; that attempt follows at once.
-    async listen(lock, waiter) {
-      if (waiter.entry !== undefined) return true;
-      const joined = await WakeChannels.of(lock.client as unknown as SubscriberSource).join(() => {
-        waiter.woken = true;
-        waiter.wake();
-      });
-      if (waiter.closed) {
-        joined.leave();
-        return true;
-      }
-      waiter.entry = joined.entry;
-      waiter.leave = joined.leave;
-      return false;
-    },
+    listen: listenForWake,
     // Not granted (timed out, aborted, failed): leave the line, passing on a wake-up.
     close(lock, waiter, granted) {
       waiter.closed = true;
@@ -184,6 +228,36 @@ const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
         LEAVE.run(redis(lock), [lock.key, queue], [waiter.entry]).catch(() => undefined);
       }
     },
+  },
+
+  semaphore: {
+    async acquire(sem, token, waiter) {
+      const { permits, fencing, permitQueue } = keysOf(sem);
+      const expire = sem.expire === null ? '' : String(Math.ceil(sem.expire));
+      const entry = waiter?.entry ?? '';
+      const woken = waiter?.woken === true;
+      if (waiter) waiter.woken = false;
+      const reply = await ACQUIRE_PERMIT.run(
+        redis(sem),
+        [permits, fencing, permitQueue],
+        [token, expire, String(sem.limit), entry, woken ? '1' : ''],
+      );
+      return outcomeOf(reply);
+    },
+    async release(sem, token) {
+      const { permits, permitQueue } = keysOf(sem);
+      const args = [token, String(sem.limit)];
+      return (await RELEASE_PERMIT.run(redis(sem), [permits, permitQueue], args)) === 1;
+    },
+    async extend(sem, token, ttl) {
+      const { permits } = keysOf(sem);
+      const args = [token, String(Math.ceil(ttl))];
+      return (await EXTEND_PERMIT.run(redis(sem), [permits], args)) === 1;
+    },
+    async count(sem) {
+      return Number(await COUNT_PERMITS.run(redis(sem), [keysOf(sem).permits], []));
+    },
+    handOff: permitHandOff,
   },
 };
 

@@ -139,7 +139,12 @@ const redlockBackend: LockBackend<RedisQuorum> = {
     extend: true,
     handOff: 'poll',
     crossProcess: true,
+    semaphore: false,
     expiry: { granularity: 1, minimum: 1, maximum: null, earlyBy: 0 },
+  },
+  unsupported: {
+    semaphore:
+      'a majority of servers does not bound the number of holders: with 3 servers and limit 2, holders on servers {1,2}, {2,3} and {1,3} each have a majority while no server holds more than 2 permits, so 3 hold at once. A safe quorum would need more than n × limit / (limit + 1) servers per permit (all 3 of 3 for limit 2), which one server down would stop; use the redis or etcd backend',
   },
   clientClass: () => RedisQuorum,
   connect: connectQuorum,

@@ -11,3 +11,4 @@ export { LockBusyError } from './lock-busy.error.js';
 export { LockLostError, type LockLostReason } from './lock-lost.error.js';
 export { DriverMissingError } from './driver-missing.error.js';
 export { MultiLockError, type MultiLockFailure } from './multi-lock.error.js';
+export { UnsupportedFeatureError, type LockFeature } from './unsupported-feature.error.js';

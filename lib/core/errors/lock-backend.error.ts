@@ -16,7 +16,7 @@ import { LockError } from './lock.error.js';
 export class LockBackendError extends LockError {
   constructor(
     lockName: string,
-    readonly operation: 'acquire' | 'release' | 'locked' | 'extend',
+    readonly operation: 'acquire' | 'release' | 'locked' | 'extend' | 'count',
     options: { cause: unknown },
   ) {
     super(messages.backendError(lockName, operation, options.cause), lockName, options);
