@@ -3,7 +3,7 @@
  * with `Atomics`, so that every thread of a process holding the buffer sees the same locks.
  *
  * Layout (little-endian, 8-byte aligned): a 64-byte header (magic, slot count, the epoch of the
- * table's clock, the fencing counter), then `slots` slots of 328 bytes:
+ * table's clock, the fencing counter), then `slots` slots of 1096 bytes:
  *
  * | bytes  | field                                                                                |
  * | ------ | ------------------------------------------------------------------------------------ |
@@ -14,7 +14,7 @@
  * | 24–27  | `seq`: bumped on every release, expiry eviction and turn of the line; waited on      |
  * | 28–35  | `head`, `tail`: the ticket line (FIFO)                                               |
  * | 36–67  | `ghosts`: 8 recently abandoned tickets (+1), skipped at once when they reach the head |
- * | 72–327 | the key, UTF-8, at most 256 bytes                                                    |
+ * | 72–1095 | the key, UTF-8, at most 1024 bytes                                                 |
  *
  * The holding is ONE 64-bit word, so taking a free or expired lock, extending it and releasing
  * it are each a single `Atomics.compareExchange`: no thread ever holds an internal mutex, so a
@@ -28,7 +28,7 @@
 const MAGIC = 0x534c4b31; // 'SLK1'
 const HEADER_BYTES = 64;
 /** The longest key (UTF-8 bytes) a slot stores. */
-export const THREAD_KEY_BYTES = 256;
+export const THREAD_KEY_BYTES = 1024;
 const SLOT_FIXED = 72;
 const STRIDE = SLOT_FIXED + THREAD_KEY_BYTES;
 const GHOSTS = 8;
@@ -61,7 +61,7 @@ const GHOST = 9;
 export interface ThreadLockTableOptions {
   /**
    * How many distinct lock names the table can hold over its lifetime (a name keeps its slot once
-   * used). Default 1024; each slot takes 328 bytes.
+   * used). Default 1024; each slot takes 1096 bytes.
    */
   readonly slots?: number;
 }
@@ -126,7 +126,7 @@ const pack = (deadline: bigint, gen: bigint): bigint => (deadline << GEN_BITS) |
  * A table of locks shared by the worker threads of one process: the client of the `threads`
  * backend. Make it in one thread and hand `table.buffer` to the others (`workerData`,
  * `postMessage`), where `new ThreadLockTable(buffer)` opens the same table. Limits: `slots`
- * distinct lock names over the table's lifetime, keys of at most 256 UTF-8 bytes.
+ * distinct lock names over the table's lifetime, keys of at most 1024 UTF-8 bytes (the limit of every backend).
  *
  * @example
  * const table = new ThreadLockTable();
@@ -179,9 +179,24 @@ export class ThreadLockTable {
     this.epoch = Atomics.load(this.u64, 1);
   }
 
-  /** Milliseconds on the table's clock (monotonic, common to every thread). */
+  /** Whole milliseconds on the table's clock (monotonic, common to every thread), rounded down. */
   now(): bigint {
     return (process.hrtime.bigint() - this.epoch) / 1_000_000n;
+  }
+
+  /**
+   * The deadline `ttl` ms from now, on whole ms rounded up: a lock is free once `now()` (rounded
+   * down) reaches it, so it never lives less than `ttl`.
+   */
+  private deadlineIn(ttl: number): bigint {
+    return (process.hrtime.bigint() - this.epoch + 999_999n) / 1_000_000n + BigInt(ttl);
+  }
+
+  /** The remaining time to live until `deadline`, in ms (rounded down). */
+  private ttlUntil(deadline: bigint): number {
+    if (deadline === NEVER) return -1;
+    const left = deadline - (process.hrtime.bigint() - this.epoch + 999_999n) / 1_000_000n;
+    return left > 0n ? Number(left) : 0;
   }
 
   private wordIndex = (slot: number) => (HEADER_BYTES + slot * STRIDE) / 8;
@@ -194,7 +209,9 @@ export class ThreadLockTable {
   slotOf(key: string, register: boolean): number {
     const encoded = encoder.encode(key);
     if (encoded.length > THREAD_KEY_BYTES) {
-      throw new RangeError(`the key is ${encoded.length} bytes long; at most 256 fit a slot`);
+      throw new RangeError(
+        `the key is ${encoded.length} bytes long; at most ${THREAD_KEY_BYTES} fit a slot`,
+      );
     }
     const tag = hashOf(encoded) & ~3;
     const start = (tag >>> 2) % this.slots;
@@ -305,7 +322,7 @@ export class ThreadLockTable {
     if (!free) {
       return {
         granted: false,
-        holderTtl: deadline === NEVER ? -1 : Number(deadline - now),
+        holderTtl: this.ttlUntil(deadline),
         ...position,
       };
     }
@@ -314,8 +331,7 @@ export class ThreadLockTable {
       const turnEnds = this.turnSince(slot, deadline) + BigInt(STALL_MS);
       return { granted: false, ...position, renewWithin: Math.max(1, Number(turnEnds - now) + 1) };
     }
-    // +1: the deadline is on whole ms, rounded up, so the lock never lives less than `expire`.
-    const next = pack(expire === null ? NEVER : now + BigInt(expire) + 1n, genOf(word) + 1n);
+    const next = pack(expire === null ? NEVER : this.deadlineIn(expire), genOf(word) + 1n);
     if (Atomics.compareExchange(this.u64, index, word, next) !== word) {
       return { granted: false, renewWithin: 0 }; // another thread took it: look again
     }
@@ -348,7 +364,7 @@ export class ThreadLockTable {
     const index = this.wordIndex(held.slot);
     const now = this.now();
     if (deadlineOf(held.word) <= now) return false;
-    const next = pack(now + BigInt(ttl) + 1n, genOf(held.word));
+    const next = pack(this.deadlineIn(ttl), genOf(held.word));
     if (Atomics.compareExchange(this.u64, index, held.word, next) !== held.word) return false;
     held.word = next;
     return true;
@@ -367,10 +383,7 @@ export class ThreadLockTable {
     const deadline = deadlineOf(word);
     const now = this.now();
     if (deadline <= now) return undefined;
-    return {
-      holding: genOf(word).toString(),
-      ttl: deadline === NEVER ? -1 : Number(deadline - now),
-    };
+    return { holding: genOf(word).toString(), ttl: this.ttlUntil(deadline) };
   }
 
   /**
