@@ -21,7 +21,12 @@ export interface Request {
 
 /** Hub -> client: a reply, or a wake-up of a waiter. */
 export type Push =
-  | { readonly [TAG]: 'res'; readonly id: number; readonly result?: unknown; readonly error?: string }
+  | {
+      readonly [TAG]: 'res';
+      readonly id: number;
+      readonly result?: unknown;
+      readonly error?: string;
+    }
   | { readonly [TAG]: 'wake'; readonly waiter: number };
 
 /** What the hub answers to an acquire. */

@@ -102,9 +102,7 @@ const clusterBackend: LockBackend<ClusterLockClient, undefined, ClusterWaiter> =
       waiter.client.removeWaiter(waiter.id);
       if (waiter.queued) {
         waiter.queued = false;
-        waiter.client
-          .request('leave', { key: lock.key, waiter: waiter.id })
-          .catch(() => undefined);
+        waiter.client.request('leave', { key: lock.key, waiter: waiter.id }).catch(() => undefined);
       }
     },
   },

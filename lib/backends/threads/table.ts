@@ -273,7 +273,8 @@ export class ThreadLockTable {
     for (;;) {
       const head = Atomics.load(this.i32, base + HEAD);
       if (head === Atomics.load(this.i32, base + TAIL)) return head;
-      const ghost = Atomics.load(this.i32, base + GHOST + (head & (GHOSTS - 1))) === ((head + 1) | 0);
+      const ghost =
+        Atomics.load(this.i32, base + GHOST + (head & (GHOSTS - 1))) === ((head + 1) | 0);
       const stalled = freeAt !== null && now >= this.turnSince(slot, freeAt) + BigInt(STALL_MS);
       if (!ghost && !stalled) return head;
       if (Atomics.compareExchange(this.i32, base + HEAD, head, (head + 1) | 0) === head) {
