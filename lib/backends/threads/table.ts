@@ -179,7 +179,7 @@ export class ThreadLockTable {
     this.epoch = Atomics.load(this.u64, 1);
   }
 
-  /** Whole milliseconds on the table's clock (monotonic, common to every thread), rounded down. */
+  /** @internal whole milliseconds on the table's clock (monotonic, common to every thread), rounded down. */
   now(): bigint {
     return (process.hrtime.bigint() - this.epoch) / 1_000_000n;
   }
@@ -203,7 +203,7 @@ export class ThreadLockTable {
   private base = (slot: number) => (HEADER_BYTES + slot * STRIDE) / 4;
 
   /**
-   * The slot of `key`: found, or claimed when `register` (then -1 if the table is full); -1 when
+   * @internal the slot of `key`: found, or claimed when `register` (then -1 if the table is full); -1 when
    * absent, -2 while another thread is writing a key of the same hash (try again shortly).
    */
   slotOf(key: string, register: boolean): number {
@@ -246,12 +246,12 @@ export class ThreadLockTable {
     return true;
   }
 
-  /** The current value of the slot's change counter (what a waiter waits on). */
+  /** @internal the current value of the slot's change counter (what a waiter waits on). */
   seq(slot: number): number {
     return Atomics.load(this.i32, this.base(slot) + SEQ);
   }
 
-  /** Waits (without blocking) until the slot changes from `seen`, or `ms` pass. */
+  /** @internal waits (without blocking) until the slot changes from `seen`, or `ms` pass. */
   waitChange(slot: number, seen: number, ms: number): Promise<unknown> {
     const result = waitAsync(this.i32, this.base(slot) + SEQ, seen, ms);
     return Promise.resolve(result.value);
@@ -290,13 +290,13 @@ export class ThreadLockTable {
     return since > freeAt ? since : freeAt;
   }
 
-  /** Takes a ticket: a place at the back of the slot's line. */
+  /** @internal takes a ticket: a place at the back of the slot's line. */
   enqueue(slot: number): ThreadTicket {
     const ticket = Atomics.add(this.i32, this.base(slot) + TAIL, 1);
     return { slot, ticket };
   }
 
-  /** Leaves the line without the lock: the ticket is marked abandoned and skipped at the head. */
+  /** @internal leaves the line without the lock: the ticket is marked abandoned and skipped at the head. */
   abandon({ slot, ticket }: ThreadTicket): void {
     const base = this.base(slot);
     Atomics.store(this.i32, base + GHOST + (ticket & (GHOSTS - 1)), (ticket + 1) | 0);
@@ -306,7 +306,7 @@ export class ThreadLockTable {
   }
 
   /**
-   * One attempt to take the lock of `slot` for `expire` ms (null: no expiry). `ticket`: the
+   * @internal one attempt to take the lock of `slot` for `expire` ms (null: no expiry). `ticket`: the
    * waiter's place in line; without one, the lock is taken only if nobody waits in line.
    */
   attempt(slot: number, expire: number | null, ticket: ThreadTicket | undefined): AttemptResult {
@@ -348,7 +348,7 @@ export class ThreadLockTable {
     return { granted: true, fencingToken: fencingToken.toString(), held: { slot, word: next } };
   }
 
-  /** Frees the lock if `held` is still its holding (and not expired). */
+  /** @internal frees the lock if `held` is still its holding (and not expired). */
   release(held: ThreadHolding): boolean {
     const index = this.wordIndex(held.slot);
     const now = this.now();
@@ -360,7 +360,7 @@ export class ThreadLockTable {
     return true;
   }
 
-  /** Sets the deadline of `held` to `ttl` ms from now if it is still the (unexpired) holding. */
+  /** @internal sets the deadline of `held` to `ttl` ms from now if it is still the (unexpired) holding. */
   extend(held: ThreadHolding, ttl: number): boolean {
     const index = this.wordIndex(held.slot);
     const now = this.now();
