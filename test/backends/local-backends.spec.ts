@@ -40,6 +40,7 @@ type Reply =
   | { type: 'held'; token: string }
   | { type: 'waiting' }
   | { type: 'acquired' }
+  | { type: 'clients'; locked: boolean[] }
   | { type: 'failed'; error: string };
 
 const now = () => Number(process.hrtime.bigint()) / 1e6;
@@ -106,20 +107,19 @@ describe('threads backend: worker threads sharing a ThreadLockTable', () => {
   };
 
   const count = async (withLock: boolean) => {
-    const counter = new SharedArrayBuffer(4);
+    // Cell 0: the counter; 1: threads ready; 2: the start signal (they start together).
+    const counter = new SharedArrayBuffer(12);
+    const cells = new Int32Array(counter);
     const name = uniqueName('threads-count');
-    const job = {
-      type: 'count',
-      name,
-      counter,
-      sections: SECTIONS,
-      withLock,
-      holdMs: 1,
-      pauseMs: 0,
-    };
+    // Without the lock, a longer wait inside the section makes lost updates certain.
+    const holdMs = withLock ? 1 : 5;
+    const job = { type: 'count', name, counter, sections: SECTIONS, withLock, holdMs, pauseMs: 0 };
     const runs = Array.from({ length: THREADS }, () => reply(start(job), 'done', 60_000));
+    while (Atomics.load(cells, 1) < THREADS) await new Promise((r) => setTimeout(r, 20));
+    Atomics.store(cells, 2, 1);
+    Atomics.notify(cells, 2);
     const sections = (await Promise.all(runs)).flatMap((done) => done.sections);
-    return { value: new Int32Array(counter)[0], sections };
+    return { value: Atomics.load(cells, 0), sections };
   };
 
   it(`${THREADS} threads × ${SECTIONS} sections under one lock: no update lost, no overlap, tokens in order`, async () => {
@@ -218,6 +218,16 @@ describe('cluster backend: processes sharing the primary’s ClusterLockHub', ()
     expect(overlaps(sections)).toBe(0);
     expectTokensInOrder(sections);
   }, 120_000);
+
+  it('two clients in one fork()ed child share its channel without mixing up their replies', async () => {
+    const child = fork(CHILD, [], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    children.push(child);
+    hub.serve(child);
+    await reply(child, 'ready');
+    const answered = reply(child, 'clients');
+    child.send({ type: 'clients', name: uniqueName('cluster-clients'), viaParent: true });
+    expect((await answered).locked).toEqual([true, false, true, false]);
+  });
 
   it('a fork()ed child SIGKILLed while holding: the lock frees at once, long before its expiry', async () => {
     const name = uniqueName('cluster-killed');

@@ -17,6 +17,12 @@ interface Transport {
   receive(on: boolean): void;
 }
 
+/**
+ * Request and waiter ids, unique in this process: every client of a process shares its IPC
+ * channel (and so sees every reply and wake-up sent to the process) and its peer at the hub.
+ */
+let nextId = 1;
+
 const isPush = (message: unknown): message is Push =>
   typeof message === 'object' &&
   message !== null &&
@@ -34,7 +40,6 @@ const isPush = (message: unknown): message is Push =>
  * const locks = new LockManager({ backend: 'cluster', client: ClusterLockClient.toParent() });
  */
 export class ClusterLockClient {
-  private nextId = 1;
   private readonly pending = new Map<
     number,
     { resolve(value: unknown): void; reject(error: Error): void }
@@ -147,7 +152,7 @@ export class ClusterLockClient {
     body: { key: string; token?: string; ttl?: number | null; waiter?: number },
   ): Promise<unknown> {
     if (this.closed) return Promise.reject(new Error('the cluster lock client was closed'));
-    const id = this.nextId++;
+    const id = nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.update();
@@ -178,7 +183,7 @@ export class ClusterLockClient {
 
   /** @internal a new waiter id, woken by `wake`. */
   addWaiter(wake: () => void): number {
-    const id = this.nextId++;
+    const id = nextId++;
     this.wakes.set(id, wake);
     this.update();
     return id;

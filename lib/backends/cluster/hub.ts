@@ -1,5 +1,4 @@
-import type { ChildProcess } from 'node:child_process';
-import cluster, { type Worker as ClusterWorker } from 'node:cluster';
+import cluster from 'node:cluster';
 
 import { MemoryStore, type MemoryTicket } from '../memory/store.js';
 
@@ -43,14 +42,27 @@ interface Peer {
   readonly waiters: Map<number, { readonly key: string; readonly ticket: MemoryTicket }>;
 }
 
-/** What `serve()` accepts: a `fork()`ed child or a cluster worker. */
-export type LockHubChild = ChildProcess | ClusterWorker;
+/**
+ * What `serve()` accepts: a `fork()`ed child (`ChildProcess`) or a cluster worker, written
+ * structurally so that the declarations need no Node.js types.
+ */
+export interface LockHubChild {
+  send(message: unknown, callback: (error: Error | null) => void): boolean;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- EventEmitter's own listener type
+  on(event: string, listener: (...args: any[]) => void): unknown;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- EventEmitter's own listener type
+  off(event: string, listener: (...args: any[]) => void): unknown;
+  /** A `ChildProcess`'s: whether its IPC channel is open. */
+  readonly connected?: boolean;
+  /** A cluster worker's: whether its IPC channel is open. */
+  isConnected?(): boolean;
+}
 
 export const isRequest = (message: unknown): message is Request =>
   typeof message === 'object' && message !== null && (message as Request)[TAG] === 'req';
 
 const connected = (child: LockHubChild): boolean =>
-  'isConnected' in child ? child.isConnected() : child.connected;
+  typeof child.isConnected === 'function' ? child.isConnected() : child.connected === true;
 
 let processHub: ClusterLockHub | undefined;
 
@@ -90,7 +102,7 @@ export class ClusterLockHub {
     }
     this.servingWorkers = true;
     for (const worker of Object.values(cluster.workers ?? {})) if (worker) this.serve(worker);
-    cluster.on('fork', (worker: ClusterWorker) => this.serve(worker));
+    cluster.on('fork', (worker: LockHubChild) => this.serve(worker));
     return this;
   }
 
@@ -106,11 +118,8 @@ export class ClusterLockHub {
       send: (message) => {
         if (!connected(child)) return;
         try {
-          // (message, callback): a failed send (the child just died) is reported, not thrown.
-          (child.send as (message: unknown, callback: (error: unknown) => void) => boolean)(
-            message,
-            () => undefined,
-          );
+          // A failed send (the child just died) is reported to the callback, not thrown.
+          child.send(message, () => undefined);
         } catch {
           // the channel closed meanwhile: the child is going away
         }
