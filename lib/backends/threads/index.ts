@@ -144,7 +144,9 @@ const threadsBackend: LockBackend<ThreadLockTable, ThreadHolding, ThreadWaiter> 
       closed: false,
     }),
     async listen(lock, waiter) {
-      if (waiter.slot < 0) return false;
+      // No slot yet (another thread is writing the name into it): the attempt's renewWithin
+      // brings the next one in a millisecond, after a timer, never in a busy loop.
+      if (waiter.slot < 0) return true;
       const table = lock.client;
       if (waiter.ticket === undefined) {
         waiter.ticket = table.enqueue(waiter.slot);
