@@ -77,6 +77,16 @@ export {
   type MemoryLockOptions,
   type RedlockLockOptions,
   type RedisQuorumOptions,
+  ThreadLock,
+  ThreadLockTable,
+  ClusterLock,
+  ClusterLockClient,
+  ClusterLockHub,
+  type ThreadLockOptions,
+  type ThreadLockState,
+  type ThreadLockTableOptions,
+  type ClusterLockOptions,
+  type LockHubChild,
 } from './sherlock.js';
 export {
   SherlockModule,

@@ -15,3 +15,19 @@ export {
   type RedlockLockOptions,
   type RedisQuorumOptions,
 } from './redlock/index.js';
+export {
+  ThreadLock,
+  ThreadLockTable,
+  THREADS,
+  type ThreadLockOptions,
+  type ThreadLockState,
+  type ThreadLockTableOptions,
+} from './threads/index.js';
+export {
+  ClusterLock,
+  ClusterLockClient,
+  ClusterLockHub,
+  CLUSTER,
+  type ClusterLockOptions,
+  type LockHubChild,
+} from './cluster/index.js';

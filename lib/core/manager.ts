@@ -21,7 +21,7 @@ import { type BackendDefinition, backendOfClient, backends, isRegistered } from 
 /** What `new LockManager()` takes: a backend, how to reach it, and defaults for its locks. */
 export interface LockManagerOptions extends LockOptions {
   /**
-   * `'redis'`, `'memcached'`, `'etcd'`, `'memory'`, `'redlock'`, a backend registered with
+   * `'redis'`, `'memcached'`, `'etcd'`, `'memory'`, `'redlock'`, `'threads'`, `'cluster'`, a backend registered with
    * `backends.register()`, or its `backends.X` value. May be left out when `client` is given.
    */
   backend?: string | BackendDefinition;

@@ -502,7 +502,7 @@ export function backendOfClient(client: unknown): BackendDefinition {
 /**
  * The backend registry: the port of `sherlock.backends`. Built-in backends are
  * `backends.REDIS`, `backends.MEMCACHED` (alias `backends.MEMCACHE`), `backends.ETCD`,
- * `backends.MEMORY` and `backends.REDLOCK`; `backends.register()` adds yours as
+ * `backends.MEMORY`, `backends.REDLOCK`, `backends.THREADS` and `backends.CLUSTER`; `backends.register()` adds yours as
  * `backends.<NAME>`.
  *
  * @example
@@ -516,6 +516,8 @@ export interface Backends {
   readonly ETCD: BackendDefinition;
   readonly MEMORY: BackendDefinition;
   readonly REDLOCK: BackendDefinition;
+  readonly THREADS: BackendDefinition;
+  readonly CLUSTER: BackendDefinition;
   /**
    * Registers a backend, written as a `LockBackend` object (see `nestjs-sherlock/backend`) or
    * sherlock's way (a `BaseLock` subclass and its client class); returns its definition, also

@@ -23,8 +23,9 @@ import { fixture, uniqueName } from '../support/backends.js';
 import { abortTime, delay, expectLost, now, rejectionOf } from '../support/helpers.js';
 import { backendOptions, CapturingLogger } from '../nest/helpers.js';
 
-type NestBackend = 'memory' | 'redis';
-const NEST_BACKENDS: readonly NestBackend[] = ['memory', 'redis'];
+type NestBackend = 'memory' | 'redis' | 'threads' | 'cluster';
+// threads and cluster: a Nest app locking across its threads or its cluster's processes, no server.
+const NEST_BACKENDS: readonly NestBackend[] = ['memory', 'redis', 'threads', 'cluster'];
 
 interface Sample {
   readonly aborted: boolean;

@@ -31,8 +31,10 @@ export const SERVER_BACKENDS: readonly ServerBackend[] = ['redis', 'memcached', 
 export const ALL_BACKENDS: readonly NestBackend[] = ['memory', ...SERVER_BACKENDS];
 
 /** `forRoot()` options for `backend` on the test servers (memory: the process-wide store). */
-export function backendOptions(backend: NestBackend): {
-  backend: NestBackend;
+export function backendOptions<B extends NestBackend | 'threads' | 'cluster'>(
+  backend: B,
+): {
+  backend: B;
   connection?: ConnectionSettings;
 } {
   const { connection } = fixture(backend);

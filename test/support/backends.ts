@@ -16,6 +16,8 @@ import {
   type BaseLock,
   type BaseLockOptions,
   backends,
+  ClusterLock,
+  ClusterLockClient,
   type ConnectionSettings,
   EtcdLock,
   MemcachedLock,
@@ -24,6 +26,8 @@ import {
   RedisLock,
   RedisQuorum,
   RedlockLock,
+  ThreadLock,
+  ThreadLockTable,
 } from 'nestjs-sherlock';
 
 import { ETCDGATEWAY, EtcdGateway } from './etcd-http.backend.js';
@@ -32,7 +36,15 @@ import { etcdHosts, memcachedServerList, memcachedServers, redisUrl, redlockUrls
 import { serverViews, type ServerView } from './inspect.js';
 
 export type BackendName =
-  'redis' | 'memcached' | 'etcd' | 'memory' | 'etcdhttp' | 'etcdgateway' | 'redlock';
+  | 'redis'
+  | 'memcached'
+  | 'etcd'
+  | 'memory'
+  | 'etcdhttp'
+  | 'etcdgateway'
+  | 'redlock'
+  | 'threads'
+  | 'cluster';
 
 export type LockConstructor = new (name: string, options?: BaseLockOptions) => BaseLock;
 
@@ -165,6 +177,30 @@ export const fixtures: readonly BackendFixture[] = [
     // Every server of the quorum is down.
     deadClient: (port) => new RedisQuorum([0, 1, 2].map(() => deadRedis(port))),
     server: serverViews.redlock,
+  }),
+  fixtureOf({
+    // A table in this thread: a SharedArrayBuffer used by one thread is still a valid table (the
+    // worker-thread tests are in test/backends/local-backends.spec.ts). Not cross-process, so
+    // the harness's "other client" is the same table, as with memory.
+    name: 'threads',
+    definition: backends.THREADS,
+    LockClass: ThreadLock,
+    keySeparator: '_',
+    createClient: () => new ThreadLockTable({ slots: 4096 }),
+    closeClient: async () => undefined,
+    server: serverViews.threads,
+  }),
+  fixtureOf({
+    // Clients of this process's hub: the test process plays the primary, and every client of it
+    // shares its table, as every process served by it does (the forked children's tests are in
+    // test/backends/local-backends.spec.ts).
+    name: 'cluster',
+    definition: backends.CLUSTER,
+    LockClass: ClusterLock,
+    keySeparator: '_',
+    createClient: () => ClusterLockClient.local(),
+    closeClient: async (client) => (client as ClusterLockClient).close(),
+    server: serverViews.cluster,
   }),
 ];
 

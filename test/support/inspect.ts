@@ -6,7 +6,7 @@
  * declared capability asserts the same server state on every backend that claims it.
  */
 import { Etcd3, type IKeyValue } from 'etcd3';
-import type { MemoryStore } from 'nestjs-sherlock';
+import { ClusterLockHub, type MemoryStore, type ThreadLockTable } from 'nestjs-sherlock';
 import { connect } from 'node:net';
 import { expect } from 'vitest';
 
@@ -285,6 +285,34 @@ const memoryView: ServerView = {
   },
 };
 
+// -------------------------------------------------------------------------------------------------
+// Threads and cluster
+
+/** A ThreadLockTable: its slot's holding (the generation, stable across extends) and TTL. */
+const threadsView: ServerView = {
+  value: async ({ key, client }) => (client as ThreadLockTable).peek(key)?.holding,
+  ttl: async ({ key, client }) => (client as ThreadLockTable).peek(key)?.ttl ?? null,
+  async remove({ key, client }) {
+    expect((client as ThreadLockTable).evict(key)).toBe(true);
+  },
+};
+
+/** The table of this process's ClusterLockHub (the clients of the tests are local to it). */
+const clusterView: ServerView = {
+  ...memoryView,
+  value: async ({ key }) => ClusterLockHub.ofProcess().store.get(key),
+  async ttl({ key }) {
+    const store = ClusterLockHub.ofProcess().store;
+    return store.get(key) === undefined ? null : store.ttl(key);
+  },
+  async remove({ key }) {
+    const store = ClusterLockHub.ofProcess().store;
+    const token = store.get(key);
+    expect(token).toBeDefined();
+    expect(store.deleteIfOwner(key, token ?? '')).toBe(true);
+  },
+};
+
 /** The view of each backend's server. */
 export const serverViews = {
   redis: redisView(() => redisTarget()),
@@ -295,4 +323,6 @@ export const serverViews = {
   /** The custom etcd backends: the key holds the token. */
   etcdKey: etcdEntryView(etcdKey),
   memory: memoryView,
+  threads: threadsView,
+  cluster: clusterView,
 } satisfies Record<string, ServerView>;
