@@ -109,8 +109,14 @@ export interface Acquired {
   /** Its index in `workers` (a replacement takes the slot of the worker it replaces). */
   readonly slot: number;
   readonly token: string | undefined;
+  /** When its `acquire()` resolved. */
   readonly at: number;
+  /** When it called `acquire()`: the server's expiry of this holding started after this. */
+  readonly asked: number;
 }
+
+/** What a worker sends its parent. */
+type WorkerMessage = { type: string; token?: string; at?: number; asked?: number };
 
 export interface ActiveRun {
   /** The running workers by slot; a replaced worker's slot holds its replacement. */
@@ -217,11 +223,18 @@ export async function runChaos(options: RunOptions): Promise<RunResult> {
     const ready = new Promise<void>((resolve) => {
       // A worker that dies before it is ready must not hang the run.
       void exited.then(() => resolve());
-      child.on('message', (message: { type: string; token?: string; at?: number }) => {
+      child.on('message', (message: WorkerMessage) => {
         if (message.type === 'ready') resolve();
         if (message.type === 'acquired') {
           for (const listener of acquiredListeners.splice(0)) {
-            listener({ worker: id, slot, token: message.token ?? '', at: message.at ?? 0 });
+            const at = message.at ?? 0;
+            listener({
+              worker: id,
+              slot,
+              token: message.token ?? '',
+              at,
+              asked: message.asked ?? at,
+            });
           }
         }
         if (message.type === 'section') {

@@ -202,7 +202,7 @@ async function main(): Promise<void> {
     record({ kind: 'begin', worker: settings.id, start, token });
     let lostAt: number | undefined;
     lock.signal.addEventListener('abort', () => (lostAt ??= crossProcessNow()), { once: true });
-    process.send?.({ type: 'acquired', token, at: start });
+    process.send?.({ type: 'acquired', token, at: start, asked });
     let wrote = false;
     let fenced = false;
     // The protected store: a counter that remembers the highest fencing token that wrote it and
