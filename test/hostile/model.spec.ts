@@ -23,7 +23,9 @@ const opArb = fc.record({
 
 /** Per backend: the expire used, the margin around it where both outcomes are fine, the sleep. */
 function timing(fixture: BackendFixture) {
-  const coarse = fixture.capabilities.expiry.granularity >= 1_000;
+  // Redlock gives each server a tenth of the expiry to answer (Redlock's rule): with 400 ms that
+  // is 50 ms, which a loaded machine misses and the lock rightly fails. The coarse timing gives it 200.
+  const coarse = fixture.capabilities.expiry.granularity >= 1_000 || fixture.name === 'redlock';
   return coarse
     ? { expire: 2_000, margin: 1_300, sleep: 700 }
     : { expire: 400, margin: 150, sleep: 250 };
