@@ -125,14 +125,7 @@ export const redisReadWrite: ReadWriteBackend<RedisCommands, undefined, RedisRea
     const id = waiter ? (writerIds.get(waiter) ?? '') : '';
     const reply = await ACQUIRE_RW.run(
       redis(rw),
-      [
-        keys.readers,
-        keys.writer,
-        keys.waiting,
-        keys.fencing,
-        keys.readerQueue,
-        keys.writerQueue,
-      ],
+      [keys.readers, keys.writer, keys.waiting, keys.fencing, keys.readerQueue, keys.writerQueue],
       [side(rw), token, expire, entry, woken ? '1' : '', id, String(WRITER_WAIT_TTL)],
     );
     return outcomeOf(reply, id !== '');
