@@ -108,6 +108,7 @@ export {
   LOCKED_METADATA,
   type LockedOptions,
   type LockedDecoratorOptions,
+  type LockedPrimitiveOptions,
   type OnBusy,
   type SherlockModuleOptions,
   type SherlockModuleAsyncOptions,

@@ -122,6 +122,7 @@ const ROOT_ENTRY: EntryPoint = {
     'LockTarget',
     'LockedDecoratorOptions',
     'LockedOptions',
+    'LockedPrimitiveOptions',
     'MemcachedLockOptions',
     'MemoryLockOptions',
     'MemoryTicket',
