@@ -30,6 +30,7 @@ import {
   type ToWorker,
 } from './lib/handoff.js';
 import { lockedOverhead, type LockedResult } from './lib/locked.js';
+import { semaphoreBench } from './lib/semaphore-scenario.js';
 import {
   fmt,
   hr,
@@ -57,7 +58,7 @@ const scenarios = new Set(
         .slice('--only='.length)
         .split(',')
         .map((s) => Number(s.trim()))
-    : [1, 2, 3, 4, 5],
+    : [1, 2, 3, 4, 5, 6],
 );
 
 const SETTINGS = {
@@ -1046,6 +1047,13 @@ async function main(): Promise<void> {
       section(
         '5. @Locked vs LockService.run (same work, sequential calls)',
         reportLocked(results.locked),
+      );
+    }
+    if (scenarios.has(6)) {
+      log('scenario 6: semaphore vs redis-semaphore (bench/semaphore.ts)');
+      section(
+        '6. Semaphore: nestjs-sherlock vs redis-semaphore (bench/semaphore.ts)',
+        await semaphoreBench(redisServer.url, etcdServer.url),
       );
     }
   } finally {

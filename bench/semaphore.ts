@@ -13,13 +13,27 @@
  *    the callers sent per section (commands counted on the client: a Lua script is one; the
  *    subscriber connection of our waiters is not counted), which shows the cost of waiting.
  *
+ * 3. Processes: 8 and 32 processes share 4 permits (Redis), each taking a permit, holding it
+ *    2 ms and giving it back, in a loop for 3 s: sections per second over all processes, and
+ *    the round trips per section counted by the server (`total_commands_processed`; our
+ *    waiters' SUBSCRIBE and PUBLISH included, as they are sent to the server).
+ *
+ * `npm run bench` runs it after bench/run.ts, on servers it starts itself (without REDIS_URL).
  * Prints markdown. The numbers are comparable within one run only (a shared machine is noisy).
  */
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { LockManager } from 'nestjs-sherlock/core';
 import { Semaphore as PeerSemaphore } from 'redis-semaphore';
+import { type RedisServer, startRedis } from '../test/support/servers.js';
 
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** A child process of scenario 3 (see `processChild`). */
+const CHILD = process.env.BENCH_SEMAPHORE_CHILD;
+/** The server this run started (no REDIS_URL given), stopped at the end. */
+const started: RedisServer | undefined =
+  process.env.REDIS_URL || CHILD ? undefined : await startRedis();
+const REDIS_URL = process.env.REDIS_URL ?? started?.url ?? 'redis://127.0.0.1:6379';
 const ETCD_HOSTS = process.env.ETCD_HOSTS;
 
 interface Permit {
@@ -129,6 +143,82 @@ const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.le
 const fmt = (n: number, digits = 0) =>
   Number.isNaN(n) ? '—' : n.toLocaleString('en-US', { maximumFractionDigits: digits });
 
+/** What a child of scenario 3 is told (JSON in BENCH_SEMAPHORE_CHILD). */
+interface ChildSettings {
+  readonly contender: 'ours' | 'peer' | 'peer-100';
+  readonly name: string;
+}
+
+/** A child of scenario 3: loops until `until`, then prints how many sections it ran. */
+async function processChild(settings: ChildSettings): Promise<void> {
+  const contender =
+    settings.contender === 'ours'
+      ? ours('redis')
+      : peer(settings.contender === 'peer' ? undefined : 100);
+  const permit = contender.make(settings.name, 4);
+  let sections = 0;
+  // Every child ready (its runtime and client up) before any counts: the parent says when to stop.
+  const until = await new Promise<number>((resolve) => {
+    process.once('message', (m: { until: number }) => resolve(m.until));
+    process.send?.({ ready: true });
+  });
+  while (Date.now() < until) {
+    await permit.acquire();
+    await new Promise((resolve) => setTimeout(resolve, 2));
+    await permit.release();
+    sections++;
+  }
+  await contender.close();
+  process.send?.({ sections });
+}
+
+async function commandsProcessed(redis: Redis): Promise<number> {
+  const info = await redis.info('stats');
+  return Number(/total_commands_processed:(\d+)/.exec(info)?.[1] ?? NaN);
+}
+
+/** Scenario 3: `processes` child processes of one contender share 4 permits for `ms`. */
+async function processes(contender: ChildSettings['contender'], count: number, ms: number) {
+  const name = unique(`p${count}`);
+  const children = Array.from({ length: count }, () =>
+    fork(fileURLToPath(import.meta.url), [], {
+      execArgv: ['--import', 'tsx'],
+      env: {
+        ...process.env,
+        REDIS_URL,
+        BENCH_SEMAPHORE_CHILD: JSON.stringify({ contender, name }),
+      },
+    }),
+  );
+  const probe = new Redis(REDIS_URL);
+  await Promise.all(
+    children.map(
+      (child) =>
+        new Promise<void>((resolve) =>
+          child.on('message', (m: { ready?: boolean }) => m.ready && resolve()),
+        ),
+    ),
+  );
+  const before = await commandsProcessed(probe);
+  const until = Date.now() + ms;
+  for (const child of children) child.send({ until });
+  const totals = await Promise.all(
+    children.map(
+      (child) =>
+        new Promise<number>((resolve, reject) => {
+          child.on('message', (m: { sections?: number }) => {
+            if (m.sections !== undefined) resolve(m.sections);
+          });
+          child.on('exit', (code) => (code === 0 ? undefined : reject(new Error(`exit ${code}`))));
+        }),
+    ),
+  );
+  const commands = (await commandsProcessed(probe)) - before;
+  await probe.quit();
+  const sections = totals.reduce((a, b) => a + b, 0);
+  return { perSecond: sections / (ms / 1000), perSection: commands / sections };
+}
+
 async function main(): Promise<void> {
   const redisContenders = [ours('redis'), peer(), peer(100)];
   const others = [...(ETCD_HOSTS ? [ours('etcd')] : []), ours('memory')];
@@ -154,6 +244,31 @@ async function main(): Promise<void> {
     );
   }
   for (const contender of all) await contender.close();
+
+  console.log('\n### 3. Processes share 4 permits (Redis): 2 ms sections for 3 s\n');
+  console.log('| contender | processes | sections/s | round trips per section (server) |');
+  console.log('| --- | --- | --- | --- |');
+  const labels = {
+    ours: 'nestjs-sherlock Semaphore (redis)',
+    peer: 'redis-semaphore Semaphore (retryInterval 10 (default) ms)',
+    'peer-100': 'redis-semaphore Semaphore (retryInterval 100 ms)',
+  } as const;
+  for (const count of [8, 32]) {
+    for (const contender of ['ours', 'peer', 'peer-100'] as const) {
+      const result = await processes(contender, count, 3_000);
+      console.log(
+        `| ${labels[contender]} | ${count} | ${fmt(result.perSecond)} | ${fmt(result.perSection, 1)} |`,
+      );
+    }
+  }
 }
 
-await main();
+if (CHILD) {
+  await processChild(JSON.parse(CHILD) as ChildSettings);
+} else {
+  try {
+    await main();
+  } finally {
+    await started?.stop();
+  }
+}

@@ -13,6 +13,10 @@ export type {
   ClientClass,
   SemaphoreBackend,
   SemaphoreTarget,
+  ReadWriteBackend,
+  ReadWriteTarget,
+  ReadWriteMode,
+  ReadWriteState,
 } from './core/backend.js';
 export {
   backends,
@@ -32,6 +36,7 @@ export {
 export type { LockManager, LockManagerOptions, ShutdownReport } from './core/manager.js';
 export type { MultiLock } from './core/multi-lock.js';
 export type { Semaphore, SemaphoreOptions } from './core/semaphore.js';
+export type { ReadWriteLock, ReadWriteSide } from './core/read-write-lock.js';
 export type { LockOptions, ResolvedLockOptions } from './core/options.js';
 export type { LockLostEvent } from './core/events.js';
 export {

@@ -56,9 +56,14 @@ export type {
   HandOff,
   SemaphoreBackend,
   SemaphoreTarget,
+  ReadWriteBackend,
+  ReadWriteTarget,
+  ReadWriteMode,
+  ReadWriteState,
 } from './sherlock.js';
 export { Lock, MultiLock } from './sherlock.js';
 export { Semaphore, type SemaphoreOptions } from './sherlock.js';
+export { ReadWriteLock, ReadWriteSide } from './sherlock.js';
 export { lockEvents, type LockEvents, type LockLostEvent } from './sherlock.js';
 export { shutdown, heldLocks } from './sherlock.js';
 export {
@@ -103,6 +108,7 @@ export {
   LOCKED_METADATA,
   type LockedOptions,
   type LockedDecoratorOptions,
+  type LockedPrimitiveOptions,
   type OnBusy,
   type SherlockModuleOptions,
   type SherlockModuleAsyncOptions,

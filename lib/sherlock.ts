@@ -59,10 +59,15 @@ export type {
   HandOff,
   SemaphoreBackend,
   SemaphoreTarget,
+  ReadWriteBackend,
+  ReadWriteTarget,
+  ReadWriteMode,
+  ReadWriteState,
 } from './core/backend.js';
 export { Lock } from './core/lock.js';
 export { MultiLock } from './core/multi-lock.js';
 export { Semaphore, type SemaphoreOptions } from './core/semaphore.js';
+export { ReadWriteLock, ReadWriteSide } from './core/read-write-lock.js';
 export { lockEvents, type LockEvents, type LockLostEvent } from './core/events.js';
 export { shutdown, heldLocks } from './core/lifecycle.js';
 export {

@@ -48,6 +48,11 @@ export interface BackendCapabilities {
    * The other capabilities apply to its permits too: fencing tokens, extend, push hand-off.
    */
   readonly semaphore?: boolean;
+  /**
+   * `readWrite` is implemented: `new ReadWriteLock()` and `manager.readWrite()` work (absent:
+   * false). The other capabilities apply to its read and write holdings too.
+   */
+  readonly readWrite?: boolean;
 }
 
 /** The lock a primitive works on. */
@@ -167,6 +172,54 @@ export interface SemaphoreBackend<C extends object = object, H = unknown, W = un
   readonly handOff?: HandOff<C, W, SemaphoreTarget<C>>;
 }
 
+/** Which side of a read-write lock an acquire takes: shared (`read`) or exclusive (`write`). */
+export type ReadWriteMode = 'read' | 'write';
+
+/** The side of a read-write lock a primitive works on: a lock target and its mode. */
+export interface ReadWriteTarget<C extends object = object> extends LockTarget<C> {
+  readonly mode: ReadWriteMode;
+}
+
+/** What a read-write lock's server state is now (expired holdings not counted). */
+export interface ReadWriteState {
+  /** How many readers hold it. */
+  readonly readers: number;
+  /** Whether a writer holds it. */
+  readonly writer: boolean;
+  /** Whether a writer waits for it (new readers are then refused). */
+  readonly writerWaiting: boolean;
+}
+
+/**
+ * A read-write lock's primitives (`capabilities.readWrite`): many readers or one writer. Each
+ * holding (a reader's or the writer's) has its own owner token, expiry, fencing token and
+ * `held`, exactly like a lock's. A read is granted only while no writer holds **or waits**
+ * (writers never starve); a write only while nobody holds. Every primitive is one atomic server
+ * operation, expiries are the server's; its keys must not collide with a lock's or a
+ * semaphore's of the same name.
+ */
+export interface ReadWriteBackend<C extends object = object, H = unknown, W = unknown> {
+  /**
+   * Takes `rw.mode` for `token` if allowed now; reports like a lock's `acquire`. A refused
+   * blocking write attempt (with a `waiter`) must record that a writer waits, so that new reads
+   * are refused until it is granted or gives up (or dies: the record must expire on its own).
+   */
+  acquire(rw: ReadWriteTarget<C>, token: string, waiter?: W): Promise<AttemptOutcome<H>>;
+  /** Gives back `token`'s holding of `rw.mode`, if it still has one; resolves whether it did. */
+  release(rw: ReadWriteTarget<C>, token: string, held: H | undefined): Promise<boolean>;
+  /** The state now: readers, writer, a writer waiting. */
+  state(rw: ReadWriteTarget<C>): Promise<ReadWriteState>;
+  /** Sets the expiry of `token`'s holding to `ttl` ms from now (required by `capabilities.extend`). */
+  extend?(
+    rw: ReadWriteTarget<C>,
+    token: string,
+    ttl: number,
+    held: H | undefined,
+  ): Promise<boolean>;
+  /** Wakes the waiters a release lets in (required by `capabilities.handOff === 'push'`). */
+  readonly handOff?: HandOff<C, W, ReadWriteTarget<C>>;
+}
+
 /**
  * A backend: the one thing a backend author writes. Every primitive is a single atomic server
  * operation (or a Lua script, a transaction) and throws when the server fails; the core bounds
@@ -226,11 +279,13 @@ export interface LockBackend<C extends object = object, H = unknown, W = unknown
   readonly handOff?: HandOff<C, W>;
   /** A counting semaphore's primitives (`capabilities.semaphore`). */
   readonly semaphore?: SemaphoreBackend<C, H, W>;
+  /** A read-write lock's primitives (`capabilities.readWrite`). */
+  readonly readWrite?: ReadWriteBackend<C, H, W>;
   /**
    * Why this backend cannot offer a feature it does not declare, said in the
    * `UnsupportedFeatureError` a user gets (e.g. `{ semaphore: 'it has no atomic ...' }`).
    */
-  readonly unsupported?: { readonly semaphore?: string };
+  readonly unsupported?: { readonly semaphore?: string; readonly readWrite?: string };
 }
 
 /** The core's view of an attempt's outcome (normalised from `AttemptOutcome`). */

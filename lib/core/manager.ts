@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { BaseLock } from './base-lock.js';
+import type { ReadWriteLock } from './read-write-lock.js';
 import type { Semaphore, SemaphoreOptions } from './semaphore.js';
 import type { ConnectionSettings } from './connection.js';
 import { LockError } from './errors/lock.error.js';
@@ -65,6 +66,16 @@ export function setSemaphoreMaker(
   maker: (name: string, options: SemaphoreOptions) => Semaphore,
 ): void {
   makeSemaphore = maker;
+}
+
+/** Makes a `ReadWriteLock`; set by read-write-lock.ts when it loads (as for the semaphore). */
+let makeReadWrite: ((name: string, options: LockOptions) => ReadWriteLock) | undefined;
+
+/** @internal read-write-lock.ts hands over how to make a read-write lock. */
+export function setReadWriteMaker(
+  maker: (name: string, options: LockOptions) => ReadWriteLock,
+): void {
+  makeReadWrite = maker;
 }
 
 /** The state `configure()` sets on the default manager. */
@@ -198,6 +209,24 @@ export class LockManager {
     if (!makeSemaphore) throw new Error('Semaphore is not loaded');
     const bound: SemaphoreOptions & BoundOptions = { ...options, limit, [BOUND_MANAGER]: this };
     return makeSemaphore(name, bound);
+  }
+
+  /**
+   * A read-write lock for `name` on this manager's backend, not yet acquired: `.read` (shared)
+   * and `.write` (exclusive), each lock-like. `options` override the manager's defaults. Throws
+   * an `UnsupportedFeatureError` on a backend that cannot hold one (Memcached, Redlock).
+   *
+   * @example
+   * const catalog = locks.readWrite('catalog');
+   * const items = await catalog.read.using(async () => loadCatalog());
+   */
+  readWrite(name: string, options: LockOptions = {}): ReadWriteLock {
+    const backend = this.backend;
+    if (this.closed) throw new LockError(messages.managerClosed(backend.name), String(name));
+    checkKeys(options, 'readWrite options', LOCK_OPTION_KEYS);
+    if (!makeReadWrite) throw new Error('ReadWriteLock is not loaded');
+    const bound: LockOptions & BoundOptions = { ...options, [BOUND_MANAGER]: this };
+    return makeReadWrite(name, bound);
   }
 
   /** The locks (and semaphores) of this manager held right now (acquired and not released). */

@@ -310,6 +310,7 @@ function checkDeclaration(backend: LockBackend): void {
   }
   if (typeof caps.fencing !== 'boolean') bad('capabilities.fencing', caps.fencing, 'true or false');
   checkSemaphoreDeclaration(backend, caps as BackendCapabilities, bad);
+  checkReadWriteDeclaration(backend, caps as BackendCapabilities, bad);
   if (typeof caps.crossProcess !== 'boolean')
     bad('capabilities.crossProcess', caps.crossProcess, 'true or false');
   const expiry = caps.expiry;
@@ -375,6 +376,54 @@ function checkSemaphoreDeclaration(
       semaphore.handOff,
       caps.handOff === 'push'
         ? "an implementation (capabilities.handOff is 'push': waiters for a permit are woken too)"
+        : "absent (capabilities.handOff is 'poll')",
+    );
+  }
+}
+
+/** Checks a backend's read-write lock against its capabilities, as for the semaphore. */
+function checkReadWriteDeclaration(
+  backend: LockBackend,
+  caps: BackendCapabilities,
+  bad: (option: string, value: unknown, allowed: string) => void,
+): void {
+  const declared = caps.readWrite ?? false;
+  const readWrite = backend.readWrite;
+  if (typeof declared !== 'boolean') {
+    bad('capabilities.readWrite', declared, 'true, false or absent');
+  }
+  if (declared !== (readWrite !== undefined)) {
+    bad(
+      'capabilities.readWrite',
+      caps.readWrite,
+      `${readWrite !== undefined}: it must say whether readWrite is implemented`,
+    );
+  }
+  const reason = backend.unsupported?.readWrite;
+  if (reason !== undefined && (typeof reason !== 'string' || reason.length === 0)) {
+    bad('unsupported.readWrite', reason, 'a non-empty string saying why');
+  }
+  if (!readWrite) return;
+  for (const primitive of ['acquire', 'release', 'state'] as const) {
+    if (typeof readWrite[primitive] !== 'function') {
+      bad(`readWrite.${primitive}`, readWrite[primitive], 'a function');
+    }
+  }
+  if (caps.extend !== (typeof readWrite.extend === 'function')) {
+    bad(
+      'readWrite.extend',
+      readWrite.extend,
+      caps.extend
+        ? 'a function (capabilities.extend is true: holdings are extended like locks)'
+        : 'absent (capabilities.extend is false)',
+    );
+  }
+  if ((caps.handOff === 'push') !== (readWrite.handOff !== undefined)) {
+    bad(
+      'readWrite.handOff',
+      readWrite.handOff,
+      caps.handOff === 'push'
+        ? "an implementation (capabilities.handOff is 'push': waiters are woken too)"
         : "absent (capabilities.handOff is 'poll')",
     );
   }

@@ -10,6 +10,7 @@ export { getLockServiceToken, LOCKED_METADATA } from './sherlock.constants.js';
 export type {
   LockedOptions,
   LockedDecoratorOptions,
+  LockedPrimitiveOptions,
   OnBusy,
   SherlockModuleOptions,
   SherlockModuleAsyncOptions,

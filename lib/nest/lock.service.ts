@@ -9,17 +9,23 @@ import {
   LockTimeoutError,
   type MultiLock,
   MultiLockError,
+  LockError,
+  type ReadWriteLock,
+  type ReadWriteSide,
   type Semaphore,
 } from '../sherlock.js';
 import { startTimer, type Timer } from '../core/timing.js';
 import { type LockContext, lockContext } from './lock-context.js';
-import type { LockedOptions } from './sherlock.interfaces.js';
+import type { LockedOptions, LockedPrimitiveOptions } from './sherlock.interfaces.js';
 import { nestMessages } from './sherlock.messages.js';
 import {
   checkAtLeastFor,
+  checkPrimitiveWithNames,
+  PRIMITIVE_KEYS,
   type Registration,
   type ResolvedLockedOptions,
   validateLockedOptions,
+  validatePrimitiveOptions,
 } from './sherlock.options.js';
 
 /** Options of `LockService.acquire()` / `tryAcquire()`: the lock options and a cancel signal. */
@@ -133,6 +139,31 @@ export class LockService implements OnApplicationShutdown {
   }
 
   /**
+   * A read-write lock for `name` on this registration's backend, not yet acquired: `.read`
+   * (shared) and `.write` (exclusive), each lock-like. Throws an `UnsupportedFeatureError` on a
+   * backend that cannot hold one (Memcached, Redlock). See docs/read-write.md.
+   *
+   * @example
+   * const catalog = this.locks.readWrite('catalog');
+   * const items = await catalog.read.using(async () => this.catalog.list());
+   */
+  readWrite(name: string, options: LockOptions = {}): ReadWriteLock {
+    if (this.manager.isClosed) throw new Error(nestMessages.closed(this.registration));
+    return this.manager.readWrite(name, options);
+  }
+
+  /** The object `run()` / `@Locked` takes for one name: a lock, a permit or a read-write side. */
+  private single(
+    name: string,
+    lockOptions: LockOptions,
+    { limit, mode }: LockedPrimitiveOptions,
+  ): BaseLock {
+    if (limit !== undefined) return this.semaphore(name, limit, lockOptions);
+    if (mode !== undefined) return this.readWrite(name, lockOptions)[mode];
+    return this.create(name, lockOptions);
+  }
+
+  /**
    * Acquires `name` (waiting up to `timeout`) and returns the held lock; rejects with
    * `LockTimeoutError`. Release it with `lock.release()`.
    *
@@ -168,7 +199,7 @@ export class LockService implements OnApplicationShutdown {
   async run<T>(
     name: string,
     fn: (lock: BaseLock) => T | Promise<T>,
-    options?: LockedOptions,
+    options?: LockedOptions & LockedPrimitiveOptions,
   ): Promise<T>;
   async run<T>(
     names: readonly string[],
@@ -178,9 +209,13 @@ export class LockService implements OnApplicationShutdown {
   async run<T>(
     name: string | readonly string[],
     fn: ((lock: BaseLock) => T | Promise<T>) | ((lock: MultiLock) => T | Promise<T>),
-    options: LockedOptions = {},
+    options: LockedOptions & LockedPrimitiveOptions = {},
   ): Promise<T> {
-    const checked = validateLockedOptions(options, 'LockService.run() options');
+    const checked = {
+      ...validateLockedOptions(options, 'LockService.run() options', PRIMITIVE_KEYS),
+      ...validatePrimitiveOptions(options),
+    };
+    if (typeof name !== 'string') checkPrimitiveWithNames(checked, 'LockService.run()');
     const result = await this.runLocked(
       name,
       fn as (lock: BaseLock | MultiLock) => T | Promise<T>,
@@ -205,7 +240,7 @@ export class LockService implements OnApplicationShutdown {
   async runLocked<T>(
     name: string | readonly string[],
     fn: (lock: BaseLock | MultiLock) => T | Promise<T>,
-    options: LockedOptions,
+    options: LockedOptions & LockedPrimitiveOptions,
   ): Promise<T | undefined> {
     const settings: ResolvedLockedOptions = {
       ...this.locked,
@@ -218,12 +253,26 @@ export class LockService implements OnApplicationShutdown {
     let lock: BaseLock | MultiLock;
     let held: Map<string, BaseLock>;
     if (typeof name === 'string') {
-      const single = this.create(name, lockOptions);
+      const single = this.single(name, lockOptions, options);
       checkAtLeastFor(atLeastFor, single.expire);
-      const reentered = context?.held.get(heldKey(single.key));
-      if (reentered) return fn(reentered);
+      // A lock, a semaphore and a read-write lock of one name are apart: so are their entries.
+      const entry = heldKey(
+        options.limit !== undefined
+          ? `\0semaphore\0${single.key}`
+          : options.mode !== undefined
+            ? `\0readWrite\0${single.key}`
+            : single.key,
+      );
+      const reentered = context?.held.get(entry);
+      if (reentered) {
+        // The write side held re-enters for a read too; the read side cannot become the write.
+        if (options.mode === 'write' && (reentered as ReadWriteSide).mode === 'read') {
+          throw new LockError(nestMessages.cannotUpgrade(single.name), single.name);
+        }
+        return fn(reentered);
+      }
       lock = single;
-      held = new Map(context?.held).set(heldKey(single.key), single);
+      held = new Map(context?.held).set(entry, single);
     } else {
       const multi = this.lockAll(name, lockOptions);
       checkAtLeastFor(atLeastFor, multi.expire);
@@ -265,12 +314,16 @@ export class LockService implements OnApplicationShutdown {
    * registration's backend and, for a fixed name (or names), the name itself. Throws the
    * TypeError / RangeError the first call would.
    */
-  checkLocked(name: unknown, options: LockedOptions): void {
+  checkLocked(name: unknown, options: LockedOptions & LockedPrimitiveOptions): void {
     const settings = { ...this.locked, ...options } as ResolvedLockedOptions;
     const lockOptions = lockOptionsOf(settings);
+    // A semaphore or read-write lock on a backend without one fails the start (nothing is sent).
+    if (options.limit !== undefined || options.mode !== undefined) {
+      this.single(typeof name === 'string' ? name : 'locked-check', lockOptions, options);
+    }
     const expire =
       typeof name === 'string'
-        ? this.create(name, lockOptions).expire
+        ? this.single(name, lockOptions, options).expire
         : Array.isArray(name)
           ? this.lockAll(name as string[], lockOptions).expire
           : this.manager.settle(lockOptions, this.manager.backend).expire;

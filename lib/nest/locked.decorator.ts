@@ -9,7 +9,7 @@ import {
 } from './sherlock.constants.js';
 import type { LockedDecoratorOptions } from './sherlock.interfaces.js';
 import { nestMessages } from './sherlock.messages.js';
-import { validateDecoratorOptions } from './sherlock.options.js';
+import { checkPrimitiveWithNames, validateDecoratorOptions } from './sherlock.options.js';
 
 /**
  * A lock name, or a function of the method's arguments (after pipes, on handlers). Several names
@@ -60,6 +60,14 @@ type AsyncMethod = (...args: never[]) => Promise<unknown>;
  *
  * @Locked((from: string, to: string) => [`account:${from}`, `account:${to}`])
  * async transfer(from: string, to: string, amount: number) { ... }
+ *
+ * // At most 4 report builds at once (a semaphore); reads together, writes alone (read-write).
+ * @Locked('reports', { limit: 4 })
+ * async buildReport() { ... }
+ * @Locked('catalog', { mode: 'read' })
+ * async listProducts() { ... }
+ * @Locked('catalog', { mode: 'write' })
+ * async importProducts() { ... }
  */
 export function Locked<A extends unknown[] = never[]>(
   name: LockName<A>,
@@ -69,6 +77,7 @@ export function Locked<A extends unknown[] = never[]>(
     throw new TypeError(nestMessages.badLockedName(name));
   }
   const checked = validateDecoratorOptions(options);
+  if (Array.isArray(name)) checkPrimitiveWithNames(checked, 'an array of names');
   const registration = checked.name ?? DEFAULT_REGISTRATION;
   const { name: _registration, service: _service, ...lockedOptions } = checked;
   const property = lockServiceProperty(registration);
@@ -93,6 +102,9 @@ export function Locked<A extends unknown[] = never[]>(
           typeof name === 'function' ? (name as (...a: unknown[]) => unknown)(...args) : name;
         if (!isNameOrNames(lockName)) {
           throw new TypeError(nestMessages.badLockName(methodName, JSON.stringify(lockName)));
+        }
+        if (Array.isArray(lockName)) {
+          checkPrimitiveWithNames(lockedOptions, `the name function of ${methodName}`);
         }
         return service.runLocked(
           lockName,

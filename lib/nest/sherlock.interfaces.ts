@@ -4,7 +4,12 @@ import type {
   OptionalFactoryDependency,
   Type,
 } from '@nestjs/common';
-import type { BackendDefinition, ConnectionSettings, LockOptions } from '../sherlock.js';
+import type {
+  BackendDefinition,
+  ConnectionSettings,
+  LockOptions,
+  ReadWriteMode,
+} from '../sherlock.js';
 
 /** What a `@Locked` call does when the lock is held by someone else. */
 export type OnBusy = 'throw' | 'skip';
@@ -39,8 +44,25 @@ export interface LockedOptions {
   atLeastFor?: number;
 }
 
+/**
+ * What `@Locked()` / `run()` take instead of a plain lock, for one name (at most one of them):
+ * a semaphore permit (`limit`) or one side of a read-write lock (`mode`).
+ */
+export interface LockedPrimitiveOptions {
+  /**
+   * Take a permit of a semaphore of this many permits (a whole number >= 1) instead of a lock:
+   * at most `limit` calls run at once, over every replica. Not with `mode` or several names.
+   */
+  limit?: number;
+  /**
+   * Take the `'read'` (shared) or `'write'` (exclusive) side of a read-write lock instead of a
+   * lock. Not with `limit` or several names.
+   */
+  mode?: ReadWriteMode;
+}
+
 /** Options of `@Locked()`: `LockedOptions` plus which registration's `LockService` to use. */
-export interface LockedDecoratorOptions extends LockedOptions {
+export interface LockedDecoratorOptions extends LockedOptions, LockedPrimitiveOptions {
   /** The `name` of a named `SherlockModule` registration. Default: the unnamed one. */
   name?: string;
   /** @deprecated The name of `name` before 1.0: use `name`. */

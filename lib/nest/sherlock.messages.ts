@@ -22,6 +22,12 @@ export const nestMessages = {
     `Could not release lock '${name}' at shutdown (it expires on its own): ${error instanceof Error ? error.message : String(error)}`,
   leftToExpire: (name: string) =>
     `Left lock '${name}' to expire on its own at shutdown (kept for atLeastFor)`,
+  limitAndMode: (limit: unknown, mode: unknown) =>
+    `Invalid option 'mode': got ${JSON.stringify(mode)} together with 'limit' ${JSON.stringify(limit)}; @Locked takes either a semaphore permit (limit) or a side of a read-write lock (mode), not both`,
+  primitiveWithNames: (option: 'limit' | 'mode', value: unknown, where: string) =>
+    `Invalid option '${option}': got ${JSON.stringify(value)} with several lock names (${where}); a semaphore (limit) or read-write lock (mode) takes one name: give one name, or drop '${option}'`,
+  cannotUpgrade: (name: string) =>
+    `Cannot take the write side of read-write lock '${name}' while this call chain holds its read side: a read lock cannot be upgraded (the writer would wait for itself); take the write side in the outer call`,
   lostAtRelease: (name: string) =>
     `Lock '${name}' was no longer owned when the method finished: it expired while the method ran`,
 };

@@ -1,4 +1,5 @@
 import { LockManager } from '../core/manager.js';
+import { checkLimit } from '../core/semaphore.js';
 import { messages } from '../core/messages.js';
 import {
   checkDuration,
@@ -10,6 +11,7 @@ import {
 import type {
   LockedDecoratorOptions,
   LockedOptions,
+  LockedPrimitiveOptions,
   OnBusy,
   SherlockModuleOptions,
 } from './sherlock.interfaces.js';
@@ -58,15 +60,48 @@ export function validateLockedOptions(
   return out;
 }
 
+/** The keys of `LockedPrimitiveOptions` (`@Locked()` and `run()` take them). */
+export const PRIMITIVE_KEYS = ['limit', 'mode'] as const;
+
+/**
+ * Validates `limit` / `mode` (of `@Locked()` or `run()`): a whole number >= 1, `'read'` or
+ * `'write'`, never both. Only the keys given are returned.
+ */
+export function validatePrimitiveOptions(options: unknown): LockedPrimitiveOptions {
+  const given = (options ?? {}) as { limit?: unknown; mode?: unknown };
+  const out: LockedPrimitiveOptions = {};
+  if (given.limit !== undefined) out.limit = checkLimit(given.limit);
+  if (given.mode !== undefined) {
+    if (given.mode !== 'read' && given.mode !== 'write') {
+      throw new TypeError(messages.invalidOption('mode', given.mode, "'read' or 'write'"));
+    }
+    out.mode = given.mode;
+  }
+  if (out.limit !== undefined && out.mode !== undefined) {
+    throw new TypeError(nestMessages.limitAndMode(out.limit, out.mode));
+  }
+  return out;
+}
+
+/** Refuses `limit` / `mode` with several names (`where` says where the names came from). */
+export function checkPrimitiveWithNames(options: LockedPrimitiveOptions, where: string): void {
+  if (options.limit !== undefined) {
+    throw new TypeError(nestMessages.primitiveWithNames('limit', options.limit, where));
+  }
+  if (options.mode !== undefined) {
+    throw new TypeError(nestMessages.primitiveWithNames('mode', options.mode, where));
+  }
+}
+
 /**
  * Validates the options of `@Locked()`: `LockedOptions` and `name`, the registration (or
  * `service`, its name before 1.0).
  */
 export function validateDecoratorOptions(options: unknown): LockedDecoratorOptions {
-  const out: LockedDecoratorOptions = validateLockedOptions(options, '@Locked() options', [
-    'name',
-    'service',
-  ]);
+  const out: LockedDecoratorOptions = {
+    ...validateLockedOptions(options, '@Locked() options', ['name', 'service', ...PRIMITIVE_KEYS]),
+    ...validatePrimitiveOptions(options),
+  };
   const given = options as { name?: unknown; service?: unknown };
   for (const option of ['name', 'service'] as const) {
     const value = given[option];

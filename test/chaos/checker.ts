@@ -172,3 +172,143 @@ export function grantedDuring(
     (r): r is Section => r.kind === 'section' && r.start > from && r.start < to,
   );
 }
+
+/** What `checkShared` adds to a report: how many held at once, at most. */
+export interface SharedReport extends ChaosReport {
+  /** Most holders at once (permits; for a read-write lock, readers). */
+  readonly maxHolders: number;
+  /** The semaphore's limit, if one was checked. */
+  readonly limit?: number;
+  /** Sections that held the write side (read-write lock). */
+  readonly writeSections?: number;
+}
+
+/**
+ * The invariants of the shared primitives, over every section the workers recorded:
+ * - a semaphore (`limit` given): at most `limit` holders at once;
+ * - a read-write lock (sections with `mode` 'read' / 'write'): no writer at once with a reader or
+ *   another writer.
+ * Each section counts as held from its start to its end or, if its loss signal aborted before,
+ * to that moment (from then on its holder knew: a *signalled* loss, counted apart); a cut
+ * section (its process SIGKILLed inside it) until its process was seen dead. A section that
+ * breaks an invariant only with the holders' signalled losses counted in is a signalled loss;
+ * one that breaks it with the known holders alone is an overlap. The counter written by writers
+ * is checked as in `check` (lost updates).
+ */
+export function checkShared(
+  records: readonly WorkerRecord[],
+  counter: number,
+  exits: readonly WorkerExit[] = [],
+  limit?: number,
+): SharedReport {
+  const sections = records.filter((r): r is Section => r.kind === 'section');
+  const finished = new Set(sections.map((s) => `${s.worker}:${s.start}`));
+  const diedAt = new Map(exits.map((e) => [e.worker, e.at]));
+  interface Stretch {
+    readonly worker: number;
+    readonly start: number;
+    /** Until when its holder believed it held (its end, or its loss signal). */
+    readonly known: number;
+    /** Until when it may have been used (its end, whatever the signal said). */
+    readonly end: number;
+    readonly write: boolean;
+    readonly cut: boolean;
+  }
+  const stretches: Stretch[] = [
+    ...sections.map((s) => ({
+      worker: s.worker,
+      start: s.start,
+      known: s.lostAt !== undefined ? Math.min(s.lostAt, s.end) : s.end,
+      end: s.end,
+      write: s.mode === 'write',
+      cut: false,
+    })),
+    ...records
+      .filter((r): r is Begin => r.kind === 'begin' && !finished.has(`${r.worker}:${r.start}`))
+      .map((b) => {
+        const end = diedAt.get(b.worker) ?? Infinity;
+        return {
+          worker: b.worker,
+          start: b.start,
+          known: end,
+          end,
+          write: b.mode === 'write',
+          cut: true,
+        };
+      }),
+  ].sort((a, b) => a.start - b.start);
+  const examples: string[] = [];
+  const note = (text: string) => {
+    if (examples.length < 5) examples.push(text);
+  };
+  /** Whether `next` may not start next to `holders`. */
+  const breaks = (holders: readonly Stretch[], next: Stretch) =>
+    limit !== undefined
+      ? holders.length + 1 > limit
+      : holders.length > 0 && (next.write || holders.some((h) => h.write));
+  let overlaps = 0;
+  let signalledLosses = 0;
+  let maxHolders = 0;
+  let active: Stretch[] = [];
+  for (const next of stretches) {
+    active = active.filter((h) => h.end > next.start);
+    const known = active.filter((h) => h.known > next.start);
+    if (breaks(known, next)) {
+      overlaps++;
+      note(
+        `${next.write ? 'writer' : limit !== undefined ? 'holder' : 'reader'} ${next.worker} started at ${next.start.toFixed(1)} next to ${known
+          .map(
+            (h) =>
+              `${h.write ? 'writer' : 'holder'} ${h.worker}${h.cut ? ' (cut)' : ''} [${h.start.toFixed(1)}, ${h.known.toFixed(1)}]`,
+          )
+          .join(', ')}`,
+      );
+    } else if (breaks(active, next)) {
+      signalledLosses++;
+    }
+    active.push(next);
+    const holding = active.filter((h) => h.known > next.start && !h.write).length;
+    maxHolders = Math.max(maxHolders, holding);
+  }
+  const base = check(
+    records.filter((r) => r.kind !== 'section' && r.kind !== 'begin'),
+    counter,
+    exits,
+  );
+  const writers = sections.filter((s) => s.mode === 'write');
+  const cutWriters = stretches.filter((s) => s.cut && s.write).length;
+  const wrote = writers.filter((s) => s.wrote).length;
+  const lostUpdates =
+    counter < wrote
+      ? wrote - counter
+      : counter > wrote + cutWriters
+        ? wrote + cutWriters - counter
+        : 0;
+  if (lostUpdates !== 0) note(`counter ${counter}, but ${wrote} writer sections wrote it`);
+  // Writers hold one at a time: their tokens increase in the order they held.
+  let tokenRegressions = 0;
+  writers
+    .sort((a, b) => a.start - b.start)
+    .forEach((section, i) => {
+      const before = writers[i - 1]?.token;
+      if (before !== undefined && section.token !== undefined) {
+        if (BigInt(section.token) <= BigInt(before)) {
+          tokenRegressions++;
+          note(`writer token ${section.token} (worker ${section.worker}) after ${before}`);
+        }
+      }
+    });
+  return {
+    ...base,
+    sections: sections.length,
+    cutSections: stretches.filter((s) => s.cut).length,
+    overlaps,
+    signalledLosses,
+    tokenRegressions,
+    lostUpdates,
+    fencedWrites: sections.filter((s) => s.fenced === true).length,
+    maxHolders,
+    ...(limit !== undefined ? { limit } : { writeSections: writers.length }),
+    examples,
+  };
+}

@@ -15,8 +15,14 @@ import { fileURLToPath } from 'node:url';
 
 import { build, type Plugin } from 'esbuild';
 
-import { type ChaosReport, check, type WorkerExit } from './checker.js';
-import type { ChaosBackend, Counter, WorkerRecord, WorkerSettings } from './worker.js';
+import { type ChaosReport, check, checkShared, type WorkerExit } from './checker.js';
+import type {
+  ChaosBackend,
+  ChaosPrimitive,
+  Counter,
+  WorkerRecord,
+  WorkerSettings,
+} from './worker.js';
 import { crossProcessNow } from '../fixtures/counter-workload.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -99,6 +105,12 @@ export interface RunOptions {
    * workers together, replacements included. Each worker still stops at `sections` of its own.
    */
   readonly totalSections?: number;
+  /** What the workers take (default: a lock); a semaphore's limit; which ids write. */
+  readonly primitive?: ChaosPrimitive;
+  readonly limit?: number;
+  readonly writeEvery?: number;
+  /** The address of the worker in `slot` (default: `address`), e.g. through a proxy to cut. */
+  readonly addressFor?: (slot: number) => string;
   /** Runs while the workers do (after they are all ready): inject faults here. */
   readonly during?: (run: ActiveRun) => Promise<void>;
 }
@@ -195,8 +207,11 @@ export async function runChaos(options: RunOptions): Promise<RunResult> {
     const settings: WorkerSettings = {
       id,
       backend: options.backend,
-      address: options.address,
+      address: options.addressFor?.(slot) ?? options.address,
       lockName,
+      ...(options.primitive ? { primitive: options.primitive } : {}),
+      ...(options.limit !== undefined ? { limit: options.limit } : {}),
+      ...(options.writeEvery !== undefined ? { writeEvery: options.writeEvery } : {}),
       sections: options.sections,
       ...(until === undefined ? {} : { until }),
       expire: options.expire ?? 5_000,
@@ -307,7 +322,15 @@ export async function runChaos(options: RunOptions): Promise<RunResult> {
     });
     if (tornRecords > 0) facts['tornRecords'] = tornRecords;
     const counter = (JSON.parse(readFileSync(counterFile, 'utf8')) as Counter).value;
-    const report = check(records, counter, exits);
+    const report =
+      (options.primitive ?? 'lock') === 'lock'
+        ? check(records, counter, exits)
+        : checkShared(
+            records,
+            counter,
+            exits,
+            options.primitive === 'semaphore' ? (options.limit ?? 2) : undefined,
+          );
     writeReport(options, report, facts, performance.now() - began);
     return { report, records, facts, counter, exits };
   } finally {
@@ -343,6 +366,7 @@ function writeReport(
       `${report.signalledLosses} signalled losses, ${report.tokenRegressions} token regressions, ` +
       `${report.lostUpdates} lost updates, ${report.fencedWrites} fenced writes, ${report.timeouts} timeouts, ${report.backendErrors} ` +
       `backend errors; wait p50 ${report.waitP50Ms.toFixed(1)} ms, max ${report.waitMaxMs.toFixed(0)} ms` +
+      ('maxHolders' in report ? `; at most ${String(report.maxHolders)} holding together` : '') +
       (Object.keys(facts).length > 0 ? `; ${JSON.stringify(facts)}` : ''),
   );
 }

@@ -20,6 +20,7 @@ import {
   type BaseLock,
   EtcdLock,
   LockBackendError,
+  LockManager,
   LockTimeoutError,
   MemcachedLock,
   RedisLock,
@@ -29,6 +30,15 @@ import {
 import { crossProcessNow } from '../fixtures/counter-workload.js';
 
 export type ChaosBackend = 'redis' | 'etcd' | 'memcached' | 'redlock';
+
+/**
+ * What the workers take: a lock (default), a semaphore permit of `limit`, or a side of a
+ * read-write lock (worker ids that are multiples of `writeEvery` write, the others read).
+ */
+export type ChaosPrimitive = 'lock' | 'semaphore' | 'readwrite';
+
+/** What a section held: the lock, a permit, or a read-write lock's read or write side. */
+export type HeldMode = 'lock' | 'permit' | 'read' | 'write';
 
 export interface WorkerSettings {
   readonly id: number;
@@ -54,6 +64,12 @@ export interface WorkerSettings {
   readonly workMs: number;
   readonly counterFile: string;
   readonly recordFile: string;
+  /** Default 'lock'. */
+  readonly primitive?: ChaosPrimitive;
+  /** The semaphore's limit. */
+  readonly limit?: number;
+  /** Read-write: workers whose id is a multiple of this write (default 3). */
+  readonly writeEvery?: number;
 }
 
 /** One line of a record file. */
@@ -71,6 +87,8 @@ export type WorkerRecord =
       /** When its signal aborted (the lock known lost), if it did before the end. */
       readonly lostAt?: number;
       readonly released: boolean;
+      /** What it held (absent: the lock). */
+      readonly mode?: HeldMode;
     }
   | {
       /**
@@ -81,6 +99,7 @@ export type WorkerRecord =
       readonly worker: number;
       readonly start: number;
       readonly token: string | undefined;
+      readonly mode?: HeldMode;
     }
   | {
       readonly kind: 'failure';
@@ -100,9 +119,39 @@ export interface Counter {
 interface Opened {
   readonly lock: BaseLock;
   close(): void;
+  /** What each section holds. */
+  readonly mode?: HeldMode;
+}
+
+/** The lock of `opened` replaced by a permit or a read-write side, per `settings.primitive`. */
+function shared(settings: WorkerSettings, opened: Opened): Opened {
+  const primitive = settings.primitive ?? 'lock';
+  if (primitive === 'lock') return opened;
+  const { lock } = opened;
+  const manager = new LockManager({ backend: lock.backend, client: lock.client });
+  const options = {
+    expire: settings.expire,
+    autoExtend: settings.autoExtend,
+    timeout: settings.acquireTimeout,
+    operationTimeout: settings.operationTimeout,
+    retryInterval: 50,
+  };
+  if (primitive === 'semaphore') {
+    return {
+      lock: manager.semaphore(settings.lockName, settings.limit ?? 2, options),
+      close: opened.close,
+      mode: 'permit',
+    };
+  }
+  const mode = settings.id % (settings.writeEvery ?? 3) === 0 ? 'write' : 'read';
+  return { lock: manager.readWrite(settings.lockName, options)[mode], close: opened.close, mode };
 }
 
 function open(settings: WorkerSettings): Opened {
+  return shared(settings, openLock(settings));
+}
+
+function openLock(settings: WorkerSettings): Opened {
   const options = {
     expire: settings.expire,
     autoExtend: settings.autoExtend,
@@ -156,7 +205,9 @@ async function main(): Promise<void> {
   const settings = JSON.parse(process.env['CHAOS_WORKER'] ?? '') as WorkerSettings;
   const record = (line: WorkerRecord) =>
     appendFileSync(settings.recordFile, `${JSON.stringify(line)}\n`);
-  const { lock, close } = open(settings);
+  const { lock, close, mode } = open(settings);
+  // Permits and readers hold together: only a lock's holder or a writer writes the counter.
+  const writes = mode === undefined || mode === 'write';
   let stopping = false;
   let until = settings.until;
   let go = (): void => undefined;
@@ -199,7 +250,7 @@ async function main(): Promise<void> {
     record({ kind: 'wait', worker: settings.id, ms: start - asked });
     const token = lock.fencingToken;
     // On disk before the parent can learn of the grant (and kill this process for it).
-    record({ kind: 'begin', worker: settings.id, start, token });
+    record({ kind: 'begin', worker: settings.id, start, token, ...(mode ? { mode } : {}) });
     let lostAt: number | undefined;
     lock.signal.addEventListener('abort', () => (lostAt ??= crossProcessNow()), { once: true });
     process.send?.({ type: 'acquired', token, at: start, asked });
@@ -209,7 +260,7 @@ async function main(): Promise<void> {
     // refuses a write carrying a lower one (Kleppmann's fencing).
     const stored = JSON.parse(readFileSync(settings.counterFile, 'utf8')) as Counter;
     await sleep(settings.holdMs);
-    if (!settings.checkSignal || !lock.signal.aborted) {
+    if (writes && (!settings.checkSignal || !lock.signal.aborted)) {
       const now = JSON.parse(readFileSync(settings.counterFile, 'utf8')) as Counter;
       if (token !== undefined && now.token !== undefined && BigInt(token) < BigInt(now.token)) {
         fenced = true;
@@ -239,6 +290,7 @@ async function main(): Promise<void> {
       ...(fenced ? { fenced } : {}),
       released,
       ...(lostAt === undefined ? {} : { lostAt }),
+      ...(mode ? { mode } : {}),
     });
     done++;
     process.send?.({ type: 'section' });

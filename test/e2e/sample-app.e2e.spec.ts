@@ -201,4 +201,24 @@ describe.each(BACKENDS)('sample app on the %s backend, two instances', (backend)
     const after = await request(pick(replicas, 0)).get('/reports/status').expect(200);
     expect(after.body).toEqual({ generating: false });
   });
+
+  it('runs at most 2 report exports at once over both instances (a semaphore); a request that waits too long gets 429; memcached answers 501', async () => {
+    const exports = Array.from({ length: 4 }, (_, i) =>
+      request(pick(replicas, i % 2)).post('/reports/exports?ms=1500&wait=500'),
+    );
+    const responses = await Promise.all(exports);
+    if (backend === 'memcached') {
+      expect(responses.map((r) => r.status)).toEqual([501, 501, 501, 501]);
+      expect(responses[0]?.body.message).toMatch(/does not offer a semaphore/);
+      return;
+    }
+    const statuses = responses.map((r) => r.status).sort();
+    // Two got a permit at once; the other two waited 0.5 s of the 1.5 s exports and gave up.
+    expect(statuses).toEqual([201, 201, 429, 429]);
+    for (const r of responses.filter((each) => each.status === 201)) {
+      expect(r.body.runningAtStart).toBeLessThanOrEqual(2);
+    }
+    // The permits were given back: the next export runs at once.
+    await request(pick(replicas, 1)).post('/reports/exports?ms=0&wait=0').expect(201);
+  });
 });

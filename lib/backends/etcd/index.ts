@@ -7,6 +7,7 @@ import { now } from '../../core/timing.js';
 import type { EtcdClient, EtcdWatcher, WatchedKeyValue } from './client.js';
 import { keepAlive, revoke, takeLease } from './leases.js';
 import { ahead, countAhead, type Entry, enter, leave, remove } from './queue.js';
+import { etcdReadWrite } from './read-write.js';
 
 interface Etcd3Module {
   Etcd3: ClientClass & (new (options: Record<string, unknown>) => EtcdClient);
@@ -299,6 +300,7 @@ const etcdBackend: LockBackend<EtcdClient, Entry, EtcdWaiter> = {
     handOff: 'push',
     crossProcess: true,
     semaphore: true,
+    readWrite: true,
     expiry: {
       granularity: 1000,
       minimum: 1000,
@@ -421,4 +423,18 @@ const etcdBackend: LockBackend<EtcdClient, Entry, EtcdWaiter> = {
   },
 };
 
-export const ETCD = backends.register({ ...etcdBackend, lockClass: EtcdLock });
+/** The read-write lock: etcd's rwmutex recipe, over the lock's own helpers (read-write.ts). */
+const etcdWithReadWrite: LockBackend<EtcdClient, Entry, EtcdWaiter> = {
+  ...etcdBackend,
+  readWrite: etcdReadWrite<EtcdWaiter>({
+    leaseSeconds,
+    waiterLeaseSeconds: WAITER_LEASE_SECONDS,
+    refreshEvery,
+    refresh,
+    grant,
+    extend: extendEntry,
+    handOff: etcdBackend.handOff!,
+  }),
+};
+
+export const ETCD = backends.register({ ...etcdWithReadWrite, lockClass: EtcdLock });

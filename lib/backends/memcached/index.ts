@@ -112,6 +112,7 @@ const memcachedBackend: LockBackend<MemjsClient> = {
     handOff: 'poll',
     crossProcess: true,
     semaphore: false,
+    readWrite: false,
     // Memcached's clock ticks once a second, so an item stored for n seconds may be gone after
     // just over n - 1 (when it was stored right before a tick): the loss signal counts on that.
     expiry: {
@@ -136,6 +137,8 @@ const memcachedBackend: LockBackend<MemjsClient> = {
   unsupported: {
     semaphore:
       'memcached has no atomic operation over a set of holders (no scripts, transactions or sorted sets), so it cannot count the holders, admit one and drop an expired one in a single step; a semaphore built from its commands could admit more than its limit',
+    readWrite:
+      'memcached has no atomic operation over a set of holders (no scripts, transactions or sorted sets), so it cannot check "no writer" and add a reader (or "no readers" and set the writer) in a single step; a read-write lock built from its commands could let a writer in next to a reader',
   },
   checkClient: checkMemjsSettings,
   close: (client) => client.close(),

@@ -2,6 +2,7 @@ import type { LockBackend } from '../../core/backend.js';
 import { BaseLock, type BaseLockOptions } from '../../core/base-lock.js';
 import { messages } from '../../core/messages.js';
 import { backends, type BackendDefinition } from '../../core/registry.js';
+import { memoryReadWrite } from './read-write.js';
 import { type MemoryTicket, MemoryStore } from './store.js';
 
 export { MemoryStore, type MemoryTicket };
@@ -35,6 +36,8 @@ let processStore: MemoryStore | undefined;
 
 /** The memory backend: a `MemoryStore` in this process. */
 const memoryBackend: LockBackend<MemoryStore, undefined, MemoryWaiter> = {
+  // A read-write lock: readers and writer of each key, first come first served (read-write.ts).
+  readWrite: memoryReadWrite,
   name: 'memory',
   library: 'nestjs-sherlock',
   capabilities: {
@@ -44,6 +47,7 @@ const memoryBackend: LockBackend<MemoryStore, undefined, MemoryWaiter> = {
     crossProcess: false,
     expiry: { granularity: 1, minimum: 1, maximum: null, earlyBy: 0 },
     semaphore: true,
+    readWrite: true,
   },
   clientClass: () => MemoryStore,
   // Every manager or lock without a store of its own shares the process's store, so that two Nest

@@ -13,6 +13,7 @@ import {
   RELEASE_AND_WAKE,
   type RedisCommands,
 } from './scripts.js';
+import { redisReadWrite } from './read-write.js';
 import {
   ACQUIRE_PERMIT,
   COUNT_PERMITS,
@@ -183,6 +184,7 @@ const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
     crossProcess: true,
     expiry: { granularity: 1, minimum: 1, maximum: null, earlyBy: 0 },
     semaphore: true,
+    readWrite: true,
   },
   clientClass: () => [ioredis().Redis, ioredis().Cluster],
   connect: connectRedis,
@@ -259,6 +261,9 @@ const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
     },
     handOff: permitHandOff,
   },
+
+  // A read-write lock: one Lua script per operation, writers first (read-write.ts).
+  readWrite: redisReadWrite,
 };
 
 export const REDIS = backends.register({ ...redisBackend, lockClass: RedisLock });

@@ -140,11 +140,14 @@ const redlockBackend: LockBackend<RedisQuorum> = {
     handOff: 'poll',
     crossProcess: true,
     semaphore: false,
+    readWrite: false,
     expiry: { granularity: 1, minimum: 1, maximum: null, earlyBy: 0 },
   },
   unsupported: {
     semaphore:
       'a majority of servers does not bound the number of holders: with 3 servers and limit 2, holders on servers {1,2}, {2,3} and {1,3} each have a majority while no server holds more than 2 permits, so 3 hold at once. A safe quorum would need more than n × limit / (limit + 1) servers per permit (all 3 of 3 for limit 2), which one server down would stop; use the redis or etcd backend',
+    readWrite:
+      'it is not implemented over a quorum: each reader and each waiting writer would be an entry on a majority of servers, and a server that restarts without its data forgets every reader it held, so a writer could gain a majority next to live readers (the Redlock hazard, once per reader); writer preference would also need the waiting writers agreed on by a majority; use the redis or etcd backend',
   },
   clientClass: () => RedisQuorum,
   connect: connectQuorum,

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { LockService } from 'nestjs-sherlock';
+import { LockService, LockTimeoutError } from 'nestjs-sherlock';
 import { setTimeout as delay } from 'node:timers/promises';
 
 /** A generated report. */
@@ -10,6 +10,15 @@ export interface Report {
 
 /** The lock that makes report generation a one-at-a-time affair across all replicas. */
 const REPORT_LOCK = 'reports:monthly';
+
+/** The semaphore that lets at most `EXPORT_LIMIT` exports run at once across all replicas. */
+const EXPORT_SEMAPHORE = 'reports:exports';
+export const EXPORT_LIMIT = 2;
+
+/** An export, and how many were running (this one included) when it started. */
+export interface Export extends Report {
+  runningAtStart: number;
+}
 
 /**
  * Uses LockService directly, for when a decorator does not fit: here the caller must learn that
@@ -38,6 +47,34 @@ export class ReportsService {
       };
     } finally {
       await lock.release();
+    }
+  }
+
+  /**
+   * Exports a report, at most `EXPORT_LIMIT` at once over every replica (a semaphore: the
+   * database behind it takes only so many), waiting up to `waitMs` for a permit; `null` when
+   * none came free in time. The permit expires on its own after 60 s should this process die.
+   * On a backend without semaphores (Memcached) this throws an UnsupportedFeatureError.
+   */
+  async export(ms: number, waitMs: number): Promise<Export | null> {
+    const permit = this.locks.semaphore(EXPORT_SEMAPHORE, EXPORT_LIMIT, { expire: 60_000 });
+    try {
+      return await permit.using(
+        async () => {
+          const runningAtStart = await permit.count();
+          const started = performance.now();
+          await delay(ms);
+          return {
+            generatedAt: new Date().toISOString(),
+            tookMs: Math.round(performance.now() - started),
+            runningAtStart,
+          };
+        },
+        { timeout: waitMs },
+      );
+    } catch (err) {
+      if (err instanceof LockTimeoutError) return null;
+      throw err;
     }
   }
 
