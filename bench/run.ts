@@ -418,6 +418,8 @@ interface HandoffRow {
 
 /** Reference probes: the hand-off floors of each server, measured in one process, no load. */
 interface HandoffProbes {
+  /** Redis: one PING round trip, without load, in this run (ms). */
+  readonly redisRoundTrip: Summary;
   /** Redis: release script (DEL + PUBLISH) called → message at another connection (ms). */
   readonly redisReleaseToMessage: Summary;
   /** Redis: … → and that connection's `SET NX PX` answered: a raw pub/sub hand-off (ms). */
@@ -444,6 +446,12 @@ redis.call('publish', ARGV[2], '1') return 1 end return 0`;
   await subscriber.subscribe('bench:probe');
   const toMessage: number[] = [];
   const handoff: number[] = [];
+  const ping: number[] = [];
+  for (let i = 0; i < n + 20; i++) {
+    const pinged = hr();
+    await waiter.ping();
+    if (i >= 20) ping.push(ms(hr() - pinged));
+  }
   for (let i = 0; i < n + 20; i++) {
     await holder.set('bench:probe', 'a', 'PX', 10_000);
     const got = new Promise<void>((resolve) => (onMessage = resolve));
@@ -504,6 +512,7 @@ redis.call('publish', ARGV[2], '1') return 1 end return 0`;
   etcdHolder.close();
   etcdWaiter.close();
   return {
+    redisRoundTrip: summarize(ping),
     redisReleaseToMessage: summarize(toMessage),
     redisRawHandoff: summarize(handoff),
     etcdDeleteAck: summarize(acks),
@@ -543,6 +552,7 @@ async function handoff(
     log(
       `  ${c.id} ×${n}: ${r.sections} sections, gap p50 ${fmt(r.gap.p50, 2)} ms, p99 ${fmt(r.gap.p99, 2)} ms, ` +
         `to other p50 ${fmt(r.gapToOther.p50, 2)} ms, barged ${fmt(r.barged * 100)}%, ` +
+        `to waiting ${fmt(r.toWaiting * 100)}%, Jain ${fmt(r.jain, 3)}, wait max ${fmt(r.wait.max, 0)} ms, ` +
         `wait p50 ${fmt(r.wait.p50, 1)} ms, per proc ${r.perWorkerMin}–${r.perWorkerMax}` +
         (r.overlaps.length > 0 ? `, ${r.overlaps.length} OVERLAPS` : '') +
         (r.errors.length > 0 ? `, ${r.errors.length} errors` : ''),
@@ -752,8 +762,11 @@ function reportHandoff({ rows, probes }: { rows: HandoffRow[]; probes: HandoffPr
       'gap p50 ÷ best peer',
       'gap to another proc p50 ms',
       'barged',
+      'to a waiting proc',
+      'Jain',
       'wait p50 ms',
       'wait p99 ms',
+      'wait max ms',
       'release p50 ms',
       'sections/proc min–max',
       'starved',
@@ -780,8 +793,11 @@ function reportHandoff({ rows, probes }: { rows: HandoffRow[]; probes: HandoffPr
         ratio(best === undefined ? undefined : r.gap.p50 / best),
         fmt(r.gapToOther.p50, 2),
         `${fmt(r.barged * 100)}%`,
+        `${fmt(r.toWaiting * 100)}%`,
+        fmt(r.jain, 3),
         fmt(r.wait.p50, 1),
         fmt(r.wait.p99, 1),
+        fmt(r.wait.max, 0),
         fmt(r.release.p50, 2),
         `${r.perWorkerMin}–${r.perWorkerMax}`,
         String(r.starved),
@@ -793,6 +809,7 @@ function reportHandoff({ rows, probes }: { rows: HandoffRow[]; probes: HandoffPr
   const reference = table(
     ['raw hand-off reference (one process, no load)', 'p50 ms', 'p99 ms'],
     [
+      ['Redis: one round trip (PING), this run', probes.redisRoundTrip],
       [
         'Redis: release script (DEL+PUBLISH) called → message at a waiter',
         probes.redisReleaseToMessage,
@@ -917,6 +934,24 @@ function evaluateTargets(results: Results): Target[] {
       }
       if (row.backend === 'redis') {
         add(`hand-off redis ×${n}: gap p50 < 1 ms`, `${fmt(gap, 2)} ms`, gap < 1);
+        const rtt = probes.redisRoundTrip.p50;
+        add(
+          `hand-off redis ×${n}: gap p50 ≤ one round trip + 0.1 ms (PING p50 ${fmt(rtt, 2)} ms, this run)`,
+          `${fmt(gap, 2)} ms (release p50 in this run: ${fmt(row.result.release.p50, 2)} ms)`,
+          gap <= rtt + 0.1,
+        );
+        add(
+          `hand-off redis ×${n}: to a waiting process ≥ 99 %`,
+          `${fmt(row.result.toWaiting * 100, 1)}%`,
+          row.result.toWaiting >= 0.99,
+        );
+        add(`hand-off redis ×${n}: Jain ≥ 0.98`, fmt(row.result.jain, 3), row.result.jain >= 0.98);
+        const bound = 2 * n * (SETTINGS.handoff.holdMs + gap);
+        add(
+          `hand-off redis ×${n}: wait p99 ≤ 2 × K × (hold + gap) = ${fmt(bound, 1)} ms`,
+          `${fmt(row.result.wait.p99, 1)} ms (max ${fmt(row.result.wait.max, 0)} ms)`,
+          row.result.wait.p99 <= bound,
+        );
       } else {
         // "The holder's delete plus one watch event", as measured without load (the in-run
         // release time is no fair yardstick: it grows with the load the waiters put on etcd).

@@ -113,6 +113,17 @@ end`;
  */
 export const ACQUIRE = new Script(`${GRANT_NEXT}
 local entry = ARGV[3]
+if entry == '' and redis.call('exists', KEYS[3]) == 0 then
+  -- Nobody in line (the uncontended case): SET NX and count, or the holder's TTL.
+  local taken
+  if ARGV[2] == '' then
+    taken = redis.call('set', KEYS[1], ARGV[1], 'NX')
+  else
+    taken = redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
+  end
+  if taken then return fence() end
+  return {redis.call('pttl', KEYS[1])}
+end
 local holder = redis.call('get', KEYS[1])
 if entry ~= '' and holder == ARGV[1] then
   redis.call('zrem', KEYS[3], entry)

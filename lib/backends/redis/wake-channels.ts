@@ -11,7 +11,7 @@ interface Subscriber {
   subscribe(channel: string): Promise<unknown>;
   ssubscribe?(channel: string): Promise<unknown>;
   on(event: 'message' | 'smessage', listener: (channel: string, message: string) => void): unknown;
-  on(event: 'ready' | '+subscriber', listener: () => void): unknown;
+  on(event: 'ready' | '+subscriber' | '-subscriber', listener: () => void): unknown;
   on(event: 'error', listener: (err: Error) => void): unknown;
   disconnect(): void;
 }
@@ -155,7 +155,13 @@ export class WakeChannels {
       if (!sharded) {
         sharded = this.source.duplicate([], { shardedSubscribers: true });
         sharded.on('smessage', this.onMessage);
-        sharded.on('+subscriber', this.wakeAll);
+        // A shard's subscriber connection lost and made again: messages may have been missed.
+        let lost = false;
+        sharded.on('-subscriber', () => (lost = true));
+        sharded.on('+subscriber', () => {
+          if (lost) this.wakeAll();
+          lost = false;
+        });
         sharded.on('error', () => undefined);
         this.sharded = sharded;
       }
