@@ -18,7 +18,8 @@ import { build, type Plugin } from 'esbuild';
 import { Etcd3 } from 'etcd3';
 import { Redis } from 'ioredis';
 import { MemoryStore } from 'nestjs-sherlock/core';
-import { startEtcd, startRedis } from '../test/support/servers.js';
+import { startEtcd, startMemcached, startRedis } from '../test/support/servers.js';
+import memjs from 'memjs';
 import { type Clients, type Contender, CONTENDERS, contender } from './lib/contenders.js';
 import {
   analyze,
@@ -100,6 +101,9 @@ const NO_WAIT = ids(
   'floor-etcd-lease',
   'ours-etcd',
   'etcd3-lock',
+  'floor-memcached',
+  'ours-memcached',
+  'memjs',
   'ours-memory',
 );
 
@@ -888,7 +892,7 @@ function evaluateTargets(results: Results): Target[] {
   const uncontendedRows = results.uncontended ?? [];
   {
     const rows = uncontendedRows;
-    for (const backend of ['redis', 'etcd']) {
+    for (const backend of ['redis', 'etcd', 'memcached']) {
       const ours = rows.find((r) => r.role === 'ours' && r.backend === backend);
       const best = bestPeer(rows, backend, (x) => x.opsPerSecond, Math.max);
       const floor = rows.find((r) => r.id === `floor-${backend}`);
@@ -1011,7 +1015,9 @@ async function main(): Promise<void> {
   const etcdServer = await startEtcd();
   const redis = new Redis(redisServer.url);
   const etcd = new Etcd3({ hosts: etcdServer.url });
-  const clients: Clients = { redis, etcd, memory: new MemoryStore() };
+  const memcachedServer = await startMemcached();
+  const memcached = memjs.Client.create(memcachedServer.servers, { retries: 0 });
+  const clients: Clients = { redis, etcd, memory: new MemoryStore(), memcached };
   const redisVersion = /redis_version:(\S+)/.exec(await redis.info('server'))?.[1];
   const etcdVersion = (
     (await (await fetch(`${etcdServer.url}/version`)).json()) as {
@@ -1086,8 +1092,10 @@ async function main(): Promise<void> {
   } finally {
     redis.disconnect();
     etcd.close();
+    memcached.close();
     await redisServer.stop();
     await etcdServer.stop();
+    await memcachedServer.stop();
   }
 
   results.environment['loadavgAtEnd'] = loadavg();
