@@ -18,7 +18,8 @@ import { build, type Plugin } from 'esbuild';
 import { Etcd3 } from 'etcd3';
 import { Redis } from 'ioredis';
 import { MemoryStore } from 'nestjs-sherlock/core';
-import { startEtcd, startRedis } from '../test/support/servers.js';
+import { startEtcd, startMemcached, startRedis } from '../test/support/servers.js';
+import memjs from 'memjs';
 import { type Clients, type Contender, CONTENDERS, contender } from './lib/contenders.js';
 import {
   analyze,
@@ -101,6 +102,9 @@ const NO_WAIT = ids(
   'floor-etcd-lease',
   'ours-etcd',
   'etcd3-lock',
+  'floor-memcached',
+  'ours-memcached',
+  'memjs',
   'ours-memory',
 );
 
@@ -419,6 +423,8 @@ interface HandoffRow {
 
 /** Reference probes: the hand-off floors of each server, measured in one process, no load. */
 interface HandoffProbes {
+  /** Redis: one PING round trip, without load, in this run (ms). */
+  readonly redisRoundTrip: Summary;
   /** Redis: release script (DEL + PUBLISH) called → message at another connection (ms). */
   readonly redisReleaseToMessage: Summary;
   /** Redis: … → and that connection's `SET NX PX` answered: a raw pub/sub hand-off (ms). */
@@ -445,6 +451,12 @@ redis.call('publish', ARGV[2], '1') return 1 end return 0`;
   await subscriber.subscribe('bench:probe');
   const toMessage: number[] = [];
   const handoff: number[] = [];
+  const ping: number[] = [];
+  for (let i = 0; i < n + 20; i++) {
+    const pinged = hr();
+    await waiter.ping();
+    if (i >= 20) ping.push(ms(hr() - pinged));
+  }
   for (let i = 0; i < n + 20; i++) {
     await holder.set('bench:probe', 'a', 'PX', 10_000);
     const got = new Promise<void>((resolve) => (onMessage = resolve));
@@ -505,6 +517,7 @@ redis.call('publish', ARGV[2], '1') return 1 end return 0`;
   etcdHolder.close();
   etcdWaiter.close();
   return {
+    redisRoundTrip: summarize(ping),
     redisReleaseToMessage: summarize(toMessage),
     redisRawHandoff: summarize(handoff),
     etcdDeleteAck: summarize(acks),
@@ -544,6 +557,7 @@ async function handoff(
     log(
       `  ${c.id} ×${n}: ${r.sections} sections, gap p50 ${fmt(r.gap.p50, 2)} ms, p99 ${fmt(r.gap.p99, 2)} ms, ` +
         `to other p50 ${fmt(r.gapToOther.p50, 2)} ms, barged ${fmt(r.barged * 100)}%, ` +
+        `to waiting ${fmt(r.toWaiting * 100)}%, Jain ${fmt(r.jain, 3)}, wait max ${fmt(r.wait.max, 0)} ms, ` +
         `wait p50 ${fmt(r.wait.p50, 1)} ms, per proc ${r.perWorkerMin}–${r.perWorkerMax}` +
         (r.overlaps.length > 0 ? `, ${r.overlaps.length} OVERLAPS` : '') +
         (r.errors.length > 0 ? `, ${r.errors.length} errors` : ''),
@@ -753,8 +767,11 @@ function reportHandoff({ rows, probes }: { rows: HandoffRow[]; probes: HandoffPr
       'gap p50 ÷ best peer',
       'gap to another proc p50 ms',
       'barged',
+      'to a waiting proc',
+      'Jain',
       'wait p50 ms',
       'wait p99 ms',
+      'wait max ms',
       'release p50 ms',
       'sections/proc min–max',
       'starved',
@@ -781,8 +798,11 @@ function reportHandoff({ rows, probes }: { rows: HandoffRow[]; probes: HandoffPr
         ratio(best === undefined ? undefined : r.gap.p50 / best),
         fmt(r.gapToOther.p50, 2),
         `${fmt(r.barged * 100)}%`,
+        `${fmt(r.toWaiting * 100)}%`,
+        fmt(r.jain, 3),
         fmt(r.wait.p50, 1),
         fmt(r.wait.p99, 1),
+        fmt(r.wait.max, 0),
         fmt(r.release.p50, 2),
         `${r.perWorkerMin}–${r.perWorkerMax}`,
         String(r.starved),
@@ -794,6 +814,7 @@ function reportHandoff({ rows, probes }: { rows: HandoffRow[]; probes: HandoffPr
   const reference = table(
     ['raw hand-off reference (one process, no load)', 'p50 ms', 'p99 ms'],
     [
+      ['Redis: one round trip (PING), this run', probes.redisRoundTrip],
       [
         'Redis: release script (DEL+PUBLISH) called → message at a waiter',
         probes.redisReleaseToMessage,
@@ -872,7 +893,7 @@ function evaluateTargets(results: Results): Target[] {
   const uncontendedRows = results.uncontended ?? [];
   {
     const rows = uncontendedRows;
-    for (const backend of ['redis', 'etcd']) {
+    for (const backend of ['redis', 'etcd', 'memcached']) {
       const ours = rows.find((r) => r.role === 'ours' && r.backend === backend);
       const best = bestPeer(rows, backend, (x) => x.opsPerSecond, Math.max);
       const floor = rows.find((r) => r.id === `floor-${backend}`);
@@ -918,6 +939,24 @@ function evaluateTargets(results: Results): Target[] {
       }
       if (row.backend === 'redis') {
         add(`hand-off redis ×${n}: gap p50 < 1 ms`, `${fmt(gap, 2)} ms`, gap < 1);
+        const rtt = probes.redisRoundTrip.p50;
+        add(
+          `hand-off redis ×${n}: gap p50 ≤ one round trip + 0.1 ms (PING p50 ${fmt(rtt, 2)} ms, this run)`,
+          `${fmt(gap, 2)} ms (release p50 in this run: ${fmt(row.result.release.p50, 2)} ms)`,
+          gap <= rtt + 0.1,
+        );
+        add(
+          `hand-off redis ×${n}: to a waiting process ≥ 99 %`,
+          `${fmt(row.result.toWaiting * 100, 1)}%`,
+          row.result.toWaiting >= 0.99,
+        );
+        add(`hand-off redis ×${n}: Jain ≥ 0.98`, fmt(row.result.jain, 3), row.result.jain >= 0.98);
+        const bound = 2 * n * (SETTINGS.handoff.holdMs + gap);
+        add(
+          `hand-off redis ×${n}: wait p99 ≤ 2 × K × (hold + gap) = ${fmt(bound, 1)} ms`,
+          `${fmt(row.result.wait.p99, 1)} ms (max ${fmt(row.result.wait.max, 0)} ms)`,
+          row.result.wait.p99 <= bound,
+        );
       } else {
         // "The holder's delete plus one watch event", as measured without load (the in-run
         // release time is no fair yardstick: it grows with the load the waiters put on etcd).
@@ -977,7 +1016,9 @@ async function main(): Promise<void> {
   const etcdServer = await startEtcd();
   const redis = new Redis(redisServer.url);
   const etcd = new Etcd3({ hosts: etcdServer.url });
-  const clients: Clients = { redis, etcd, memory: new MemoryStore() };
+  const memcachedServer = await startMemcached();
+  const memcached = memjs.Client.create(memcachedServer.servers, { retries: 0 });
+  const clients: Clients = { redis, etcd, memory: new MemoryStore(), memcached };
   const redisVersion = /redis_version:(\S+)/.exec(await redis.info('server'))?.[1];
   const etcdVersion = (
     (await (await fetch(`${etcdServer.url}/version`)).json()) as {
@@ -1059,8 +1100,10 @@ async function main(): Promise<void> {
   } finally {
     redis.disconnect();
     etcd.close();
+    memcached.close();
     await redisServer.stop();
     await etcdServer.stop();
+    await memcachedServer.stop();
   }
 
   results.environment['loadavgAtEnd'] = loadavg();

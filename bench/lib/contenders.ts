@@ -12,11 +12,18 @@ import {
 } from '@sesamecare-oss/redlock';
 import { EtcdLockFailedError, type Etcd3, type Lock as Etcd3Lock } from 'etcd3';
 import type { Redis } from 'ioredis';
-import { EtcdLock, MemoryLock, type MemoryStore, RedisLock } from 'nestjs-sherlock/core';
+import type { Client as MemjsClient } from 'memjs';
+import {
+  EtcdLock,
+  MemcachedLock,
+  MemoryLock,
+  type MemoryStore,
+  RedisLock,
+} from 'nestjs-sherlock/core';
 import { Mutex } from 'redis-semaphore';
 import { sleep } from './stats.js';
 
-export type Backend = 'redis' | 'etcd' | 'memory';
+export type Backend = 'redis' | 'etcd' | 'memory' | 'memcached';
 export type Role = 'ours' | 'peer' | 'floor';
 
 /** The clients of one process. */
@@ -24,6 +31,7 @@ export interface Clients {
   redis?: Redis;
   etcd?: Etcd3;
   memory?: MemoryStore;
+  memcached?: MemjsClient;
 }
 
 /** One lock object of one contender, on one key, used by one worker. */
@@ -88,7 +96,9 @@ const ours = (backend: Backend, waits: string): Contender => ({
         ? new RedisLock(key, { ...options, client: need(clients.redis, backend) })
         : backend === 'etcd'
           ? new EtcdLock(key, { ...options, client: need(clients.etcd, backend) })
-          : new MemoryLock(key, { ...options, client: need(clients.memory, backend) });
+          : backend === 'memcached'
+            ? new MemcachedLock(key, { ...options, client: need(clients.memcached, backend) })
+            : new MemoryLock(key, { ...options, client: need(clients.memory, backend) });
     return {
       async acquire() {
         if (!(await lock.acquire())) throw new Error(`${key}: not acquired`);
@@ -253,6 +263,63 @@ const redisFloor: Contender = {
   },
 };
 
+/**
+ * Memcached with memjs alone, as people write it: `add` to take, then `get` and `delete` if the
+ * value is still ours (memjs 1.3 has no CAS delete, so the check and the delete are two steps:
+ * not atomic). Three round trips, like ours (add with the fencing count pipelined, then gets and
+ * a CAS-checked delete), which is atomic.
+ */
+const memjsPeer: Contender = {
+  id: 'memjs',
+  label: 'memjs: add + get + delete',
+  backend: 'memcached',
+  role: 'peer',
+  waits: '— (one attempt)',
+  polling: true,
+  blocking: false,
+  make(clients, key) {
+    const memjs = need(clients.memcached, 'memcached');
+    let owner = '';
+    return {
+      async acquire() {
+        owner = token();
+        if (!(await memjs.add(key, owner, { expires: 60 }))) {
+          throw new Error(`${key}: taken`);
+        }
+      },
+      async release() {
+        const { value } = await memjs.get(key);
+        if (value?.toString() !== owner) throw new Error(`${key}: lost`);
+        await memjs.delete(key);
+      },
+    };
+  },
+};
+
+/** Memcached floor: `add`, then `delete` without any owner check (not a safe lock). */
+const memcachedFloor: Contender = {
+  id: 'floor-memcached',
+  label: 'raw floor: add + delete (no owner check)',
+  backend: 'memcached',
+  role: 'floor',
+  waits: '— (one attempt)',
+  polling: false,
+  blocking: false,
+  make(clients, key) {
+    const memjs = need(clients.memcached, 'memcached');
+    return {
+      async acquire() {
+        if (!(await memjs.add(key, token(), { expires: 60 }))) {
+          throw new Error(`${key}: taken`);
+        }
+      },
+      async release() {
+        await memjs.delete(key);
+      },
+    };
+  },
+};
+
 /** Etcd floor: a put-if-absent txn, released by a compare-value delete txn. No lease. */
 const etcdFloor: Contender = {
   id: 'floor-etcd',
@@ -329,6 +396,9 @@ export const CONTENDERS: readonly Contender[] = [
   ours('etcd', 'queued (Mutex recipe); the release wakes the next (watch); 2 s+ fallback poll'),
   etcd3Lock,
   ours('memory', 'in-process FIFO hand-off'),
+  memcachedFloor,
+  ours('memcached', 'polls every retryInterval (no push)'),
+  memjsPeer,
 ];
 
 export function contender(id: string): Contender {

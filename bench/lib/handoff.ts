@@ -105,6 +105,13 @@ export interface HandoffResult {
   readonly gapToOther: Summary;
   /** Share of those releases after which the releasing worker itself took the lock again. */
   readonly barged: number;
+  /**
+   * Share of those releases whose next holder was already waiting when the release was called
+   * (its acquire called before): 1 for strict first come, first served.
+   */
+  readonly toWaiting: number;
+  /** Jain's fairness index of the sections per worker: 1 when all had the same number. */
+  readonly jain: number;
   /** From acquire() called to acquire() resolved (ms). */
   readonly wait: Summary;
   /** release() round trip (ms). */
@@ -146,6 +153,7 @@ export function analyze(
   const gaps: number[] = [];
   const toOther: number[] = [];
   let barged = 0;
+  let toWaiting = 0;
   all.forEach((previous, index) => {
     const next = all[index + 1];
     if (!next || !inWindow(next)) return;
@@ -155,6 +163,7 @@ export function analyze(
     if (!waiting) return;
     const gap = ms(next.acquired - previous.releasing);
     gaps.push(gap);
+    if (next.requested < previous.releasing) toWaiting++;
     if (next.worker === previous.worker) barged++;
     else toOther.push(gap);
   });
@@ -171,6 +180,8 @@ export function analyze(
     gap: summarize(gaps),
     gapToOther: summarize(toOther),
     barged: gaps.length === 0 ? 0 : barged / gaps.length,
+    toWaiting: gaps.length === 0 ? 1 : toWaiting / gaps.length,
+    jain: jainIndex(perWorker),
     wait: summarize(counted.map((s) => ms(s.acquired - s.requested))),
     release: summarize(counted.map((s) => ms(s.released - s.releasing))),
     perWorkerMin: Math.min(...perWorker),
@@ -179,4 +190,11 @@ export function analyze(
     overlaps,
     errors: outcomes.flatMap((o) => o.errors),
   };
+}
+
+/** Jain's fairness index: (Σx)² / (n·Σx²), 1 when every share is equal, 1/n when one has all. */
+export function jainIndex(shares: readonly number[]): number {
+  const sum = shares.reduce((a, b) => a + b, 0);
+  const squares = shares.reduce((a, b) => a + b * b, 0);
+  return squares === 0 ? 1 : (sum * sum) / (shares.length * squares);
 }

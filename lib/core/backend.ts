@@ -90,6 +90,11 @@ export type AttemptOutcome<H = unknown> =
       readonly since?: number;
       /** Whatever the backend needs to release or extend this holding; given back to them. */
       readonly held?: H;
+      /**
+       * The owner token that holds the lock, when it is not the attempt's own: a waiter granted
+       * the lock by a release (direct hand-off) holds the token it queued with.
+       */
+      readonly ownerToken?: string;
     }
   | {
       readonly granted: false;
@@ -294,6 +299,8 @@ export interface Granted<H = unknown> {
   readonly fencingToken: string | undefined;
   readonly since: number | undefined;
   readonly held: H | undefined;
+  /** The owner token holding the lock, when not the attempt's own (see `AttemptOutcome`). */
+  readonly ownerToken?: string | undefined;
 }
 
 export interface Refused {
@@ -326,6 +333,7 @@ export function outcomeOf<H>(outcome: AttemptOutcome<H>): Granted<H> | Refused {
       fencingToken: outcome.fencingToken,
       since: outcome.since,
       held: outcome.held,
+      ...(outcome.ownerToken === undefined ? {} : { ownerToken: outcome.ownerToken }),
     };
   }
   return {

@@ -11,7 +11,8 @@ export const lossMargin = (ttl: number): number => Math.min(ttl / 10, 1_000);
  * before that instant unless a renewal confirms the lock again.
  */
 export class Hold {
-  private readonly controller = new AbortController();
+  /** Made on first use: most holdings never look at their signal (one allocation less each). */
+  private controller: AbortController | undefined;
   /** Set when lost; checked instead of `signal.aborted`, which would build the signal eagerly. */
   private lost = false;
   private lossTimer: Timer | undefined;
@@ -26,6 +27,7 @@ export class Hold {
   ) {}
 
   get signal(): AbortSignal {
+    this.controller ??= new AbortController();
     return this.controller.signal;
   }
 
@@ -49,6 +51,7 @@ export class Hold {
     this.stop();
     if (this.lost) return false;
     this.lost = true;
+    this.controller ??= new AbortController();
     this.controller.abort(error);
     return true;
   }

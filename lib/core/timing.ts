@@ -122,20 +122,28 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
  */
 export class Alarm {
   private rung = false;
-  private sleeping: AbortController | undefined;
+  /** Ends the current sleep (no AbortController per sleep: a waiter may sleep many times). */
+  private wakeUp: (() => void) | undefined;
 
   readonly ring = (): void => {
     this.rung = true;
-    this.sleeping?.abort();
+    this.wakeUp?.();
   };
 
   /** Sleeps up to `ms`, until rung, or until `signal` aborts. */
   async sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    if (!this.rung) {
-      this.sleeping = new AbortController();
-      const stop = signal ? AbortSignal.any([signal, this.sleeping.signal]) : this.sleeping.signal;
-      await sleep(ms, stop);
-      this.sleeping = undefined;
+    if (!this.rung && !signal?.aborted) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          timer.clear();
+          signal?.removeEventListener('abort', done);
+          this.wakeUp = undefined;
+          resolve();
+        };
+        const timer = startTimer(done, ms);
+        signal?.addEventListener('abort', done, { once: true });
+        this.wakeUp = done;
+      });
     }
     this.rung = false;
   }

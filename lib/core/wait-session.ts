@@ -294,7 +294,7 @@ class WaitSession<H> {
       const outcome = outcomeOf(settled.value);
       if (!outcome.granted) return outcome;
       const startedAt = outcome.since === undefined ? sentAt : Math.min(outcome.since, sentAt);
-      return { ...outcome, token, startedAt };
+      return { ...outcome, token: outcome.ownerToken ?? token, startedAt };
     }
     undo(this.lock, token, pending);
     if (settled.kind === 'aborted') {
@@ -311,7 +311,8 @@ function undo<H>(lock: SessionLock<H>, token: string, pending: Promise<unknown>)
     .then(
       (result) => {
         const outcome = outcomeOf(result as Parameters<typeof outcomeOf<H>>[0]);
-        return outcome.granted ? backend.release(target, token, outcome.held) : false;
+        if (!outcome.granted) return false;
+        return backend.release(target, outcome.ownerToken ?? token, outcome.held);
       },
       () => backend.release(target, token, undefined),
     )

@@ -97,6 +97,105 @@ describe('Redis Cluster, three masters', () => {
     }
   });
 
+  it('direct grant over sharded pub/sub: each release SPUBLISHes once, on the master owning the slot, and wakes exactly one waiter (no attempt by anyone else), in queue order, on all 3 masters', async () => {
+    const holderClient = connect();
+    const waiterClients = [connect(), connect()];
+    const stats = async () => {
+      const counts = new Map<number, { spublish: number; publish: number; evalsha: number }>();
+      for (const node of cluster.nodes) {
+        const info = String(
+          await redisCommand({ host: '127.0.0.1', port: node.port }, ['INFO', 'commandstats']),
+        );
+        const count = (command: string) =>
+          Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(info)?.[1] ?? 0);
+        counts.set(node.port, {
+          spublish: count('spublish'),
+          publish: count('publish'),
+          evalsha: count('evalsha') + count('eval'),
+        });
+      }
+      return counts;
+    };
+    const mastersUsed = new Set<number>();
+    let releases = 0;
+    // Two names on each master.
+    const names: string[] = [];
+    const perMaster = new Map<number, number>();
+    for (let n = 0; names.length < 6; n++) {
+      const name = uniqueName(`cl-grant-${n}`);
+      const master = owners.get(await slotOf(new RedisLock(name, { client: holderClient }).key));
+      if (master === undefined || (perMaster.get(master) ?? 0) >= 2) continue;
+      perMaster.set(master, (perMaster.get(master) ?? 0) + 1);
+      names.push(name);
+    }
+    for (const name of names) {
+      const holder = new RedisLock(name, { client: holderClient, expire: 30_000 });
+      const owner = owners.get(await slotOf(holder.key)) ?? -1;
+      mastersUsed.add(owner);
+      // Once uncontended first, so that the scripts are loaded (no NOSCRIPT round in the counts).
+      expect(await holder.acquire(false)).toBe(true);
+      await holder.release();
+      expect(await holder.acquire(false)).toBe(true);
+      const order: number[] = [];
+      const gates: (() => void)[] = [];
+      const done: Promise<void>[] = [];
+      for (let i = 0; i < 4; i++) {
+        const waiter = new RedisLock(name, {
+          client: waiterClients[i % 2] as Cluster,
+          ...SLOW_POLLING,
+        });
+        done.push(
+          waiter.acquire().then(async () => {
+            order.push(i);
+            await new Promise<void>((resolve) => gates.push(resolve));
+            await waiter.release();
+          }),
+        );
+        for (let t = 0; ; t++) {
+          const entries = (await redisCommand({ host: '127.0.0.1', port: owner }, [
+            'ZRANGE',
+            holder.queueKey,
+            0,
+            -1,
+          ])) as string[];
+          if (entries.length === i + 1) {
+            expect(entries[i]?.split(' ')[0], 'a sharded pub/sub entry').toBe('s');
+            break;
+          }
+          if (t > 200) throw new Error(`waiter ${i} did not queue`);
+          await sleep(10);
+        }
+      }
+      // Each release (the holder's, then each waiter's) grants the next: 4 grants.
+      let release: () => unknown = () => holder.release();
+      for (let k = 0; k < 4; k++) {
+        const before = await stats();
+        await release();
+        releases++;
+        for (let t = 0; order.length < k + 1; t++) {
+          if (t > 100) throw new Error(`grant ${k} did not arrive`);
+          await sleep(10);
+        }
+        await sleep(50); // any stray attempt would show now
+        const after = await stats();
+        for (const [port, was] of before) {
+          const is = after.get(port);
+          const mine = port === owner;
+          expect(is?.spublish, `SPUBLISH on ${port}`).toBe(was.spublish + (mine ? 1 : 0));
+          expect(is?.publish, `no plain PUBLISH on ${port}`).toBe(was.publish);
+          // The release script only: the waiter holds from the message, nobody else attempts.
+          expect(is?.evalsha, `scripts on ${port}`).toBe(was.evalsha + (mine ? 1 : 0));
+        }
+        release = () => gates.shift()?.();
+      }
+      release();
+      await Promise.all(done);
+      expect(order).toEqual([0, 1, 2, 3]);
+    }
+    expect(mastersUsed.size, 'names landed on every master').toBe(3);
+    console.log(`redis cluster: ${releases} releases, each one SPUBLISH and one wake-up`);
+  });
+
   it('semaphores on names spread over all 3 masters (every script touches one slot): limit, release, hand-off between Cluster clients, tokens increasing', async () => {
     const holders = new LockManager({ backend: 'redis', client: connect(), expire: 30_000 });
     const waiters = new LockManager({ backend: 'redis', client: connect(), ...SLOW_POLLING });

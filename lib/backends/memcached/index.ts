@@ -159,10 +159,17 @@ const memcachedBackend: LockBackend<MemjsClient> = {
    */
   async acquire(lock, token) {
     const memcached = memcachedOf(lock);
-    if (!(await add(memcached, lock.key, token, expirationSeconds(lock.expire)))) return false;
     const initial = BigInt(Date.now()) * 1000n;
-    // On the lock's own server: with several servers, one server down affects only its locks.
-    const fence = await increment(memcached, fenceKeyOf(lock.key), initial, lock.key);
+    // The `add` and the counter's `increment` go out together on the lock's server connection
+    // (one round trip, not two). The server runs them in that order, so a holder's count is
+    // taken before its release, hence below the next holder's; a refused `add` wastes a count
+    // (a gap in the tokens, never a repeat). On the lock's own server: with several servers,
+    // one server down affects only its locks.
+    const adding = add(memcached, lock.key, token, expirationSeconds(lock.expire));
+    const counting = increment(memcached, fenceKeyOf(lock.key), initial, lock.key);
+    counting.catch(() => undefined); // awaited below only if the add succeeded
+    if (!(await adding)) return false;
+    const fence = await counting;
     return { granted: true, fencingToken: fence.toString() };
   },
   async release(lock, token) {

@@ -3,14 +3,14 @@ import { BaseLock, type BaseLockOptions } from '../../core/base-lock.js';
 import { parseConnection } from '../../core/connection.js';
 import { messages } from '../../core/messages.js';
 import { backends } from '../../core/registry.js';
-import { settleWithin } from '../../core/timing.js';
+import { newOwnerToken, now, settleWithin } from '../../core/timing.js';
 import {
   ACQUIRE,
   EXTEND,
   FAIL_FAST,
   ioredis,
   LEAVE,
-  RELEASE_AND_WAKE,
+  RELEASE_AND_GRANT,
   type RedisCommands,
 } from './scripts.js';
 import { redisReadWrite } from './read-write.js';
@@ -21,7 +21,7 @@ import {
   LEAVE_PERMITS,
   RELEASE_PERMIT,
 } from './semaphore-scripts.js';
-import { siblingKey } from './slots.js';
+import { keySlot, siblingKey } from './slots.js';
 import { type SubscriberSource, WakeChannels } from './wake-channels.js';
 
 /** Options of a RedisLock: the lock options and an optional ioredis `Redis` or `Cluster` client. */
@@ -88,18 +88,26 @@ export class RedisLock extends BaseLock {
   }
 }
 
-/** A blocking acquire's place in a Redis lock's queue. */
+/** A blocking acquire's place in a Redis lock's (or semaphore's) queue. */
 interface RedisWaiter {
   readonly wake: () => void;
-  /** Its entry in the queue, `<channel> <id>`, once it listens. */
+  /**
+   * Its entry in the queue once it listens: a lock waiter's `<mode> <channel> <id> <token>
+   * <expire>` (see scripts.ts), a semaphore waiter's `<channel> <id>`.
+   */
   entry?: string;
   leave?: () => void;
-  /** A release popped it from the queue since its last attempt. */
+  /** A release popped it from the queue since its last attempt (semaphores). */
   woken: boolean;
   closed: boolean;
+  /** A lock waiter's owner token: a release that grants it the lock sets the key to it. */
+  token?: string;
+  /** A grant received (the fencing token, when it arrived), not yet taken by an attempt. */
+  grant?: { readonly fencingToken: string; readonly at: number };
 }
 
 const redis = (lock: LockTarget) => lock.client as RedisCommands;
+const isCluster = (client: object) => client instanceof ioredis().Cluster;
 
 /** A client from a `redis://` URL or ioredis options (the `connection` setting). */
 function connectRedis(connection: unknown): RedisCommands {
@@ -122,7 +130,8 @@ function connectRedis(connection: unknown): RedisCommands {
  */
 async function listenForWake(lock: LockTarget, waiter: RedisWaiter): Promise<boolean> {
   if (waiter.entry !== undefined) return true;
-  const joined = await WakeChannels.of(lock.client as unknown as SubscriberSource).join(() => {
+  const client = lock.client as unknown as SubscriberSource;
+  const joined = await WakeChannels.of(client, isCluster(client)).join(() => {
     waiter.woken = true;
     waiter.wake();
   });
@@ -131,6 +140,37 @@ async function listenForWake(lock: LockTarget, waiter: RedisWaiter): Promise<boo
     return true;
   }
   waiter.entry = joined.entry;
+  waiter.leave = joined.leave;
+  return false;
+}
+
+/**
+ * A lock waiter starts listening (once per acquire): subscribes (once per client, or per slot in
+ * a Cluster) before its next attempt puts its entry in the lock's queue, so that no grant is
+ * missed; that attempt follows at once. From then on a release may grant it the lock by a
+ * message alone (`waiter.grant`).
+ */
+async function listenForGrant(lock: LockTarget, waiter: RedisWaiter): Promise<boolean> {
+  if (waiter.entry !== undefined) return true;
+  const client = lock.client as unknown as SubscriberSource;
+  const cluster = isCluster(client);
+  const joined = await WakeChannels.of(client, cluster).join(
+    (grant) => {
+      if (grant !== undefined && !waiter.closed && waiter.grant === undefined) {
+        waiter.grant = { fencingToken: grant, at: now() };
+      }
+      waiter.wake();
+    },
+    cluster ? keySlot(lock.key) : undefined,
+  );
+  if (waiter.closed) {
+    joined.leave();
+    return true;
+  }
+  const token = newOwnerToken();
+  const expire = lock.expire === null ? '-' : String(Math.ceil(lock.expire));
+  waiter.token = token;
+  waiter.entry = `${joined.mode} ${joined.channel} ${joined.id} ${token} ${expire}`;
   waiter.leave = joined.leave;
   return false;
 }
@@ -170,9 +210,11 @@ const permitHandOff: HandOff<RedisCommands, RedisWaiter, SemaphoreTarget<RedisCo
 
 /**
  * The Redis backend. A blocking acquire that finds the lock taken queues up: its next attempt
- * puts its wake-up entry in the lock's queue, and a release wakes the first waiter in line only.
- * Another client may still take the lock between the release and the woken waiter's attempt
- * (Redis locks are not strictly fair); the waiter then queues again at the front.
+ * puts its entry (its channel, id, owner token and expiry) in the lock's queue, and a release
+ * grants the lock to the first live waiter in line directly: the script sets the key to that
+ * waiter's token and publishes the fencing token to it, so that the waiter holds the lock from
+ * the message alone. While anyone is in line a newcomer queues: strict first come, first served
+ * (see docs/waiting.md).
  */
 const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
   name: 'redis',
@@ -196,21 +238,29 @@ const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
   },
 
   async acquire(lock, token, waiter) {
+    const grant = waiter?.grant;
+    if (grant && waiter?.token !== undefined) {
+      // Granted by a release: the message is the answer, no round trip.
+      waiter.grant = undefined;
+      const { fencingToken, at } = grant;
+      return { granted: true, fencingToken, since: at, ownerToken: waiter.token };
+    }
     const { fencing, queue } = keysOf(lock);
     const expire = lock.expire === null ? '' : String(Math.ceil(lock.expire));
     const entry = waiter?.entry ?? '';
-    const woken = waiter?.woken === true;
-    if (waiter) waiter.woken = false;
-    const reply = await ACQUIRE.run(
-      redis(lock),
-      [lock.key, fencing, queue],
-      [token, expire, entry, woken ? '1' : ''],
-    );
+    const own = entry === '' ? token : (waiter?.token ?? token);
+    const reply = await ACQUIRE.run(redis(lock), [lock.key, fencing, queue], [own, expire, entry]);
+    if (typeof reply === 'string') {
+      return own === token
+        ? { granted: true, fencingToken: reply }
+        : { granted: true, fencingToken: reply, ownerToken: own };
+    }
     return outcomeOf(reply);
   },
   async release(lock, token) {
-    const { queue } = keysOf(lock);
-    return (await RELEASE_AND_WAKE.run(redis(lock), [lock.key, queue], [token])) === 1;
+    const { fencing, queue } = keysOf(lock);
+    const keys = [lock.key, fencing, queue];
+    return (await RELEASE_AND_GRANT.run(redis(lock), keys, [token])) === 1;
   },
   async extend(lock, token, ttl) {
     return (await EXTEND.run(redis(lock), [lock.key], [token, String(Math.ceil(ttl))])) === 1;
@@ -220,14 +270,16 @@ const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
   },
   handOff: {
     open: (_lock, wake) => ({ wake, woken: false, closed: false }),
-    listen: listenForWake,
-    // Not granted (timed out, aborted, failed): leave the line, passing on a wake-up.
+    listen: listenForGrant,
+    // Not granted (timed out, aborted, failed): leave the line, and give back (to the next in
+    // line) the lock if a release granted it meanwhile, the message being on its way or lost.
     close(lock, waiter, granted) {
       waiter.closed = true;
       waiter.leave?.();
-      if (!granted && waiter.entry !== undefined) {
-        const { queue } = keysOf(lock);
-        LEAVE.run(redis(lock), [lock.key, queue], [waiter.entry]).catch(() => undefined);
+      if (!granted && waiter.entry !== undefined && waiter.token !== undefined) {
+        const { fencing, queue } = keysOf(lock);
+        const keys = [lock.key, fencing, queue];
+        LEAVE.run(redis(lock), keys, [waiter.entry, waiter.token]).catch(() => undefined);
       }
     },
   },

@@ -42,63 +42,118 @@ export class Script {
 }
 
 /**
- * Wakes the first live waiter in the queue KEYS[2] (a sorted set of entries `<channel> <id>`,
- * first come first): pops it and publishes its id on its channel. A channel nobody listens on any
- * more (its process died) is dropped and the next one tried, up to 5, so a dead waiter cannot
- * stall the line. In a
- * Redis Cluster PUBLISH counts only the listeners on this node, so there a release may wake up to
- * 5 waiters: each tries once, and those that fail queue up again at the front.
+ * The fencing counter KEYS[2] incremented, as a decimal string. A counter that does not exist
+ * (first use, or lost: a restart without persistence, FLUSHALL, an eviction) starts from the
+ * server's clock in microseconds, so it stays above the tokens it gave before unless the server's
+ * clock went back or more than a million locks a second were taken.
  */
-const WAKE_NEXT = `
-for _ = 1, 5 do
-  local head = redis.call('zpopmin', KEYS[2])
-  if head[1] == nil then break end
-  local channel, id = string.match(head[1], '^(%S+) (%S+)$')
-  -- pcall: a user the ACL does not let publish there still releases (the waiter will poll).
-  local sent = channel and redis.pcall('publish', channel, id)
-  if type(sent) ~= 'number' or sent > 0 then break end
-end`;
-
-/**
- * SET NX (with PX unless ARGV[2] is empty) and, if it took the lock, INCR the fencing counter;
- * a counter that does not exist (first use, or lost: a restart without persistence, FLUSHALL, an
- * eviction) starts from the server's clock in microseconds, so it stays above the tokens it gave
- * before unless the server's clock went back or more than a million locks a second were taken.
- * KEYS: lock, counter, queue. ARGV: token, expire in ms or '', the waiter's entry or '' (not
- * waiting yet), '1' to queue at the front (a waiter that was woken and lost the race) or ''.
- * Returns the counter as a string; or, when the lock is taken, `{pttl}` (-1 without expiry) and,
- * for a waiter, its place in the queue: `{pttl, rank}`. A waiter keeps its place across attempts;
- * the queue expires a minute after the last waiter's attempt.
- */
-export const ACQUIRE = new Script(`
-local taken
-if ARGV[2] == '' then
-  taken = redis.call('set', KEYS[1], ARGV[1], 'NX')
-else
-  taken = redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
-end
-if taken then
-  if ARGV[3] ~= '' then redis.call('zrem', KEYS[3], ARGV[3]) end
+const FENCE = `
+local function fence()
   local n = redis.call('incr', KEYS[2])
   if n == 1 then
     local t = redis.call('time')
     n = redis.call('incrby', KEYS[2], t[1] .. string.format('%06d', tonumber(t[2])))
   end
   return string.format('%d', n)
+end`;
+
+/**
+ * Direct grant (strict FIFO). The queue KEYS[3] is a sorted set of waiter entries, first come
+ * first: `<mode> <channel> <id> <token> <expire in ms or ->`. `grant_next(self)` gives a free
+ * lock KEYS[1] to the first waiter in line: sets the key to that waiter's token with its expiry,
+ * issues the fencing token, and publishes `<id> <fencing token>` on its channel; the waiter holds
+ * the lock from that message alone. Modes: `p` plain PUBLISH on one server and `s` SPUBLISH
+ * (Redis 7 sharded pub/sub, in a Cluster: the channel is in the lock's slot), whose replies count
+ * exactly who received the message: 0 means the waiter's process is gone, so the grant is taken
+ * back and the next waiter tried (up to 10 a call; a later call goes on). `b`: plain PUBLISH in a
+ * Redis Cluster without sharded pub/sub, whose reply counts one node only: the grant stands
+ * (a dead waiter costs the line its expiry). A PUBLISH the ACL refuses also leaves the grant
+ * standing: the waiter finds it by its fallback poll. `self`: the entry of the waiter whose
+ * attempt runs this; its grant goes in the reply, not in a message. Returns `'self'`, `true`
+ * (granted to another), or `nil` (nobody left in line).
+ */
+const GRANT_NEXT = `${FENCE}
+local granted
+local function grant_next(self)
+  for _ = 1, 10 do
+    local head = redis.call('zpopmin', KEYS[3])
+    if head[1] == nil then return nil end
+    local mode, channel, id, token, px = string.match(head[1], '^(%S+) (%S+) (%S+) (%S+) (%S+)$')
+    if mode then
+      if px == '-' then
+        redis.call('set', KEYS[1], token)
+      else
+        redis.call('set', KEYS[1], token, 'PX', px)
+      end
+      granted = fence()
+      if head[1] == self then return 'self' end
+      local sent
+      if mode == 's' then
+        sent = redis.pcall('spublish', channel, id .. ' ' .. granted)
+      else
+        sent = redis.pcall('publish', channel, id .. ' ' .. granted)
+      end
+      if type(sent) ~= 'number' or sent > 0 or mode == 'b' then return true end
+      redis.call('del', KEYS[1])
+    end
+  end
+  return nil
+end`;
+
+/**
+ * Takes the lock (strict first come, first served). KEYS: lock, counter, queue. ARGV: token,
+ * expire in ms or '', the waiter's entry or '' (not waiting yet).
+ * - A waiter whose token holds the lock (granted by a release whose message it did not get yet,
+ *   or lost) holds it: a new fencing token is issued (the one in the message was never used).
+ * - A free lock with nobody in line is taken. A free lock with a line goes to the first live
+ *   waiter (a holder that expired without releasing leaves that): a newcomer never jumps it.
+ * Returns the fencing token as a string; or, when the lock is (now) held by another, `{pttl}`
+ * (-1 without expiry) and, for a waiter, its place in line: `{pttl, rank}`. A waiter keeps its
+ * place across attempts; the queue expires a minute after the last waiter's attempt.
+ */
+export const ACQUIRE = new Script(`${GRANT_NEXT}
+local entry = ARGV[3]
+if entry == '' and redis.call('exists', KEYS[3]) == 0 then
+  -- Nobody in line (the uncontended case): SET NX and count, or the holder's TTL.
+  local taken
+  if ARGV[2] == '' then
+    taken = redis.call('set', KEYS[1], ARGV[1], 'NX')
+  else
+    taken = redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
+  end
+  if taken then return fence() end
+  return {redis.call('pttl', KEYS[1])}
+end
+local holder = redis.call('get', KEYS[1])
+if entry ~= '' and holder == ARGV[1] then
+  redis.call('zrem', KEYS[3], entry)
+  return fence()
+end
+if not holder then
+  local line = redis.call('exists', KEYS[3]) == 1
+  if line and entry ~= '' then
+    local t = redis.call('time')
+    redis.call('zadd', KEYS[3], 'NX', t[1] * 1000000 + t[2], entry)
+  end
+  local given = line and grant_next(entry)
+  if given == 'self' then return granted end
+  if not given and (entry == '' or not line) then
+    if ARGV[2] == '' then
+      redis.call('set', KEYS[1], ARGV[1])
+    else
+      redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+    end
+    return fence()
+  end
 end
 local ttl = redis.call('pttl', KEYS[1])
-if ARGV[3] == '' then return {ttl} end
-if ARGV[4] == '1' then
-  local head = redis.call('zrange', KEYS[3], 0, 0, 'WITHSCORES')
-  local t = redis.call('time')
-  local score = head[2] and (tonumber(head[2]) - 1) or (t[1] * 1000000 + t[2])
-  redis.call('zadd', KEYS[3], score, ARGV[3])
-else
-  local t = redis.call('time')
-  redis.call('zadd', KEYS[3], 'NX', t[1] * 1000000 + t[2], ARGV[3])
-end
+-- Still free (more than 10 dead waiters were ahead): try again at once.
+if ttl == -2 then ttl = 0 end
+if entry == '' then return {ttl} end
+local t = redis.call('time')
+redis.call('zadd', KEYS[3], 'NX', t[1] * 1000000 + t[2], entry)
 redis.call('pexpire', KEYS[3], 60000)
-return {ttl, redis.call('zrank', KEYS[3], ARGV[3])}`);
+return {ttl, redis.call('zrank', KEYS[3], entry)}`);
 
 export const EXTEND = new Script(`
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -114,23 +169,29 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
 end
 return 0`);
 
-/** Compare-and-delete, then wake the first waiter. KEYS: lock, queue. ARGV: token. */
-export const RELEASE_AND_WAKE = new Script(`
+/**
+ * Compare-and-delete, then grant the lock to the first live waiter in line.
+ * KEYS: lock, counter, queue. ARGV: token.
+ */
+export const RELEASE_AND_GRANT = new Script(`${GRANT_NEXT}
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('del', KEYS[1])
-${WAKE_NEXT}
+grant_next(nil)
 return 1`);
 
 /**
- * A waiter gives up (timeout, abort): it leaves the queue, and if the lock is free (a release may
- * have woken it just before it left), wakes the next one in its place. KEYS: lock, queue.
- * ARGV: the waiter's entry.
+ * A waiter gives up (timeout, abort, a failed attempt): it leaves the line; if it was granted
+ * the lock meanwhile (the message may be on its way), it releases it; and a free lock goes to
+ * the next in line. KEYS: lock, counter, queue. ARGV: the waiter's entry, its token.
  */
-export const LEAVE = new Script(`
-redis.call('zrem', KEYS[2], ARGV[1])
-if redis.call('exists', KEYS[1]) == 0 then
-${WAKE_NEXT}
+export const LEAVE = new Script(`${GRANT_NEXT}
+redis.call('zrem', KEYS[3], ARGV[1])
+local holder = redis.call('get', KEYS[1])
+if holder == ARGV[2] then
+  redis.call('del', KEYS[1])
+  holder = false
 end
+if not holder then grant_next(nil) end
 return 1`);
 
 export const ioredis = () => loadDriver<IoredisModule>('redis', 'ioredis');

@@ -1,79 +1,140 @@
 import { randomBytes } from 'node:crypto';
 
-/** The part of an ioredis client this needs to make and use a subscriber connection. */
+import { tagForSlot } from './slots.js';
+
+/** The part of an ioredis client (`Redis` or `Cluster`) this needs to make subscriber connections. */
 export interface SubscriberSource {
-  duplicate(): Subscriber;
+  duplicate(...args: unknown[]): Subscriber;
 }
 
 interface Subscriber {
   subscribe(channel: string): Promise<unknown>;
-  on(event: 'message', listener: (channel: string, message: string) => void): unknown;
-  on(event: 'ready', listener: () => void): unknown;
+  ssubscribe?(channel: string): Promise<unknown>;
+  on(event: 'message' | 'smessage', listener: (channel: string, message: string) => void): unknown;
+  on(event: 'ready' | '+subscriber' | '-subscriber', listener: () => void): unknown;
   on(event: 'error', listener: (err: Error) => void): unknown;
   disconnect(): void;
 }
 
 /**
- * How long the subscriber connection stays open after its last waiter left, so that back-to-back
+ * How a release reaches a lock's waiter, said in its queue entry (see scripts.ts, GRANT_NEXT):
+ * `p` plain pub/sub on one server, `s` sharded pub/sub (Redis 7) in a Cluster, `b` plain pub/sub
+ * in a Cluster whose servers have no sharded pub/sub (broadcast to every node).
+ */
+export type WakeMode = 'p' | 's' | 'b';
+
+/** What a message for a waiter carries: nothing (a wake-up), or the fencing token of a grant. */
+export type Wake = (grant?: string) => void;
+
+/**
+ * How long the subscriber connections stay open after their last waiter left, so that back-to-back
  * contention does not connect and subscribe again each time.
  */
 export const LINGER = 1_000;
 
+/** A waiter's channel: where the release script publishes `<id>` or `<id> <fencing token>`. */
+export interface Joined {
+  readonly mode: WakeMode;
+  readonly channel: string;
+  readonly id: string;
+  /** `<channel> <id>`: a semaphore waiter's queue entry. */
+  readonly entry: string;
+  leave(): void;
+}
+
+/** The error of a server without sharded pub/sub (before Redis 7). */
+const NO_SHARDED = /unknown command|ERR unknown|not supported/i;
+
 /**
- * One subscriber connection per client, shared by all the waiting acquires of that client,
- * subscribed to one channel `sherlock:wake:<client id>` (a plain SUBSCRIBE, which an ACL channel
- * pattern such as `&sherlock:wake:*` allows); each waiting acquire has an id, and puts
- * `<channel> <id>` in the lock's queue; the release script publishes the id of the first waiter
- * in line on its channel. The connection is opened for the first waiter and closed a second
- * after the last one left, so an idle process holds no extra connection.
+ * The subscriber connections of one client, shared by all the waiting acquires of that client.
+ * Plain pub/sub: one connection (a duplicate of the client) subscribed to one channel
+ * `sherlock:wake:<client id>` (a plain SUBSCRIBE, which an ACL channel pattern such as
+ * `&sherlock:wake:*` allows). A Redis Cluster client's lock waiters use sharded pub/sub instead
+ * (SSUBSCRIBE, Redis 7): one channel per slot in use, `sherlock:wake:{<slot tag>}:<client id>`, in
+ * the lock's own slot, so that the release script may SPUBLISH to it and the message goes to the
+ * shard that owns the lock only (and its reply counts the listeners exactly). A Cluster whose
+ * servers lack it falls back to plain pub/sub (mode `b`). Each waiting acquire has an id; the
+ * connections are opened for the first waiter and closed a second after the last one left.
  */
 export class WakeChannels {
   /** Random per client object: channels of different processes and clients never collide. */
-  private readonly channel = `sherlock:wake:${randomBytes(9).toString('base64url')}`;
-  private readonly waiters = new Map<string, () => void>();
+  private readonly clientId = randomBytes(9).toString('base64url');
+  private readonly channel = `sherlock:wake:${this.clientId}`;
+  private readonly waiters = new Map<string, Wake>();
   private subscriber: Subscriber | undefined;
   private subscribed: Promise<unknown> | undefined;
+  private sharded: Subscriber | undefined;
+  /** Sharded subscriptions, by slot. */
+  private slots = new Map<number, Promise<unknown>>();
+  /** The servers have no sharded pub/sub: Cluster waiters use plain pub/sub. */
+  private noSharded = false;
   private linger: NodeJS.Timeout | undefined;
   private count = 0;
 
-  private constructor(private readonly source: SubscriberSource) {}
+  private constructor(
+    private readonly source: SubscriberSource,
+    private readonly cluster: boolean,
+  ) {}
 
   private static readonly byClient = new WeakMap<object, WakeChannels>();
 
-  /** The wake channels of `client` (one per client object). */
-  static of(client: SubscriberSource): WakeChannels {
+  /** The wake channels of `client` (one per client object); `cluster`: it is a Redis Cluster. */
+  static of(client: SubscriberSource, cluster = false): WakeChannels {
     let channels = WakeChannels.byClient.get(client);
-    if (!channels) WakeChannels.byClient.set(client, (channels = new WakeChannels(client)));
+    if (!channels)
+      WakeChannels.byClient.set(client, (channels = new WakeChannels(client, cluster)));
     return channels;
   }
 
+  /** Whether lock waiters on this client get sharded pub/sub (known after the first `join`). */
+  get mode(): WakeMode {
+    if (!this.cluster) return 'p';
+    return this.noSharded ? 'b' : 's';
+  }
+
   /**
-   * A new waiter id, whose messages on the client's channel call `wake`; resolves once the server
-   * has the subscription. The waiter's queue entry is `<channel> <id>`.
+   * A new waiter id, whose messages call `wake`; resolves once the server has the subscription.
+   * `slot`: a lock waiter's slot, for sharded pub/sub in a Cluster; without it (semaphores),
+   * plain pub/sub.
    */
-  async join(wake: () => void): Promise<{ entry: string; leave: () => void }> {
+  async join(wake: Wake, slot?: number): Promise<Joined> {
     clearTimeout(this.linger);
     this.linger = undefined;
     const id = (this.count++).toString(36);
     this.waiters.set(id, wake);
     const leave = () => this.leave(id);
     try {
+      if (slot !== undefined && this.cluster && !this.noSharded) {
+        const channel = `sherlock:wake:{${tagForSlot(slot)}}:${this.clientId}`;
+        if (await this.connectSharded(slot, channel)) {
+          return { mode: 's', channel, id, entry: `${channel} ${id}`, leave };
+        }
+      }
       await this.connect();
     } catch (err) {
       leave();
       throw err;
     }
-    return { entry: `${this.channel} ${id}`, leave };
+    const mode: WakeMode = this.cluster ? 'b' : 'p';
+    return { mode, channel: this.channel, id, entry: `${this.channel} ${id}`, leave };
   }
+
+  private onMessage = (_channel: string, message: string): void => {
+    const space = message.indexOf(' ');
+    if (space === -1) this.waiters.get(message)?.();
+    else this.waiters.get(message.slice(0, space))?.(message.slice(space + 1));
+  };
+
+  /** After a reconnect, messages may have been missed: let every waiter try again. */
+  private wakeAll = (): void => this.waiters.forEach((wake) => wake());
 
   private connect(): Promise<unknown> {
     if (this.subscribed) return this.subscribed;
     const subscriber = this.source.duplicate();
     let connected = false;
-    subscriber.on('message', (_channel, id) => this.waiters.get(id)?.());
-    // After a reconnect, messages may have been missed: let every waiter try again.
+    subscriber.on('message', this.onMessage);
     subscriber.on('ready', () => {
-      if (connected) this.waiters.forEach((wake) => wake());
+      if (connected) this.wakeAll();
       connected = true;
     });
     // While the server is away the waiters poll and ioredis reconnects: nothing to report here.
@@ -84,6 +145,44 @@ export class WakeChannels {
       throw err;
     });
     return this.subscribed;
+  }
+
+  /** SSUBSCRIBEs to `channel` (once per slot); false when the servers have no sharded pub/sub. */
+  private async connectSharded(slot: number, channel: string): Promise<boolean> {
+    let subscribing = this.slots.get(slot);
+    if (!subscribing) {
+      let sharded = this.sharded;
+      if (!sharded) {
+        sharded = this.source.duplicate([], { shardedSubscribers: true });
+        sharded.on('smessage', this.onMessage);
+        // A shard's subscriber connection lost and made again: messages may have been missed.
+        let lost = false;
+        sharded.on('-subscriber', () => (lost = true));
+        sharded.on('+subscriber', () => {
+          if (lost) this.wakeAll();
+          lost = false;
+        });
+        sharded.on('error', () => undefined);
+        this.sharded = sharded;
+      }
+      if (typeof sharded.ssubscribe !== 'function') return this.withoutSharded();
+      subscribing = sharded.ssubscribe(channel);
+      this.slots.set(slot, subscribing);
+    }
+    try {
+      await subscribing;
+      return true;
+    } catch (err) {
+      this.slots.delete(slot);
+      if (NO_SHARDED.test(String((err as Error | undefined)?.message)))
+        return this.withoutSharded();
+      throw err;
+    }
+  }
+
+  private withoutSharded(): false {
+    this.noSharded = true;
+    return false;
   }
 
   private leave(id: string): void {
@@ -97,8 +196,12 @@ export class WakeChannels {
 
   private close(): void {
     const subscriber = this.subscriber;
+    const sharded = this.sharded;
     this.subscriber = undefined;
     this.subscribed = undefined;
+    this.sharded = undefined;
+    this.slots = new Map();
     subscriber?.disconnect();
+    sharded?.disconnect();
   }
 }

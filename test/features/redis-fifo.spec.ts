@@ -1,0 +1,280 @@
+/**
+ * Redis direct grant (strict FIFO), its failure cases on a real server of its own: a release
+ * gives the lock to the first live waiter in line (the key set to that waiter's token, the
+ * fencing token in the message), a newcomer never cuts in while someone waits, and each way a
+ * grant can go wrong (the waiter gave up, died, never got the message, its subscriber dropped)
+ * ends with the line moving on, never with two holders.
+ */
+import { Redis } from 'ioredis';
+import { LockAbortedError, LockTimeoutError, RedisLock } from 'nestjs-sherlock';
+import { afterAll, beforeAll, describe, it } from 'vitest';
+
+import { uniqueName } from '../support/backends.js';
+import { delay, now, waitFor } from '../support/helpers.js';
+import { scope } from '../support/locks.js';
+import { type RedisServer, startRedis } from '../support/servers.js';
+
+/** Far above a pushed hand-off, below the 1.8 s a waiter's first fallback poll takes at least. */
+const HANDOFF_LIMIT_MS = 1_000;
+const SLOW_POLLING = { retryInterval: 5_000, timeout: 20_000 };
+
+describe('redis: direct grant, strict first come first served (its own server)', () => {
+  let server: RedisServer;
+  beforeAll(async () => {
+    server = await startRedis();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  /** A fresh client, closed after the test. */
+  const clientFor = (defer: (fn: () => unknown) => void) => {
+    const client = new Redis(server.url);
+    defer(() => client.disconnect());
+    return client;
+  };
+
+  /** The queue's entries, first first: `{ mode, channel, id, token, expire }`. */
+  const entries = async (client: Redis, queueKey: string) =>
+    (await client.zrange(queueKey, '0', '-1')).map((raw) => {
+      const [mode, channel, id, token, expire] = raw.split(' ');
+      return { raw, mode, channel, id, token, expire };
+    });
+
+  it('a newcomer never cuts in while someone waits, not even acquire(false) right behind the release; the waiter holds from the message alone', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { defer } = scope(onTestFinished);
+    const inspector = clientFor(defer);
+    const name = uniqueName('fifo');
+    const holder = new RedisLock(name, { client: clientFor(defer), expire: 30_000 });
+    const newcomer = new RedisLock(name, { client: clientFor(defer) });
+    const waiter = new RedisLock(name, { client: clientFor(defer), ...SLOW_POLLING });
+    const cutIns: boolean[] = [];
+    for (let round = 0; round < 5; round++) {
+      expect(await holder.acquire(false)).toBe(true);
+      const waiting = waiter.acquire();
+      await waitFor(async () => (await inspector.zcard(holder.queueKey)) === 1, {
+        what: 'waiter queued',
+      });
+      const [queued] = await entries(inspector, holder.queueKey);
+      expect(queued?.mode, 'one server: plain pub/sub').toBe('p');
+      expect(queued?.expire, "the waiter's expire travels with it").toBe('60000');
+      // The newcomer's attempt goes out right behind the release, on another connection.
+      const released = holder.release();
+      const attempt = newcomer.acquire(false);
+      await released;
+      cutIns.push(await attempt);
+      expect(await waiting).toBe(true);
+      expect(await inspector.get(holder.key), "the key holds the waiter's queued token").toBe(
+        queued?.token,
+      );
+      expect(BigInt(waiter.fencingToken ?? -1)).toBeGreaterThan(BigInt(holder.fencingToken ?? -1));
+      await waiter.release();
+      expect(await inspector.exists(holder.key), 'its token released it').toBe(0);
+    }
+    expect(cutIns, 'the newcomer never cut in').toEqual([false, false, false, false, false]);
+    // Control: nobody in line, the newcomer gets the free lock.
+    expect(await newcomer.acquire(false)).toBe(true);
+    await newcomer.release();
+  });
+
+  it('a waiter aborted at the moment it is granted gives the lock back to the next in line; one that timed out has left the line; one whose deadline comes with its grant message lost takes the grant by its last attempt', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { defer } = scope(onTestFinished);
+    const inspector = clientFor(defer);
+    for (const way of ['abort', 'timeout', 'deadline'] as const) {
+      const name = uniqueName(`quit-${way}`);
+      const holder = new RedisLock(name, { client: clientFor(defer), expire: 30_000 });
+      expect(await holder.acquire(false)).toBe(true);
+      const controller = new AbortController();
+      const quitter = new RedisLock(name, {
+        client: clientFor(defer),
+        expire: 60_000,
+        ...SLOW_POLLING,
+        ...(way === 'abort' ? {} : { timeout: 1_500 }),
+      });
+      const outcome = quitter.acquire({ signal: controller.signal }).then(
+        (ok) => ({ ok, err: undefined }),
+        (err: unknown) => ({ ok: false, err }),
+      );
+      await waitFor(async () => (await inspector.zcard(holder.queueKey)) === 1, {
+        what: 'quitter queued',
+      });
+      const [quitterEntry] = await entries(inspector, holder.queueKey);
+      const next = new RedisLock(name, { client: clientFor(defer), ...SLOW_POLLING });
+      const acquired = next.acquire().then(() => now());
+      await waitFor(async () => (await inspector.zcard(holder.queueKey)) === 2, {
+        what: 'next queued',
+      });
+
+      if (way === 'abort') {
+        // Released and aborted in the same tick: the grant message cannot have arrived yet.
+        const released = holder.release();
+        controller.abort();
+        await released;
+        expect((await outcome).err).toBeInstanceOf(LockAbortedError);
+      } else if (way === 'timeout') {
+        expect((await outcome).err).toBeInstanceOf(LockTimeoutError);
+        expect(await inspector.zcard(holder.queueKey), 'it left the line').toBe(1);
+        await holder.release();
+      } else {
+        // The quitter's grant message goes to an id nobody has (lost): granted, never told.
+        await inspector.zrem(holder.queueKey, quitterEntry?.raw ?? '');
+        const lost = `${quitterEntry?.mode} ${quitterEntry?.channel} lost ${quitterEntry?.token} 60000`;
+        await inspector.zadd(holder.queueKey, 0, lost);
+        await holder.release();
+        expect(await inspector.get(holder.key), 'granted to the quitter').toBe(quitterEntry?.token);
+        expect((await outcome).ok, 'its last attempt, at the deadline, found the grant').toBe(true);
+        expect(quitter.isAcquired).toBe(true);
+        await quitter.release();
+      }
+      const releasedAt = now();
+      const gap = (await acquired) - releasedAt;
+      expect(gap, "passed on at once, not left to the quitter's 60 s expiry").toBeLessThan(
+        HANDOFF_LIMIT_MS,
+      );
+      expect(next.isAcquired).toBe(true);
+      await next.release();
+      expect(await inspector.exists(holder.key)).toBe(0);
+      expect(await inspector.exists(holder.queueKey), 'the line is empty').toBe(0);
+    }
+  });
+
+  it('a granted waiter that is gone (its id unknown to a live subscriber) holds the line for its own expire only; a dead channel is skipped at once', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { defer } = scope(onTestFinished);
+    const inspector = clientFor(defer);
+    const name = uniqueName('ghost');
+    const holder = new RedisLock(name, { client: clientFor(defer), expire: 30_000 });
+    expect(await holder.acquire(false)).toBe(true);
+    const waiter = new RedisLock(name, { client: clientFor(defer), ...SLOW_POLLING });
+    const acquired = waiter.acquire().then(() => now());
+    await waitFor(async () => (await inspector.zcard(holder.queueKey)) === 1, {
+      what: 'waiter queued',
+    });
+    const [live] = await entries(inspector, holder.queueKey);
+    // Ahead of it: a dead process (nobody listens on its channel), then a waiter whose process
+    // lives (its channel is live) but which is gone itself and asked for a 1.5 s expiry.
+    await inspector.zadd(holder.queueKey, 1, `p ${live?.channel} ghost ghost-token 1500`);
+    await inspector.zadd(holder.queueKey, 0, 'p sherlock:wake:dead-process 0 dead-token 30000');
+    await holder.release();
+    const releasedAt = now();
+    expect(await inspector.get(holder.key), 'the dead one skipped, the ghost granted').toBe(
+      'ghost-token',
+    );
+    const gap = (await acquired) - releasedAt;
+    expect(gap, 'not before the ghost expired').toBeGreaterThan(1_000);
+    expect(gap, "within the ghost's expiry and a fallback poll or two").toBeLessThan(12_000);
+    expect(waiter.isAcquired).toBe(true);
+    expect(await inspector.get(holder.key)).toBe(live?.token);
+    await waiter.release();
+  });
+
+  it('a lost grant message: the waiter finds the grant by its fallback poll, with a new, higher fencing token; its release is owner-checked', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { defer } = scope(onTestFinished);
+    const inspector = clientFor(defer);
+    const name = uniqueName('lost');
+    const holder = new RedisLock(name, { client: clientFor(defer), expire: 30_000 });
+    expect(await holder.acquire(false)).toBe(true);
+    const waiter = new RedisLock(name, { client: clientFor(defer), ...SLOW_POLLING });
+    const acquired = waiter.acquire().then(() => now());
+    await waitFor(async () => (await inspector.zcard(holder.queueKey)) === 1, {
+      what: 'waiter queued',
+    });
+    const [entry] = await entries(inspector, holder.queueKey);
+    // The same waiter, but the message goes to an id nobody has: as if lost on the way.
+    await inspector.zrem(holder.queueKey, entry?.raw ?? '');
+    await inspector.zadd(holder.queueKey, 0, `p ${entry?.channel} lost ${entry?.token} 30000`);
+    const fenceBefore = BigInt((await inspector.get(holder.fencingKey)) ?? -1);
+    await holder.release();
+    const releasedAt = now();
+    const grantFence = BigInt((await inspector.get(holder.fencingKey)) ?? -1);
+    expect(grantFence, 'the release issued a fencing token').toBe(fenceBefore + 1n);
+    expect(await inspector.get(holder.key)).toBe(entry?.token);
+    const gap = (await acquired) - releasedAt;
+    expect(gap, 'found by the fallback poll, not by a message').toBeGreaterThan(1_000);
+    expect(BigInt(waiter.fencingToken ?? -1), 'a new token, above the unused one').toBeGreaterThan(
+      grantFence,
+    );
+    // Another object cannot release it; the waiter can.
+    const other = new RedisLock(name, { client: inspector });
+    expect(await other.acquire(false)).toBe(false);
+    await waiter.release();
+    expect(await inspector.exists(holder.key)).toBe(0);
+  });
+
+  it('the subscriber connection is killed while the release grants: the grant is taken back (nobody received it), and the reconnect makes the waiter try again at once', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { defer } = scope(onTestFinished);
+    const inspector = clientFor(defer);
+    const name = uniqueName('reconnect');
+    const holder = new RedisLock(name, { client: clientFor(defer), expire: 30_000 });
+    expect(await holder.acquire(false)).toBe(true);
+    const waiter = new RedisLock(name, { client: clientFor(defer), ...SLOW_POLLING });
+    const acquired = waiter.acquire().then(() => now());
+    await waitFor(async () => (await inspector.zcard(holder.queueKey)) === 1, {
+      what: 'waiter queued',
+    });
+    // Kill every pub/sub connection (only the waiter's is on this server), then release at once.
+    const killed = await inspector.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+    expect(Number(killed)).toBeGreaterThan(0);
+    await holder.release();
+    const releasedAt = now();
+    const gap = (await acquired) - releasedAt;
+    expect(gap, 'woken by the reconnect, not by its 2 s poll').toBeLessThan(HANDOFF_LIMIT_MS);
+    expect(waiter.isAcquired).toBe(true);
+    await waiter.release();
+  });
+
+  it('8 waiters on 4 clients: served in the order they queued, fencing tokens strictly increasing in holding order, never two holders', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { defer } = scope(onTestFinished);
+    const inspector = clientFor(defer);
+    const clients = [0, 1, 2, 3].map(() => clientFor(defer));
+    const name = uniqueName('order');
+    const holder = new RedisLock(name, { client: clients[0] as Redis, expire: 30_000 });
+    expect(await holder.acquire(false)).toBe(true);
+    const order: number[] = [];
+    const tokens: bigint[] = [];
+    let holding = 0;
+    let overlaps = 0;
+    const done: Promise<void>[] = [];
+    for (let i = 0; i < 8; i++) {
+      const lock = new RedisLock(name, { client: clients[i % 4] as Redis, ...SLOW_POLLING });
+      done.push(
+        lock.acquire().then(async () => {
+          if (++holding > 1) overlaps++;
+          order.push(i);
+          tokens.push(BigInt(lock.fencingToken ?? -1));
+          await delay(5);
+          holding--;
+          await lock.release();
+        }),
+      );
+      await waitFor(async () => (await inspector.zcard(holder.queueKey)) === i + 1, {
+        what: `waiter ${i} queued`,
+      });
+    }
+    await holder.release();
+    await Promise.all(done);
+    expect(order).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(overlaps).toBe(0);
+    for (let i = 1; i < tokens.length; i++) {
+      expect(tokens[i]).toBeGreaterThan(tokens[i - 1] ?? 0n);
+    }
+    expect(await inspector.exists(holder.queueKey)).toBe(0);
+  });
+});
