@@ -22,6 +22,8 @@ export const nestMessages = {
     `Could not release lock '${name}' at shutdown (it expires on its own): ${error instanceof Error ? error.message : String(error)}`,
   leftToExpire: (name: string) =>
     `Left lock '${name}' to expire on its own at shutdown (kept for atLeastFor)`,
+  errorMappingTwice: (first: string, second: string) =>
+    `SherlockModule option 'errorMapping' is set on the registrations '${first}' and '${second}': it applies to the whole application, so set it on one registration only`,
   lostAtRelease: (name: string) =>
     `Lock '${name}' was no longer owned when the method finished: it expired while the method ran`,
 };
