@@ -278,7 +278,7 @@ export class MultiLock implements AsyncDisposable {
       // Our own deadline cut the member's last attempt short.
       return new LockTimeoutError(this.name, request.timeout, {
         cause: err,
-        retryAfter: member.expire ?? undefined,
+        retryAfter: undefined,
         member: member.name,
       });
     }

@@ -91,22 +91,29 @@ export interface Busy {
   readonly retryAfter: number | undefined;
 }
 
-/** When the lock should be free at the latest, from the last refusal (ms). */
-function retryAfterOf(
-  last: Refused | undefined,
-  lastAt: number,
-  expire: number | null,
-): number | undefined {
+/**
+ * When the lock should be free at the latest (ms): the holder's remaining time to live from the
+ * last refusal; `undefined` when the server did not report it (or the holder has no expiry).
+ */
+function retryAfterOf(last: Refused | undefined, lastAt: number): number | undefined {
   const ttl = last?.holderTtl;
   if (ttl !== undefined && ttl >= 0) return Math.max(0, ttl - (now() - lastAt));
-  if (ttl === -1) return undefined;
-  return expire ?? undefined;
+  return undefined;
 }
 
 /**
+ * How many failed attempts in a row, after the server answered at least once, make a blocking
+ * acquire that runs out of time end with `LockBackendError` rather than `LockTimeoutError`: one
+ * failure after "busy" answers is a glitch (the lock was busy); two or more, the server is down.
+ */
+export const FAILURES_FOR_UNAVAILABLE = 2;
+
+/**
  * Runs one acquire. Resolves `Acquired` or, for a non-blocking acquire that found the lock taken,
- * `Busy`; rejects with `LockTimeoutError` (blocking, `timeout` ran out), `LockAbortedError`
- * (`signal`), `LockBackendError` (non-blocking, the server failed) or `DriverMissingError`.
+ * `Busy`; rejects with `LockTimeoutError` (blocking, `timeout` ran out while the lock was busy),
+ * `LockAbortedError` (`signal`), `LockBackendError` (non-blocking: the attempt failed; blocking:
+ * `timeout` ran out and the server never answered, or its last `FAILURES_FOR_UNAVAILABLE`
+ * attempts failed) or `DriverMissingError`.
  * Every step is bounded: a blocking acquire ends by `timeout + operationTimeout` at worst.
  */
 export async function runAcquire<H>(
@@ -139,6 +146,8 @@ class WaitSession<H> {
     const { target, operationTimeout } = this.lock;
     let granted = false;
     let lastError: unknown;
+    let answered = false;
+    let failuresInARow = 0;
     this.openWaiter();
     try {
       for (;;) {
@@ -154,11 +163,14 @@ class WaitSession<H> {
           this.last = outcome;
           this.lastAt = now();
           lastError = undefined;
+          answered = true;
+          failuresInARow = 0;
         } catch (err) {
           // Aborted, or the backend's driver is not installed: retrying cannot help.
           if (err instanceof LockAbortedError || err instanceof DriverMissingError) throw err;
           if (!blocking) throw new LockBackendError(target.name, 'acquire', { cause: err });
           lastError = err;
+          failuresInARow += 1;
           this.last = undefined;
           // An attempt that failed (or was given up on, and may still run) leaves the waiter's
           // place in line in an unknown state: leave the line, and queue afresh.
@@ -167,11 +179,18 @@ class WaitSession<H> {
         if (!blocking) {
           return {
             granted: false,
-            retryAfter: retryAfterOf(this.last, this.lastAt, target.expire),
+            retryAfter: retryAfterOf(this.last, this.lastAt),
           };
         }
         if (now() - this.start >= timeout) {
-          const retryAfter = retryAfterOf(this.last, this.lastAt, target.expire);
+          // A server that could not be reached is no busy lock: say so (the caller can act on it).
+          if (
+            lastError !== undefined &&
+            (!answered || failuresInARow >= FAILURES_FOR_UNAVAILABLE)
+          ) {
+            throw new LockBackendError(target.name, 'acquire', { cause: lastError });
+          }
+          const retryAfter = retryAfterOf(this.last, this.lastAt);
           throw new LockTimeoutError(
             target.name,
             timeout,

@@ -4,6 +4,17 @@ export { SherlockModule } from './sherlock.module.js';
 export { LockService, type LockServiceAcquireOptions } from './lock.service.js';
 export { Locked, type LockName } from './locked.decorator.js';
 export { LockInterceptor, type ClosableResponse } from './lock.interceptor.js';
+export { LockErrorInterceptor } from './lock-error.interceptor.js';
+export {
+  describeLockError,
+  LockGraphQLError,
+  type LockErrorCode,
+  type LockErrorContext,
+  type LockErrorDescription,
+  type LockErrorMapper,
+  type LockErrorMapping,
+  type LockErrorMappingOptions,
+} from './lock-error-mapping.js';
 export { InjectLockService } from './inject-lock-service.decorator.js';
 export { currentLock, currentMultiLock } from './lock-context.js';
 export { getLockServiceToken, LOCKED_METADATA } from './sherlock.constants.js';

@@ -1,6 +1,5 @@
 import {
   type CallHandler,
-  ConflictException,
   type ExecutionContext,
   Injectable,
   type NestInterceptor,
@@ -8,7 +7,6 @@ import {
 import { catchError, EMPTY, finalize, type Observable, throwError } from 'rxjs';
 import { LockAbortedError } from '../sherlock.js';
 import { lockContext } from './lock-context.js';
-import { isBusyError } from './lock.service.js';
 
 /** What `LockInterceptor` needs of an HTTP response (Node's, Express's or Fastify's). */
 export interface ClosableResponse {
@@ -23,10 +21,11 @@ export interface ClosableResponse {
 /**
  * Connects `@Locked` handlers to their execution context; `@Locked` applies it for you. For
  * HTTP it cancels the wait for a lock when the client disconnects (no lock is taken for a
- * request nobody will read) and answers a busy lock with 409 Conflict, a JSON body naming the
- * lock and, when the lock has an expiry, a `Retry-After` header. The lock itself is taken by the
- * `@Locked` method wrapper, after pipes (so a name function sees the transformed arguments):
- * exactly one lock (or one set of locks) per call. Members are protected so that you can subclass it.
+ * request nobody will read). Lock errors are answered by the module's `LockErrorInterceptor`, on
+ * every transport (409 for a busy lock, 503 for a server that is down: see docs/errors.md). The
+ * lock itself is taken by the `@Locked` method wrapper, after pipes (so a name function sees the
+ * transformed arguments): exactly one lock (or one set of locks) per call. Members are protected
+ * so that you can subclass it.
  */
 @Injectable()
 export class LockInterceptor implements NestInterceptor {
@@ -59,25 +58,11 @@ export class LockInterceptor implements NestInterceptor {
   }
 
   /**
-   * Maps a busy lock to 409 Conflict with `Retry-After` (whole seconds, rounded up, from the
-   * error's `retryAfter`: the holder's remaining time to live, else the lock's expire); other
-   * errors pass through. For several names, the body names the lock that was busy.
+   * What a `@Locked` HTTP handler's error becomes before the module's `LockErrorInterceptor`
+   * answers it: the error itself. Override it to answer some errors your own way; to change the
+   * mapping of every handler, use the module's `errorMapping` option instead.
    */
-  protected mapError(err: unknown, context: ExecutionContext): unknown {
-    if (!isBusyError(err)) return err;
-    const { retryAfter } = err;
-    const lock = err.member ?? err.lockName;
-    if (typeof retryAfter === 'number') {
-      const response = context.switchToHttp().getResponse<ClosableResponse>();
-      const seconds = String(Math.max(1, Math.ceil(retryAfter / 1000)));
-      if (response.header) response.header('Retry-After', seconds);
-      else response.setHeader?.('Retry-After', seconds);
-    }
-    return new ConflictException({
-      statusCode: 409,
-      error: 'Conflict',
-      message: `Lock '${lock}' is held by another request; try again later`,
-      lock,
-    });
+  protected mapError(err: unknown, _context: ExecutionContext): unknown {
+    return err;
   }
 }

@@ -40,8 +40,12 @@ type AsyncMethod = (...args: never[]) => Promise<unknown>;
  * Runs every call of the decorated (async) method while holding a distributed lock, through the
  * `LockService` of the `SherlockModule` registration named `name` in the options (the unnamed one
  * by default). Works on any provider method (services, `@Cron` jobs, event handlers, queue
- * processors) and on controller / resolver / microservice handlers (where a 409 answers a busy
- * lock). Nested calls on the same lock within one async call chain re-enter instead of
+ * processors) and on controller / resolver / microservice / gateway handlers. A lock error that
+ * reaches a handler is answered as its transport expects (the module's `errorMapping`, see
+ * docs/errors.md): HTTP 409 with `Retry-After` for a busy lock, 503 for a lock server that is
+ * down; GraphQL `extensions.code`; an `RpcException` / `WsException` with `code`. In a `@Cron`
+ * job or an event handler nothing maps it: the error propagates to the scheduler / emitter, which
+ * logs it. Nested calls on the same lock within one async call chain re-enter instead of
  * deadlocking.
  *
  * The class's instances get the registration's `LockService` from Nest, injected as a hidden
@@ -133,7 +137,8 @@ export function Locked<A extends unknown[] = never[]>(
     // that a missing registration gets this library's message, at bootstrap or at the call).
     Inject(getLockServiceToken(registration))(target, property);
     Optional()(target, property);
-    // On handlers, the interceptor ties the wait to the request and maps a busy lock to 409.
+    // On HTTP handlers, the interceptor ties the wait to the request (a client that disconnects
+    // cancels it); the module's LockErrorInterceptor answers lock errors on every transport.
     UseInterceptors(LockInterceptor)(target, propertyKey, descriptor);
     return descriptor;
   };

@@ -10,6 +10,7 @@ import type {
   LockOptions,
   ReadWriteMode,
 } from '../sherlock.js';
+import type { LockErrorMapping } from './lock-error-mapping.js';
 
 /** What a `@Locked` call does when the lock is held by someone else. */
 export type OnBusy = 'throw' | 'skip';
@@ -32,8 +33,9 @@ export interface LockedOptions {
   wait?: boolean;
   /**
    * When the lock is busy: `'throw'` (default) rejects with `LockTimeoutError` (waited) or
-   * `LockBusyError` (did not wait) — HTTP handlers answer 409 Conflict; `'skip'` does not run the
-   * method and resolves `undefined` (the cron-job-on-every-replica case).
+   * `LockBusyError` (did not wait) — a handler answers it as its transport expects (HTTP 409,
+   * see docs/errors.md); `'skip'` does not run the method and resolves `undefined` (the
+   * cron-job-on-every-replica case).
    */
   onBusy?: OnBusy;
   /**
@@ -87,6 +89,14 @@ export interface SherlockModuleOptions extends LockOptions {
   connection?: ConnectionSettings;
   /** Defaults for every `@Locked()` and `LockService.run()` of this registration. */
   locked?: LockedOptions;
+  /**
+   * How handlers answer lock errors (HTTP 409 / 503 with `Retry-After`, GraphQL `extensions.code`,
+   * `RpcException`, `WsException`: see docs/errors.md). `false` turns it off; a function
+   * `(error, context) => unknown` returns what to throw instead (`undefined`: the default);
+   * `{ map, unavailableRetryAfter }` also sets the `Retry-After` (ms) of a backend that is down.
+   * It applies to the whole application: set it on one registration only. Default: on.
+   */
+  errorMapping?: LockErrorMapping;
 }
 
 /** Where a registration lives: its name (for several backends) and whether it is global. */

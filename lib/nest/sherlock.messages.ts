@@ -28,6 +28,8 @@ export const nestMessages = {
     `Invalid option '${option}': got ${JSON.stringify(value)} with several lock names (${where}); a semaphore (limit) or read-write lock (mode) takes one name: give one name, or drop '${option}'`,
   cannotUpgrade: (name: string) =>
     `Cannot take the write side of read-write lock '${name}' while this call chain holds its read side: a read lock cannot be upgraded (the writer would wait for itself); take the write side in the outer call`,
+  errorMappingTwice: (first: string, second: string) =>
+    `SherlockModule option 'errorMapping' is set on the registrations '${first}' and '${second}': it applies to the whole application, so set it on one registration only`,
   lostAtRelease: (name: string) =>
     `Lock '${name}' was no longer owned when the method finished: it expired while the method ran`,
 };

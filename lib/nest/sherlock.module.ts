@@ -1,5 +1,13 @@
 import { type DynamicModule, Module, type Provider } from '@nestjs/common';
-import { DiscoveryModule, DiscoveryService, MetadataScanner } from '@nestjs/core';
+import {
+  APP_INTERCEPTOR,
+  DiscoveryModule,
+  DiscoveryService,
+  MetadataScanner,
+  ModulesContainer,
+} from '@nestjs/core';
+import { resolveErrorMapping } from './lock-error-mapping.js';
+import { LockErrorInterceptor } from './lock-error.interceptor.js';
 import { LockService } from './lock.service.js';
 import {
   DEFAULT_REGISTRATION,
@@ -102,6 +110,18 @@ export class SherlockModule {
           useFactory: (options: SherlockModuleOptions) =>
             new LockService(registration, createRegistration(options)),
           inject: [getSherlockOptionsToken(name)],
+        },
+        {
+          // Lock errors of every handler, mapped once for the application (docs/errors.md).
+          provide: APP_INTERCEPTOR,
+          useFactory: (options: SherlockModuleOptions, modules: ModulesContainer) =>
+            new LockErrorInterceptor(
+              registration,
+              resolveErrorMapping(options.errorMapping),
+              options.errorMapping !== undefined,
+              modules,
+            ),
+          inject: [getSherlockOptionsToken(name), ModulesContainer],
         },
         {
           provide: explorerToken,

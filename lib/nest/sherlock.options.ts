@@ -16,6 +16,7 @@ import type {
   SherlockModuleOptions,
 } from './sherlock.interfaces.js';
 import { nestMessages } from './sherlock.messages.js';
+import { resolveErrorMapping } from './lock-error-mapping.js';
 
 /** `LockedOptions` with every default applied except the lock options left to the service. */
 export interface ResolvedLockedOptions extends LockOptions {
@@ -33,7 +34,14 @@ const LOCKED_KEYS = [
   'onBusy',
   'atLeastFor',
 ] as const;
-const MODULE_KEYS = ['backend', 'client', 'connection', 'locked', ...LOCK_OPTION_KEYS] as const;
+const MODULE_KEYS = [
+  'backend',
+  'client',
+  'connection',
+  'locked',
+  'errorMapping',
+  ...LOCK_OPTION_KEYS,
+] as const;
 
 /** Validates `LockedOptions` (`where` names them in messages); only the keys given are returned. */
 export function validateLockedOptions(
@@ -139,7 +147,8 @@ export interface Registration {
  */
 export function createRegistration(options: SherlockModuleOptions): Registration {
   checkKeys(options, 'SherlockModule options', MODULE_KEYS);
-  const { locked: lockedOption, ...managerOptions } = options;
+  const { locked: lockedOption, errorMapping, ...managerOptions } = options;
+  resolveErrorMapping(errorMapping);
   if (managerOptions.client !== undefined && managerOptions.connection !== undefined) {
     throw new TypeError(nestMessages.clientAndConnection());
   }

@@ -56,6 +56,7 @@ const EXPECTED_PAGES = [
   'docs/backends-storage.md',
   'docs/core.md',
   'docs/development.md',
+  'docs/errors.md',
   'docs/extending.md',
   'docs/guarantees.md',
   'docs/local-backends.md',

@@ -160,7 +160,7 @@ describe.each(BACKENDS)('sample app on the %s backend, two instances', (backend)
     expect(await balance(pick(replicas, 0), 'f')).toBe(0);
   });
 
-  it('answers 409 with the lock name and Retry-After to a concurrent request for the same order', async () => {
+  it('answers 409 LOCK_BUSY with the lock name (and Retry-After when the backend reports the time left) to a concurrent request for the same order', async () => {
     const [first, second, other] = await Promise.all([
       request(pick(replicas, 0)).post('/orders/7/process?ms=400'),
       request(pick(replicas, 1)).post('/orders/7/process?ms=400'),
@@ -172,9 +172,13 @@ describe.each(BACKENDS)('sample app on the %s backend, two instances', (backend)
 
     const conflict = sevens.find((response) => response.status === 409);
     expect(conflict?.headers['content-type']).toMatch(/application\/json/);
-    expect(conflict?.body).toMatchObject({ statusCode: 409, lock: 'order:7' });
+    expect(conflict?.body).toMatchObject({ statusCode: 409, code: 'LOCK_BUSY', lock: 'order:7' });
     expect((conflict?.body as { message: string }).message).toContain('order:7');
-    expect(conflict?.headers['retry-after']).toMatch(/^[1-9]\d*$/);
+    // The holder's time left, from the server: Redis and Memory report it; Memcached and Etcd do not, and
+    // the header is then absent (never the lock's full expire).
+    if (backend === 'redis' || backend === 'memory')
+      expect(conflict?.headers['retry-after']).toMatch(/^[1-9]\d*$/);
+    else expect(conflict?.headers['retry-after']).toBeUndefined();
 
     const done = sevens.find((response) => response.status === 201);
     expect(done?.body).toMatchObject({ id: '7', status: 'processed' });

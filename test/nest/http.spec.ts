@@ -161,8 +161,10 @@ describe('a @Locked handler with wait: false', () => {
     expect(busy.body).toEqual({
       statusCode: 409,
       error: 'Conflict',
+      code: 'LOCK_BUSY',
       lock: 'order:1',
       message: expect.stringContaining("'order:1'"),
+      retryAfter: Math.ceil(EXPIRE / 1000),
     });
     expect(busy.headers['retry-after']).toBe(String(Math.ceil(EXPIRE / 1000)));
 

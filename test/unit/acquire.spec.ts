@@ -8,6 +8,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { LockManager } from '../../lib/core/manager.js';
 import { messages } from '../../lib/core/messages.js';
 import { DeadlineExceededError } from '../../lib/core/timing.js';
+import { FAILURES_FOR_UNAVAILABLE } from '../../lib/core/wait-session.js';
 import {
   DriverMissingError,
   LockAbortedError,
@@ -77,7 +78,7 @@ describe('blocking acquire', () => {
     expect(error.lockName).toBe('busy');
     expect(error.timeout).toBe(1_000);
     expect(error.cause).toBeUndefined();
-    expect(error.retryAfter).toBe(60_000); // no holder TTL reported: the lock's expire
+    expect(error.retryAfter).toBeUndefined(); // no holder TTL reported: unknown
     expect(lock.isAcquired).toBe(false);
     expect(locks.held()).toEqual([]);
   });
@@ -138,35 +139,77 @@ describe('blocking acquire', () => {
       expect((await timeoutWith({ holderTtl: -1 })).retryAfter).toBeUndefined();
     });
 
-    it('is the lock’s expire when no TTL was reported, undefined without expire', async () => {
-      expect((await timeoutWith({}, { expire: 7_000 })).retryAfter).toBe(7_000);
+    it('is undefined when no TTL was reported, whatever the lock’s expire', async () => {
+      expect((await timeoutWith({}, { expire: 7_000 })).retryAfter).toBeUndefined();
       poll.control.reset();
       expect((await timeoutWith({}, { expire: null })).retryAfter).toBeUndefined();
     });
 
-    it('falls back to the expire when the last attempt failed', async () => {
+    it('is undefined when the last attempt failed (no fresh TTL), never the expire', async () => {
       poll.control.refusal.holderTtl = 4_321;
       poll.control.holdElsewhere('busy');
       const acquiring = watch(locks.lock('busy', { timeout: 300, expire: 7_000 }).acquire());
       await advance(290);
       poll.control.failNext('acquire', 10);
       await advance(10);
-      expect(rejected(acquiring, LockTimeoutError).retryAfter).toBe(7_000);
+      const error = rejected(acquiring, LockTimeoutError);
+      expect(error.retryAfter).toBeUndefined();
+      expect(error.cause).toBeInstanceOf(Error);
     });
   });
 
-  describe('cause of the LockTimeoutError', () => {
-    it('is the error of the last attempt when it failed', async () => {
+  describe('a server that cannot be reached: LockBackendError, not LockTimeoutError', () => {
+    it('a wait in which the server never answered ends with LockBackendError, the last failure as cause', async () => {
       const failure = new Error('connection refused');
       poll.control.failNext('acquire', 100, { error: failure });
-      const acquiring = watch(locks.lock('down', { timeout: 300 }).acquire());
-      await advance(300);
-      const error = rejected(acquiring, LockTimeoutError);
+      const lock = locks.lock('down', { timeout: 300 });
+      const acquiring = watch(lock.acquire());
+      await advance(299);
+      expect(acquiring.state).toBe('pending'); // it keeps trying until the timeout
+      await advance(1);
+      const error = rejected(acquiring, LockBackendError);
+      expect(error).not.toBeInstanceOf(LockTimeoutError);
+      expect(error.operation).toBe('acquire');
+      expect(error.lockName).toBe('down');
+      expect(error.cause).toBe(failure);
+      expect(error.message).toBe(messages.backendError('down', 'acquire', failure));
+      expect(attemptTimes()).toEqual([0, 75, 150, 225, 300]);
+      expect(lock.isAcquired).toBe(false);
+      expect(locks.held()).toEqual([]);
+    });
+
+    it('a single attempt (timeout 0) that fails is LockBackendError', async () => {
+      poll.control.failNext('acquire', 1);
+      const acquiring = watch(locks.lock('down', { timeout: 0 }).acquire());
+      await flush();
+      expect(rejected(acquiring, LockBackendError).operation).toBe('acquire');
+      expect(poll.control.calls.acquire).toBe(1);
+    });
+
+    it(`"busy" answers, then the last ${FAILURES_FOR_UNAVAILABLE} attempts failed: LockBackendError`, async () => {
+      poll.control.holdElsewhere('busy');
+      const acquiring = watch(locks.lock('busy', { timeout: 300 }).acquire());
+      await advance(200); // attempts at 0, 75, 150 were refused
+      const failure = new Error('connection reset');
+      poll.control.failNext('acquire', 100, { error: failure }); // 225, 300 fail
+      await advance(100);
+      const error = rejected(acquiring, LockBackendError);
       expect(error.cause).toBe(failure);
       expect(attemptTimes()).toEqual([0, 75, 150, 225, 300]);
     });
 
-    it('is unset when an attempt after a failure was refused', async () => {
+    it('"busy" answers, then only the very last attempt failed: LockTimeoutError, that failure as cause', async () => {
+      poll.control.holdElsewhere('busy');
+      const acquiring = watch(locks.lock('busy', { timeout: 300 }).acquire());
+      await advance(250); // attempts at 0, 75, 150, 225 were refused
+      const failure = new Error('one dropped reply');
+      poll.control.failNext('acquire', 1, { error: failure }); // 300 fails
+      await advance(50);
+      const error = rejected(acquiring, LockTimeoutError);
+      expect(error.cause).toBe(failure);
+    });
+
+    it('failures, then "busy" answers: LockTimeoutError without cause (the server is back)', async () => {
       poll.control.holdElsewhere('busy');
       poll.control.failNext('acquire', 2);
       const acquiring = watch(locks.lock('busy', { timeout: 300 }).acquire());
@@ -175,6 +218,14 @@ describe('blocking acquire', () => {
       expect(poll.control.calls.acquire).toBe(5);
       expect(error.cause).toBeUndefined();
       expect('cause' in error).toBe(false);
+    });
+
+    it('a lock freed after failures is granted: a failure never hides a grant', async () => {
+      poll.control.failNext('acquire', 3);
+      const acquiring = watch(locks.lock('back', { timeout: 1_000 }).acquire());
+      await advance(225);
+      expect(acquiring.value).toBe(true);
+      expect(poll.control.calls.acquire).toBe(4);
     });
   });
 
@@ -187,6 +238,7 @@ describe('blocking acquire', () => {
     await advance(509);
     expect(acquiring.state).toBe('pending');
     await advance(1);
+    // "busy" answers until then: one attempt that hung is no server down
     const error = rejected(acquiring, LockTimeoutError);
     expect(acquiring.at).toBe(1_500);
     expect(error.timeout).toBe(1_000);

@@ -2,11 +2,13 @@ import { messages } from '../messages.js';
 import { LockError } from './lock.error.js';
 
 /**
- * A blocking `acquire()` gave up after `timeout` milliseconds. When the last attempt failed because
- * the server could not be reached, that driver error is the `cause`. `retryAfter` (ms) says when
- * the lock should be free at the latest if its holder never releases it: the holder's remaining
- * time to live as the server last reported it, else the lock's `expire`; `undefined` when neither
- * is known (a lock without expiry).
+ * A blocking `acquire()` gave up after `timeout` milliseconds while the lock was held by another
+ * owner. When the very last attempt failed (one glitch after "busy" answers), that driver error
+ * is the `cause`; a server that never answered, or whose last attempts all failed, ends the wait
+ * with `LockBackendError` instead. `retryAfter` (ms) says when the lock should be free at the
+ * latest if its holder never releases it: the holder's remaining time to live as the server last
+ * reported it; `undefined` when unknown (a backend that does not report it, a lock without
+ * expiry).
  *
  * For a `MultiLock` (several locks at once), `lockName` is the multi-lock's name (its member
  * names), `member` the name of the lock that was still held by another owner when the timeout ran

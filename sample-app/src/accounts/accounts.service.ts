@@ -40,9 +40,9 @@ export class AccountsService {
    * lock or none, always in the same (sorted) order whatever the argument order, within one
    * `timeout` for the pair. So opposite transfers cannot deadlock.
    *
-   * `@Locked` works on any provider method. Outside an HTTP handler a busy lock is not turned
-   * into a 409: if the locks cannot be had within `timeout` the call rejects with
-   * LockTimeoutError (which reaches the client as a 500, like any unexpected error).
+   * `@Locked` works on any provider method. If the locks cannot be had within `timeout` the call
+   * rejects with LockTimeoutError; the module maps it wherever the lock was taken, so an HTTP
+   * client gets 409 `LOCK_TIMEOUT` (and 503 if the lock server is down): see docs/errors.md.
    */
   @Locked((from: string, to: string) => [`account:${from}`, `account:${to}`])
   async transfer(from: string, to: string, amount: number): Promise<TransferResult> {

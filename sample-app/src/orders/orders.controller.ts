@@ -15,8 +15,8 @@ export class OrdersController {
    * per order: `order:7` and `order:8` are processed in parallel.
    *
    * `wait: false`: a second request for an order being processed does not queue behind the
-   * first; it gets 409 Conflict at once, with a JSON body naming the lock and a Retry-After
-   * header. `?ms=` sets how long processing takes (default 300 ms), to try it out:
+   * first; it gets 409 Conflict at once, with a JSON body naming the lock (`code: 'LOCK_BUSY'`)
+   * and, when the backend reports the holder's time left, a Retry-After header. `?ms=` sets how long processing takes (default 300 ms), to try it out:
    *
    *   curl -X POST 'localhost:3000/orders/7/process?ms=3000' & curl -i -X POST localhost:3000/orders/7/process
    */
