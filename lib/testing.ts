@@ -1,0 +1,18 @@
+/**
+ * `nestjs-sherlock/testing`: the contract suite every backend passes, published so that the
+ * author of a custom backend runs it on theirs (with node:test, Vitest or Jest), and test doubles
+ * for the unit tests of code that takes locks. See docs/extending.md and docs/testing.md. Every
+ * export is named here on purpose (test/package/exports.spec.ts keeps the list).
+ */
+export {
+  runContractSuite,
+  CONTRACT_GROUPS,
+  type ContractGroup,
+  type ContractSuiteOptions,
+} from './testing/suite.js';
+export type {
+  ContractRunner,
+  ContractSubject,
+  ServerInspector,
+  LockOnServer,
+} from './testing/subject.js';
