@@ -87,6 +87,9 @@ export {
   type ThreadLockTableOptions,
   type ClusterLockOptions,
   type LockHubChild,
+  PostgresLock,
+  type PostgresLockOptions,
+  type PgPoolLike,
 } from './sherlock.js';
 export {
   SherlockModule,

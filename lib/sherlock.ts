@@ -91,4 +91,7 @@ export {
   type ThreadLockTableOptions,
   type ClusterLockOptions,
   type LockHubChild,
+  PostgresLock,
+  type PostgresLockOptions,
+  type PgPoolLike,
 } from './backends/index.js';

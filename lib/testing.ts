@@ -16,3 +16,10 @@ export type {
   ServerInspector,
   LockOnServer,
 } from './testing/subject.js';
+export {
+  createTestingLockManager,
+  type TestingLockManager,
+  type TestingLockManagerOptions,
+  type LockControls,
+} from './testing/double.js';
+export type { BackendDefinition } from './sherlock.js';
