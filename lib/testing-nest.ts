@@ -9,3 +9,6 @@ export {
   type TestingLockServiceOptions,
 } from './nest/testing.js';
 export type { LockControls } from './testing/double.js';
+// Named in the signatures above.
+export type { LockService, SherlockModuleOptions } from './nest/index.js';
+export type { MemoryStore } from './sherlock.js';

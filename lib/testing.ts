@@ -22,4 +22,11 @@ export {
   type TestingLockManagerOptions,
   type LockControls,
 } from './testing/double.js';
-export type { BackendDefinition } from './sherlock.js';
+// Named in the signatures above (see the core entry, nestjs-sherlock/core, for the rest).
+export type {
+  BackendDefinition,
+  LockClass,
+  LockManager,
+  LockManagerOptions,
+  MemoryStore,
+} from './sherlock.js';

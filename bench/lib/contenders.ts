@@ -12,11 +12,17 @@ import {
 } from '@sesamecare-oss/redlock';
 import { EtcdLockFailedError, type Etcd3, type Lock as Etcd3Lock } from 'etcd3';
 import type { Redis } from 'ioredis';
-import { EtcdLock, MemoryLock, type MemoryStore, RedisLock } from 'nestjs-sherlock/core';
+import {
+  EtcdLock,
+  MemoryLock,
+  type MemoryStore,
+  PostgresLock,
+  RedisLock,
+} from 'nestjs-sherlock/core';
 import { Mutex } from 'redis-semaphore';
 import { sleep } from './stats.js';
 
-export type Backend = 'redis' | 'etcd' | 'memory';
+export type Backend = 'redis' | 'etcd' | 'memory' | 'postgres';
 export type Role = 'ours' | 'peer' | 'floor';
 
 /** The clients of one process. */
@@ -24,6 +30,8 @@ export interface Clients {
   redis?: Redis;
   etcd?: Etcd3;
   memory?: MemoryStore;
+  /** A pg.Pool. */
+  postgres?: object;
 }
 
 /** One lock object of one contender, on one key, used by one worker. */
@@ -88,7 +96,9 @@ const ours = (backend: Backend, waits: string): Contender => ({
         ? new RedisLock(key, { ...options, client: need(clients.redis, backend) })
         : backend === 'etcd'
           ? new EtcdLock(key, { ...options, client: need(clients.etcd, backend) })
-          : new MemoryLock(key, { ...options, client: need(clients.memory, backend) });
+          : backend === 'postgres'
+            ? new PostgresLock(key, { ...options, client: need(clients.postgres, backend) })
+            : new MemoryLock(key, { ...options, client: need(clients.memory, backend) });
     return {
       async acquire() {
         if (!(await lock.acquire())) throw new Error(`${key}: not acquired`);
@@ -329,6 +339,7 @@ export const CONTENDERS: readonly Contender[] = [
   ours('etcd', 'queued (Mutex recipe); the release wakes the next (watch); 2 s+ fallback poll'),
   etcd3Lock,
   ours('memory', 'in-process FIFO hand-off'),
+  ours('postgres', 'every waiter woken by the release (LISTEN/NOTIFY); 2 s+ fallback poll'),
 ];
 
 export function contender(id: string): Contender {

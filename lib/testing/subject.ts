@@ -8,8 +8,6 @@ import type { BackendCapabilities } from '../core/backend.js';
 import type { BackendDefinition } from '../core/registry.js';
 import { expect } from './expect.js';
 
-type Hook = () => unknown;
-
 /**
  * The functions of your test runner the suite registers its tests with. Vitest and Jest: pass
  * `{ describe, it, beforeAll, afterAll, afterEach }`; node:test: `{ describe, it, before, after,
@@ -19,11 +17,13 @@ type Hook = () => unknown;
 export type ContractRunner = {
   describe(name: string, body: () => void): unknown;
   it(name: string, test: () => Promise<void>): unknown;
-  afterEach(hook: Hook): unknown;
+  afterEach(hook: () => unknown): unknown;
 } & (
-  | { beforeAll(hook: Hook): unknown; afterAll(hook: Hook): unknown }
-  | { before(hook: Hook): unknown; after(hook: Hook): unknown }
+  | { beforeAll(hook: () => unknown): unknown; afterAll(hook: () => unknown): unknown }
+  | { before(hook: () => unknown): unknown; after(hook: () => unknown): unknown }
 );
+
+type Hook = () => unknown;
 
 /** A lock (or permit) as the server inspector sees it: its key and its client. */
 export interface LockOnServer {

@@ -63,6 +63,7 @@ const EXPECTED_PAGES = [
   'docs/nest.md',
   'docs/operating.md',
   'docs/performance.md',
+  'docs/postgres.md',
   'docs/redlock.md',
   'docs/semaphore.md',
   'docs/testing.md',

@@ -923,8 +923,6 @@ class ManagedPostgres extends ManagedServer implements PostgresServer {
         '-c',
         'fsync=off',
         '-c',
-        'synchronous_commit=off',
-        '-c',
         'full_page_writes=off',
         '-c',
         'max_connections=300',
@@ -968,7 +966,8 @@ async function postgresReady(url: string): Promise<boolean> {
 
 /**
  * Starts PostgreSQL: `initdb` in a temporary directory (user postgres, trust authentication),
- * then `postgres -p N -h 127.0.0.1 -k <tmp>/socket` with fsync off; as the user nobody when the
+ * then `postgres -p N -h 127.0.0.1 -k <tmp>/socket` with fsync off (a killed server keeps what
+ * it committed; a crashed machine would not); as the user nobody when the
  * tests run as root.
  */
 export function startPostgres(options: CommonServerOptions = {}): Promise<PostgresServer> {
