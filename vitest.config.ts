@@ -36,7 +36,6 @@ export default defineConfig({
             { find: /^nestjs-sherlock$/, replacement: dist('index.js') },
             { find: /^nestjs-sherlock\/core$/, replacement: dist('sherlock.js') },
             { find: /^nestjs-sherlock\/testing$/, replacement: dist('testing.js') },
-            { find: /^nestjs-sherlock\/testing\/nest$/, replacement: dist('testing-nest.js') },
           ],
         },
         test: {

@@ -112,3 +112,14 @@ export {
   type SherlockModuleRegistration,
   type SherlockOptionsFactory,
 } from './nest/index.js';
+export {
+  createTestingLockManager,
+  type LockControls,
+  type TestingLockManager,
+  type TestingLockManagerOptions,
+} from './sherlock.js';
+export {
+  createTestingLockService,
+  type TestingLockService,
+  type TestingLockServiceOptions,
+} from './nest/testing.js';

@@ -95,3 +95,9 @@ export {
   type PostgresLockOptions,
   type PgPoolLike,
 } from './backends/index.js';
+export {
+  createTestingLockManager,
+  type LockControls,
+  type TestingLockManager,
+  type TestingLockManagerOptions,
+} from './testing/double.js';

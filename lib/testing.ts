@@ -1,8 +1,10 @@
 /**
  * `nestjs-sherlock/testing`: the contract suite every backend passes, published so that the
- * author of a custom backend runs it on theirs (with node:test, Vitest or Jest), and test doubles
- * for the unit tests of code that takes locks. See docs/extending.md and docs/testing.md. Every
- * export is named here on purpose (test/package/exports.spec.ts keeps the list).
+ * author of a custom backend runs it on theirs (with node:test, Vitest or Jest). See
+ * docs/extending.md. (The test doubles for the unit tests of code that takes locks,
+ * `createTestingLockManager()` and `createTestingLockService()`, are in the main entry: see
+ * docs/testing.md.) Every export is named here on purpose (test/package/exports.spec.ts keeps
+ * the list).
  */
 export {
   runContractSuite,
@@ -16,17 +18,13 @@ export type {
   ServerInspector,
   LockOnServer,
 } from './testing/subject.js';
-export {
-  createTestingLockManager,
-  type TestingLockManager,
-  type TestingLockManagerOptions,
-  type LockControls,
-} from './testing/double.js';
-// Named in the signatures above (see the core entry, nestjs-sherlock/core, for the rest).
+// Named in the signatures above (the backend-author entry, nestjs-sherlock/backend, has them too).
 export type {
   BackendDefinition,
+  BackendCapabilities,
+  ExpiryLimits,
+  ClientClass,
+  ConnectionSettings,
   LockClass,
-  LockManager,
-  LockManagerOptions,
-  MemoryStore,
+  LockOptions,
 } from './sherlock.js';

@@ -3,7 +3,7 @@
  * locks a test makes busy or lost on demand. Provide it in place of the module's:
  * `{ provide: LockService, useValue: createTestingLockService() }` (`@Locked` uses it too).
  */
-import { MemoryStore } from '../sherlock.js';
+import { MemoryStore } from '../backends/memory/index.js';
 import { type LockControls, lockControls } from '../testing/double.js';
 import { LockService } from './lock.service.js';
 import { DEFAULT_REGISTRATION } from './sherlock.constants.js';

@@ -3,14 +3,10 @@
  * backend (the same core: waiting, timeouts, expiry, errors), with a store of its own, whose
  * locks a test can make look busy (held by "another process") or lost, on demand.
  */
-import {
-  type BaseLock,
-  type LockManagerOptions,
-  LockManager,
-  LockNotHeldError,
-  MemoryLock,
-  MemoryStore,
-} from '../sherlock.js';
+import { MemoryLock, MemoryStore } from '../backends/memory/index.js';
+import type { BaseLock } from '../core/base-lock.js';
+import { LockNotHeldError } from '../core/errors/index.js';
+import { LockManager, type LockManagerOptions } from '../core/manager.js';
 
 /** What a test does to the locks of a testing manager (or `LockService`). */
 export interface LockControls {

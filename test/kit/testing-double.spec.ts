@@ -1,18 +1,18 @@
 /**
- * The test doubles of `nestjs-sherlock/testing` and `nestjs-sherlock/testing/nest`: a memory-backed
+ * The test doubles of `nestjs-sherlock` (`createTestingLockManager`, `createTestingLockService`): a memory-backed
  * manager and `LockService` whose locks a test makes busy (held by "someone else") or lost.
  */
 import { Injectable } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import {
+  createTestingLockManager,
+  createTestingLockService,
   LockLostError,
   Locked,
   LockNotHeldError,
   LockService,
   LockTimeoutError,
 } from 'nestjs-sherlock';
-import { createTestingLockManager } from 'nestjs-sherlock/testing';
-import { createTestingLockService } from 'nestjs-sherlock/testing/nest';
 import { describe, expect, it } from 'vitest';
 
 @Injectable()

@@ -81,6 +81,8 @@ const ROOT_ENTRY: EntryPoint = {
     'UnsupportedFeatureError',
     'backends',
     'configure',
+    'createTestingLockManager',
+    'createTestingLockService',
     'currentLock',
     'currentMultiLock',
     'getConfiguration',
@@ -110,6 +112,7 @@ const ROOT_ENTRY: EntryPoint = {
     'HandOff',
     'LockBackend',
     'LockClass',
+    'LockControls',
     'LockEvents',
     'LockFeature',
     'LockHubChild',
@@ -143,6 +146,10 @@ const ROOT_ENTRY: EntryPoint = {
     'SherlockModuleRegistration',
     'SherlockOptionsFactory',
     'ShutdownReport',
+    'TestingLockManager',
+    'TestingLockManagerOptions',
+    'TestingLockService',
+    'TestingLockServiceOptions',
     'ThreadLockOptions',
     'ThreadLockState',
     'ThreadLockTableOptions',
@@ -188,6 +195,7 @@ const CORE_ENTRY: EntryPoint = {
     'UnsupportedFeatureError',
     'backends',
     'configure',
+    'createTestingLockManager',
     'getConfiguration',
     'heldLocks',
     'lockEvents',
@@ -213,6 +221,7 @@ const CORE_ENTRY: EntryPoint = {
     'HandOff',
     'LockBackend',
     'LockClass',
+    'LockControls',
     'LockEvents',
     'LockFeature',
     'LockHubChild',
@@ -237,6 +246,8 @@ const CORE_ENTRY: EntryPoint = {
     'SemaphoreTarget',
     'SherlockConfiguration',
     'ShutdownReport',
+    'TestingLockManager',
+    'TestingLockManagerOptions',
     'ThreadLockOptions',
     'ThreadLockState',
     'ThreadLockTableOptions',
@@ -296,43 +307,26 @@ const TESTING_ENTRY: EntryPoint = {
   subpath: './testing',
   js: 'testing.js',
   dts: 'testing.d.ts',
-  values: ['CONTRACT_GROUPS', 'createTestingLockManager', 'runContractSuite'],
-  probe: ['ContractSubject', 'LockControls'],
+  values: ['CONTRACT_GROUPS', 'runContractSuite'],
   types: [
+    'BackendCapabilities',
     'BackendDefinition',
+    'ClientClass',
+    'ConnectionSettings',
     'ContractGroup',
     'ContractRunner',
     'ContractSubject',
     'ContractSuiteOptions',
+    'ExpiryLimits',
     'LockClass',
-    'LockControls',
-    'LockManager',
-    'LockManagerOptions',
     'LockOnServer',
-    'MemoryStore',
+    'LockOptions',
     'ServerInspector',
-    'TestingLockManager',
-    'TestingLockManagerOptions',
   ],
+  probe: ['ContractSubject', 'LockOptions'],
 };
 
-const TESTING_NEST_ENTRY: EntryPoint = {
-  subpath: './testing/nest',
-  js: 'testing-nest.js',
-  dts: 'testing-nest.d.ts',
-  values: ['createTestingLockService'],
-  probe: ['LockControls', 'SherlockModuleOptions'],
-  types: [
-    'LockControls',
-    'LockService',
-    'MemoryStore',
-    'SherlockModuleOptions',
-    'TestingLockService',
-    'TestingLockServiceOptions',
-  ],
-};
-
-const ENTRY_POINTS = [ROOT_ENTRY, CORE_ENTRY, BACKEND_ENTRY, TESTING_ENTRY, TESTING_NEST_ENTRY];
+const ENTRY_POINTS = [ROOT_ENTRY, CORE_ENTRY, BACKEND_ENTRY, TESTING_ENTRY];
 
 /**
  * Types named in a public signature of an entry point but not exported from it, as
@@ -349,7 +343,6 @@ const BARRELS = [
   'lib/backend.ts',
   'lib/nest/index.ts',
   'lib/testing.ts',
-  'lib/testing-nest.ts',
 ];
 
 const sorted = (names: Iterable<string>): string[] => [...names].sort();
