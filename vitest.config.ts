@@ -35,6 +35,7 @@ export default defineConfig({
           alias: [
             { find: /^nestjs-sherlock$/, replacement: dist('index.js') },
             { find: /^nestjs-sherlock\/core$/, replacement: dist('sherlock.js') },
+            { find: /^nestjs-sherlock\/testing$/, replacement: dist('testing.js') },
           ],
         },
         test: {

@@ -1,6 +1,7 @@
 /**
  * The benchmark: nestjs-sherlock against redlock, redis-semaphore and etcd3's Lock (and the raw
- * floors), on real Redis and Etcd servers it starts on free ports and stops at the end.
+ * floors), on real Redis and Etcd servers it starts on free ports and stops at the end; and this
+ * library on the PostgreSQL it starts the same way (uncontended and hand-off rows).
  *
  *   npm run bench                 # everything (~4 min)
  *   npm run bench -- --quick      # a short smoke run (numbers not meaningful)
@@ -18,8 +19,9 @@ import { build, type Plugin } from 'esbuild';
 import { Etcd3 } from 'etcd3';
 import { Redis } from 'ioredis';
 import { MemoryStore } from 'nestjs-sherlock/core';
-import { startEtcd, startMemcached, startRedis } from '../test/support/servers.js';
 import memjs from 'memjs';
+import pg from 'pg';
+import { startEtcd, startMemcached, startPostgres, startRedis } from '../test/support/servers.js';
 import { type Clients, type Contender, CONTENDERS, contender } from './lib/contenders.js';
 import {
   analyze,
@@ -106,6 +108,7 @@ const NO_WAIT = ids(
   'ours-memcached',
   'memjs',
   'ours-memory',
+  'ours-postgres',
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -276,7 +279,7 @@ async function bundleWorker(): Promise<string> {
     platform: 'node',
     format: 'esm',
     target: 'node20',
-    external: ['ioredis', 'etcd3', '@sesamecare-oss/redlock', 'redis-semaphore'],
+    external: ['ioredis', 'etcd3', '@sesamecare-oss/redlock', 'redis-semaphore', 'pg'],
     plugins: [inlineDist],
     logLevel: 'warning',
   });
@@ -531,6 +534,7 @@ async function handoff(
   clients: Clients,
   redisUrl: string,
   etcdUrl: string,
+  postgresUrl: string,
 ): Promise<{ rows: HandoffRow[]; probes: HandoffProbes }> {
   const { processes, durationMs, holdMs, workMs } = SETTINGS.handoff;
   const redis = clients.redis as Redis;
@@ -593,10 +597,11 @@ async function handoff(
   const pool = await WorkerPool.start(Math.max(...processes), script, {
     BENCH_REDIS_URL: redisUrl,
     BENCH_ETCD_URL: etcdUrl,
+    BENCH_POSTGRES_URL: postgresUrl,
   });
   try {
     for (const n of processes) {
-      for (const c of ids(...REDIS_BLOCKING, ...ETCD_BLOCKING)) {
+      for (const c of ids(...REDIS_BLOCKING, ...ETCD_BLOCKING, 'ours-postgres')) {
         const key = `bench:s3:${c.id}:${n}`;
         let before = ZERO;
         const run = await pool.run(c.id, n, key, durationMs, async () => {
@@ -957,7 +962,7 @@ function evaluateTargets(results: Results): Target[] {
           `${fmt(row.result.wait.p99, 1)} ms (max ${fmt(row.result.wait.max, 0)} ms)`,
           row.result.wait.p99 <= bound,
         );
-      } else {
+      } else if (row.backend === 'etcd') {
         // "The holder's delete plus one watch event", as measured without load (the in-run
         // release time is no fair yardstick: it grows with the load the waiters put on etcd).
         const limit = probes.etcdDeleteToEvent.p50;
@@ -1014,11 +1019,14 @@ async function main(): Promise<void> {
   log(`nestjs-sherlock bench${quick ? ' (quick)' : ''}: scenarios ${[...scenarios].join(', ')}`);
   const redisServer = await startRedis();
   const etcdServer = await startEtcd();
+  const postgresServer = await startPostgres();
   const redis = new Redis(redisServer.url);
   const etcd = new Etcd3({ hosts: etcdServer.url });
   const memcachedServer = await startMemcached();
   const memcached = memjs.Client.create(memcachedServer.servers, { retries: 0 });
-  const clients: Clients = { redis, etcd, memory: new MemoryStore(), memcached };
+  const postgres = new pg.Pool({ connectionString: postgresServer.url });
+  postgres.on('error', () => undefined);
+  const clients: Clients = { redis, etcd, memory: new MemoryStore(), memcached, postgres };
   const redisVersion = /redis_version:(\S+)/.exec(await redis.info('server'))?.[1];
   const etcdVersion = (
     (await (await fetch(`${etcdServer.url}/version`)).json()) as {
@@ -1063,7 +1071,7 @@ async function main(): Promise<void> {
     }
     if (scenarios.has(3)) {
       log('scenario 3: hand-off');
-      results.handoff = await handoff(clients, redisServer.url, etcdServer.url);
+      results.handoff = await handoff(clients, redisServer.url, etcdServer.url, postgresServer.url);
       section(
         `3. Hand-off on one key (hold ${SETTINGS.handoff.holdMs} ms, ${SETTINGS.handoff.workMs} ms unlocked work, both setTimeout; ${SETTINGS.handoff.durationMs / 1000} s per run)`,
         reportHandoff(results.handoff),
@@ -1101,9 +1109,11 @@ async function main(): Promise<void> {
     redis.disconnect();
     etcd.close();
     memcached.close();
+    await postgres.end().catch(() => undefined);
     await redisServer.stop();
     await etcdServer.stop();
     await memcachedServer.stop();
+    await postgresServer.stop();
   }
 
   results.environment['loadavgAtEnd'] = loadavg();

@@ -4,10 +4,11 @@
  * `prepare` builds the contender's lock object (and warms it up on a private key), `start`
  * runs the loop from a common instant and answers with the recorded sections.
  *
- * Environment: BENCH_WORKER (index), BENCH_REDIS_URL, BENCH_ETCD_URL.
+ * Environment: BENCH_WORKER (index), BENCH_REDIS_URL, BENCH_ETCD_URL, BENCH_POSTGRES_URL.
  */
 import { Etcd3 } from 'etcd3';
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import { type Clients, contender, type LockHandle } from './lib/contenders.js';
 import { type FromWorker, handoffLoop, type ToWorker } from './lib/handoff.js';
 import { sleepUntil } from './lib/stats.js';
@@ -21,7 +22,14 @@ if (!Number.isInteger(index) || !redisUrl || !etcdUrl) {
   throw new Error('BENCH_WORKER, BENCH_REDIS_URL and BENCH_ETCD_URL are required');
 }
 
-const clients: Clients = { redis: new Redis(redisUrl), etcd: new Etcd3({ hosts: etcdUrl }) };
+const postgresUrl = process.env['BENCH_POSTGRES_URL'];
+const postgres = postgresUrl ? new pg.Pool({ connectionString: postgresUrl }) : undefined;
+postgres?.on('error', () => undefined);
+const clients: Clients = {
+  redis: new Redis(redisUrl),
+  etcd: new Etcd3({ hosts: etcdUrl }),
+  ...(postgres ? { postgres } : {}),
+};
 let handle: LockHandle | undefined;
 
 const send = (message: FromWorker): void => {
@@ -54,6 +62,7 @@ async function onMessage(message: ToWorker): Promise<void> {
     case 'exit':
       await clients.redis?.quit().catch(() => undefined);
       clients.etcd?.close();
+      await postgres?.end().catch(() => undefined);
       process.disconnect();
       setTimeout(() => process.exit(0), 2_000).unref();
       return;

@@ -92,6 +92,9 @@ export {
   type ThreadLockTableOptions,
   type ClusterLockOptions,
   type LockHubChild,
+  PostgresLock,
+  type PostgresLockOptions,
+  type PgPoolLike,
 } from './sherlock.js';
 export {
   SherlockModule,
@@ -124,3 +127,14 @@ export {
   type SherlockModuleRegistration,
   type SherlockOptionsFactory,
 } from './nest/index.js';
+export {
+  createTestingLockManager,
+  type LockControls,
+  type TestingLockManager,
+  type TestingLockManagerOptions,
+} from './sherlock.js';
+export {
+  createTestingLockService,
+  type TestingLockService,
+  type TestingLockServiceOptions,
+} from './nest/testing.js';

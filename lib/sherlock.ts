@@ -96,4 +96,13 @@ export {
   type ThreadLockTableOptions,
   type ClusterLockOptions,
   type LockHubChild,
+  PostgresLock,
+  type PostgresLockOptions,
+  type PgPoolLike,
 } from './backends/index.js';
+export {
+  createTestingLockManager,
+  type LockControls,
+  type TestingLockManager,
+  type TestingLockManagerOptions,
+} from './testing/double.js';

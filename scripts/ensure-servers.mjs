@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Makes sure the server binaries the tests need are installed: redis-server, memcached, etcd.
+// Makes sure the server binaries the tests need are installed: redis-server, memcached, etcd,
+// postgresql.
 //
 // A backend whose variable is set (REDIS_URL, MEMCACHED_SERVERS, ETCD_HOSTS) is used remotely and
 // needs no local binary. Missing binaries are installed with apt-get when running as root on a
@@ -18,6 +19,9 @@ const SERVERS = [
   { name: 'redis', bin: 'redis-server', pkg: 'redis-server', envVar: 'REDIS_URL' },
   { name: 'memcached', bin: 'memcached', pkg: 'memcached', envVar: 'MEMCACHED_SERVERS' },
   { name: 'etcd', bin: 'etcd', pkg: 'etcd-server', envVar: 'ETCD_HOSTS' },
+  // PostgreSQL's binaries are out of PATH (/usr/lib/postgresql/<version>/bin); postgresql-common,
+  // which the postgresql package brings, puts pg_ctlcluster in /usr/bin.
+  { name: 'postgresql', bin: 'pg_ctlcluster', pkg: 'postgresql', envVar: 'POSTGRES_URL' },
   // Tools: redis-cli forms the local Redis Cluster, openssl makes the TLS test's certificates.
   { name: 'redis-cli', bin: 'redis-cli', pkg: 'redis-tools', envVar: undefined },
   { name: 'openssl', bin: 'openssl', pkg: 'openssl', envVar: undefined },

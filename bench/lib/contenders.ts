@@ -18,12 +18,13 @@ import {
   MemcachedLock,
   MemoryLock,
   type MemoryStore,
+  PostgresLock,
   RedisLock,
 } from 'nestjs-sherlock/core';
 import { Mutex } from 'redis-semaphore';
 import { sleep } from './stats.js';
 
-export type Backend = 'redis' | 'etcd' | 'memory' | 'memcached';
+export type Backend = 'redis' | 'etcd' | 'memory' | 'memcached' | 'postgres';
 export type Role = 'ours' | 'peer' | 'floor';
 
 /** The clients of one process. */
@@ -32,6 +33,8 @@ export interface Clients {
   etcd?: Etcd3;
   memory?: MemoryStore;
   memcached?: MemjsClient;
+  /** A pg.Pool. */
+  postgres?: object;
 }
 
 /** One lock object of one contender, on one key, used by one worker. */
@@ -98,7 +101,9 @@ const ours = (backend: Backend, waits: string): Contender => ({
           ? new EtcdLock(key, { ...options, client: need(clients.etcd, backend) })
           : backend === 'memcached'
             ? new MemcachedLock(key, { ...options, client: need(clients.memcached, backend) })
-            : new MemoryLock(key, { ...options, client: need(clients.memory, backend) });
+            : backend === 'postgres'
+              ? new PostgresLock(key, { ...options, client: need(clients.postgres, backend) })
+              : new MemoryLock(key, { ...options, client: need(clients.memory, backend) });
     return {
       async acquire() {
         if (!(await lock.acquire())) throw new Error(`${key}: not acquired`);
@@ -399,6 +404,7 @@ export const CONTENDERS: readonly Contender[] = [
   memcachedFloor,
   ours('memcached', 'polls every retryInterval (no push)'),
   memjsPeer,
+  ours('postgres', 'every waiter woken by the release (LISTEN/NOTIFY); 2 s+ fallback poll'),
 ];
 
 export function contender(id: string): Contender {

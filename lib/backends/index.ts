@@ -31,3 +31,9 @@ export {
   type ClusterLockOptions,
   type LockHubChild,
 } from './cluster/index.js';
+export {
+  PostgresLock,
+  POSTGRES,
+  type PostgresLockOptions,
+  type PgPoolLike,
+} from './postgres/index.js';

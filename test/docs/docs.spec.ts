@@ -65,6 +65,7 @@ const EXPECTED_PAGES = [
   'docs/operating.md',
   'docs/performance.md',
   'docs/read-write.md',
+  'docs/postgres.md',
   'docs/redlock.md',
   'docs/semaphore.md',
   'docs/testing.md',

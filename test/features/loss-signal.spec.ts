@@ -34,6 +34,9 @@ interface AbortSeen {
 
 /** Acquires `held` and resolves when its signal aborts, asking `other` right then. */
 async function acquireAndAwaitAbort(held: BaseLock, other: BaseLock): Promise<AbortSeen> {
+  // The other client connects now: its first connection (PostgreSQL forks a server process for
+  // it) is not part of the margin measured at the abort.
+  await other.locked();
   const start = now();
   if (!(await held.acquire(false))) throw new Error(`could not take ${held.name}`);
   return new Promise((resolve) =>

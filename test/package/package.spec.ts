@@ -31,6 +31,7 @@ const DRIVERS = [
   { library: 'ioredis', backend: 'redis', lockClass: 'RedisLock' },
   { library: 'memjs', backend: 'memcached', lockClass: 'MemcachedLock' },
   { library: 'etcd3', backend: 'etcd', lockClass: 'EtcdLock' },
+  { library: 'pg', backend: 'postgres', lockClass: 'PostgresLock' },
 ] as const;
 
 /** Exports consumers rely on (the full list may grow). */

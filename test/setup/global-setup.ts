@@ -1,19 +1,55 @@
 /**
  * Vitest global setup: one Redis, one Memcached, one Etcd, and three more independent Redis
- * servers for the Redlock backend, for the whole run, on free ports.
+ * servers for the Redlock backend, for the whole run, on free ports; and one PostgreSQL when the
+ * run may use it (see mayUsePostgres).
  *
  * A backend whose variable (REDIS_URL, MEMCACHED_SERVERS, ETCD_HOSTS, REDLOCK_URLS) is already set is used as
  * is and nothing is started for it. The addresses are exported through `process.env` (inherited
  * by the test workers, which are forked after this runs) and `project.provide()` (`inject()`).
  */
+import { readFileSync, statSync } from 'node:fs';
 import type { TestProject } from 'vitest/node';
 
-import { ETCD_HOSTS, MEMCACHED_SERVERS, REDIS_URL, REDLOCK_URLS } from '../support/env.js';
-import { startEtcd, startMemcached, startRedis, type ServerHandle } from '../support/servers.js';
+import {
+  ETCD_HOSTS,
+  MEMCACHED_SERVERS,
+  POSTGRES_URL,
+  REDIS_URL,
+  REDLOCK_URLS,
+} from '../support/env.js';
+import {
+  startEtcd,
+  startMemcached,
+  startPostgres,
+  startRedis,
+  type ServerHandle,
+} from '../support/servers.js';
 
 interface Backend {
   envVar: string;
   start: () => Promise<{ servers: ServerHandle[]; address: string }>;
+  /** Started only when this says the run needs it (default: always). */
+  neededBy?: (project: TestProject) => boolean;
+}
+
+/**
+ * Whether a run may use PostgreSQL (initdb and its start take seconds, so a run that cannot reach
+ * it does without): a run of everything, or of a folder or pattern, does; a run of named files
+ * does if one of them goes through the backend table, the contract kit or PostgreSQL itself.
+ */
+function mayUsePostgres(project: TestProject): boolean {
+  // Vitest's CLI filters (the files `vt` was given); not a public API, hence the fallback.
+  const filters = (project.vitest as unknown as { filenamePattern?: readonly string[] })
+    .filenamePattern;
+  if (!filters || filters.length === 0) return true;
+  return filters.some((filter) => {
+    try {
+      if (!statSync(filter).isFile()) return true;
+      return /fixtures|withCapability|contract|postgres/i.test(readFileSync(filter, 'utf8'));
+    } catch {
+      return true; // a pattern, not a path
+    }
+  });
 }
 
 const BACKENDS: Backend[] = [
@@ -45,6 +81,14 @@ const BACKENDS: Backend[] = [
       return { servers: [server], address: server.url };
     },
   },
+  {
+    envVar: POSTGRES_URL,
+    start: async () => {
+      const server = await startPostgres();
+      return { servers: [server], address: server.url };
+    },
+    neededBy: mayUsePostgres,
+  },
 ];
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
@@ -55,7 +99,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
   };
 
   const results = await Promise.allSettled(
-    BACKENDS.filter(({ envVar }) => !process.env[envVar]?.trim()).map(async (backend) => {
+    BACKENDS.filter(
+      ({ envVar, neededBy }) => !process.env[envVar]?.trim() && (neededBy?.(project) ?? true),
+    ).map(async (backend) => {
       const { servers, address } = await backend.start();
       started.push(...servers);
       process.env[backend.envVar] = address;
@@ -78,6 +124,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('memcachedServers', value(MEMCACHED_SERVERS));
   project.provide('etcdHosts', value(ETCD_HOSTS));
   project.provide('redlockUrls', value(REDLOCK_URLS));
+  project.provide('postgresUrl', value(POSTGRES_URL));
 
   if (started.length > 0) {
     const list = started.map((server) => `${server.kind} :${server.port} (pid ${server.pid})`);

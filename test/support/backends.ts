@@ -8,6 +8,7 @@
  * (test/setup/global-setup.ts), a client to a server that is down, and how to look at the server.
  */
 import { Etcd3 } from 'etcd3';
+import pg from 'pg';
 import { Redis } from 'ioredis';
 import memjs from 'memjs';
 import {
@@ -23,6 +24,7 @@ import {
   MemcachedLock,
   MemoryLock,
   MemoryStore,
+  PostgresLock,
   RedisLock,
   RedisQuorum,
   RedlockLock,
@@ -32,7 +34,14 @@ import {
 
 import { ETCDGATEWAY, EtcdGateway } from './etcd-http.backend.js';
 import { ETCDHTTP, EtcdHttpClient, EtcdHttpLock } from './etcd-http.lock.js';
-import { etcdHosts, memcachedServerList, memcachedServers, redisUrl, redlockUrls } from './env.js';
+import {
+  etcdHosts,
+  memcachedServerList,
+  memcachedServers,
+  postgresUrl,
+  redisUrl,
+  redlockUrls,
+} from './env.js';
 import { serverViews, type ServerView } from './inspect.js';
 
 export type BackendName =
@@ -44,7 +53,8 @@ export type BackendName =
   | 'etcdgateway'
   | 'redlock'
   | 'threads'
-  | 'cluster';
+  | 'cluster'
+  | 'postgres';
 
 export type LockConstructor = new (name: string, options?: BaseLockOptions) => BaseLock;
 
@@ -202,7 +212,28 @@ export const fixtures: readonly BackendFixture[] = [
     closeClient: async (client) => (client as ClusterLockClient).close(),
     server: serverViews.cluster,
   }),
+  fixtureOf({
+    // A table of leases on the test PostgreSQL (started by the global setup when the run may use
+    // it); each client is a pool of its own.
+    name: 'postgres',
+    definition: backends.POSTGRES,
+    LockClass: PostgresLock,
+    keySeparator: '_',
+    connection: () => postgresUrl(),
+    createClient: () => pgPool({ connectionString: postgresUrl() }),
+    closeClient: async (client) => (client as pg.Pool).end(),
+    deadClient: (port) =>
+      pgPool({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' }),
+    server: serverViews.postgres,
+  }),
 ];
+
+/** A pg pool (an idle connection's error, a server restarting, is no crash). */
+function pgPool(options: pg.PoolConfig): pg.Pool {
+  const pool = new pg.Pool(options);
+  pool.on('error', () => undefined);
+  return pool;
+}
 
 /** The fixture of `backend` (a name, or the fixture itself). */
 export function fixture(backend: BackendName | BackendFixture): BackendFixture {

@@ -10,6 +10,7 @@ export const REDIS_URL = 'REDIS_URL';
 export const MEMCACHED_SERVERS = 'MEMCACHED_SERVERS';
 export const ETCD_HOSTS = 'ETCD_HOSTS';
 export const REDLOCK_URLS = 'REDLOCK_URLS';
+export const POSTGRES_URL = 'POSTGRES_URL';
 
 // The same values are also available through Vitest's `inject()`.
 declare module 'vitest' {
@@ -18,6 +19,7 @@ declare module 'vitest' {
     memcachedServers: string;
     etcdHosts: string;
     redlockUrls: string;
+    postgresUrl: string;
   }
 }
 
@@ -66,4 +68,9 @@ export function etcdHosts(): string[] {
 /** REDLOCK_URLS: `redis://host:port,...`, three independent Redis servers for the Redlock backend. */
 export function redlockUrls(): string[] {
   return list(required(REDLOCK_URLS));
+}
+
+/** POSTGRES_URL: `postgres://user@host:port/database`. */
+export function postgresUrl(): string {
+  return required(POSTGRES_URL);
 }

@@ -10,7 +10,9 @@ import { ClusterLockHub, type MemoryStore, type ThreadLockTable } from 'nestjs-s
 import { connect } from 'node:net';
 import { expect } from 'vitest';
 
-import { etcdHosts, memcachedServerList, redisUrl, redlockUrls } from './env.js';
+import pg from 'pg';
+
+import { etcdHosts, memcachedServerList, postgresUrl, redisUrl, redlockUrls } from './env.js';
 import { redisCommand, type RedisTarget, type RespValue, tcpExchange } from './servers.js';
 
 /** What a view needs of a lock: its key on the server, and its client (the store for memory). */
@@ -314,6 +316,36 @@ const clusterView: ServerView = {
 };
 
 /** The view of each backend's server. */
+// -------------------------------------------------------------------------------------------------
+// PostgreSQL: the row of the lease table, read with a pool of the view's own.
+
+let postgresInspector: pg.Pool | undefined;
+
+function postgresRow(key: string) {
+  postgresInspector ??= new pg.Pool({ connectionString: postgresUrl(), allowExitOnIdle: true });
+  postgresInspector.on('error', () => undefined);
+  return postgresInspector.query<{ token: string; ttl: string | null }>(
+    `SELECT token, CASE WHEN expires_at IS NULL THEN -1
+              ELSE floor(extract(epoch FROM expires_at - clock_timestamp()) * 1000) END AS ttl
+       FROM sherlock_locks WHERE key = $1 AND (expires_at IS NULL OR expires_at > clock_timestamp())`,
+    [key],
+  );
+}
+
+const postgresView: ServerView = {
+  async value(lock) {
+    return (await postgresRow(lock.key)).rows[0]?.token;
+  },
+  async ttl(lock) {
+    const row = (await postgresRow(lock.key)).rows[0];
+    return row === undefined ? null : Number(row.ttl);
+  },
+  async remove(lock) {
+    expect((await postgresRow(lock.key)).rows, `the row of ${lock.key}`).toHaveLength(1);
+    await postgresInspector?.query('DELETE FROM sherlock_locks WHERE key = $1', [lock.key]);
+  },
+};
+
 export const serverViews = {
   redis: redisView(() => redisTarget()),
   redlock: redlockView(),
@@ -325,4 +357,5 @@ export const serverViews = {
   memory: memoryView,
   threads: threadsView,
   cluster: clusterView,
+  postgres: postgresView,
 } satisfies Record<string, ServerView>;

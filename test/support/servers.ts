@@ -8,14 +8,16 @@
  *
  * Node built-ins only: this file is imported both by the Vitest global setup and by tests.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import {
   accessSync,
+  chownSync,
   closeSync,
   constants as fsConstants,
   mkdirSync,
   mkdtempSync,
   openSync,
+  readdirSync,
   readFileSync,
   rmSync,
   statSync,
@@ -30,7 +32,7 @@ export const HOST = '127.0.0.1';
 export const DEFAULT_START_TIMEOUT_MS = 20_000;
 const STOP_GRACE_MS = 5_000;
 
-export type ServerKind = 'redis' | 'memcached' | 'etcd';
+export type ServerKind = 'redis' | 'memcached' | 'etcd' | 'postgres';
 
 export interface CommonServerOptions {
   /** Path of the server binary; looked up in PATH and the usual system dirs by default. */
@@ -178,6 +180,7 @@ const BINARIES: Record<ServerKind, { bin: string; pkg: string; envVar: string }>
   redis: { bin: 'redis-server', pkg: 'redis-server', envVar: 'REDIS_URL' },
   memcached: { bin: 'memcached', pkg: 'memcached', envVar: 'MEMCACHED_SERVERS' },
   etcd: { bin: 'etcd', pkg: 'etcd-server', envVar: 'ETCD_HOSTS' },
+  postgres: { bin: 'postgres', pkg: 'postgresql', envVar: 'POSTGRES_URL' },
 };
 
 function requireBinary(kind: ServerKind, override: string | undefined): string {
@@ -415,6 +418,8 @@ interface ProcessSpec {
   startTimeoutMs: number;
   /** Resolves true when the server answers properly. May throw / return false while starting. */
   probe: () => Promise<boolean>;
+  /** Runs the server as this user (PostgreSQL refuses to run as root). */
+  user?: { uid: number; gid: number };
 }
 
 interface Exit {
@@ -488,12 +493,18 @@ class ManagedServer implements ServerHandle, Killable {
   }
 
   private async startOnce(): Promise<void> {
-    const { bin, args, env, startTimeoutMs, probe } = this.spec;
+    const { bin, args, env, startTimeoutMs, probe, user } = this.spec;
     const fd = openSync(this.logFile, 'a');
     let child: ChildProcess;
     try {
       writeSync(fd, `\n### ${new Date().toISOString()} ${bin} ${args.join(' ')}\n`);
-      child = spawn(bin, args, { cwd: this.dir, env, detached: false, stdio: ['ignore', fd, fd] });
+      child = spawn(bin, args, {
+        cwd: this.dir,
+        env,
+        detached: false,
+        stdio: ['ignore', fd, fd],
+        ...(user ?? {}),
+      });
     } finally {
       closeSync(fd);
     }
@@ -837,4 +848,128 @@ export async function startEtcdMember(
     throw error;
   }
   return server;
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL
+
+export interface PostgresServer extends ServerHandle {
+  readonly kind: 'postgres';
+  /** `postgres://postgres@127.0.0.1:PORT/postgres`, the format of POSTGRES_URL. */
+  readonly url: string;
+}
+
+/** Debian keeps PostgreSQL's binaries out of PATH, in /usr/lib/postgresql/<version>/bin. */
+function postgresBinary(name: 'postgres' | 'initdb'): string {
+  const found = findBinary(name);
+  if (found) return found;
+  const root = '/usr/lib/postgresql';
+  let versions: string[] = [];
+  try {
+    versions = readdirSync(root).sort((a, b) => Number(b) - Number(a));
+  } catch {
+    // not installed
+  }
+  for (const version of versions) {
+    const candidate = join(root, version, 'bin', name);
+    try {
+      accessSync(candidate, fsConstants.X_OK);
+      return candidate;
+    } catch {
+      // not this version
+    }
+  }
+  throw new Error(
+    `${name} not found (looked in PATH and ${root}/*/bin). Install it with ` +
+      '`node scripts/ensure-servers.mjs` as root (apt-get install postgresql), or set ' +
+      'POSTGRES_URL to use an existing server.',
+  );
+}
+
+/** The unprivileged user PostgreSQL runs as when the tests run as root (it refuses root). */
+function postgresUser(): { uid: number; gid: number } | undefined {
+  if (!isRoot()) return undefined;
+  const id = (flag: string) => {
+    const result = spawnSync('id', [flag, 'nobody'], { encoding: 'utf8' });
+    const value = Number(result.stdout.trim());
+    if (result.status !== 0 || !Number.isInteger(value)) {
+      throw new Error(`cannot run PostgreSQL as root, and there is no user 'nobody' (id ${flag})`);
+    }
+    return value;
+  };
+  return { uid: id('-u'), gid: id('-g') };
+}
+
+class ManagedPostgres extends ManagedServer implements PostgresServer {
+  declare readonly kind: 'postgres';
+  readonly url: string;
+
+  constructor(port: number, options: CommonServerOptions) {
+    const bin = options.bin ?? postgresBinary('postgres');
+    const user = postgresUser();
+    const url = `postgres://postgres@${HOST}:${port}/postgres`;
+    super('postgres', port, (dataDir) => ({
+      kind: 'postgres',
+      bin,
+      args: [
+        '-D',
+        dataDir,
+        '-p',
+        String(port),
+        '-h',
+        HOST,
+        '-k',
+        join(dataDir, '..', 'socket'),
+        '-c',
+        'fsync=off',
+        '-c',
+        'full_page_writes=off',
+        '-c',
+        'max_connections=300',
+        ...(options.args ?? []),
+      ],
+      env: childEnv(options.env),
+      startTimeoutMs: options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS,
+      probe: () => postgresReady(url),
+      ...(user ? { user } : {}),
+    }));
+    this.url = url;
+    // The data directory is made once, by initdb, as the user the server runs as.
+    const socketDir = join(this.dir, 'socket');
+    mkdirSync(socketDir, { mode: 0o700 });
+    if (user)
+      for (const dir of [this.dir, this.dataDir, socketDir]) chownSync(dir, user.uid, user.gid);
+    const initdb = spawnSync(
+      postgresBinary('initdb'),
+      ['-D', this.dataDir, '-U', 'postgres', '--auth=trust', '-N', '-E', 'UTF8', '--locale=C'],
+      { encoding: 'utf8', ...(user ?? {}) },
+    );
+    if (initdb.status !== 0) {
+      throw new Error(`initdb failed (exit ${initdb.status}):\n${initdb.stdout}\n${initdb.stderr}`);
+    }
+  }
+}
+
+/** Whether PostgreSQL at `url` accepts a connection and answers a query. */
+async function postgresReady(url: string): Promise<boolean> {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1_000 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return true;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Starts PostgreSQL: `initdb` in a temporary directory (user postgres, trust authentication),
+ * then `postgres -p N -h 127.0.0.1 -k <tmp>/socket` with fsync off (a killed server keeps what
+ * it committed; a crashed machine would not); as the user nobody when the
+ * tests run as root.
+ */
+export function startPostgres(options: CommonServerOptions = {}): Promise<PostgresServer> {
+  return createAndStart(1, ([port]) => new ManagedPostgres(port ?? 0, options));
 }

@@ -1,0 +1,247 @@
+import type { ClientClass, LockBackend, LockTarget } from '../../core/backend.js';
+import { BaseLock, type BaseLockOptions } from '../../core/base-lock.js';
+import { loadDriver } from '../../core/driver.js';
+import { backends } from '../../core/registry.js';
+import {
+  type ListeningClient,
+  type PgWaiter,
+  RELEASE_CHANNEL,
+  ReleaseListener,
+} from './listener.js';
+
+/** The part of a `pg.Pool` this backend uses (the library's own types stay optional). */
+export interface PgPoolLike {
+  query(
+    text: string,
+    values?: readonly unknown[],
+  ): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>;
+  end(): Promise<void>;
+  /** The options the pool was made with: the listening connection is made from them. */
+  readonly options: object;
+}
+
+interface PgEvents {
+  on(event: 'error', listener: (error: Error) => void): unknown;
+}
+
+interface PgModule {
+  Pool: ClientClass & (new (options?: object) => PgPoolLike & PgEvents);
+  Client: new (options?: object) => ListeningClient;
+}
+
+const pg = () => loadDriver<PgModule>('postgres', 'pg');
+
+/** The table of leases and the sequence of fencing tokens (in the pool's search_path). */
+export const POSTGRES_TABLE = 'sherlock_locks';
+export const POSTGRES_FENCE_SEQUENCE = 'sherlock_locks_fence';
+
+/** Options of a PostgresLock: the lock options and an optional `pg.Pool` client. */
+export type PostgresLockOptions = BaseLockOptions;
+
+/**
+ * A lock in PostgreSQL: a row of the lease table `sherlock_locks` (key, owner token, fencing
+ * token, expiry), taken, released and extended by single statements that compare the owner token
+ * and read PostgreSQL's own clock (`clock_timestamp()`), so that no client's clock matters. A
+ * lock is held by its row, not by a connection: each primitive borrows a pooled connection for
+ * one statement. Fencing tokens come from the sequence `sherlock_locks_fence`; a release wakes
+ * the waiters with `NOTIFY`. The table and the sequence are created on first use if absent. See
+ * docs/postgres.md.
+ *
+ * @example
+ * import pg from 'pg';
+ * const lock = new PostgresLock('deploy', { client: new pg.Pool({ connectionString: process.env.DATABASE_URL }) });
+ */
+export class PostgresLock extends BaseLock {
+  constructor(name: string, options?: PostgresLockOptions) {
+    super(name, options);
+  }
+}
+
+const poolOf = (lock: LockTarget) => lock.client as PgPoolLike;
+
+/** The schema of each pool, set up once (again after a failure). */
+const schemas = new WeakMap<PgPoolLike, Promise<void>>();
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS ${POSTGRES_TABLE} (
+  key text PRIMARY KEY,
+  token text NOT NULL,
+  fence bigint NOT NULL,
+  expires_at timestamptz
+);
+CREATE SEQUENCE IF NOT EXISTS ${POSTGRES_FENCE_SEQUENCE} AS bigint`;
+
+/** PostgreSQL's codes for a concurrent CREATE of the same table or type. */
+const CREATED_CONCURRENTLY = new Set(['23505', '42P07']);
+
+async function setUp(pool: PgPoolLike): Promise<void> {
+  // Created only if absent: a role without CREATE on the schema can use tables made by a migration.
+  const { rows } = await pool.query(
+    `SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AS ready`,
+    [POSTGRES_TABLE, POSTGRES_FENCE_SEQUENCE],
+  );
+  if (rows[0]?.ready === true) return;
+  try {
+    await pool.query(SCHEMA);
+  } catch (error) {
+    if (!CREATED_CONCURRENTLY.has(String((error as { code?: unknown }).code))) throw error;
+    await pool.query(SCHEMA); // the other creator has committed: now a no-op
+  }
+}
+
+/** Runs one statement once the pool's schema is set up. */
+async function query(lock: LockTarget, text: string, values: readonly unknown[]) {
+  const pool = poolOf(lock);
+  let ready = schemas.get(pool);
+  if (!ready) {
+    ready = setUp(pool);
+    schemas.set(pool, ready);
+    ready.catch(() => schemas.delete(pool));
+  }
+  await ready;
+  return pool.query(text, values);
+}
+
+/** `expire` ms from now on the server's clock (NULL: never). */
+const EXPIRY = `clock_timestamp() + $3::double precision * interval '1 millisecond'`;
+/** The row is a live lock (not yet expired). */
+const LIVE = `(expires_at IS NULL OR expires_at > clock_timestamp())`;
+
+/**
+ * Takes the lock if its row is absent or expired, in one statement: an INSERT whose conflict with
+ * an expired row overwrites it. The outer SELECT reads the snapshot from before the INSERT: when
+ * refused, the holder's remaining time (-1: no expiry).
+ */
+const ACQUIRE = `
+WITH taken AS (
+  INSERT INTO ${POSTGRES_TABLE} AS l (key, token, fence, expires_at)
+  VALUES ($1, $2, nextval('${POSTGRES_FENCE_SEQUENCE}'), ${EXPIRY})
+  ON CONFLICT (key) DO UPDATE
+    SET token = excluded.token, fence = excluded.fence, expires_at = excluded.expires_at
+    WHERE l.expires_at <= clock_timestamp()
+  RETURNING fence
+)
+SELECT (SELECT fence::text FROM taken) AS fence,
+       (SELECT CASE WHEN expires_at IS NULL THEN -1
+                    ELSE greatest(0, ceil(extract(epoch FROM expires_at - clock_timestamp()) * 1000))
+               END
+          FROM ${POSTGRES_TABLE} WHERE key = $1) AS ttl`;
+
+/** Deletes the row if `token` holds it, and tells the listeners (delivered at commit). */
+const RELEASE = `
+WITH gone AS (
+  DELETE FROM ${POSTGRES_TABLE} WHERE key = $1 AND token = $2 AND ${LIVE} RETURNING key
+)
+SELECT pg_notify('${RELEASE_CHANNEL}', key) FROM gone`;
+
+const EXTEND = `
+UPDATE ${POSTGRES_TABLE} SET expires_at = ${EXPIRY}
+ WHERE key = $1 AND token = $2 AND ${LIVE}`;
+
+const LOCKED = `SELECT 1 FROM ${POSTGRES_TABLE} WHERE key = $1 AND ${LIVE}`;
+
+/** The listening connection of each pool. */
+const listeners = new WeakMap<PgPoolLike, ReleaseListener>();
+
+function listenerOf(pool: PgPoolLike): ReleaseListener {
+  let listener = listeners.get(pool);
+  if (!listener) {
+    listener = new ReleaseListener(() => new (pg().Client)(pool.options));
+    listeners.set(pool, listener);
+  }
+  return listener;
+}
+
+/** A pool from a connection string (`postgres://user:pass@host:5432/db`) or `pg.Pool` options. */
+function connectPostgres(connection: unknown): PgPoolLike {
+  const { Pool } = pg();
+  const made = (options: object) => {
+    const pool = new Pool(options);
+    // An idle connection that fails (a server restart) is dropped by the pool; unheard, its
+    // 'error' would end the process. The next query reports the failure where it belongs.
+    pool.on('error', () => undefined);
+    return pool;
+  };
+  if (connection === undefined) return made({ host: '127.0.0.1', port: 5432 });
+  if (typeof connection === 'string' && connection.trim().length > 0) {
+    return made({ connectionString: connection });
+  }
+  if (typeof connection === 'object' && connection !== null && !Array.isArray(connection)) {
+    return made({ ...connection });
+  }
+  throw new TypeError(
+    `Invalid option 'connection': ${JSON.stringify(connection)}; expected a PostgreSQL connection string (postgres://user:password@host:5432/database) or pg.Pool options for the postgres backend`,
+  );
+}
+
+/** The postgres backend: a table of leases, fencing from a sequence, LISTEN/NOTIFY hand-off. */
+const postgresBackend: LockBackend<PgPoolLike, undefined, PgWaiter> = {
+  name: 'postgres',
+  library: 'pg',
+  capabilities: {
+    fencing: true,
+    extend: true,
+    handOff: 'push',
+    crossProcess: true,
+    expiry: { granularity: 1, minimum: 1, maximum: null, earlyBy: 0 },
+  },
+  unsupported: {
+    semaphore:
+      'its lease table holds one row per lock; a semaphore needs a table of permits, which this version does not have',
+  },
+  clientClass: () => pg().Pool,
+  connect: connectPostgres,
+  close: async (pool) => {
+    listeners.get(pool)?.close();
+    await pool.end();
+  },
+
+  async acquire(lock, token) {
+    const { rows } = await query(lock, ACQUIRE, [lock.key, token, lock.expire]);
+    const row = rows[0];
+    if (typeof row?.fence === 'string') return { granted: true, fencingToken: row.fence };
+    const ttl = row?.ttl;
+    return ttl === null || ttl === undefined
+      ? { granted: false }
+      : { granted: false, holderTtl: Number(ttl) };
+  },
+
+  async release(lock, token) {
+    return ((await query(lock, RELEASE, [lock.key, token])).rowCount ?? 0) > 0;
+  },
+
+  async extend(lock, token, ttl) {
+    return ((await query(lock, EXTEND, [lock.key, token, ttl])).rowCount ?? 0) > 0;
+  },
+
+  async locked(lock) {
+    return (await query(lock, LOCKED, [lock.key])).rows.length > 0;
+  },
+
+  /**
+   * A waiter registers with its pool's listening connection before its first attempt (no I/O);
+   * after a refused attempt, `listen` makes sure that connection listens. A waiter is armed only
+   * when the connection listened before its last attempt: the first time, the core attempts once
+   * more at once, and no release after that attempt can be missed. Every waiter of a key is woken
+   * by its release (no queue: the first to attempt takes it); a lock that expires sends nothing,
+   * and its waiters wake at the holder's expiry (`holderTtl`).
+   */
+  handOff: {
+    open(lock, wake) {
+      const waiter: PgWaiter = { key: lock.key, wake, armed: false };
+      listenerOf(poolOf(lock)).add(waiter);
+      return waiter;
+    },
+    async listen(lock, waiter) {
+      if (waiter.armed) return true;
+      await listenerOf(poolOf(lock)).start();
+      waiter.armed = true;
+      return false;
+    },
+    close(lock, waiter) {
+      listenerOf(poolOf(lock)).remove(waiter);
+    },
+  },
+};
+
+export const POSTGRES = backends.register({ ...postgresBackend, lockClass: PostgresLock });

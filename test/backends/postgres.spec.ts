@@ -1,0 +1,164 @@
+/**
+ * The postgres backend beyond the contract (which test/conformance runs on it through the kit):
+ * the faults that apply to it, on a PostgreSQL of this file's own (killed and restarted here),
+ * and the claims of docs/postgres.md: a holder SIGKILLed keeps its lock until its expiry, a
+ * restart keeps held locks (the table is durable) and fails the primitives cleanly meanwhile,
+ * holding a lock holds no connection (a pool of one serves twenty held locks), the listening
+ * connection comes back after a restart, and the table is made on first use.
+ */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import {
+  LockBackendError,
+  LockManager,
+  PostgresLock,
+  UnsupportedFeatureError,
+} from 'nestjs-sherlock';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { uniqueName } from '../support/backends.js';
+import {
+  delay,
+  expectStrictlyIncreasing,
+  rejectsWith,
+  SLACK_MS,
+  timed,
+} from '../support/helpers.js';
+import { type PostgresServer, startPostgres } from '../support/servers.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+
+let server: PostgresServer;
+const pools: pg.Pool[] = [];
+
+/** A pool to this file's server (ended after the file). */
+function pool(options: pg.PoolConfig = {}): pg.Pool {
+  const made = new pg.Pool({ connectionString: server.url, ...options });
+  made.on('error', () => undefined);
+  pools.push(made);
+  return made;
+}
+
+beforeAll(async () => {
+  server = await startPostgres();
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.allSettled(pools.map((each) => each.end()));
+  await server?.stop();
+});
+
+describe('postgres backend: the table, the pool, the listener', () => {
+  it('creates its table and sequence on first use, once, even when many pools race for it', async () => {
+    const before = await pool().query(`SELECT to_regclass('sherlock_locks') AS t`);
+    expect(before.rows[0]?.t).toBeNull();
+    const name = uniqueName('first-use');
+    const results = await Promise.all(
+      Array.from({ length: 6 }, () => new PostgresLock(name, { client: pool() }).acquire(false)),
+    );
+    expect(results.filter(Boolean)).toHaveLength(1);
+    const after = await pool().query(
+      `SELECT to_regclass('sherlock_locks') IS NOT NULL AS t, to_regclass('sherlock_locks_fence') IS NOT NULL AS s`,
+    );
+    expect(after.rows[0]).toEqual({ t: true, s: true });
+  });
+
+  it('holding a lock holds no connection: a pool of one serves twenty held locks and a blocked waiter', async () => {
+    const one = pool({ max: 1 });
+    const locks = new LockManager({ backend: 'postgres', client: one, expire: 30_000 });
+    const names = Array.from({ length: 20 }, (_, i) => uniqueName(`pinned-${i}`));
+    const held = names.map((name) => locks.lock(name));
+    for (const lock of held) expect(await lock.acquire(false)).toBe(true);
+    expect(one.totalCount).toBe(1);
+    const waiter = locks.lock(names[0] ?? '', { timeout: 10_000 });
+    const waiting = waiter.acquire();
+    await delay(300);
+    await held[0]?.release();
+    expect(await waiting).toBe(true);
+    expect(one.totalCount).toBe(1); // the listening connection is not the pool's
+    await locks.close();
+  });
+
+  it('refuses a semaphore with an UnsupportedFeatureError saying why, and a bad connection with a TypeError', async () => {
+    const locks = new LockManager({ backend: 'postgres', client: pool() });
+    const error = (() => {
+      try {
+        locks.semaphore('s', 2);
+      } catch (err) {
+        return err;
+      }
+      return undefined;
+    })();
+    expect(error).toBeInstanceOf(UnsupportedFeatureError);
+    expect((error as Error).message).toContain('a table of permits');
+    expect(() => new LockManager({ backend: 'postgres', connection: [] as never })).toThrow(
+      /Invalid option 'connection'.*postgres/,
+    );
+    await locks.close();
+  });
+});
+
+describe('postgres backend: faults', () => {
+  it('a holder SIGKILLed while holding: the lock stays taken until its expiry, then the next holder gets a higher token', async () => {
+    const name = uniqueName('sigkill');
+    const EXPIRE = 3_000;
+    const script = `
+      import pg from 'pg';
+      import { PostgresLock } from 'nestjs-sherlock';
+      const client = new pg.Pool({ connectionString: process.env.PG });
+      const lock = new PostgresLock(process.env.NAME, { client, expire: ${EXPIRE} });
+      if (!(await lock.acquire(false))) process.exit(3);
+      console.log('HELD ' + lock.fencingToken);
+      setInterval(() => {}, 1000);
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: ROOT,
+      env: { ...process.env, PG: server.url, NAME: name },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const heldToken = await new Promise<string>((resolve, reject) => {
+      child.stdout.on('data', (chunk: Buffer) => {
+        const match = /HELD (\d+)/.exec(chunk.toString());
+        if (match?.[1]) resolve(match[1]);
+      });
+      child.once('exit', (code) => reject(new Error(`the holder exited with ${code}`)));
+    });
+    child.kill('SIGKILL');
+    const killedAt = performance.now();
+
+    const rival = new PostgresLock(name, { client: pool(), timeout: EXPIRE + SLACK_MS });
+    expect(await rival.acquire(false), 'taken right after the kill').toBe(false);
+    const { value } = await timed(() => rival.acquire());
+    expect(value).toBe(true);
+    // Not before its expiry (the kill came after the grant: at least what was left of it).
+    expect(performance.now() - killedAt).toBeGreaterThan(EXPIRE / 3);
+    expectStrictlyIncreasing([heldToken, rival.fencingToken]);
+    await rival.release();
+  });
+
+  it('PostgreSQL restarted: primitives fail with LockBackendError meanwhile; a held lock is still held after; a waiter across the restart gets it on release', async () => {
+    const name = uniqueName('restart');
+    const holderPool = pool();
+    const holder = new PostgresLock(name, { client: holderPool, expire: 60_000 });
+    expect(await holder.acquire(false)).toBe(true);
+    const token = holder.fencingToken;
+
+    await server.kill('SIGKILL');
+    const down = new PostgresLock(name, { client: pool(), operationTimeout: 1_000 });
+    const { error } = await rejectsWith(LockBackendError, () => down.acquire(false));
+    expect(error.operation).toBe('acquire');
+    expect(down.isAcquired).toBe(false);
+
+    await server.start();
+    const after = new PostgresLock(name, { client: pool(), timeout: 20_000 });
+    expect(await after.acquire(false), 'still held after the restart').toBe(false);
+
+    const waiting = after.acquire();
+    await delay(500); // in line, listening on a new connection
+    await holder.release(); // the holder's pool reconnects by itself
+    expect(await waiting).toBe(true);
+    expectStrictlyIncreasing([token, after.fencingToken]);
+    await after.release();
+  });
+});
