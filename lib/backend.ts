@@ -33,7 +33,21 @@ export type { LockManager, LockManagerOptions, ShutdownReport } from './core/man
 export type { MultiLock } from './core/multi-lock.js';
 export type { Semaphore, SemaphoreOptions } from './core/semaphore.js';
 export type { LockOptions, ResolvedLockOptions } from './core/options.js';
-export type { LockLostEvent } from './core/events.js';
+export type {
+  LockEvent,
+  LockEventType,
+  LockEventMap,
+  LockEventListener,
+  LockEventBase,
+  LockWaitingEvent,
+  LockAcquiredEvent,
+  LockBusyEvent,
+  LockTimeoutEvent,
+  LockExtendedEvent,
+  LockExtendFailedEvent,
+  LockReleasedEvent,
+  LockLostEvent,
+} from './core/events.js';
 export {
   parseConnection,
   type ConnectionSettings,
@@ -41,4 +55,9 @@ export {
 } from './core/connection.js';
 export { loadDriver } from './core/driver.js';
 export { sleepBeforeNextAttempt, FALLBACK_POLL, type WaitFacts } from './core/wait-session.js';
-export type { LockError, LockLostError, LockLostReason } from './core/errors/index.js';
+export type {
+  LockError,
+  LockLostError,
+  LockLostReason,
+  LockTimeoutError,
+} from './core/errors/index.js';

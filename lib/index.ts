@@ -59,7 +59,25 @@ export type {
 } from './sherlock.js';
 export { Lock, MultiLock } from './sherlock.js';
 export { Semaphore, type SemaphoreOptions } from './sherlock.js';
-export { lockEvents, type LockEvents, type LockLostEvent } from './sherlock.js';
+export {
+  lockEvents,
+  LOCK_EVENT_TYPES,
+  LOCK_CHANNELS,
+  type LockEvents,
+  type LockEvent,
+  type LockEventType,
+  type LockEventMap,
+  type LockEventListener,
+  type LockEventBase,
+  type LockWaitingEvent,
+  type LockAcquiredEvent,
+  type LockBusyEvent,
+  type LockTimeoutEvent,
+  type LockExtendedEvent,
+  type LockExtendFailedEvent,
+  type LockReleasedEvent,
+  type LockLostEvent,
+} from './sherlock.js';
 export { shutdown, heldLocks } from './sherlock.js';
 export {
   RedisLock,

@@ -63,7 +63,25 @@ export type {
 export { Lock } from './core/lock.js';
 export { MultiLock } from './core/multi-lock.js';
 export { Semaphore, type SemaphoreOptions } from './core/semaphore.js';
-export { lockEvents, type LockEvents, type LockLostEvent } from './core/events.js';
+export {
+  lockEvents,
+  LOCK_EVENT_TYPES,
+  LOCK_CHANNELS,
+  type LockEvents,
+  type LockEvent,
+  type LockEventType,
+  type LockEventMap,
+  type LockEventListener,
+  type LockEventBase,
+  type LockWaitingEvent,
+  type LockAcquiredEvent,
+  type LockBusyEvent,
+  type LockTimeoutEvent,
+  type LockExtendedEvent,
+  type LockExtendFailedEvent,
+  type LockReleasedEvent,
+  type LockLostEvent,
+} from './core/events.js';
 export { shutdown, heldLocks } from './core/lifecycle.js';
 export {
   RedisLock,
