@@ -13,6 +13,7 @@ export type {
   ClientClass,
   SemaphoreBackend,
   SemaphoreTarget,
+  PingDetails,
 } from './core/backend.js';
 export {
   backends,
@@ -30,6 +31,7 @@ export {
   type DistributedLock,
 } from './core/base-lock.js';
 export type { LockManager, LockManagerOptions, ShutdownReport } from './core/manager.js';
+export type { BackendHealth } from './core/health.js';
 export type { MultiLock } from './core/multi-lock.js';
 export type { Semaphore, SemaphoreOptions } from './core/semaphore.js';
 export type { LockOptions, ResolvedLockOptions } from './core/options.js';

@@ -79,6 +79,13 @@ export {
   type LockLostEvent,
 } from './sherlock.js';
 export { shutdown, heldLocks } from './sherlock.js';
+export { type BackendHealth, type PingDetails } from './sherlock.js';
+export {
+  instrumentOpenTelemetry,
+  OTEL_NAMES,
+  type OpenTelemetryOptions,
+  type OpenTelemetryInstrumentation,
+} from './sherlock.js';
 export {
   RedisLock,
   MemcachedLock,
@@ -117,6 +124,12 @@ export {
   InjectLockService,
   currentLock,
   currentMultiLock,
+  SherlockHealthIndicator,
+  type SherlockHealthOptions,
+  type SherlockHealthResult,
+  SHERLOCK_EVENTS,
+  describeLockEvent,
+  type SherlockEmittedEvent,
   getLockServiceToken,
   LOCKED_METADATA,
   type LockedOptions,

@@ -83,6 +83,14 @@ export {
   type LockLostEvent,
 } from './core/events.js';
 export { shutdown, heldLocks } from './core/lifecycle.js';
+export { type BackendHealth } from './core/health.js';
+export type { PingDetails } from './core/backend.js';
+export {
+  instrumentOpenTelemetry,
+  OTEL_NAMES,
+  type OpenTelemetryOptions,
+  type OpenTelemetryInstrumentation,
+} from './core/opentelemetry.js';
 export {
   RedisLock,
   MemcachedLock,

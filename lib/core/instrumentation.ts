@@ -8,8 +8,7 @@
 /** What a tracer is told about the lock (or multi-lock) it wraps. */
 export interface TracedLock {
   readonly name: string;
-  readonly key: string;
-  readonly backend: { readonly name: string };
+  readonly backend: { readonly name: string } | undefined;
   readonly fencingToken?: string | undefined;
   /** A multi-lock's member names (absent on a lock). */
   readonly names?: readonly string[];

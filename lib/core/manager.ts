@@ -3,6 +3,7 @@ import type { BaseLock } from './base-lock.js';
 import type { Semaphore, SemaphoreOptions } from './semaphore.js';
 import type { ConnectionSettings } from './connection.js';
 import { LockError } from './errors/lock.error.js';
+import { type BackendHealth, pingBackend } from './health.js';
 import {
   lockChannels,
   lockEvents,
@@ -205,6 +206,21 @@ export class LockManager {
     if (!makeSemaphore) throw new Error('Semaphore is not loaded');
     const bound: SemaphoreOptions & BoundOptions = { ...options, limit, [BOUND_MANAGER]: this };
     return makeSemaphore(name, bound);
+  }
+
+  /**
+   * One cheap round trip to this manager's backend (Redis `PING`, ...) within `timeout` ms
+   * (default: `operationTimeout`), for health checks. Never rejects for a server failure: it
+   * resolves `{ up: false, reason }`. A busy lock is no failure: no lock is taken.
+   *
+   * @example
+   * const health = await locks.ping(1_000);
+   * if (!health.up) console.error(`lock server: ${health.reason}`);
+   */
+  async ping(timeout: number = this.configured.defaults.operationTimeout): Promise<BackendHealth> {
+    const backend = this.backend;
+    if (this.closed) return { up: false, backend: backend.name, reason: 'the manager is closed' };
+    return pingBackend(backend, this.client, timeout);
   }
 
   /** The locks (and semaphores) of this manager held right now (acquired and not released). */

@@ -1,5 +1,5 @@
 import { type DynamicModule, Module, type Provider } from '@nestjs/common';
-import { DiscoveryModule, DiscoveryService, MetadataScanner } from '@nestjs/core';
+import { DiscoveryModule, DiscoveryService, MetadataScanner, ModuleRef } from '@nestjs/core';
 import { LockService } from './lock.service.js';
 import {
   DEFAULT_REGISTRATION,
@@ -7,6 +7,8 @@ import {
   getSherlockOptionsToken,
 } from './sherlock.constants.js';
 import { SherlockExplorer } from './sherlock.explorer.js';
+import { SherlockHealthIndicator } from './sherlock.health.js';
+import { SherlockObserver } from './sherlock.observer.js';
 import type {
   SherlockModuleAsyncOptions,
   SherlockModuleOptions,
@@ -109,8 +111,15 @@ export class SherlockModule {
             new SherlockExplorer(discovery, scanner),
           inject: [DiscoveryService, MetadataScanner],
         },
+        {
+          provide: `SherlockObserver:${registration}`,
+          useFactory: (service: LockService, moduleRef: ModuleRef) =>
+            new SherlockObserver(service, moduleRef),
+          inject: [serviceToken, ModuleRef],
+        },
+        SherlockHealthIndicator,
       ],
-      exports: [serviceToken],
+      exports: [serviceToken, SherlockHealthIndicator],
     };
   }
 }
