@@ -210,6 +210,8 @@ function recordMetrics(
   });
   /** The locks held now, with their attributes. */
   const holding = new Map<object, Attributes>();
+  /** Every set of attributes the gauge reported. */
+  const reported = new Map<string, Attributes>();
   const observe = (result: OtelApi.ObservableResult) => {
     const counts = new Map<string, { attributes: Attributes; count: number }>();
     for (const [lock, attributes] of holding) {
@@ -223,7 +225,14 @@ function recordMetrics(
       entry.count++;
       counts.set(key, entry);
     }
-    for (const { attributes, count } of counts.values()) result.observe(count, attributes);
+    for (const [key, { attributes, count }] of counts) {
+      result.observe(count, attributes);
+      reported.set(key, attributes);
+    }
+    // A set of attributes whose locks were all released reads 0 (not its last count).
+    for (const [key, attributes] of reported) {
+      if (!counts.has(key)) result.observe(0, attributes);
+    }
   };
   held.addCallback(observe);
 
