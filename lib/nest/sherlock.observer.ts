@@ -90,7 +90,9 @@ export class SherlockObserver implements OnApplicationBootstrap, OnApplicationSh
       );
     }
     if (Logger.isLevelEnabled('debug')) {
-      this.listen((event) => this.logger.debug(describeLockEvent(event)), LOCK_EVENT_TYPES);
+      // A loss is logged at error already (by LockService).
+      const types = LOCK_EVENT_TYPES.filter((type) => type !== 'lost');
+      this.listen((event) => this.logger.debug(describeLockEvent(event)), types);
     }
     const emitter = this.findEmitter();
     if (emitter) {
