@@ -32,6 +32,7 @@ import {
   type LoopSettings,
   type ToWorker,
 } from './lib/handoff.js';
+import { DEFAULT_BASELINE, hooksOverhead, type HooksResult } from './lib/hooks.js';
 import { lockedOverhead, type LockedResult } from './lib/locked.js';
 import { semaphoreBench } from './lib/semaphore-scenario.js';
 import {
@@ -61,7 +62,7 @@ const scenarios = new Set(
         .slice('--only='.length)
         .split(',')
         .map((s) => Number(s.trim()))
-    : [1, 2, 3, 4, 5, 6],
+    : [1, 2, 3, 4, 5, 6, 7],
 );
 
 const SETTINGS = {
@@ -694,6 +695,7 @@ interface Results {
   handoff?: { rows: HandoffRow[]; probes: HandoffProbes };
   waiters?: WaiterRow[];
   locked?: LockedResult[];
+  hooks?: HooksResult;
   targets?: Target[];
 }
 
@@ -1009,6 +1011,14 @@ function evaluateTargets(results: Results): Target[] {
       r.medianRoundRatio <= 1.05,
     );
   }
+  if (results.hooks) {
+    const h = results.hooks;
+    add(
+      `event/metrics hooks with no listener, @Locked on memory: ≤ 1.05× of ${h.baseline} (median of interleaved rounds)`,
+      `${fmt(h.medianRoundRatio, 3)}× (total: ${fmt(h.ratio, 3)}×)`,
+      h.medianRoundRatio <= 1.05,
+    );
+  }
   return targets;
 }
 
@@ -1103,6 +1113,36 @@ async function main(): Promise<void> {
       section(
         '6. Semaphore: nestjs-sherlock vs redis-semaphore (bench/semaphore.ts)',
         await semaphoreBench(redisServer.url, etcdServer.url),
+      );
+    }
+    if (scenarios.has(7)) {
+      log('scenario 7: the hooks with no listener (this build vs the baseline build)');
+      const baseline =
+        argv.find((arg) => arg.startsWith('--baseline='))?.slice('--baseline='.length) ??
+        DEFAULT_BASELINE;
+      const h = await hooksOverhead(
+        root,
+        baseline,
+        SETTINGS.locked.calls.memory,
+        SETTINGS.locked.rounds,
+        log,
+      );
+      results.hooks = h;
+      section(
+        `7. Event/metrics/tracing hooks with no listener: @Locked on memory, this build vs ${baseline} (side by side, one process)`,
+        table(
+          ['build', 'µs/call', 'ratio (total)', 'ratio (median round)', 'round ratios'],
+          [
+            [baseline, fmt(h.baselineMicros, 2), '1', '1', ''],
+            [
+              'this build',
+              fmt(h.currentMicros, 2),
+              fmt(h.ratio, 3),
+              fmt(h.medianRoundRatio, 3),
+              h.roundRatios.map((r) => fmt(r, 2)).join(' '),
+            ],
+          ],
+        ),
       );
     }
   } finally {

@@ -13,6 +13,7 @@ export type {
   ClientClass,
   SemaphoreBackend,
   SemaphoreTarget,
+  PingDetails,
   ReadWriteBackend,
   ReadWriteTarget,
   ReadWriteMode,
@@ -34,11 +35,26 @@ export {
   type DistributedLock,
 } from './core/base-lock.js';
 export type { LockManager, LockManagerOptions, ShutdownReport } from './core/manager.js';
+export type { BackendHealth } from './core/health.js';
 export type { MultiLock } from './core/multi-lock.js';
 export type { Semaphore, SemaphoreOptions } from './core/semaphore.js';
 export type { ReadWriteLock, ReadWriteSide } from './core/read-write-lock.js';
 export type { LockOptions, ResolvedLockOptions } from './core/options.js';
-export type { LockLostEvent } from './core/events.js';
+export type {
+  LockEvent,
+  LockEventType,
+  LockEventMap,
+  LockEventListener,
+  LockEventBase,
+  LockWaitingEvent,
+  LockAcquiredEvent,
+  LockBusyEvent,
+  LockTimeoutEvent,
+  LockExtendedEvent,
+  LockExtendFailedEvent,
+  LockReleasedEvent,
+  LockLostEvent,
+} from './core/events.js';
 export {
   parseConnection,
   type ConnectionSettings,
@@ -46,4 +62,9 @@ export {
 } from './core/connection.js';
 export { loadDriver } from './core/driver.js';
 export { sleepBeforeNextAttempt, FALLBACK_POLL, type WaitFacts } from './core/wait-session.js';
-export type { LockError, LockLostError, LockLostReason } from './core/errors/index.js';
+export type {
+  LockError,
+  LockLostError,
+  LockLostReason,
+  LockTimeoutError,
+} from './core/errors/index.js';

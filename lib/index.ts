@@ -64,8 +64,33 @@ export type {
 export { Lock, MultiLock } from './sherlock.js';
 export { Semaphore, type SemaphoreOptions } from './sherlock.js';
 export { ReadWriteLock, ReadWriteSide } from './sherlock.js';
-export { lockEvents, type LockEvents, type LockLostEvent } from './sherlock.js';
+export {
+  lockEvents,
+  LOCK_EVENT_TYPES,
+  LOCK_CHANNELS,
+  type LockEvents,
+  type LockEvent,
+  type LockEventType,
+  type LockEventMap,
+  type LockEventListener,
+  type LockEventBase,
+  type LockWaitingEvent,
+  type LockAcquiredEvent,
+  type LockBusyEvent,
+  type LockTimeoutEvent,
+  type LockExtendedEvent,
+  type LockExtendFailedEvent,
+  type LockReleasedEvent,
+  type LockLostEvent,
+} from './sherlock.js';
 export { shutdown, heldLocks } from './sherlock.js';
+export { type BackendHealth, type PingDetails } from './sherlock.js';
+export {
+  instrumentOpenTelemetry,
+  OTEL_NAMES,
+  type OpenTelemetryOptions,
+  type OpenTelemetryInstrumentation,
+} from './sherlock.js';
 export {
   RedisLock,
   MemcachedLock,
@@ -116,6 +141,12 @@ export {
   InjectLockService,
   currentLock,
   currentMultiLock,
+  SherlockHealthIndicator,
+  type SherlockHealthOptions,
+  type SherlockHealthResult,
+  SHERLOCK_EVENTS,
+  describeLockEvent,
+  type SherlockEmittedEvent,
   getLockServiceToken,
   LOCKED_METADATA,
   type LockedOptions,

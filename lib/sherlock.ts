@@ -68,8 +68,34 @@ export { Lock } from './core/lock.js';
 export { MultiLock } from './core/multi-lock.js';
 export { Semaphore, type SemaphoreOptions } from './core/semaphore.js';
 export { ReadWriteLock, ReadWriteSide } from './core/read-write-lock.js';
-export { lockEvents, type LockEvents, type LockLostEvent } from './core/events.js';
+export {
+  lockEvents,
+  LOCK_EVENT_TYPES,
+  LOCK_CHANNELS,
+  type LockEvents,
+  type LockEvent,
+  type LockEventType,
+  type LockEventMap,
+  type LockEventListener,
+  type LockEventBase,
+  type LockWaitingEvent,
+  type LockAcquiredEvent,
+  type LockBusyEvent,
+  type LockTimeoutEvent,
+  type LockExtendedEvent,
+  type LockExtendFailedEvent,
+  type LockReleasedEvent,
+  type LockLostEvent,
+} from './core/events.js';
 export { shutdown, heldLocks } from './core/lifecycle.js';
+export { type BackendHealth } from './core/health.js';
+export type { PingDetails } from './core/backend.js';
+export {
+  instrumentOpenTelemetry,
+  OTEL_NAMES,
+  type OpenTelemetryOptions,
+  type OpenTelemetryInstrumentation,
+} from './core/opentelemetry.js';
 export {
   RedisLock,
   MemcachedLock,

@@ -71,6 +71,9 @@ export interface LockTarget<C extends object = object> {
   readonly client: C;
 }
 
+/** What a backend's `ping` may report beside "up": plain values, shown by health checks. */
+export type PingDetails = Readonly<Record<string, string | number | boolean>>;
+
 /**
  * What one attempt to take the lock found: facts, never durations to sleep.
  * - `true` / `{ granted: true }`: this owner token holds the lock now;
@@ -278,6 +281,14 @@ export interface LockBackend<C extends object = object, H = unknown, W = unknown
   release(lock: LockTarget<C>, token: string, held: H | undefined): Promise<boolean>;
   /** Whether anyone holds the lock. */
   locked(lock: LockTarget<C>): Promise<boolean>;
+  /**
+   * One cheap round trip to the server (Redis `PING`, ...), for health checks: resolves when the
+   * backend can serve locks (optionally with details, e.g. how many servers answered), throws an
+   * Error saying why when it cannot (a Redlock quorum below its majority). `timeout`: the ms the
+   * caller waits (a backend fanning out bounds each server's answer by it). Absent: health checks
+   * ask `locked()` of a probe key instead.
+   */
+  ping?(client: C, timeout: number): Promise<PingDetails | void>;
   /** Sets the expiry of the lock to `ttl` ms from now if `token` holds it (`capabilities.extend`). */
   extend?(lock: LockTarget<C>, token: string, ttl: number, held: H | undefined): Promise<boolean>;
   /** Waking waiters on release (`capabilities.handOff === 'push'`). */

@@ -1,11 +1,13 @@
-import type { LockBackend, LockTarget } from './backend.js';
+import type { LockBackend, LockTarget, Refused } from './backend.js';
 import { DriverMissingError } from './errors/driver-missing.error.js';
 import { LockBackendError } from './errors/lock-backend.error.js';
 import { LockBusyError } from './errors/lock-busy.error.js';
 import { LockLostError, type LockLostReason } from './errors/lock-lost.error.js';
 import { LockNotHeldError } from './errors/lock-release.error.js';
+import { LockTimeoutError } from './errors/lock-timeout.error.js';
 import { LockError } from './errors/lock.error.js';
 import { Hold } from './hold.js';
+import { lockTracer, runSection } from './instrumentation.js';
 import { BOUND_MANAGER, type BoundOptions, defaultManager, type LockManager } from './manager.js';
 import { messages } from './messages.js';
 import {
@@ -24,6 +26,7 @@ import {
   type LockClass,
   setLockClassMaker,
 } from './registry.js';
+import type { LockEventBase, LockEventType } from './events.js';
 import { DeadlineExceededError, now, settleWithin } from './timing.js';
 import {
   type Acquired,
@@ -196,6 +199,7 @@ export abstract class BaseLock<C extends object = object>
       backend: this.impl,
       operationTimeout: this.operationTimeout,
       retryInterval: this.retryInterval,
+      onWaiting: (refused, waited, timeout) => this.emitWaiting(refused, waited, timeout),
     };
   }
 
@@ -297,14 +301,76 @@ export abstract class BaseLock<C extends object = object>
     const request = this.acquireOptions(blocking);
     if (this.acquiring) throw new LockError(messages.acquireInProgress(this.name), this.name);
     this.acquiring = true;
+    const start = now();
     try {
-      const outcome = await runAcquire(this.session, request);
-      if (!outcome.granted) return new LockBusyError(this.name, { retryAfter: outcome.retryAfter });
-      this.startHold(outcome);
+      const tracer = request.blocking ? lockTracer() : undefined;
+      const outcome = tracer
+        ? await tracer.acquire(this, () => this.runAcquire(request, start))
+        : await this.runAcquire(request, start);
+      if (outcome !== true) return outcome;
       return true;
     } finally {
       this.acquiring = false;
     }
+  }
+
+  /** One acquire: runs the wait session, starts the holding, emits what happened. */
+  private async runAcquire(request: AcquireRequest, start: number): Promise<true | LockBusyError> {
+    let outcome;
+    try {
+      outcome = await runAcquire(this.session, request);
+    } catch (err) {
+      if (err instanceof LockTimeoutError && this.manager.observes('timeout')) {
+        this.manager.emit({ ...this.eventBase('timeout', start), error: err });
+      }
+      throw err;
+    }
+    if (!outcome.granted) {
+      const { retryAfter } = outcome;
+      if (this.manager.observes('busy')) {
+        this.manager.emit({ ...this.eventBase('busy', start), retryAfter });
+      }
+      return new LockBusyError(this.name, { retryAfter });
+    }
+    this.startHold(outcome, now() - start);
+    if (this.manager.observes('acquired')) {
+      this.manager.emit({ ...this.eventBase('acquired', start), blocking: request.blocking });
+    }
+    return true;
+  }
+
+  /**
+   * The fields every event of this lock has; `start` is when the acquire began (events before
+   * the holding), else the holding's own times are used.
+   */
+  private eventBase<T extends LockEventType>(
+    type: T,
+    start?: number,
+    hold: Hold | null = this.hold,
+  ): LockEventBase<T> {
+    const at = now();
+    const holding = start === undefined || type === 'acquired' ? hold : null;
+    return {
+      type,
+      lock: this,
+      name: this.name,
+      key: this.key,
+      backend: this.backend.name,
+      fencingToken: holding?.fencingToken,
+      waited: holding ? holding.waited : start === undefined ? 0 : at - start,
+      held: holding ? at - holding.acquiredAt : 0,
+    };
+  }
+
+  /** A blocking acquire found the lock taken: emits `waiting` (once per acquire). */
+  private emitWaiting(refused: Refused, waited: number, timeout: number): void {
+    if (!this.manager.observes('waiting')) return;
+    this.manager.emit({
+      ...this.eventBase('waiting', now() - waited),
+      timeout,
+      holderTtl: refused.holderTtl,
+      position: refused.position,
+    });
   }
 
   private acquireOptions(arg: unknown): AcquireRequest {
@@ -317,9 +383,13 @@ export abstract class BaseLock<C extends object = object>
     return Math.min(ttl, Math.ceil(ttl / granularity) * granularity - earlyBy);
   }
 
-  private startHold(acquired: Acquired<unknown>): void {
-    const hold = new Hold(acquired.token, acquired.fencingToken, acquired.held, (expired) =>
-      this.lose(expired, 'unconfirmed'),
+  private startHold(acquired: Acquired<unknown>, waited: number): void {
+    const hold = new Hold(
+      acquired.token,
+      acquired.fencingToken,
+      acquired.held,
+      (expired) => this.lose(expired, 'unconfirmed'),
+      waited,
     );
     // A holding this object still had (its key vanished at the server, so this acquire was
     // granted afresh) is replaced: its renewal and loss timers stop with it.
@@ -335,7 +405,7 @@ export abstract class BaseLock<C extends object = object>
       if (this.hold !== hold) return;
       // A failed renewal is retried at the next interval; if none succeeds before the expiry,
       // the hold's loss timer aborts the signal.
-      this.extend()
+      this.extendHold(this.expire ?? undefined, true)
         .catch(() => undefined)
         .finally(() => {
           if (this.hold === hold) this.scheduleRenewal(hold, interval);
@@ -346,8 +416,8 @@ export abstract class BaseLock<C extends object = object>
   /** Marks `hold` as lost: aborts its signal and emits `lost` on the manager (once). */
   private lose(hold: Hold, reason: LockLostReason, cause?: unknown): void {
     const error = new LockLostError(this.name, reason, cause === undefined ? {} : { cause });
-    if (hold.lose(error)) {
-      this.manager.emitLost({ lock: this, name: this.name, key: this.key, error });
+    if (hold.lose(error) && this.manager.observes('lost')) {
+      this.manager.emit({ ...this.eventBase('lost', undefined, hold), error });
     }
   }
 
@@ -400,6 +470,9 @@ export abstract class BaseLock<C extends object = object>
     }
     this.dropHold(hold);
     if (!released) throw new LockNotHeldError(this.name, 'not-owned', 'release');
+    if (this.manager.observes('released')) {
+      this.manager.emit(this.eventBase('released', undefined, hold));
+    }
   }
 
   /**
@@ -420,6 +493,11 @@ export abstract class BaseLock<C extends object = object>
    * await lock.extend(30_000); // 30 s more from now
    */
   async extend(ms: number | undefined = this.expire ?? undefined): Promise<void> {
+    return this.extendHold(ms, false);
+  }
+
+  /** `extend()`, telling the events whether it is `autoExtend`'s renewal. */
+  private async extendHold(ms: number | undefined, automatic: boolean): Promise<void> {
     const hold = this.hold;
     if (hold === null) throw new LockNotHeldError(this.name, 'not-acquired', 'extend');
     const extend = this.impl.extend;
@@ -440,15 +518,39 @@ export abstract class BaseLock<C extends object = object>
     checkExpiry(this.backend, ttl, 'ms');
     this.validateExpire(ttl);
     const sentAt = now();
-    const extended = await this.bounded('extend', () =>
-      extend.call(this.impl, this, hold.token, ttl, hold.held),
-    );
+    let extended: boolean;
+    try {
+      extended = await this.bounded('extend', () =>
+        extend.call(this.impl, this, hold.token, ttl, hold.held),
+      );
+    } catch (err) {
+      this.emitExtendFailed(hold, ttl, automatic, err);
+      throw err;
+    }
     if (!extended) {
+      const error = new LockNotHeldError(this.name, 'not-owned', 'extend');
       // A renewal that raced release() finds the lock deleted by it: that is no loss.
-      if (this.hold === hold && this.releasing !== hold) this.lose(hold, 'taken');
-      throw new LockNotHeldError(this.name, 'not-owned', 'extend');
+      if (this.hold !== hold || this.releasing === hold) throw error;
+      this.emitExtendFailed(hold, ttl, automatic, error);
+      this.lose(hold, 'taken');
+      throw error;
     }
     if (this.hold === hold) hold.confirm(sentAt, this.lifetime(ttl));
+    if (this.manager.observes('extended')) {
+      this.manager.emit({ ...this.eventBase('extended', undefined, hold), ttl, automatic });
+    }
+  }
+
+  /** Emits `extend-failed`, unless the holding ended meanwhile (released: nothing failed). */
+  private emitExtendFailed(hold: Hold, ttl: number, automatic: boolean, error: unknown): void {
+    if (this.hold !== hold || this.releasing === hold) return;
+    if (!this.manager.observes('extend-failed')) return;
+    this.manager.emit({
+      ...this.eventBase('extend-failed', undefined, hold),
+      ttl,
+      automatic,
+      error,
+    });
   }
 
   /** Whether anyone (this object or another) holds the lock on the server right now. */
@@ -470,7 +572,7 @@ export abstract class BaseLock<C extends object = object>
     await this.acquire({ ...options, blocking: true });
     let result: T;
     try {
-      result = await fn(this);
+      result = await runSection(this, () => fn(this));
     } catch (err) {
       await this.release().catch(() => undefined);
       throw err;

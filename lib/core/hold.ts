@@ -17,6 +17,8 @@ export class Hold {
   private lost = false;
   private lossTimer: Timer | undefined;
   private renewTimer: Timer | undefined;
+  /** When the acquire that got this holding was granted (`performance.now()`). */
+  readonly acquiredAt = now();
 
   constructor(
     readonly token: string,
@@ -24,6 +26,8 @@ export class Hold {
     /** What the backend needs to release or extend this holding (its `held`). */
     readonly held: unknown,
     private readonly onExpiry: (hold: Hold) => void,
+    /** How long the acquire that got this holding waited, in ms. */
+    readonly waited = 0,
   ) {}
 
   get signal(): AbortSignal {

@@ -4,7 +4,15 @@ import type { ReadWriteLock } from './read-write-lock.js';
 import type { Semaphore, SemaphoreOptions } from './semaphore.js';
 import type { ConnectionSettings } from './connection.js';
 import { LockError } from './errors/lock.error.js';
-import { lockEvents, type LockEvents, type LockLostEvent } from './events.js';
+import { type BackendHealth, pingBackend } from './health.js';
+import {
+  lockChannels,
+  lockEvents,
+  type LockEvent,
+  type LockEventListener,
+  type LockEvents,
+  type LockEventType,
+} from './events.js';
 import { messages } from './messages.js';
 import { MultiLock } from './multi-lock.js';
 import {
@@ -229,27 +237,48 @@ export class LockManager {
     return makeReadWrite(name, bound);
   }
 
+  /**
+   * One cheap round trip to this manager's backend (Redis `PING`, ...) within `timeout` ms
+   * (default: `operationTimeout`), for health checks. Never rejects for a server failure: it
+   * resolves `{ up: false, reason }`. A busy lock is no failure: no lock is taken.
+   *
+   * @example
+   * const health = await locks.ping(1_000);
+   * if (!health.up) console.error(`lock server: ${health.reason}`);
+   */
+  async ping(timeout: number = this.configured.defaults.operationTimeout): Promise<BackendHealth> {
+    const backend = this.backend;
+    if (this.closed) return { up: false, backend: backend.name, reason: 'the manager is closed' };
+    return pingBackend(backend, this.client, timeout);
+  }
+
   /** The locks (and semaphores) of this manager held right now (acquired and not released). */
   held(): readonly BaseLock[] {
     return [...this.heldLocks];
   }
 
   /**
-   * Listens for this manager's events: `'lost'`, when a held lock is known lost (its `signal`
-   * aborts at the same time).
+   * Listens for this manager's events (see `LockEventType`): `'waiting'`, `'acquired'`, `'busy'`,
+   * `'timeout'`, `'extended'`, `'extend-failed'`, `'released'`, `'lost'` (when a held lock is
+   * known lost; its `signal` aborts at the same time). Each event is built only when someone
+   * listens (here, or on its `node:diagnostics_channel`). A listener that throws does not break
+   * the lock: its error is rethrown on the next tick, as `diagnostics_channel` does.
+   *
+   * @example
+   * locks.on('acquired', ({ name, waited }) => console.log(`${name} after ${waited} ms`));
    */
-  on(event: 'lost', listener: (event: LockLostEvent) => void): this {
-    this.emitter.on(event, listener);
+  on<E extends LockEventType>(event: E, listener: LockEventListener<E>): this {
+    this.emitter.on(event, listener as (event: unknown) => void);
     return this;
   }
 
-  once(event: 'lost', listener: (event: LockLostEvent) => void): this {
-    this.emitter.once(event, listener);
+  once<E extends LockEventType>(event: E, listener: LockEventListener<E>): this {
+    this.emitter.once(event, listener as (event: unknown) => void);
     return this;
   }
 
-  off(event: 'lost', listener: (event: LockLostEvent) => void): this {
-    this.emitter.off(event, listener);
+  off<E extends LockEventType>(event: E, listener: LockEventListener<E>): this {
+    this.emitter.off(event, listener as (event: unknown) => void);
     return this;
   }
 
@@ -319,9 +348,22 @@ export class LockManager {
     else this.heldLocks.delete(lock);
   }
 
-  /** @internal emits a lock's loss. */
-  emitLost(event: LockLostEvent): void {
-    this.emitter.emit('lost', event);
+  /** @internal whether anyone listens for `type` (here or on its diagnostics channel). */
+  observes(type: LockEventType): boolean {
+    return lockChannels[type].hasSubscribers || this.emitter.listenerCount(type) > 0;
+  }
+
+  /** @internal emits a lock event to this manager's listeners and its diagnostics channel. */
+  emit(event: LockEvent): void {
+    try {
+      this.emitter.emit(event.type, event);
+    } catch (err) {
+      process.nextTick(() => {
+        throw err;
+      });
+    }
+    const published = lockChannels[event.type];
+    if (published.hasSubscribers) published.publish(event);
   }
 
   /** @internal `configure()`'s state (default manager only). */

@@ -1,3 +1,4 @@
+import { runSection, type TracedLock } from './instrumentation.js';
 import { acquireRequest, type AcquireOptions, type BaseLock } from './base-lock.js';
 import { LockAbortedError } from './errors/lock-aborted.error.js';
 import { LockBusyError } from './errors/lock-busy.error.js';
@@ -385,13 +386,18 @@ export class MultiLock implements AsyncDisposable {
     await this.acquire({ ...options, blocking: true });
     let result: T;
     try {
-      result = await fn(this);
+      result = await runSection(this.traced(), () => fn(this));
     } catch (err) {
       await this.release().catch(() => undefined);
       throw err;
     }
     await this.release();
     return result;
+  }
+
+  /** @internal what a tracer is told about this multi-lock. */
+  traced(): TracedLock {
+    return { name: this.name, names: this.names, backend: this.members[0]?.backend };
   }
 
   /** Releases the members this object holds, if any, so `await using` works. */

@@ -68,6 +68,11 @@ export interface SessionLock<H> {
   readonly backend: LockBackend<object, H, unknown>;
   readonly operationTimeout: number;
   readonly retryInterval: number;
+  /**
+   * A blocking acquire found the lock taken for the first time and starts waiting (`waited`: ms
+   * since the acquire began). Called once per acquire; must not throw.
+   */
+  readonly onWaiting?: (refused: Refused, waited: number, timeout: number) => void;
 }
 
 /** An acquire call's settings. */
@@ -133,6 +138,7 @@ class WaitSession<H> {
   private alarm: Alarm | undefined;
   private last: Refused | undefined;
   private lastAt = 0;
+  private waiting = false;
 
   constructor(
     private readonly lock: SessionLock<H>,
@@ -165,6 +171,10 @@ class WaitSession<H> {
           lastError = undefined;
           answered = true;
           failuresInARow = 0;
+          if (blocking && !this.waiting) {
+            this.waiting = true;
+            this.lock.onWaiting?.(outcome, this.lastAt - this.start, timeout);
+          }
         } catch (err) {
           // Aborted, or the backend's driver is not installed: retrying cannot help.
           if (err instanceof LockAbortedError || err instanceof DriverMissingError) throw err;

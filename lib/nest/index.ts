@@ -17,6 +17,16 @@ export {
 } from './lock-error-mapping.js';
 export { InjectLockService } from './inject-lock-service.decorator.js';
 export { currentLock, currentMultiLock } from './lock-context.js';
+export {
+  SherlockHealthIndicator,
+  type SherlockHealthOptions,
+  type SherlockHealthResult,
+} from './sherlock.health.js';
+export {
+  SHERLOCK_EVENTS,
+  describeLockEvent,
+  type SherlockEmittedEvent,
+} from './sherlock.observer.js';
 export { getLockServiceToken, LOCKED_METADATA } from './sherlock.constants.js';
 export type {
   LockedOptions,

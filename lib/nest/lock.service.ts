@@ -14,6 +14,7 @@ import {
   type ReadWriteSide,
   type Semaphore,
 } from '../sherlock.js';
+import { runSection } from '../core/instrumentation.js';
 import { startTimer, type Timer } from '../core/timing.js';
 import { type LockContext, lockContext } from './lock-context.js';
 import type { LockedOptions, LockedPrimitiveOptions } from './sherlock.interfaces.js';
@@ -300,7 +301,12 @@ export class LockService implements OnApplicationShutdown {
     };
     let result: T;
     try {
-      result = await lockContext.run(store, () => fn(lock));
+      result = await lockContext.run(store, () =>
+        runSection(
+          typeof name === 'string' ? (lock as BaseLock) : (lock as MultiLock).traced(),
+          () => fn(lock),
+        ),
+      );
     } catch (err) {
       await this.finish(lock, acquiredAt, atLeastFor).catch(() => undefined);
       throw err;

@@ -4,6 +4,7 @@ import {
   DiscoveryModule,
   DiscoveryService,
   MetadataScanner,
+  ModuleRef,
   ModulesContainer,
 } from '@nestjs/core';
 import { resolveErrorMapping } from './lock-error-mapping.js';
@@ -15,6 +16,8 @@ import {
   getSherlockOptionsToken,
 } from './sherlock.constants.js';
 import { SherlockExplorer } from './sherlock.explorer.js';
+import { SherlockHealthIndicator } from './sherlock.health.js';
+import { SherlockObserver } from './sherlock.observer.js';
 import type {
   SherlockModuleAsyncOptions,
   SherlockModuleOptions,
@@ -129,8 +132,15 @@ export class SherlockModule {
             new SherlockExplorer(discovery, scanner),
           inject: [DiscoveryService, MetadataScanner],
         },
+        {
+          provide: `SherlockObserver:${registration}`,
+          useFactory: (service: LockService, moduleRef: ModuleRef) =>
+            new SherlockObserver(service, moduleRef),
+          inject: [serviceToken, ModuleRef],
+        },
+        SherlockHealthIndicator,
       ],
-      exports: [serviceToken],
+      exports: [serviceToken, SherlockHealthIndicator],
     };
   }
 }

@@ -62,6 +62,7 @@ const EXPECTED_PAGES = [
   'docs/local-backends.md',
   'docs/multilock.md',
   'docs/nest.md',
+  'docs/observability.md',
   'docs/operating.md',
   'docs/performance.md',
   'docs/postgres.md',

@@ -87,6 +87,10 @@ const clusterBackend: LockBackend<ClusterLockClient, undefined, ClusterWaiter> =
   async locked(lock) {
     return (await lock.client.request('locked', { key: lock.key })) === true;
   },
+  // A round trip to the hub (the primary, over IPC).
+  async ping(client) {
+    await client.request('locked', { key: 'nestjs-sherlock:ping' });
+  },
   // Waiters wait in the hub's line, woken by a message when the lock is theirs to take.
   handOff: {
     open: (lock, wake) => ({ client: lock.client, id: lock.client.addWaiter(wake), queued: false }),

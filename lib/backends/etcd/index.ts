@@ -329,6 +329,9 @@ const etcdBackend: LockBackend<EtcdClient, Entry, EtcdWaiter> = {
   async locked(lock) {
     return (await etcdOf(lock).getAll().prefix(prefixOf(lock.key)).count()) > 0;
   },
+  async ping(client) {
+    await client.get('nestjs-sherlock:ping').exec();
+  },
 
   /**
    * A waiter watches the entry right ahead of it, from the revision it last read, so no delete

@@ -187,6 +187,9 @@ const memcachedBackend: LockBackend<MemjsClient> = {
   async locked(lock) {
     return (await gets(memcachedOf(lock), lock.key)) !== null;
   },
+  async ping(client) {
+    await gets(client, 'nestjs-sherlock:ping');
+  },
 };
 
 export const MEMCACHED = backends.register({ ...memcachedBackend, lockClass: MemcachedLock });

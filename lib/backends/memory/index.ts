@@ -88,6 +88,8 @@ const memoryBackend: LockBackend<MemoryStore, undefined, MemoryWaiter> = {
   async locked(lock) {
     return lock.client.get(lock.key) !== undefined;
   },
+  // No server: always up.
+  async ping() {},
   // Waiters wait in line: woken by the release before them (first come, first served).
   handOff: {
     open: (lock, wake) => ({ store: lock.client, ticket: { wake }, queued: false }),

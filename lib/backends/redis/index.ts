@@ -268,6 +268,9 @@ const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
   async locked(lock) {
     return (await redis(lock).exists(lock.key)) === 1;
   },
+  async ping(client) {
+    await (client as unknown as { ping(): Promise<unknown> }).ping();
+  },
   handOff: {
     open: (_lock, wake) => ({ wake, woken: false, closed: false }),
     listen: listenForGrant,

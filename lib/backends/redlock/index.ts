@@ -182,6 +182,24 @@ const redlockBackend: LockBackend<RedisQuorum> = {
     const votes = await vote(lock, async (c) => (await c.exists(lock.key)) === 1);
     return tally(lock.client, votes) >= lock.client.quorum;
   },
+  // Every server is asked (each answer bounded by `timeout`): up with a majority, else down.
+  async ping(quorum, timeout) {
+    const answers = await Promise.allSettled(
+      quorum.clients.map(async (c) => {
+        const ping = (c as unknown as { ping(): Promise<unknown> }).ping();
+        const settled = await settleWithin(ping, timeout);
+        if (settled.kind !== 'value') throw new Error('no answer in time');
+      }),
+    );
+    const answered = answers.filter((a) => a.status === 'fulfilled').length;
+    const servers = quorum.clients.length;
+    if (answered < quorum.quorum) {
+      throw new Error(
+        `only ${answered} of ${servers} redis servers answered PING; a majority is ${quorum.quorum}`,
+      );
+    }
+    return { servers, answered, quorum: quorum.quorum };
+  },
 };
 
 export const REDLOCK = backends.register({ ...redlockBackend, lockClass: RedlockLock });

@@ -129,6 +129,8 @@ const threadsBackend: LockBackend<ThreadLockTable, ThreadHolding, ThreadWaiter> 
   async locked(lock) {
     return lock.client.locked(lock.key);
   },
+  // Shared memory of this process: always up.
+  async ping() {},
   /**
    * A waiter takes a ticket (its place in line) and waits with `Atomics.waitAsync` on its slot's
    * change counter, read before its last attempt: any release, expiry eviction or turn of the
