@@ -13,6 +13,10 @@ export type {
   ClientClass,
   SemaphoreBackend,
   SemaphoreTarget,
+  InspectionBackend,
+  StoredLock,
+  ListedLock,
+  ListTarget,
 } from './core/backend.js';
 export {
   backends,
@@ -34,6 +38,12 @@ export type { MultiLock } from './core/multi-lock.js';
 export type { Semaphore, SemaphoreOptions } from './core/semaphore.js';
 export type { LockOptions, ResolvedLockOptions } from './core/options.js';
 export type { LockLostEvent } from './core/events.js';
+export type {
+  LockInfo,
+  LockHolder,
+  ListOptions,
+  LockForceReleasedEvent,
+} from './core/inspection.js';
 export {
   parseConnection,
   type ConnectionSettings,

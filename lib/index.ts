@@ -56,11 +56,16 @@ export type {
   HandOff,
   SemaphoreBackend,
   SemaphoreTarget,
+  InspectionBackend,
+  StoredLock,
+  ListedLock,
+  ListTarget,
 } from './sherlock.js';
 export { Lock, MultiLock } from './sherlock.js';
 export { Semaphore, type SemaphoreOptions } from './sherlock.js';
 export { lockEvents, type LockEvents, type LockLostEvent } from './sherlock.js';
 export { shutdown, heldLocks } from './sherlock.js';
+export type { LockInfo, LockHolder, ListOptions, LockForceReleasedEvent } from './sherlock.js';
 export {
   RedisLock,
   MemcachedLock,

@@ -59,12 +59,22 @@ export type {
   HandOff,
   SemaphoreBackend,
   SemaphoreTarget,
+  InspectionBackend,
+  StoredLock,
+  ListedLock,
+  ListTarget,
 } from './core/backend.js';
 export { Lock } from './core/lock.js';
 export { MultiLock } from './core/multi-lock.js';
 export { Semaphore, type SemaphoreOptions } from './core/semaphore.js';
 export { lockEvents, type LockEvents, type LockLostEvent } from './core/events.js';
 export { shutdown, heldLocks } from './core/lifecycle.js';
+export type {
+  LockInfo,
+  LockHolder,
+  ListOptions,
+  LockForceReleasedEvent,
+} from './core/inspection.js';
 export {
   RedisLock,
   MemcachedLock,

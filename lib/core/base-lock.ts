@@ -196,6 +196,7 @@ export abstract class BaseLock<C extends object = object>
       backend: this.impl,
       operationTimeout: this.operationTimeout,
       retryInterval: this.retryInterval,
+      ownerSuffix: this.manager.ownerSuffix,
     };
   }
 

@@ -4,6 +4,16 @@ import type { Semaphore, SemaphoreOptions } from './semaphore.js';
 import type { ConnectionSettings } from './connection.js';
 import { LockError } from './errors/lock.error.js';
 import { lockEvents, type LockEvents, type LockLostEvent } from './events.js';
+import { appNameProblem, ownerSuffix } from './holder.js';
+import {
+  forceReleaseLock,
+  inspectLock,
+  listArguments,
+  listLocks,
+  type ListOptions,
+  type LockForceReleasedEvent,
+  type LockInfo,
+} from './inspection.js';
 import { messages } from './messages.js';
 import { MultiLock } from './multi-lock.js';
 import {
@@ -34,6 +44,11 @@ export interface LockManagerOptions extends LockOptions {
    * `client` nor `connection`: the backend's default address (memory: the process's store).
    */
   connection?: ConnectionSettings;
+  /**
+   * The application name written into every holding's metadata (shown by `inspect()`, `list()`,
+   * the CLI): at most 64 characters, no control characters. Default: none.
+   */
+  appName?: string;
 }
 
 /** What `close()` (and `shutdown()`) did. */
@@ -44,7 +59,7 @@ export interface ShutdownReport {
   failed: { name: string; error: unknown }[];
 }
 
-const MANAGER_KEYS = ['backend', 'client', 'connection', ...LOCK_OPTION_KEYS] as const;
+const MANAGER_KEYS = ['backend', 'client', 'connection', 'appName', ...LOCK_OPTION_KEYS] as const;
 
 /** @internal the option under which `manager.lock()` binds a lock to its manager. */
 export const BOUND_MANAGER = Symbol('nestjs-sherlock.manager');
@@ -97,6 +112,8 @@ export class LockManager {
   /** Clients made for locks without one (default manager: one per backend). */
   private readonly shared = new Map<BackendDefinition, object>();
   private closed = false;
+  /** @internal the end of every owner token of this manager's locks: `|pid|host|app`. */
+  readonly ownerSuffix: string;
 
   constructor(options: LockManagerOptions);
   /** @internal the default manager */
@@ -107,12 +124,17 @@ export class LockManager {
       this.ownsClient = false;
       this.emitter = internal.events as unknown as EventEmitter;
       this.configured = { backend: null, client: null, defaults: DEFAULT_LOCK_OPTIONS };
+      this.ownerSuffix = ownerSuffix(null);
       return;
     }
     const raw: unknown = options;
     checkKeys(raw, 'LockManager options', MANAGER_KEYS);
     const given = validateLockOptions(raw);
-    const { backend: named, client, connection } = options;
+    const { backend: named, client, connection, appName } = options;
+    const badName = appName === undefined ? undefined : appNameProblem(appName);
+    if (badName !== undefined)
+      throw new TypeError(messages.invalidOption('appName', appName, badName));
+    this.ownerSuffix = ownerSuffix(appName ?? null);
     if (client !== undefined && connection !== undefined) {
       throw new TypeError(messages.clientAndConnection('manager'));
     }
@@ -206,20 +228,78 @@ export class LockManager {
   }
 
   /**
-   * Listens for this manager's events: `'lost'`, when a held lock is known lost (its `signal`
-   * aborts at the same time).
+   * Who holds `name` right now, as the server says: holder (host, pid, application, when it
+   * acquired), time left, fencing token, waiters. Throws `UnsupportedFeatureError` on a backend
+   * without inspection (threads), `LockBackendError` when the server fails. See docs/inspection.md.
+   *
+   * @example
+   * const info = await locks.inspect('billing:close-month');
+   * if (info.held) console.log(`held by ${info.holder?.host} pid ${info.holder?.pid}, ${info.ttl} ms left`);
    */
-  on(event: 'lost', listener: (event: LockLostEvent) => void): this {
+  async inspect(name: string): Promise<LockInfo> {
+    const lock = this.lock(name);
+    return inspectLock(this.backend, lock);
+  }
+
+  /**
+   * The held locks of this manager's namespace whose names start with `prefix`, sorted by name,
+   * without blocking the server (Redis: `SCAN` with `MATCH`/`COUNT`; Etcd: a range read).
+   * Throws `UnsupportedFeatureError` on a backend that cannot list (Memcached, threads).
+   */
+  async list(prefix = '', options?: ListOptions): Promise<LockInfo[]> {
+    const limit = listArguments(prefix, options);
+    const backend = this.backend;
+    if (this.closed) throw new LockError(messages.managerClosed(backend.name), prefix);
+    const { namespace, operationTimeout } = this.configured.defaults;
+    return listLocks(backend, { client: this.client, namespace, operationTimeout }, prefix, limit);
+  }
+
+  /**
+   * Deletes the lock `name` whoever holds it, and wakes the next waiter. The evicted holder is
+   * not told at once: its `signal` aborts at its next renewal (or when its expiry was due).
+   * Emits `'forceReleased'`. Resolves what it deleted, or `null` when nobody held it.
+   * For operators (the CLI, the live page): never call it to take a lock that is merely busy.
+   */
+  async forceRelease(name: string): Promise<LockInfo | null> {
+    const lock = this.lock(name);
+    const removed = await forceReleaseLock(this.backend, lock);
+    if (removed !== null) {
+      const event: LockForceReleasedEvent = { name: lock.name, key: lock.key, removed };
+      this.emitter.emit('forceReleased', event);
+    }
+    return removed;
+  }
+
+  /**
+   * Listens for this manager's events: `'lost'`, when a held lock is known lost (its `signal`
+   * aborts at the same time); `'forceReleased'`, when `forceRelease()` deleted a holding.
+   */
+  on(event: 'lost', listener: (event: LockLostEvent) => void): this;
+  on(event: 'forceReleased', listener: (event: LockForceReleasedEvent) => void): this;
+  on(
+    event: 'lost' | 'forceReleased',
+    listener: (event: LockLostEvent & LockForceReleasedEvent) => void,
+  ): this {
     this.emitter.on(event, listener);
     return this;
   }
 
-  once(event: 'lost', listener: (event: LockLostEvent) => void): this {
+  once(event: 'lost', listener: (event: LockLostEvent) => void): this;
+  once(event: 'forceReleased', listener: (event: LockForceReleasedEvent) => void): this;
+  once(
+    event: 'lost' | 'forceReleased',
+    listener: (event: LockLostEvent & LockForceReleasedEvent) => void,
+  ): this {
     this.emitter.once(event, listener);
     return this;
   }
 
-  off(event: 'lost', listener: (event: LockLostEvent) => void): this {
+  off(event: 'lost', listener: (event: LockLostEvent) => void): this;
+  off(event: 'forceReleased', listener: (event: LockForceReleasedEvent) => void): this;
+  off(
+    event: 'lost' | 'forceReleased',
+    listener: (event: LockLostEvent & LockForceReleasedEvent) => void,
+  ): this {
     this.emitter.off(event, listener);
     return this;
   }

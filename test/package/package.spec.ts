@@ -263,7 +263,7 @@ describe('consumers of the package, from the repository root (package self-refer
     expect(report).toMatchObject({
       key: `pkg_${name}`,
       acquired: true,
-      stored: expect.stringMatching(/^[0-9a-f]{32}$/),
+      stored: expect.stringMatching(/^[0-9a-f]{32}\|\d+\|\d+\|[^|]*\|[^|]*$/),
       lockedWhileHeld: true,
       lockedAfter: false,
     });

@@ -20,6 +20,7 @@ import {
   LEAVE_PERMITS,
   RELEASE_PERMIT,
 } from './semaphore-scripts.js';
+import { redisInspection } from './inspect.js';
 import { siblingKey } from './slots.js';
 import { type SubscriberSource, WakeChannels } from './wake-channels.js';
 
@@ -259,6 +260,12 @@ const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
     },
     handOff: permitHandOff,
   },
+
+  // inspect / list / forceRelease (inspect.ts): force-release goes through release() above.
+  inspection: redisInspection(
+    (lock) => keysOf(lock).queue,
+    (lock, owner) => redisBackend.release(lock as LockTarget<RedisCommands>, owner, undefined),
+  ),
 };
 
 export const REDIS = backends.register({ ...redisBackend, lockClass: RedisLock });
