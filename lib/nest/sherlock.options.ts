@@ -31,7 +31,14 @@ const LOCKED_KEYS = [
   'onBusy',
   'atLeastFor',
 ] as const;
-const MODULE_KEYS = ['backend', 'client', 'connection', 'locked', ...LOCK_OPTION_KEYS] as const;
+const MODULE_KEYS = [
+  'backend',
+  'client',
+  'connection',
+  'locked',
+  'appName',
+  ...LOCK_OPTION_KEYS,
+] as const;
 
 /** Validates `LockedOptions` (`where` names them in messages); only the keys given are returned. */
 export function validateLockedOptions(
