@@ -18,6 +18,10 @@ export type {
   ReadWriteTarget,
   ReadWriteMode,
   ReadWriteState,
+  InspectionBackend,
+  StoredLock,
+  ListedLock,
+  ListTarget,
 } from './core/backend.js';
 export {
   backends,
@@ -55,6 +59,12 @@ export type {
   LockReleasedEvent,
   LockLostEvent,
 } from './core/events.js';
+export type {
+  LockInfo,
+  LockHolder,
+  ListOptions,
+  LockForceReleasedEvent,
+} from './core/inspection.js';
 export {
   parseConnection,
   type ConnectionSettings,

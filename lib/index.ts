@@ -60,6 +60,10 @@ export type {
   ReadWriteTarget,
   ReadWriteMode,
   ReadWriteState,
+  InspectionBackend,
+  StoredLock,
+  ListedLock,
+  ListTarget,
 } from './sherlock.js';
 export { Lock, MultiLock } from './sherlock.js';
 export { Semaphore, type SemaphoreOptions } from './sherlock.js';
@@ -91,6 +95,7 @@ export {
   type OpenTelemetryOptions,
   type OpenTelemetryInstrumentation,
 } from './sherlock.js';
+export type { LockInfo, LockHolder, ListOptions, LockForceReleasedEvent } from './sherlock.js';
 export {
   RedisLock,
   MemcachedLock,

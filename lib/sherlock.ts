@@ -63,6 +63,10 @@ export type {
   ReadWriteTarget,
   ReadWriteMode,
   ReadWriteState,
+  InspectionBackend,
+  StoredLock,
+  ListedLock,
+  ListTarget,
 } from './core/backend.js';
 export { Lock } from './core/lock.js';
 export { MultiLock } from './core/multi-lock.js';
@@ -96,6 +100,12 @@ export {
   type OpenTelemetryOptions,
   type OpenTelemetryInstrumentation,
 } from './core/opentelemetry.js';
+export type {
+  LockInfo,
+  LockHolder,
+  ListOptions,
+  LockForceReleasedEvent,
+} from './core/inspection.js';
 export {
   RedisLock,
   MemcachedLock,

@@ -25,6 +25,9 @@ const SERVERS = [
   // Tools: redis-cli forms the local Redis Cluster, openssl makes the TLS test's certificates.
   { name: 'redis-cli', bin: 'redis-cli', pkg: 'redis-tools', envVar: undefined },
   { name: 'openssl', bin: 'openssl', pkg: 'openssl', envVar: undefined },
+  // The live lock page's test (test/e2e/locks-page.e2e.spec.ts) drives Debian's Chromium with
+  // playwright-core.
+  { name: 'chromium', bin: 'chromium', pkg: 'chromium', envVar: undefined },
 ];
 
 const EXTRA_DIRS = ['/usr/bin', '/usr/sbin', '/usr/local/bin', '/usr/local/sbin'];

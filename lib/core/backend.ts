@@ -228,6 +228,51 @@ export interface ReadWriteBackend<C extends object = object, H = unknown, W = un
   readonly handOff?: HandOff<C, W, ReadWriteTarget<C>>;
 }
 
+/** What a backend reads of one lock at the server (`inspection.inspect`, `forceRelease`). */
+export interface StoredLock {
+  /** The stored owner value: the holder's owner token, which carries its metadata. */
+  readonly owner: string;
+  /** Time to live left in ms as the server said (-1: no expiry; absent: it cannot tell). */
+  readonly ttl?: number;
+  /** The holding's fencing token, when the server keeps one per holding. */
+  readonly fencingToken?: string;
+  /** How many acquires wait in line (absent: the backend keeps no line it can count). */
+  readonly waiting?: number;
+}
+
+/** A held lock found by `inspection.list`: its name (namespace taken off) and what is stored. */
+export interface ListedLock extends StoredLock {
+  readonly name: string;
+  readonly key: string;
+}
+
+/** Where `inspection.list` looks. */
+export interface ListTarget<C extends object = object> {
+  readonly client: C;
+  /** The manager's namespace (`null`: none): only keys in it are listed. */
+  readonly namespace: string | null;
+  /** Only names starting with this (may be empty). */
+  readonly prefix: string;
+  /** Stop after this many held locks. */
+  readonly limit: number;
+}
+
+/**
+ * Inspection primitives (optional): read who holds a lock, list held locks, and delete a lock
+ * whoever holds it. None may block the server (Redis: `SCAN` with `COUNT`, never `KEYS`).
+ */
+export interface InspectionBackend<C extends object = object> {
+  /** The lock's holder as stored at the server, or `null` when nobody holds it. */
+  inspect(lock: LockTarget<C>): Promise<StoredLock | null>;
+  /** The held locks in the namespace whose names start with the prefix (absent: cannot list). */
+  list?(target: ListTarget<C>): Promise<ListedLock[]>;
+  /**
+   * Deletes the lock whoever holds it and wakes the next waiter, in one atomic step where the
+   * server allows; resolves what it deleted, or `null` when nobody held it.
+   */
+  forceRelease(lock: LockTarget<C>): Promise<StoredLock | null>;
+}
+
 /**
  * A backend: the one thing a backend author writes. Every primitive is a single atomic server
  * operation (or a Lua script, a transaction) and throws when the server fails; the core bounds
@@ -297,11 +342,18 @@ export interface LockBackend<C extends object = object, H = unknown, W = unknown
   readonly semaphore?: SemaphoreBackend<C, H, W>;
   /** A read-write lock's primitives (`capabilities.readWrite`). */
   readonly readWrite?: ReadWriteBackend<C, H, W>;
+  /** Inspection and force-release (`manager.inspect()`, `list()`, `forceRelease()`). */
+  readonly inspection?: InspectionBackend<C>;
   /**
    * Why this backend cannot offer a feature it does not declare, said in the
    * `UnsupportedFeatureError` a user gets (e.g. `{ semaphore: 'it has no atomic ...' }`).
    */
-  readonly unsupported?: { readonly semaphore?: string; readonly readWrite?: string };
+  readonly unsupported?: {
+    readonly semaphore?: string;
+    readonly readWrite?: string;
+    readonly inspection?: string;
+    readonly list?: string;
+  };
 }
 
 /** The core's view of an attempt's outcome (normalised from `AttemptOutcome`). */

@@ -200,6 +200,7 @@ export abstract class BaseLock<C extends object = object>
       operationTimeout: this.operationTimeout,
       retryInterval: this.retryInterval,
       onWaiting: (refused, waited, timeout) => this.emitWaiting(refused, waited, timeout),
+      ownerSuffix: this.manager.ownerSuffix,
     };
   }
 

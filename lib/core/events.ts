@@ -1,4 +1,13 @@
-import { channel, type Channel } from 'node:diagnostics_channel';
+import { channel } from 'node:diagnostics_channel';
+
+/**
+ * What the library uses of a `node:diagnostics_channel` channel (typed here so that the published
+ * declarations need no `@types/node`).
+ */
+interface Channel {
+  readonly hasSubscribers: boolean;
+  publish(message: unknown): void;
+}
 import { EventEmitter } from 'node:events';
 import type { LockLostError } from './errors/lock-lost.error.js';
 import type { LockTimeoutError } from './errors/lock-timeout.error.js';
@@ -141,9 +150,9 @@ export const LOCK_CHANNELS: { readonly [E in LockEventType]: `nestjs-sherlock:lo
 
 /** @internal the channels, made once. */
 export const lockChannels: { readonly [E in LockEventType]: Channel } = Object.freeze(
-  Object.fromEntries(LOCK_EVENT_TYPES.map((type) => [type, channel(LOCK_CHANNELS[type])])) as {
-    [E in LockEventType]: Channel;
-  },
+  Object.fromEntries(
+    LOCK_EVENT_TYPES.map((type): [LockEventType, Channel] => [type, channel(LOCK_CHANNELS[type])]),
+  ) as { [E in LockEventType]: Channel },
 );
 
 /** Lock events (an `EventEmitter`): see `LockEventType`. */

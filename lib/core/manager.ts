@@ -13,6 +13,16 @@ import {
   type LockEvents,
   type LockEventType,
 } from './events.js';
+import { appNameProblem, ownerSuffix } from './holder.js';
+import {
+  forceReleaseLock,
+  inspectLock,
+  listArguments,
+  listLocks,
+  type ListOptions,
+  type LockForceReleasedEvent,
+  type LockInfo,
+} from './inspection.js';
 import { messages } from './messages.js';
 import { MultiLock } from './multi-lock.js';
 import {
@@ -43,6 +53,11 @@ export interface LockManagerOptions extends LockOptions {
    * `client` nor `connection`: the backend's default address (memory: the process's store).
    */
   connection?: ConnectionSettings;
+  /**
+   * The application name written into every holding's metadata (shown by `inspect()`, `list()`,
+   * the CLI): at most 64 characters, no control characters. Default: none.
+   */
+  appName?: string;
 }
 
 /** What `close()` (and `shutdown()`) did. */
@@ -53,7 +68,7 @@ export interface ShutdownReport {
   failed: { name: string; error: unknown }[];
 }
 
-const MANAGER_KEYS = ['backend', 'client', 'connection', ...LOCK_OPTION_KEYS] as const;
+const MANAGER_KEYS = ['backend', 'client', 'connection', 'appName', ...LOCK_OPTION_KEYS] as const;
 
 /** @internal the option under which `manager.lock()` binds a lock to its manager. */
 export const BOUND_MANAGER = Symbol('nestjs-sherlock.manager');
@@ -116,6 +131,8 @@ export class LockManager {
   /** Clients made for locks without one (default manager: one per backend). */
   private readonly shared = new Map<BackendDefinition, object>();
   private closed = false;
+  /** @internal the end of every owner token of this manager's locks: `|pid|host|app`. */
+  readonly ownerSuffix: string;
 
   constructor(options: LockManagerOptions);
   /** @internal the default manager */
@@ -126,12 +143,17 @@ export class LockManager {
       this.ownsClient = false;
       this.emitter = internal.events as unknown as EventEmitter;
       this.configured = { backend: null, client: null, defaults: DEFAULT_LOCK_OPTIONS };
+      this.ownerSuffix = ownerSuffix(null);
       return;
     }
     const raw: unknown = options;
     checkKeys(raw, 'LockManager options', MANAGER_KEYS);
     const given = validateLockOptions(raw);
-    const { backend: named, client, connection } = options;
+    const { backend: named, client, connection, appName } = options;
+    const badName = appName === undefined ? undefined : appNameProblem(appName);
+    if (badName !== undefined)
+      throw new TypeError(messages.invalidOption('appName', appName, badName));
+    this.ownerSuffix = ownerSuffix(appName ?? null);
     if (client !== undefined && connection !== undefined) {
       throw new TypeError(messages.clientAndConnection('manager'));
     }
@@ -258,26 +280,76 @@ export class LockManager {
   }
 
   /**
+   * Who holds `name` right now, as the server says: holder (host, pid, application, when it
+   * acquired), time left, fencing token, waiters. Throws `UnsupportedFeatureError` on a backend
+   * without inspection (threads), `LockBackendError` when the server fails. See docs/inspection.md.
+   *
+   * @example
+   * const info = await locks.inspect('billing:close-month');
+   * if (info.held) console.log(`held by ${info.holder?.host} pid ${info.holder?.pid}, ${info.ttl} ms left`);
+   */
+  async inspect(name: string): Promise<LockInfo> {
+    const lock = this.lock(name);
+    return inspectLock(this.backend, lock);
+  }
+
+  /**
+   * The held locks of this manager's namespace whose names start with `prefix`, sorted by name,
+   * without blocking the server (Redis: `SCAN` with `MATCH`/`COUNT`; Etcd: a range read).
+   * Throws `UnsupportedFeatureError` on a backend that cannot list (Memcached, threads).
+   */
+  async list(prefix = '', options?: ListOptions): Promise<LockInfo[]> {
+    const limit = listArguments(prefix, options);
+    const backend = this.backend;
+    if (this.closed) throw new LockError(messages.managerClosed(backend.name), prefix);
+    const { namespace, operationTimeout } = this.configured.defaults;
+    return listLocks(backend, { client: this.client, namespace, operationTimeout }, prefix, limit);
+  }
+
+  /**
+   * Deletes the lock `name` whoever holds it, and wakes the next waiter. The evicted holder is
+   * not told at once: its `signal` aborts at its next renewal (or when its expiry was due).
+   * Emits `'forceReleased'`. Resolves what it deleted, or `null` when nobody held it.
+   * For operators (the CLI, the live page): never call it to take a lock that is merely busy.
+   */
+  async forceRelease(name: string): Promise<LockInfo | null> {
+    const lock = this.lock(name);
+    const removed = await forceReleaseLock(this.backend, lock);
+    if (removed !== null) {
+      const event: LockForceReleasedEvent = { name: lock.name, key: lock.key, removed };
+      this.emitter.emit('forceReleased', event);
+    }
+    return removed;
+  }
+
+  /**
    * Listens for this manager's events (see `LockEventType`): `'waiting'`, `'acquired'`, `'busy'`,
    * `'timeout'`, `'extended'`, `'extend-failed'`, `'released'`, `'lost'` (when a held lock is
-   * known lost; its `signal` aborts at the same time). Each event is built only when someone
+   * known lost; its `signal` aborts at the same time), and `'forceReleased'` (when
+   * `forceRelease()` deleted a holding). Each event is built only when someone
    * listens (here, or on its `node:diagnostics_channel`). A listener that throws does not break
    * the lock: its error is rethrown on the next tick, as `diagnostics_channel` does.
    *
    * @example
    * locks.on('acquired', ({ name, waited }) => console.log(`${name} after ${waited} ms`));
    */
-  on<E extends LockEventType>(event: E, listener: LockEventListener<E>): this {
+  on<E extends LockEventType>(event: E, listener: LockEventListener<E>): this;
+  on(event: 'forceReleased', listener: (event: LockForceReleasedEvent) => void): this;
+  on(event: LockEventType | 'forceReleased', listener: (event: never) => void): this {
     this.emitter.on(event, listener as (event: unknown) => void);
     return this;
   }
 
-  once<E extends LockEventType>(event: E, listener: LockEventListener<E>): this {
+  once<E extends LockEventType>(event: E, listener: LockEventListener<E>): this;
+  once(event: 'forceReleased', listener: (event: LockForceReleasedEvent) => void): this;
+  once(event: LockEventType | 'forceReleased', listener: (event: never) => void): this {
     this.emitter.once(event, listener as (event: unknown) => void);
     return this;
   }
 
-  off<E extends LockEventType>(event: E, listener: LockEventListener<E>): this {
+  off<E extends LockEventType>(event: E, listener: LockEventListener<E>): this;
+  off(event: 'forceReleased', listener: (event: LockForceReleasedEvent) => void): this;
+  off(event: LockEventType | 'forceReleased', listener: (event: never) => void): this {
     this.emitter.off(event, listener as (event: unknown) => void);
     return this;
   }

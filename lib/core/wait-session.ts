@@ -15,7 +15,8 @@ import { DriverMissingError } from './errors/driver-missing.error.js';
 import { LockAbortedError } from './errors/lock-aborted.error.js';
 import { LockBackendError } from './errors/lock-backend.error.js';
 import { LockTimeoutError } from './errors/lock-timeout.error.js';
-import { Alarm, DeadlineExceededError, newOwnerToken, now, settleWithin, sleep } from './timing.js';
+import { ownerToken } from './holder.js';
+import { Alarm, DeadlineExceededError, now, settleWithin, sleep } from './timing.js';
 
 /**
  * How long a waiter that was promised a wake-up waits for it before it tries again anyway (a
@@ -73,6 +74,8 @@ export interface SessionLock<H> {
    * since the acquire began). Called once per acquire; must not throw.
    */
   readonly onWaiting?: (refused: Refused, waited: number, timeout: number) => void;
+  /** The holder metadata every owner token carries (`ownerSuffix()`); absent: none. */
+  readonly ownerSuffix?: string;
 }
 
 /** An acquire call's settings. */
@@ -307,7 +310,7 @@ class WaitSession<H> {
   /** One attempt with its own deadline. A late success of an abandoned attempt is undone. */
   private async attempt(deadline: number): Promise<Acquired<H> | Refused> {
     const { target, backend } = this.lock;
-    const token = newOwnerToken();
+    const token = ownerToken(this.lock.ownerSuffix);
     const sentAt = now();
     const waiter = this.hasWaiter ? this.waiter : undefined;
     const pending = Promise.resolve().then(() => backend.acquire(target, token, waiter));

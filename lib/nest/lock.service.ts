@@ -13,6 +13,8 @@ import {
   type ReadWriteLock,
   type ReadWriteSide,
   type Semaphore,
+  type ListOptions,
+  type LockInfo,
 } from '../sherlock.js';
 import { runSection } from '../core/instrumentation.js';
 import { startTimer, type Timer } from '../core/timing.js';
@@ -223,6 +225,39 @@ export class LockService implements OnApplicationShutdown {
       checked,
     );
     return result as T;
+  }
+
+  /**
+   * Who holds `name` on this registration's backend: holder (host, pid, appName, acquired at),
+   * time left, fencing token, waiters. See `LockManager.inspect` and docs/inspection.md.
+   */
+  async inspect(name: string): Promise<LockInfo> {
+    if (this.manager.isClosed) throw new Error(nestMessages.closed(this.registration));
+    return this.manager.inspect(name);
+  }
+
+  /** The held locks of this registration's namespace whose names start with `prefix`. */
+  async list(prefix = '', options?: ListOptions): Promise<LockInfo[]> {
+    if (this.manager.isClosed) throw new Error(nestMessages.closed(this.registration));
+    return this.manager.list(prefix, options);
+  }
+
+  /**
+   * Deletes the lock `name` whoever holds it and wakes the next waiter; logged as a warning.
+   * The evicted holder's signal aborts at its next renewal. Resolves what it deleted, or `null`.
+   */
+  async forceRelease(name: string): Promise<LockInfo | null> {
+    if (this.manager.isClosed) throw new Error(nestMessages.closed(this.registration));
+    const removed = await this.manager.forceRelease(name);
+    if (removed) {
+      const h = removed.holder;
+      this.logger.warn(
+        `Force-released lock '${name}' (key ${JSON.stringify(removed.key)}), held by ${h?.host ?? '?'} pid ${h?.pid ?? '?'}${h?.app ? ` (${h.app})` : ''} since ${h?.acquiredAt?.toISOString() ?? '?'}`,
+      );
+    } else {
+      this.logger.log(`Force-release of lock '${name}': nobody held it`);
+    }
+    return removed;
   }
 
   /** Whether anyone holds `name` on this registration's backend right now. */

@@ -87,6 +87,11 @@ export interface SherlockModuleOptions extends LockOptions {
    * With neither `client` nor `connection`: the backend's default address (memory: shared store).
    */
   connection?: ConnectionSettings;
+  /**
+   * The application name written into every holding's metadata, shown by `inspect()`, `list()`,
+   * the CLI and the live page: at most 64 characters, no control characters.
+   */
+  appName?: string;
   /** Defaults for every `@Locked()` and `LockService.run()` of this registration. */
   locked?: LockedOptions;
   /**

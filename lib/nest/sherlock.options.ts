@@ -40,6 +40,7 @@ const MODULE_KEYS = [
   'connection',
   'locked',
   'errorMapping',
+  'appName',
   ...LOCK_OPTION_KEYS,
 ] as const;
 

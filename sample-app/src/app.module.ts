@@ -4,6 +4,7 @@ import { ScheduleModule } from '@nestjs/schedule';
 import { SherlockModule } from 'nestjs-sherlock';
 import { AccountsModule } from './accounts/accounts.module.js';
 import { JobsModule } from './jobs/jobs.module.js';
+import { LocksModule } from './locks/locks.module.js';
 import { OrdersModule } from './orders/orders.module.js';
 import { ReportsModule } from './reports/reports.module.js';
 import { sherlockOptions } from './sherlock.options.js';
@@ -24,6 +25,7 @@ import { sherlockOptions } from './sherlock.options.js';
     OrdersModule,
     JobsModule,
     ReportsModule,
+    LocksModule,
   ],
 })
 export class AppModule {}

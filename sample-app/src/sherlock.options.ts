@@ -17,6 +17,8 @@ const CONNECTION_VARIABLES: Readonly<Record<string, string>> = {
  *   the backend's default address on 127.0.0.1);
  * - `SHERLOCK_NAMESPACE`: prefix of every lock key (default `sample`), so that several apps can
  *   share one server without their lock names colliding;
+ * - `SHERLOCK_APP_NAME`: the application name every lock's holder metadata carries (shown by
+ *   the live page `GET /locks` and the CLI; default `sample-app`);
  * - `SHERLOCK_TIMEOUT_MS`: how long a `@Locked` call waits for a busy lock before it fails with
  *   LockTimeoutError (default 10 000, the library's default).
  *
@@ -30,6 +32,7 @@ export function sherlockOptions(config: ConfigService): SherlockModuleOptions {
     backend,
     ...(connection !== undefined ? { connection } : {}),
     namespace: config.get<string>('SHERLOCK_NAMESPACE', 'sample'),
+    appName: config.get<string>('SHERLOCK_APP_NAME', 'sample-app'),
     // A lock frees itself after 30 s should its holder crash without releasing it.
     expire: 30_000,
     // Defaults for every @Locked() and LockService.run() of the app.

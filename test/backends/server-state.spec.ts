@@ -26,8 +26,11 @@ import { expectReleaseError } from '../support/helpers.js';
 import { memcachedText, redisRaw } from '../support/inspect.js';
 import type { RespValue } from '../support/servers.js';
 
-/** An owner token: 128 random bits as 32 lowercase hex characters. */
-const TOKEN = /^[0-9a-f]{32}$/;
+/**
+ * An owner token: 128 random bits as 32 lowercase hex characters, then the holder's metadata
+ * (`|acquired at ms|pid|host|app`, docs/inspection.md).
+ */
+const TOKEN = /^[0-9a-f]{32}\|\d+\|\d+\|[^|]*\|[^|]*$/;
 
 /** Acquires without waiting and fails the test if the lock was not free. */
 async function mustAcquire(lock: BaseLock): Promise<void> {

@@ -59,6 +59,7 @@ const EXPECTED_PAGES = [
   'docs/errors.md',
   'docs/extending.md',
   'docs/guarantees.md',
+  'docs/inspection.md',
   'docs/local-backends.md',
   'docs/multilock.md',
   'docs/nest.md',

@@ -103,7 +103,7 @@ describe.concurrent('autoExtend keeps the lock, on every backend that declares e
     defer(() => monitor.close());
     expect(await held.acquire(false)).toBe(true);
     const token = await redis.server.value(held);
-    expect(token).toMatch(/^[0-9a-f]{32}$/);
+    expect(token).toMatch(/^[0-9a-f]{32}\|\d+\|\d+\|[^|]*\|[^|]*$/);
     // A renewal runs the extend script with the token; the release script names its channel.
     const renewals = () =>
       monitor.lines.filter(

@@ -11,6 +11,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -264,7 +265,7 @@ describe('consumers of the package, from the repository root (package self-refer
     expect(report).toMatchObject({
       key: `pkg_${name}`,
       acquired: true,
-      stored: expect.stringMatching(/^[0-9a-f]{32}$/),
+      stored: expect.stringMatching(/^[0-9a-f]{32}\|\d+\|\d+\|[^|]*\|[^|]*$/),
       lockedWhileHeld: true,
       lockedAfter: false,
     });
@@ -520,7 +521,10 @@ describe('the packed package, installed where no driver exists', () => {
 
   it('the tarball holds the built files, their TypeScript sources (for source maps), package.json, the documents and docs/ only', () => {
     const documents = ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md'];
-    const guides = readdirSync(join(ROOT, 'docs')).map((name) => `docs/${name}`);
+    // Every file under docs/, pictures (docs/images/) included.
+    const guides = readdirSync(join(ROOT, 'docs'), { recursive: true, encoding: 'utf8' })
+      .filter((name) => statSync(join(ROOT, 'docs', name)).isFile())
+      .map((name) => `docs/${name}`);
     expect(guides).toEqual(expect.arrayContaining(['docs/core.md', 'docs/nest.md']));
     expect(packed).toEqual(
       expect.arrayContaining([

@@ -163,6 +163,7 @@ describe('validation', () => {
         'backend',
         'client',
         'connection',
+        'appName',
         'namespace',
         'expire',
         'timeout',

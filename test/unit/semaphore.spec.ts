@@ -323,7 +323,7 @@ describe('a semaphore on the core’s machinery', () => {
     const [acquire, extend, count, , release] = permits.calls;
     expect(acquire?.target).toBe(sem);
     expect(acquire?.target.limit).toBe(2);
-    expect(acquire?.token).toMatch(/^[0-9a-f]{32}$/);
+    expect(acquire?.token).toMatch(/^[0-9a-f]{32}\|\d+\|\d+\|[^|]*\|[^|]*$/);
     expect(extend).toMatchObject({ op: 'extend', token: acquire?.token, ttl: 8_000 });
     expect(extend?.held).toEqual({ fence: 1 });
     expect(count?.op).toBe('count');

@@ -5,7 +5,16 @@ import { MemoryStore, type MemoryTicket } from '../memory/store.js';
 /** The tag of this library's IPC messages (other messages on the channel are left alone). */
 export const TAG = '__nestjsSherlock';
 
-export type Operation = 'acquire' | 'release' | 'extend' | 'locked' | 'listen' | 'leave';
+export type Operation =
+  | 'acquire'
+  | 'release'
+  | 'extend'
+  | 'locked'
+  | 'listen'
+  | 'leave'
+  | 'inspect'
+  | 'list'
+  | 'forceRelease';
 
 /** Client -> hub. */
 export interface Request {
@@ -209,6 +218,21 @@ export class ClusterLockHub {
           store.dequeue(queued.key, queued.ticket);
         }
         return true;
+      }
+      // Inspection (issue 12): `list` takes a raw key prefix in `key` and a limit in `ttl`.
+      case 'inspect':
+        return store.inspect(key) ?? null;
+      case 'forceRelease':
+        return store.forceDelete(key) ?? null;
+      case 'list': {
+        const limit = typeof ttl === 'number' ? ttl : 1000;
+        const found = [];
+        for (const held of store.heldKeys()) {
+          const holding = held.startsWith(key) ? store.inspect(held) : undefined;
+          if (holding) found.push({ key: held, ...holding });
+          if (found.length >= limit) break;
+        }
+        return found;
       }
       default:
         throw new Error(`unknown lock operation ${String(op)}`);

@@ -1,9 +1,11 @@
 import type { LockBackend } from '../../core/backend.js';
 import { BaseLock, type BaseLockOptions } from '../../core/base-lock.js';
+import { nameOfKey } from '../../core/inspect-keys.js';
 import { messages } from '../../core/messages.js';
 import { backends, type BackendDefinition } from '../../core/registry.js';
 import { ClusterLockClient } from './client.js';
 import { ClusterLockHub, type LockHubChild } from './hub.js';
+import { type MemoryHolding, storedOf } from '../memory/store.js';
 
 export { ClusterLockClient, ClusterLockHub, type LockHubChild };
 
@@ -90,6 +92,31 @@ const clusterBackend: LockBackend<ClusterLockClient, undefined, ClusterWaiter> =
   // A round trip to the hub (the primary, over IPC).
   async ping(client) {
     await client.request('locked', { key: 'nestjs-sherlock:ping' });
+  },
+  // inspect / list / forceRelease: the hub's store answers (over IPC from a worker).
+  inspection: {
+    async inspect(lock) {
+      const held = (await lock.client.request('inspect', {
+        key: lock.key,
+      })) as MemoryHolding | null;
+      return held ? storedOf(held) : null;
+    },
+    async list({ client, namespace, prefix, limit }) {
+      const raw = namespace === null ? prefix : `${namespace}_${prefix}`;
+      const held = (await client.request('list', { key: raw, ttl: limit })) as (MemoryHolding & {
+        key: string;
+      })[];
+      return held.flatMap((h) => {
+        const name = nameOfKey(h.key, namespace, prefix);
+        return name === undefined ? [] : [{ name, key: h.key, ...storedOf(h) }];
+      });
+    },
+    async forceRelease(lock) {
+      const held = (await lock.client.request('forceRelease', {
+        key: lock.key,
+      })) as MemoryHolding | null;
+      return held ? storedOf(held) : null;
+    },
   },
   // Waiters wait in the hub's line, woken by a message when the lock is theirs to take.
   handOff: {

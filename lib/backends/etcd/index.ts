@@ -5,6 +5,7 @@ import { loadDriver } from '../../core/driver.js';
 import { backends } from '../../core/registry.js';
 import { now } from '../../core/timing.js';
 import type { EtcdClient, EtcdWatcher, WatchedKeyValue } from './client.js';
+import { etcdInspection } from './inspect.js';
 import { keepAlive, revoke, takeLease } from './leases.js';
 import { ahead, countAhead, type Entry, enter, leave, remove } from './queue.js';
 import { etcdReadWrite } from './read-write.js';
@@ -332,6 +333,9 @@ const etcdBackend: LockBackend<EtcdClient, Entry, EtcdWaiter> = {
   async ping(client) {
     await client.get('nestjs-sherlock:ping').exec();
   },
+
+  // inspect / list / forceRelease: the head of a lock's line (inspect.ts).
+  inspection: etcdInspection,
 
   /**
    * A waiter watches the entry right ahead of it, from the revision it last read, so no delete

@@ -5,6 +5,7 @@ import { parseConnection } from '../../core/connection.js';
 import { loadDriver } from '../../core/driver.js';
 import { messages } from '../../core/messages.js';
 import { backends, registerAlias } from '../../core/registry.js';
+import { memcachedInspection } from './inspect.js';
 import {
   add,
   deleteIfUnchanged,
@@ -135,6 +136,7 @@ const memcachedBackend: LockBackend<MemjsClient> = {
     return client;
   },
   unsupported: {
+    list: 'memcached cannot list its keys without a blocking dump of its slabs (and the binary protocol has no such command); inspect a name you know instead',
     semaphore:
       'memcached has no atomic operation over a set of holders (no scripts, transactions or sorted sets), so it cannot count the holders, admit one and drop an expired one in a single step; a semaphore built from its commands could admit more than its limit',
     readWrite:
@@ -190,6 +192,8 @@ const memcachedBackend: LockBackend<MemjsClient> = {
   async ping(client) {
     await gets(client, 'nestjs-sherlock:ping');
   },
+  // inspect / forceRelease; no list, no TTL (inspect.ts).
+  inspection: memcachedInspection(),
 };
 
 export const MEMCACHED = backends.register({ ...memcachedBackend, lockClass: MemcachedLock });

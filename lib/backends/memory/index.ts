@@ -1,9 +1,10 @@
 import type { LockBackend } from '../../core/backend.js';
 import { BaseLock, type BaseLockOptions } from '../../core/base-lock.js';
+import { nameOfKey } from '../../core/inspect-keys.js';
 import { messages } from '../../core/messages.js';
 import { backends, type BackendDefinition } from '../../core/registry.js';
 import { memoryReadWrite } from './read-write.js';
-import { type MemoryTicket, MemoryStore } from './store.js';
+import { type MemoryTicket, MemoryStore, storedOf } from './store.js';
 
 export { MemoryStore, type MemoryTicket };
 
@@ -90,6 +91,26 @@ const memoryBackend: LockBackend<MemoryStore, undefined, MemoryWaiter> = {
   },
   // No server: always up.
   async ping() {},
+  inspection: {
+    async inspect(lock) {
+      const held = lock.client.inspect(lock.key);
+      return held ? storedOf(held) : null;
+    },
+    async list({ client, namespace, prefix, limit }) {
+      const found = [];
+      for (const key of client.heldKeys()) {
+        const name = nameOfKey(key, namespace, prefix);
+        const held = name === undefined ? undefined : client.inspect(key);
+        if (name !== undefined && held) found.push({ name, key, ...storedOf(held) });
+        if (found.length >= limit) break;
+      }
+      return found;
+    },
+    async forceRelease(lock) {
+      const held = lock.client.forceDelete(lock.key);
+      return held ? storedOf(held) : null;
+    },
+  },
   // Waiters wait in line: woken by the release before them (first come, first served).
   handOff: {
     open: (lock, wake) => ({ store: lock.client, ticket: { wake }, queued: false }),

@@ -1,9 +1,30 @@
+import type { StoredLock } from '../../core/backend.js';
 import { now } from '../../core/timing.js';
 
 interface Entry {
   readonly token: string;
   readonly expiresAt: number;
+  /** The fencing token of this holding. */
+  readonly fence?: string;
 }
+
+/** @internal what `inspect` reads of a held key. */
+export interface MemoryHolding {
+  readonly token: string;
+  /** Remaining time to live in ms (-1: no expiry). */
+  readonly ttl: number;
+  readonly fence: string | undefined;
+  /** How many blocked acquires are in line. */
+  readonly waiting: number;
+}
+
+/** @internal a holding as the inspection primitives report it. */
+export const storedOf = (held: MemoryHolding): StoredLock => ({
+  owner: held.token,
+  ttl: held.ttl,
+  waiting: held.waiting,
+  ...(held.fence === undefined ? {} : { fencingToken: held.fence }),
+});
 
 /** A blocked acquire's place in a key's line. */
 export interface MemoryTicket {
@@ -57,16 +78,43 @@ export class MemoryStore {
     // First come, first served: while acquires wait in line, only the first may take the lock.
     const queue = this.queues.get(key);
     if (queue && queue.length > 0 && queue[0] !== ticket) return false;
-    this.entries.set(key, { token, expiresAt: ttl === null ? Infinity : now() + ttl });
     this.fence += 1n;
-    return this.fence.toString();
+    const fence = this.fence.toString();
+    this.entries.set(key, { token, expiresAt: ttl === null ? Infinity : now() + ttl, fence });
+    return fence;
   }
 
   /** Sets the expiry of `key` to `ttl` ms from now if `token` holds it. */
   extendIfOwner(key: string, token: string, ttl: number): boolean {
     if (this.get(key) !== token) return false;
-    this.entries.set(key, { token, expiresAt: now() + ttl });
+    const fence = this.entries.get(key)?.fence;
+    this.entries.set(key, { token, expiresAt: now() + ttl, ...(fence ? { fence } : {}) });
     return true;
+  }
+
+  /** @internal the holding of `key`, or undefined when it is free. */
+  inspect(key: string): MemoryHolding | undefined {
+    const token = this.get(key);
+    const entry = this.entries.get(key);
+    if (token === undefined || !entry) return undefined;
+    return {
+      token,
+      ttl: this.ttl(key),
+      fence: entry.fence,
+      waiting: this.queues.get(key)?.length ?? 0,
+    };
+  }
+
+  /** @internal the keys held now (expired ones dropped). */
+  heldKeys(): string[] {
+    return [...this.entries.keys()].filter((key) => this.get(key) !== undefined);
+  }
+
+  /** @internal deletes `key` whoever holds it and wakes the first in line; returns what it deleted. */
+  forceDelete(key: string): MemoryHolding | undefined {
+    const holding = this.inspect(key);
+    if (holding) this.deleteIfOwner(key, holding.token);
+    return holding;
   }
 
   /** Deletes `key` if `token` holds it, and wakes the first in line. */

@@ -21,6 +21,7 @@ import {
   LEAVE_PERMITS,
   RELEASE_PERMIT,
 } from './semaphore-scripts.js';
+import { redisInspection } from './inspect.js';
 import { keySlot, siblingKey } from './slots.js';
 import { type SubscriberSource, WakeChannels } from './wake-channels.js';
 
@@ -319,6 +320,11 @@ const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
 
   // A read-write lock: one Lua script per operation, writers first (read-write.ts).
   readWrite: redisReadWrite,
+  // inspect / list / forceRelease (inspect.ts): force-release goes through release() above.
+  inspection: redisInspection(
+    (lock) => keysOf(lock).queue,
+    (lock, owner) => redisBackend.release(lock as LockTarget<RedisCommands>, owner, undefined),
+  ),
 };
 
 export const REDIS = backends.register({ ...redisBackend, lockClass: RedisLock });

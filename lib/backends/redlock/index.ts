@@ -5,6 +5,7 @@ import { messages } from '../../core/messages.js';
 import { backends } from '../../core/registry.js';
 import { now, settleWithin } from '../../core/timing.js';
 import { EXTEND, FAIL_FAST, ioredis, RELEASE, type RedisCommands } from '../redis/scripts.js';
+import { redlockInspection } from './inspect.js';
 import { RedisQuorum, type RedisQuorumOptions } from './quorum.js';
 
 export { RedisQuorum, type RedisQuorumOptions };
@@ -200,6 +201,8 @@ const redlockBackend: LockBackend<RedisQuorum> = {
     }
     return { servers, answered, quorum: quorum.quorum };
   },
+  // inspect / list / forceRelease from what a majority of the servers store (inspect.ts).
+  inspection: redlockInspection(releaseAll),
 };
 
 export const REDLOCK = backends.register({ ...redlockBackend, lockClass: RedlockLock });

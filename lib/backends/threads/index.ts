@@ -71,6 +71,10 @@ const threadsBackend: LockBackend<ThreadLockTable, ThreadHolding, ThreadWaiter> 
     crossProcess: false,
     expiry: { granularity: 1, minimum: 1, maximum: MAX_EXPIRE, earlyBy: 0 },
   },
+  unsupported: {
+    inspection:
+      'its table keeps one 64-bit word per slot (a hash of the name, no owner token or metadata), so it cannot tell who holds a lock; use lock.locked() to know whether one is held',
+  },
   clientClass: () => ThreadLockTable,
   // Without settings: this thread's table (hand `table.buffer` to other threads to share it);
   // `{ buffer }`: the table of a buffer made in another thread; `{ slots }`: a new table.

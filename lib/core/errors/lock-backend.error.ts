@@ -18,7 +18,8 @@ import { LockError } from './lock.error.js';
 export class LockBackendError extends LockError {
   constructor(
     lockName: string,
-    readonly operation: 'acquire' | 'release' | 'locked' | 'extend' | 'count',
+    readonly operation:
+      'acquire' | 'release' | 'locked' | 'extend' | 'count' | 'inspect' | 'list' | 'forceRelease',
     options: { cause: unknown },
   ) {
     super(messages.backendError(lockName, operation, options.cause), lockName, options);
