@@ -40,6 +40,7 @@ export {
   type ClientClass,
   type LockClass,
 } from './sherlock.js';
+export type { BackendName, SherlockBackends } from './sherlock.js';
 export {
   BaseLock,
   type BaseLockOptions,

@@ -4,7 +4,12 @@ import type {
   OptionalFactoryDependency,
   Type,
 } from '@nestjs/common';
-import type { BackendDefinition, ConnectionSettings, LockOptions } from '../sherlock.js';
+import type {
+  BackendDefinition,
+  BackendName,
+  ConnectionSettings,
+  LockOptions,
+} from '../sherlock.js';
 
 /** What a `@Locked` call does when the lock is held by someone else. */
 export type OnBusy = 'throw' | 'skip';
@@ -52,8 +57,9 @@ export interface SherlockModuleOptions extends LockOptions {
   /**
    * `'redis'`, `'memcached'`, `'etcd'`, `'memory'`, a backend registered with
    * `backends.register()`, or its `backends.X` value. May be left out when `client` is given.
+   * A name is type-checked against `BackendName` (see `SherlockBackends` to add yours).
    */
-  backend?: string | BackendDefinition;
+  backend?: BackendName | BackendDefinition;
   /** A client you created (left open on shutdown). Exclusive with `connection`. */
   client?: object;
   /**
@@ -63,8 +69,11 @@ export interface SherlockModuleOptions extends LockOptions {
    * With neither `client` nor `connection`: the backend's default address (memory: shared store).
    */
   connection?: ConnectionSettings;
-  /** Defaults for every `@Locked()` and `LockService.run()` of this registration. */
-  locked?: LockedOptions;
+  /**
+   * Defaults for every `@Locked()` and `LockService.run()` of this registration. `onBusy` may
+   * only be `'throw'` here: `'skip'` goes on the calls that may skip, where their types show it.
+   */
+  locked?: LockedOptions & { onBusy?: 'throw' };
 }
 
 /** Where a registration lives: its name (for several backends) and whether it is global. */
