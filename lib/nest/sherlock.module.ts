@@ -1,5 +1,5 @@
 import { type DynamicModule, Module, type Provider } from '@nestjs/common';
-import { DiscoveryModule, DiscoveryService, MetadataScanner } from '@nestjs/core';
+import { DiscoveryModule, DiscoveryService, MetadataScanner, ModuleRef } from '@nestjs/core';
 import { LockService } from './lock.service.js';
 import {
   DEFAULT_REGISTRATION,
@@ -105,9 +105,9 @@ export class SherlockModule {
         },
         {
           provide: explorerToken,
-          useFactory: (discovery: DiscoveryService, scanner: MetadataScanner) =>
-            new SherlockExplorer(discovery, scanner),
-          inject: [DiscoveryService, MetadataScanner],
+          useFactory: (discovery: DiscoveryService, scanner: MetadataScanner, ref: ModuleRef) =>
+            new SherlockExplorer(discovery, scanner, ref),
+          inject: [DiscoveryService, MetadataScanner, ModuleRef],
         },
       ],
       exports: [serviceToken],

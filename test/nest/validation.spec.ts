@@ -107,7 +107,7 @@ const invalid: InvalidCase[] = [
     options: () => ({ backend: 'memory', locked: { onBusy: 'skip' } }),
     error: TypeError,
     message:
-      /Invalid option 'locked\.onBusy': got "skip", expected 'throw' or nothing.*onBusy: 'skip' on each @Locked or run\(\) call/,
+      /Invalid option 'locked\.onBusy': got "skip" \(a string\), expected 'throw' or nothing.*onBusy: 'skip' on each @Locked or run\(\) call/,
   },
   {
     what: 'locked.atLeastFor above the module expire',
