@@ -54,22 +54,21 @@ export interface LockedSkipNeedsUndefined<Result> {
   readonly "@Locked with onBusy: 'skip' resolves undefined when busy: declare the method Promise<T | undefined>, not": Promise<Result>;
 }
 
-/** Whether a name function taking `A` can be called with the arguments of method `M`. */
-type NameFits<A extends unknown[], M extends AsyncMethod> = [(...args: A) => unknown] extends [
-  (...args: Parameters<M>) => unknown,
-]
-  ? true
-  : false;
-
-/** What `@Locked` checks of the method `M` it decorates, given its name's parameters `A`. */
-type LockedTarget<A extends unknown[], Skip extends boolean, M extends AsyncMethod> =
-  NameFits<A, M> extends false
-    ? LockedNameMismatch<Parameters<M>>
-    : Skip extends true
-      ? undefined extends Awaited<ReturnType<M>>
-        ? object
-        : LockedSkipNeedsUndefined<Awaited<ReturnType<M>>>
-      : object;
+/**
+ * What `@Locked` checks of the method `M` it decorates, given its name function's parameters `A`
+ * and whether it may skip: `object` (any class) if all is well, else a type no class is.
+ */
+export type LockedTarget<
+  A extends unknown[],
+  Skip extends boolean,
+  M extends (...args: never[]) => Promise<unknown>,
+> = [(...args: A) => unknown] extends [(...args: Parameters<M>) => unknown]
+  ? Skip extends true
+    ? undefined extends Awaited<ReturnType<M>>
+      ? object
+      : LockedSkipNeedsUndefined<Awaited<ReturnType<M>>>
+    : object
+  : LockedNameMismatch<Parameters<M>>;
 
 /**
  * The method decorator `@Locked(name, options)` returns. It type-checks what it decorates: a
@@ -78,15 +77,15 @@ type LockedTarget<A extends unknown[], Skip extends boolean, M extends AsyncMeth
  * resolve `undefined`. A mistake is a compile error at the decorator.
  */
 export type LockedDecorator<A extends unknown[] = unknown[], Skip extends boolean = false> = <
-  M extends AsyncMethod,
+  M extends (...args: never[]) => Promise<unknown>,
 >(
   target: LockedTarget<A, Skip, M>,
   propertyKey: string | symbol,
   descriptor: TypedPropertyDescriptor<M>,
 ) => TypedPropertyDescriptor<M>;
 
-/** Whether options `O` (as written at the call) say `onBusy: 'skip'` (or may: a wider type). */
-type SaysSkip<O> = 'onBusy' extends keyof O
+/** Whether `@Locked` options `O` (as written at the call) say `onBusy: 'skip'` (or may). */
+export type LockedSkips<O> = 'onBusy' extends keyof O
   ? 'skip' extends O['onBusy' & keyof O]
     ? true
     : false
@@ -120,7 +119,7 @@ type SaysSkip<O> = 'onBusy' extends keyof O
 export function Locked<
   A extends unknown[] = unknown[],
   const O extends LockedDecoratorOptions = Record<never, never>,
->(name: LockName<A>, options?: O): LockedDecorator<A, SaysSkip<O>>;
+>(name: LockName<A>, options?: O): LockedDecorator<A, LockedSkips<O>>;
 export function Locked(
   name: LockName<unknown[]>,
   options: LockedDecoratorOptions = {},
