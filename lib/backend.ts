@@ -31,6 +31,7 @@ export {
   type BackendDeclaration,
   type LockClass,
 } from './core/registry.js';
+export type { BackendName, SherlockBackends } from './core/backend-names.js';
 export {
   BaseLock,
   type BaseLockOptions,

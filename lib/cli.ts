@@ -8,7 +8,7 @@
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { type LockInfo, LockManager } from './sherlock.js';
+import { type BackendName, type LockInfo, LockManager } from './sherlock.js';
 
 const HELP = `Usage: nestjs-sherlock <command> [options]
 
@@ -208,7 +208,8 @@ export async function main(
       );
     }
     manager = new LockManager({
-      backend: target.backend,
+      // Checked at run time (an unknown name is a RangeError naming the registered ones).
+      backend: target.backend as BackendName,
       connection: target.connection,
       operationTimeout: timeout,
       appName: 'nestjs-sherlock-cli',

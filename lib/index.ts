@@ -40,6 +40,7 @@ export {
   type ClientClass,
   type LockClass,
 } from './sherlock.js';
+export type { BackendName, SherlockBackends } from './sherlock.js';
 export {
   BaseLock,
   type BaseLockOptions,
@@ -132,6 +133,11 @@ export {
   type LockServiceAcquireOptions,
   Locked,
   type LockName,
+  type LockedDecorator,
+  type LockedNameMismatch,
+  type LockedSkipNeedsUndefined,
+  type LockedSkips,
+  type LockedTarget,
   LockInterceptor,
   type ClosableResponse,
   LockErrorInterceptor,

@@ -43,6 +43,7 @@ export {
   type ClientClass,
   type LockClass,
 } from './core/registry.js';
+export type { BackendName, SherlockBackends } from './core/backend-names.js';
 export {
   BaseLock,
   type BaseLockOptions,

@@ -9,15 +9,17 @@ import {
   settle,
   validateLockOptions,
 } from './options.js';
+import type { BackendName } from './backend-names.js';
 import { backendOfClient, backends, type BackendDefinition } from './registry.js';
 
 /** What `configure()` takes: the lock options plus the global-only `backend` and `client`. */
 export interface ConfigureOptions extends LockOptions {
   /**
    * The backend of the generic `Lock`: `'redis'`, `'memcached'`, `'etcd'`, `'memory'`, the name
-   * of a registered backend, or a definition such as `backends.REDIS`. Global only.
+   * of a registered backend, or a definition such as `backends.REDIS`. Global only. A name is
+   * type-checked against `BackendName` (see `SherlockBackends` to add yours).
    */
-  backend?: string | BackendDefinition;
+  backend?: BackendName | BackendDefinition;
   /**
    * A client of the backend's library (an ioredis `Redis` or `Cluster`, a memjs `Client`, an
    * etcd3 `Etcd3`, a `MemoryStore`). Given without `backend`, it sets the backend by its class.

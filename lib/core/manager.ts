@@ -35,6 +35,7 @@ import {
   settle,
   validateLockOptions,
 } from './options.js';
+import type { BackendName } from './backend-names.js';
 import { type BackendDefinition, backendOfClient, backends, isRegistered } from './registry.js';
 
 /** What `new LockManager()` takes: a backend, how to reach it, and defaults for its locks. */
@@ -42,8 +43,9 @@ export interface LockManagerOptions extends LockOptions {
   /**
    * `'redis'`, `'memcached'`, `'etcd'`, `'memory'`, `'redlock'`, `'threads'`, `'cluster'`, a backend registered with
    * `backends.register()`, or its `backends.X` value. May be left out when `client` is given.
+   * A name is type-checked against `BackendName` (see `SherlockBackends` to add yours).
    */
-  backend?: string | BackendDefinition;
+  backend?: BackendName | BackendDefinition;
   /** A client you created: used, and left open by `close()`. Exclusive with `connection`. */
   client?: object;
   /**

@@ -2,7 +2,15 @@ import 'reflect-metadata';
 
 export { SherlockModule } from './sherlock.module.js';
 export { LockService, type LockServiceAcquireOptions } from './lock.service.js';
-export { Locked, type LockName } from './locked.decorator.js';
+export {
+  Locked,
+  type LockName,
+  type LockedDecorator,
+  type LockedNameMismatch,
+  type LockedSkipNeedsUndefined,
+  type LockedSkips,
+  type LockedTarget,
+} from './locked.decorator.js';
 export { LockInterceptor, type ClosableResponse } from './lock.interceptor.js';
 export { LockErrorInterceptor } from './lock-error.interceptor.js';
 export {

@@ -195,36 +195,46 @@ export class LockService implements OnApplicationShutdown {
    * canonical order, within one `timeout`) and gives it to `fn`; names this call chain already
    * holds are re-entered, not taken again.
    *
+   * The result type says whether `fn` surely ran: with `onBusy: 'skip'` (or options whose
+   * `onBusy` is not known to be `'throw'`) it is `Promise<T | undefined>`, as a busy lock
+   * resolves `undefined` without calling `fn`; otherwise `Promise<T>`.
+   *
    * @example
    * const balance = await locks.run(`account:${id}`, async () => this.accounts.withdraw(id, 10));
    * await locks.run([`account:${from}`, `account:${to}`], async () => this.move(from, to, 10));
+   * const report = await locks.run('report', build, { wait: false, onBusy: 'skip' }); // Report | undefined
    */
   async run<T>(
     name: string,
     fn: (lock: BaseLock) => T | Promise<T>,
-    options?: LockedOptions & LockedPrimitiveOptions,
+    options?: LockedOptions & LockedPrimitiveOptions & { onBusy?: 'throw' },
   ): Promise<T>;
   async run<T>(
     names: readonly string[],
     fn: (lock: MultiLock) => T | Promise<T>,
-    options?: LockedOptions,
+    options?: LockedOptions & { onBusy?: 'throw' },
   ): Promise<T>;
+  async run<T>(
+    name: string,
+    fn: (lock: BaseLock) => T | Promise<T>,
+    options: LockedOptions & LockedPrimitiveOptions,
+  ): Promise<T | undefined>;
+  async run<T>(
+    names: readonly string[],
+    fn: (lock: MultiLock) => T | Promise<T>,
+    options: LockedOptions,
+  ): Promise<T | undefined>;
   async run<T>(
     name: string | readonly string[],
     fn: ((lock: BaseLock) => T | Promise<T>) | ((lock: MultiLock) => T | Promise<T>),
     options: LockedOptions & LockedPrimitiveOptions = {},
-  ): Promise<T> {
+  ): Promise<T | undefined> {
     const checked = {
       ...validateLockedOptions(options, 'LockService.run() options', PRIMITIVE_KEYS),
       ...validatePrimitiveOptions(options),
     };
     if (typeof name !== 'string') checkPrimitiveWithNames(checked, 'LockService.run()');
-    const result = await this.runLocked(
-      name,
-      fn as (lock: BaseLock | MultiLock) => T | Promise<T>,
-      checked,
-    );
-    return result as T;
+    return this.runLocked(name, fn as (lock: BaseLock | MultiLock) => T | Promise<T>, checked);
   }
 
   /**

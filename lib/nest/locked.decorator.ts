@@ -37,6 +37,61 @@ export interface LockedMetadata {
 type AsyncMethod = (...args: never[]) => Promise<unknown>;
 
 /**
+ * What the `target` of a `@Locked` method must be when its name function cannot take the
+ * method's arguments: a type no class is, so that the mistake is a compile error whose message
+ * shows the method's parameters.
+ */
+export interface LockedNameMismatch<MethodParameters extends readonly unknown[]> {
+  readonly '@Locked: the name function must accept the arguments of the method, which are': MethodParameters;
+}
+
+/**
+ * What the `target` of a `@Locked(..., { onBusy: 'skip' })` method must be when the method's
+ * promise cannot resolve `undefined` (which a skipped call resolves): declare it
+ * `Promise<T | undefined>` (or `Promise<void>`).
+ */
+export interface LockedSkipNeedsUndefined<Result> {
+  readonly "@Locked with onBusy: 'skip' resolves undefined when busy: declare the method Promise<T | undefined>, not": Promise<Result>;
+}
+
+/**
+ * What `@Locked` checks of the method `M` it decorates, given its name function's parameters `A`
+ * and whether it may skip: `object` (any class) if all is well, else a type no class is.
+ */
+export type LockedTarget<
+  A extends unknown[],
+  Skip extends boolean,
+  M extends (...args: never[]) => Promise<unknown>,
+> = [(...args: A) => unknown] extends [(...args: Parameters<M>) => unknown]
+  ? Skip extends true
+    ? undefined extends Awaited<ReturnType<M>>
+      ? object
+      : LockedSkipNeedsUndefined<Awaited<ReturnType<M>>>
+    : object
+  : LockedNameMismatch<Parameters<M>>;
+
+/**
+ * The method decorator `@Locked(name, options)` returns. It type-checks what it decorates: a
+ * method returning a promise (the wrapper always returns one), whose arguments the name
+ * function (`A`: its parameters) accepts, and, with `onBusy: 'skip'` (`Skip`), whose promise may
+ * resolve `undefined`. A mistake is a compile error at the decorator.
+ */
+export type LockedDecorator<A extends unknown[] = unknown[], Skip extends boolean = false> = <
+  M extends (...args: never[]) => Promise<unknown>,
+>(
+  target: LockedTarget<A, Skip, M>,
+  propertyKey: string | symbol,
+  descriptor: TypedPropertyDescriptor<M>,
+) => TypedPropertyDescriptor<M>;
+
+/** Whether `@Locked` options `O` (as written at the call) say `onBusy: 'skip'` (or may). */
+export type LockedSkips<O> = 'onBusy' extends keyof O
+  ? 'skip' extends O['onBusy' & keyof O]
+    ? true
+    : false
+  : false;
+
+/**
  * Runs every call of the decorated (async) method while holding a distributed lock, through the
  * `LockService` of the `SherlockModule` registration named `name` in the options (the unnamed one
  * by default). Works on any provider method (services, `@Cron` jobs, event handlers, queue
@@ -60,7 +115,7 @@ type AsyncMethod = (...args: never[]) => Promise<unknown>;
  *
  * @Patch(':id')
  * @Locked((id: string) => `order:${id}`)
- * update(@Param('id') id: string, @Body() dto: UpdateOrderDto) { ... }
+ * async update(@Param('id') id: string, @Body() dto: UpdateOrderDto): Promise<Order> { ... }
  *
  * @Locked((from: string, to: string) => [`account:${from}`, `account:${to}`])
  * async transfer(from: string, to: string, amount: number) { ... }
@@ -73,10 +128,14 @@ type AsyncMethod = (...args: never[]) => Promise<unknown>;
  * @Locked('catalog', { mode: 'write' })
  * async importProducts() { ... }
  */
-export function Locked<A extends unknown[] = never[]>(
-  name: LockName<A>,
+export function Locked<
+  A extends unknown[] = unknown[],
+  const O extends LockedDecoratorOptions = Record<never, never>,
+>(name: LockName<A>, options?: O): LockedDecorator<A, LockedSkips<O>>;
+export function Locked(
+  name: LockName<unknown[]>,
   options: LockedDecoratorOptions = {},
-): MethodDecorator {
+): LockedDecorator<unknown[], boolean> {
   if (typeof name !== 'function' && !isNameOrNames(name)) {
     throw new TypeError(nestMessages.badLockedName(name));
   }

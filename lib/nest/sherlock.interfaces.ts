@@ -6,6 +6,7 @@ import type {
 } from '@nestjs/common';
 import type {
   BackendDefinition,
+  BackendName,
   ConnectionSettings,
   LockOptions,
   ReadWriteMode,
@@ -76,8 +77,9 @@ export interface SherlockModuleOptions extends LockOptions {
   /**
    * `'redis'`, `'memcached'`, `'etcd'`, `'memory'`, a backend registered with
    * `backends.register()`, or its `backends.X` value. May be left out when `client` is given.
+   * A name is type-checked against `BackendName` (see `SherlockBackends` to add yours).
    */
-  backend?: string | BackendDefinition;
+  backend?: BackendName | BackendDefinition;
   /** A client you created (left open on shutdown). Exclusive with `connection`. */
   client?: object;
   /**
@@ -92,8 +94,11 @@ export interface SherlockModuleOptions extends LockOptions {
    * the CLI and the live page: at most 64 characters, no control characters.
    */
   appName?: string;
-  /** Defaults for every `@Locked()` and `LockService.run()` of this registration. */
-  locked?: LockedOptions;
+  /**
+   * Defaults for every `@Locked()` and `LockService.run()` of this registration. `onBusy` may
+   * only be `'throw'` here: `'skip'` goes on the calls that may skip, where their types show it.
+   */
+  locked?: LockedOptions & { onBusy?: 'throw' };
   /**
    * How handlers answer lock errors (HTTP 409 / 503 with `Retry-After`, GraphQL `extensions.code`,
    * `RpcException`, `WsException`: see docs/errors.md). `false` turns it off; a function

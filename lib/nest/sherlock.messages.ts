@@ -9,6 +9,12 @@ export const nestMessages = {
   notAMethod: (target: string) => `@Locked can only decorate methods; '${target}' is not a method`,
   badLockName: (method: string, value: string) =>
     `@Locked on ${method}: the lock name function returned ${value}; it must return a non-empty string (or a non-empty array of them)`,
+  moduleSkip: () =>
+    messages.invalidOption(
+      'locked.onBusy',
+      'skip',
+      "'throw' or nothing: a module-wide 'skip' would make every @Locked method and run() call resolve undefined without their types saying so; give onBusy: 'skip' on each @Locked or run() call that may skip",
+    ),
   asyncFactory: () =>
     'SherlockModule.forRootAsync() needs exactly one of useFactory, useClass or useExisting',
   atLeastForAboveExpire: (atLeastFor: number, expire: number) =>

@@ -128,9 +128,9 @@ export class SherlockModule {
         },
         {
           provide: explorerToken,
-          useFactory: (discovery: DiscoveryService, scanner: MetadataScanner) =>
-            new SherlockExplorer(discovery, scanner),
-          inject: [DiscoveryService, MetadataScanner],
+          useFactory: (discovery: DiscoveryService, scanner: MetadataScanner, ref: ModuleRef) =>
+            new SherlockExplorer(discovery, scanner, ref),
+          inject: [DiscoveryService, MetadataScanner, ModuleRef],
         },
         {
           provide: `SherlockObserver:${registration}`,

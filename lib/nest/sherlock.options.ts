@@ -154,6 +154,7 @@ export function createRegistration(options: SherlockModuleOptions): Registration
     throw new TypeError(nestMessages.clientAndConnection());
   }
   const given = validateLockedOptions(lockedOption ?? {}, "SherlockModule option 'locked'");
+  if (given.onBusy === 'skip') throw new TypeError(nestMessages.moduleSkip());
   const locked: ResolvedLockedOptions = {
     ...given,
     wait: given.wait ?? true,

@@ -1,8 +1,15 @@
 import type { ConfigService } from '@nestjs/config';
-import type { SherlockModuleOptions } from 'nestjs-sherlock';
+import type { BackendName, SherlockModuleOptions } from 'nestjs-sherlock';
+
+/** The backends this app can run on (`BackendName` lists every registered one). */
+const BACKENDS = ['memory', 'redis', 'memcached', 'etcd'] as const satisfies readonly BackendName[];
+type SampleBackend = (typeof BACKENDS)[number];
+
+const isSampleBackend = (name: string): name is SampleBackend =>
+  (BACKENDS as readonly string[]).includes(name);
 
 /** The variable that holds the connection settings of each server backend. */
-const CONNECTION_VARIABLES: Readonly<Record<string, string>> = {
+const CONNECTION_VARIABLES: Readonly<Partial<Record<SampleBackend, string>>> = {
   redis: 'REDIS_URL', // redis://host:6379
   memcached: 'MEMCACHED_SERVERS', // host1:11211,host2:11211
   etcd: 'ETCD_HOSTS', // http://host1:2379,http://host2:2379
@@ -25,7 +32,14 @@ const CONNECTION_VARIABLES: Readonly<Record<string, string>> = {
  * The module creates its client from `connection` and closes it on shutdown.
  */
 export function sherlockOptions(config: ConfigService): SherlockModuleOptions {
+  // The `backend` option is typed as the union of backend names: a value read from the
+  // environment is a string, checked here (the module would refuse an unknown one at start-up too).
   const backend = config.get<string>('SHERLOCK_BACKEND', 'memory').trim().toLowerCase();
+  if (!isSampleBackend(backend)) {
+    throw new RangeError(
+      `Invalid SHERLOCK_BACKEND: got '${backend}', expected one of ${BACKENDS.join(', ')}`,
+    );
+  }
   const variable = CONNECTION_VARIABLES[backend];
   const connection = variable ? config.get<string>(variable)?.trim() || undefined : undefined;
   return {

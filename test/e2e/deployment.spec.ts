@@ -15,7 +15,8 @@ interface ComposeService {
   environment?: Record<string, string>;
   command?: string[];
   ports?: string[];
-  depends_on?: string[];
+  depends_on?: string[] | Record<string, { condition?: string }>;
+  healthcheck?: { test?: string | string[]; interval?: string; timeout?: string; retries?: number };
 }
 
 interface ComposeFile {
@@ -57,9 +58,38 @@ describe('docker-compose.yml', () => {
       MEMCACHED_SERVERS: 'memcached:11211',
       ETCD_HOSTS: 'http://etcd:2379',
     });
-    expect(app?.depends_on).toEqual(expect.arrayContaining(['redis', 'memcached', 'etcd']));
+    expect(Object.keys(app?.depends_on ?? {}).sort()).toEqual(['etcd', 'memcached', 'redis']);
+    expect(env['ACCOUNTS_STORE']).toBe('redis');
     expect(app?.build).toEqual({ context: '.', dockerfile: 'sample-app/Dockerfile' });
     expect(existsSync(join(ROOT, app?.build?.dockerfile ?? 'missing'))).toBe(true);
+  });
+
+  it('starts a replica only once every server it depends on is healthy', () => {
+    for (const name of ['app1', 'app2']) {
+      const dependsOn = services[name]?.depends_on;
+      // The long form: the short list form only waits for the containers to start.
+      expect(Array.isArray(dependsOn)).toBe(false);
+      for (const [server, { condition }] of Object.entries(dependsOn ?? {})) {
+        expect(condition, `${name} depends_on ${server}`).toBe('service_healthy');
+        const check = services[server]?.healthcheck;
+        expect(check, `${server} has a healthcheck`).toBeDefined();
+        expect(Array.isArray(check?.test) && ['CMD', 'CMD-SHELL'].includes(check.test[0]!)).toBe(
+          true,
+        );
+        // Retried for a while (a server may take seconds to start), not forever.
+        expect(check?.retries).toBeGreaterThanOrEqual(5);
+        expect(check?.interval).toMatch(/^\d+s$/);
+      }
+    }
+  });
+
+  it.each([
+    ['redis', /\bredis-cli\b.*\bping\b/],
+    ['memcached', /\b11211\b.*VERSION|version.*11211/],
+    ['etcd', /\betcdctl\b.*\bendpoint\b.*\bhealth\b/],
+  ])('checks %s with a command that asks the server itself', (server, command) => {
+    const test = services[server]?.healthcheck?.test;
+    expect(Array.isArray(test) ? test.slice(1).join(' ') : test).toMatch(command);
   });
 
   it('publishes the two replicas on different host ports', () => {

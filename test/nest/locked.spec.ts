@@ -171,7 +171,7 @@ class Busy {
   }
 
   @Locked('busy', { wait: false, onBusy: 'skip' })
-  async skip(): Promise<string> {
+  async skip(): Promise<string | undefined> {
     this.runs += 1;
     return 'ran';
   }

@@ -95,7 +95,7 @@ class Ledger {
     wait: false,
     onBusy: 'skip',
   })
-  async transferIfFree(from: string, to: string): Promise<string> {
+  async transferIfFree(from: string, to: string): Promise<string | undefined> {
     return `${from}->${to}`;
   }
 

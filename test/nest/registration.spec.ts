@@ -7,6 +7,7 @@ import { ConfigModule, ConfigService } from '@nestjs/config';
 import { Test } from '@nestjs/testing';
 import { Redis } from 'ioredis';
 import {
+  type BackendName,
   configure,
   DEFAULT_LOCK_OPTIONS,
   getLockServiceToken,
@@ -125,7 +126,7 @@ describe('forRootAsync()', () => {
           imports: [ConfigModule],
           inject: [ConfigService],
           useFactory: (settings: ConfigService): SherlockModuleOptions => ({
-            backend: settings.getOrThrow<string>('sherlock.backend'),
+            backend: settings.getOrThrow<BackendName>('sherlock.backend'),
             connection: settings.getOrThrow<string>('sherlock.url'),
             namespace: settings.getOrThrow<string>('sherlock.namespace'),
           }),

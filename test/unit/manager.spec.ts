@@ -109,7 +109,7 @@ describe('defaults', () => {
   });
 
   it('uses the backend given by name (any case) or by definition', () => {
-    expect(new LockManager({ backend: 'UNITMANAGER' }).backend).toBe(fake.definition);
+    expect(new LockManager({ backend: 'UNITMANAGER' as never }).backend).toBe(fake.definition);
     expect(new LockManager({ backend: fake.definition }).backend).toBe(fake.definition);
     expect(backends.get('unitmanager')).toBe(fake.definition);
     expect((backends as unknown as Record<string, unknown>)['UNITMANAGER']).toBe(fake.definition);
@@ -222,7 +222,7 @@ describe('validation', () => {
   });
 
   it('refuses an unknown backend, a client and a connection together, a foreign client', () => {
-    const unknown = thrown(() => new LockManager({ backend: 'nope' }));
+    const unknown = thrown(() => new LockManager({ backend: 'nope' as never }));
     expect(unknown).toBeInstanceOf(RangeError);
     expect(unknown.message).toMatch(
       /^Invalid option 'backend': got "nope" \(a string\), expected one of: /,

@@ -5,6 +5,7 @@
  */
 import {
   type AcquireOptions,
+  type BackendName,
   type BaseLockOptions,
   configure,
   type ConfigureOptions,
@@ -304,7 +305,7 @@ export function configurationContract(runner: Runner, fixture: SubjectInfo): voi
 
   describe('generic Lock', () => {
     it('works with the configured backend and client: acquire, locked, release, using, dispose', async () => {
-      configure({ backend: fixture.name, client: backend.client });
+      configure({ backend: fixture.name as BackendName, client: backend.client });
       const name = uniqueName();
       const lock = backend.track(new Lock(name));
       expect(lock.backendLock).toBeInstanceOf(LockClass);
@@ -337,7 +338,7 @@ export function configurationContract(runner: Runner, fixture: SubjectInfo): voi
       configure({ backend: definition });
       expect(getConfiguration().backend).toBe(definition);
       resetConfiguration();
-      configure({ backend: fixture.name.toUpperCase() });
+      configure({ backend: fixture.name.toUpperCase() as BackendName });
       expect(getConfiguration().backend).toBe(definition);
       expect(new Lock(uniqueName(), { operationTimeout: 1_000 }).backendLock).toBeInstanceOf(
         LockClass,
@@ -359,17 +360,25 @@ export function configurationContract(runner: Runner, fixture: SubjectInfo): voi
     });
 
     it(`configure({ backend: '${fixture.name}', client }) with a client of another class throws a TypeError naming ${definition.library}, changing nothing`, () => {
-      configure({ backend: fixture.name, client: backend.client, namespace: 'before' });
+      configure({
+        backend: fixture.name as BackendName,
+        client: backend.client,
+        namespace: 'before',
+      });
       const before = getConfiguration();
       const error = throwsWith(TypeError, () =>
-        configure({ backend: fixture.name, client: new ForeignClient(), timeout: 1 }),
+        configure({
+          backend: fixture.name as BackendName,
+          client: new ForeignClient(),
+          timeout: 1,
+        }),
       );
       expect(error.message).toContain(`the ${definition.library} library`);
       expectConfigurationUnchanged(getConfiguration(), before);
     });
 
     it('new Lock(name, { client }) is refused with a TypeError', () => {
-      configure({ backend: fixture.name, client: backend.client });
+      configure({ backend: fixture.name as BackendName, client: backend.client });
       const error = throwsWith(
         TypeError,
         () => new Lock(uniqueName(), { client: backend.client } as LockOptions),
@@ -380,7 +389,11 @@ export function configurationContract(runner: Runner, fixture: SubjectInfo): voi
 
     for (const bad of BAD_OPTIONS) {
       it(`configure({ ${bad.option}: ${String(bad.value)} }) throws a ${bad.type.name} and changes nothing, not even valid options given with it`, async () => {
-        configure({ backend: fixture.name, client: backend.client, namespace: 'before' });
+        configure({
+          backend: fixture.name as BackendName,
+          client: backend.client,
+          namespace: 'before',
+        });
         const before = getConfiguration();
         const error = throwsWith(bad.type, () =>
           configure({ retryInterval: 7, [bad.option]: bad.value } as ConfigureOptions),
@@ -391,20 +404,22 @@ export function configurationContract(runner: Runner, fixture: SubjectInfo): voi
     }
 
     it('configure() with an unknown option or an unknown backend throws and changes nothing', () => {
-      configure({ backend: fixture.name, client: backend.client });
+      configure({ backend: fixture.name as BackendName, client: backend.client });
       const before = getConfiguration();
       const unknownOption = throwsWith(TypeError, () =>
         configure({ retry_interval: 100 } as ConfigureOptions),
       );
       expect(unknownOption.message).toContain("'retry_interval'");
-      const unknownBackend = throwsWith(RangeError, () => configure({ backend: 'nope' }));
+      const unknownBackend = throwsWith(RangeError, () =>
+        configure({ backend: 'nope' as BackendName }),
+      );
       expect(unknownBackend.message).toContain(shown('nope'));
       expectConfigurationUnchanged(getConfiguration(), before);
     });
   });
 
   it(`${LockClass.name} without a client uses the client given to configure() for this backend`, async () => {
-    configure({ backend: fixture.name, client: backend.client });
+    configure({ backend: fixture.name as BackendName, client: backend.client });
     const name = uniqueName();
     const lock = backend.track(new LockClass(name, { operationTimeout: 2_000 }));
     expect(await lock.acquire(false)).toBe(true);

@@ -14,7 +14,12 @@ export abstract class AccountStore {
 }
 
 /** The accounts a fresh app starts with. */
-export const DEMO_ACCOUNTS: Readonly<Record<string, number>> = { alice: 1_000, bob: 1_000 };
+export const DEMO_ACCOUNTS: Readonly<Record<string, number>> = {
+  alice: 1_000,
+  bob: 1_000,
+  carol: 1_000,
+  dave: 1_000,
+};
 
 /**
  * An in-memory store that behaves like a remote one: every read and write takes `latencyMs`, and

@@ -1,11 +1,21 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import {
   BadRequestException,
+  Inject,
   Injectable,
   NotFoundException,
   UnprocessableEntityException,
 } from '@nestjs/common';
 import { Locked } from 'nestjs-sherlock';
 import { AccountStore } from './account.store.js';
+
+/**
+ * The injection token of the pause (ms) between reading the balances and writing them in a
+ * transfer (`TRANSFER_PAUSE_MS`, default 10): the work a real transfer does there (checks,
+ * fees, a call to a payment provider). It widens the read-modify-write window so that the lost
+ * updates of the unlocked endpoint show every time, not only under load.
+ */
+export const TRANSFER_PAUSE_MS = 'TRANSFER_PAUSE_MS';
 
 /** An account and its balance. */
 export interface Account {
@@ -21,7 +31,10 @@ export interface TransferResult {
 
 @Injectable()
 export class AccountsService {
-  constructor(private readonly store: AccountStore) {}
+  constructor(
+    private readonly store: AccountStore,
+    @Inject(TRANSFER_PAUSE_MS) private readonly pauseMs: number,
+  ) {}
 
   async get(id: string): Promise<Account> {
     return { id, balance: await this.balanceOf(id) };
@@ -64,6 +77,7 @@ export class AccountsService {
     if (fromBalance < amount) {
       throw new UnprocessableEntityException(`Insufficient funds in account '${from}'`);
     }
+    if (this.pauseMs > 0) await delay(this.pauseMs);
     await this.store.setBalance(from, fromBalance - amount);
     await this.store.setBalance(to, toBalance + amount);
     return {
