@@ -13,6 +13,8 @@ export type {
   ClientClass,
   SemaphoreBackend,
   SemaphoreTarget,
+  ElectionBackend,
+  LeaderRecord,
 } from './core/backend.js';
 export {
   backends,
@@ -32,6 +34,15 @@ export {
 export type { LockManager, LockManagerOptions, ShutdownReport } from './core/manager.js';
 export type { MultiLock } from './core/multi-lock.js';
 export type { Semaphore, SemaphoreOptions } from './core/semaphore.js';
+export type {
+  LeaderElection,
+  LeaderElectionOptions,
+  LeaderElectionEvents,
+  LeaderInfo,
+  Leadership,
+  LeadershipEndedEvent,
+  LeaderMetadataValue,
+} from './core/leader-election.js';
 export type { LockOptions, ResolvedLockOptions } from './core/options.js';
 export type { LockLostEvent } from './core/events.js';
 export {

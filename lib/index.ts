@@ -56,9 +56,21 @@ export type {
   HandOff,
   SemaphoreBackend,
   SemaphoreTarget,
+  ElectionBackend,
+  LeaderRecord,
 } from './sherlock.js';
 export { Lock, MultiLock } from './sherlock.js';
 export { Semaphore, type SemaphoreOptions } from './sherlock.js';
+export {
+  LeaderElection,
+  DEFAULT_LEADER_EXPIRE,
+  type LeaderElectionOptions,
+  type LeaderElectionEvents,
+  type LeaderInfo,
+  type Leadership,
+  type LeadershipEndedEvent,
+  type LeaderMetadataValue,
+} from './sherlock.js';
 export { lockEvents, type LockEvents, type LockLostEvent } from './sherlock.js';
 export { shutdown, heldLocks } from './sherlock.js';
 export {

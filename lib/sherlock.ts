@@ -59,10 +59,22 @@ export type {
   HandOff,
   SemaphoreBackend,
   SemaphoreTarget,
+  ElectionBackend,
+  LeaderRecord,
 } from './core/backend.js';
 export { Lock } from './core/lock.js';
 export { MultiLock } from './core/multi-lock.js';
 export { Semaphore, type SemaphoreOptions } from './core/semaphore.js';
+export {
+  LeaderElection,
+  DEFAULT_LEADER_EXPIRE,
+  type LeaderElectionOptions,
+  type LeaderElectionEvents,
+  type LeaderInfo,
+  type Leadership,
+  type LeadershipEndedEvent,
+  type LeaderMetadataValue,
+} from './core/leader-election.js';
 export { lockEvents, type LockEvents, type LockLostEvent } from './core/events.js';
 export { shutdown, heldLocks } from './core/lifecycle.js';
 export {

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { BaseLock } from './base-lock.js';
 import type { Semaphore, SemaphoreOptions } from './semaphore.js';
+import type { LeaderElection, LeaderElectionOptions } from './leader-election.js';
 import type { ConnectionSettings } from './connection.js';
 import { LockError } from './errors/lock.error.js';
 import { lockEvents, type LockEvents, type LockLostEvent } from './events.js';
@@ -67,6 +68,17 @@ export function setSemaphoreMaker(
   makeSemaphore = maker;
 }
 
+/** Makes a `LeaderElection`; set by leader-election.ts when it loads (same cycle as above). */
+let makeElection:
+  ((name: string, options: LeaderElectionOptions & BoundOptions) => LeaderElection) | undefined;
+
+/** @internal leader-election.ts hands over how to make an election. */
+export function setElectionMaker(
+  maker: (name: string, options: LeaderElectionOptions & BoundOptions) => LeaderElection,
+): void {
+  makeElection = maker;
+}
+
 /** The state `configure()` sets on the default manager. */
 interface Configured {
   readonly backend: BackendDefinition | null;
@@ -97,6 +109,8 @@ export class LockManager {
   /** Clients made for locks without one (default manager: one per backend). */
   private readonly shared = new Map<BackendDefinition, object>();
   private closed = false;
+  /** What `close()` does first (elections resign), by owner. */
+  private readonly closers = new Map<object, () => Promise<void>>();
 
   constructor(options: LockManagerOptions);
   /** @internal the default manager */
@@ -200,6 +214,36 @@ export class LockManager {
     return makeSemaphore(name, bound);
   }
 
+  /**
+   * A leader election for `name` on this manager's backend: `campaign()` resolves when this
+   * process leads. `close()` of the manager resigns it. Throws an `UnsupportedFeatureError` on a
+   * backend that cannot hold one (see docs/leader-election.md).
+   *
+   * @example
+   * const { term, signal } = await locks.election('scheduler').campaign();
+   */
+  election(name: string, options: LeaderElectionOptions = {}): LeaderElection {
+    const backend = this.backend;
+    if (this.closed) throw new LockError(messages.managerClosed(backend.name), String(name));
+    if (!makeElection) throw new Error('LeaderElection is not loaded');
+    if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+      throw new TypeError(
+        messages.invalidOption('election options', options, 'an object of options'),
+      );
+    }
+    return makeElection(name, { ...options, [BOUND_MANAGER]: this });
+  }
+
+  /** @internal runs `close` first when this manager closes (an election resigns). */
+  onClose(owner: object, close: () => Promise<void>): void {
+    this.closers.set(owner, close);
+  }
+
+  /** @internal forgets what `onClose` registered for `owner`. */
+  offClose(owner: object): void {
+    this.closers.delete(owner);
+  }
+
   /** The locks (and semaphores) of this manager held right now (acquired and not released). */
   held(): readonly BaseLock[] {
     return [...this.heldLocks];
@@ -230,6 +274,9 @@ export class LockManager {
    * `shutdown()`, closes the clients it made and stays usable: they are made again when needed.)
    */
   async close(): Promise<ShutdownReport> {
+    const closers = [...this.closers.values()];
+    this.closers.clear();
+    await Promise.allSettled(closers.map((close) => close()));
     const locks = [...this.heldLocks];
     const results = await Promise.allSettled(locks.map((lock) => lock.release()));
     const report: ShutdownReport = { released: [], failed: [] };

@@ -62,7 +62,12 @@ export const messages = {
     `Invalid option 'client' for Lock: the generic Lock uses the client given to configure(); pass a client to ${lockClass} instead (backend ${backend})`,
   cannotExtend: (backend: string) => `The ${backend} backend cannot extend locks`,
   unsupported: (backend: string, feature: string, reason: string) =>
-    `The ${backend} backend does not offer a ${feature}: ${reason}`,
+    `The ${backend} backend does not offer ${feature === 'election' ? 'leader election' : `a ${feature}`}: ${reason}`,
+  electionClosed: (name: string) =>
+    `Leader election '${name}' is closed: create a new LeaderElection to campaign again`,
+  campaignInProgress: (name: string) =>
+    `A campaign for leader election '${name}' is already in progress on this object; await it (or resign())`,
+  resigned: (name: string) => `The leadership of election '${name}' was resigned`,
   noSemaphores: 'it implements no semaphore primitives (see docs/extending.md)',
   noBackendFor: (what: string, name: string) =>
     `Cannot create ${what} '${name}': no backend is configured. Call configure({ backend: 'redis' | 'etcd' | 'memory' }) first, or use manager.${what}()`,

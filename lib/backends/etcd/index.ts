@@ -5,6 +5,7 @@ import { loadDriver } from '../../core/driver.js';
 import { backends } from '../../core/registry.js';
 import { now } from '../../core/timing.js';
 import type { EtcdClient, EtcdWatcher, WatchedKeyValue } from './client.js';
+import { etcdElection } from './election.js';
 import { keepAlive, revoke, takeLease } from './leases.js';
 import { ahead, countAhead, type Entry, enter, leave, remove } from './queue.js';
 
@@ -299,6 +300,7 @@ const etcdBackend: LockBackend<EtcdClient, Entry, EtcdWaiter> = {
     handOff: 'push',
     crossProcess: true,
     semaphore: true,
+    election: true,
     expiry: {
       granularity: 1000,
       minimum: 1000,
@@ -419,6 +421,9 @@ const etcdBackend: LockBackend<EtcdClient, Entry, EtcdWaiter> = {
       close: closeWaiter,
     },
   },
+
+  // Leader election: etcd's election recipe over the lock's line (see election.ts).
+  election: etcdElection,
 };
 
 export const ETCD = backends.register({ ...etcdBackend, lockClass: EtcdLock });

@@ -2,6 +2,7 @@ import type { LockBackend } from '../../core/backend.js';
 import { BaseLock, type BaseLockOptions } from '../../core/base-lock.js';
 import { messages } from '../../core/messages.js';
 import { backends, type BackendDefinition } from '../../core/registry.js';
+import { memoryElection } from './election.js';
 import { type MemoryTicket, MemoryStore } from './store.js';
 
 export { MemoryStore, type MemoryTicket };
@@ -44,6 +45,7 @@ const memoryBackend: LockBackend<MemoryStore, undefined, MemoryWaiter> = {
     crossProcess: false,
     expiry: { granularity: 1, minimum: 1, maximum: null, earlyBy: 0 },
     semaphore: true,
+    election: true,
   },
   clientClass: () => MemoryStore,
   // Every manager or lock without a store of its own shares the process's store, so that two Nest
@@ -137,6 +139,9 @@ const memoryBackend: LockBackend<MemoryStore, undefined, MemoryWaiter> = {
       },
     },
   },
+
+  // Leader election: the election's lock, and what its holder published next to it.
+  election: memoryElection,
 };
 
 export const MEMORY: BackendDefinition = backends.register({

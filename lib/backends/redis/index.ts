@@ -20,6 +20,7 @@ import {
   LEAVE_PERMITS,
   RELEASE_PERMIT,
 } from './semaphore-scripts.js';
+import { redisElection } from './election.js';
 import { siblingKey } from './slots.js';
 import { type SubscriberSource, WakeChannels } from './wake-channels.js';
 
@@ -183,6 +184,7 @@ const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
     crossProcess: true,
     expiry: { granularity: 1, minimum: 1, maximum: null, earlyBy: 0 },
     semaphore: true,
+    election: true,
   },
   clientClass: () => [ioredis().Redis, ioredis().Cluster],
   connect: connectRedis,
@@ -259,6 +261,9 @@ const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
     },
     handOff: permitHandOff,
   },
+
+  // Leader election: the election's lock, and what its holder published in a hash next to it.
+  election: redisElection,
 };
 
 export const REDIS = backends.register({ ...redisBackend, lockClass: RedisLock });
