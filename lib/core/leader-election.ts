@@ -376,6 +376,7 @@ export class LeaderElection {
    * another leader's resignation wakes it at once, a dead leader is replaced when its lease runs
    * out; a server that cannot be reached is tried again (never reported as leading). Rejects
    * with `LockAbortedError` when `signal` aborts or `resign()` / `close()` is called meanwhile.
+   * While a campaign is in progress (`start()`, another call), waits for that one.
    *
    * @example
    * const { term, signal } = await election.campaign({ signal: AbortSignal.timeout(60_000) });
@@ -389,9 +390,7 @@ export class LeaderElection {
     if (this.closed) throw new LockError(messages.electionClosed(this.name), this.name);
     const held = this.leadership;
     if (held) return held;
-    if (this.campaigning) {
-      throw new LockError(messages.campaignInProgress(this.name), this.name);
-    }
+    if (this.campaigning) return this.joinCampaign(this.campaigning, given);
     const stop = new AbortController();
     this.campaigning = stop;
     const signal = given ? AbortSignal.any([given, stop.signal]) : stop.signal;
@@ -400,6 +399,27 @@ export class LeaderElection {
     } finally {
       if (this.campaigning === stop) this.campaigning = null;
     }
+  }
+
+  /** Waits for the campaign in progress (a background one, or another caller's) to elect. */
+  private joinCampaign(
+    running: AbortController,
+    given: AbortSignal | undefined,
+  ): Promise<Leadership> {
+    return new Promise<Leadership>((resolve, reject) => {
+      const stop = given ? AbortSignal.any([given, running.signal]) : running.signal;
+      const onElected = (leadership: Leadership) => {
+        stop.removeEventListener('abort', onAbort);
+        resolve(leadership);
+      };
+      const onAbort = () => {
+        this.emitter.off('elected', onElected);
+        reject(new LockAbortedError(this.name, { cause: stop.reason }));
+      };
+      if (stop.aborted) return onAbort();
+      this.emitter.once('elected', onElected);
+      stop.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   private async campaignUntilElected(signal: AbortSignal): Promise<Leadership> {

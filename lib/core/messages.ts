@@ -65,8 +65,6 @@ export const messages = {
     `The ${backend} backend does not offer ${feature === 'election' ? 'leader election' : `a ${feature}`}: ${reason}`,
   electionClosed: (name: string) =>
     `Leader election '${name}' is closed: create a new LeaderElection to campaign again`,
-  campaignInProgress: (name: string) =>
-    `A campaign for leader election '${name}' is already in progress on this object; await it (or resign())`,
   resigned: (name: string) => `The leadership of election '${name}' was resigned`,
   noSemaphores: 'it implements no semaphore primitives (see docs/extending.md)',
   noBackendFor: (what: string, name: string) =>

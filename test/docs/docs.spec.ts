@@ -58,6 +58,7 @@ const EXPECTED_PAGES = [
   'docs/development.md',
   'docs/extending.md',
   'docs/guarantees.md',
+  'docs/leader-election.md',
   'docs/local-backends.md',
   'docs/multilock.md',
   'docs/nest.md',
