@@ -30,6 +30,7 @@ import {
   type ToWorker,
 } from './lib/handoff.js';
 import { lockedOverhead, type LockedResult } from './lib/locked.js';
+import { leaderHandover } from './lib/leader.js';
 import {
   fmt,
   hr,
@@ -57,7 +58,7 @@ const scenarios = new Set(
         .slice('--only='.length)
         .split(',')
         .map((s) => Number(s.trim()))
-    : [1, 2, 3, 4, 5],
+    : [1, 2, 3, 4, 5, 6],
 );
 
 const SETTINGS = {
@@ -1046,6 +1047,29 @@ async function main(): Promise<void> {
       section(
         '5. @Locked vs LockService.run (same work, sequential calls)',
         reportLocked(results.locked),
+      );
+    }
+    if (scenarios.has(6)) {
+      log('scenario 6: leader hand-over');
+      const leader = await leaderHandover(
+        { redis: redisServer.url, etcd: etcdServer.url },
+        quick ? { resign: 3, kill: 1 } : { resign: 10, kill: 3 },
+        log,
+      );
+      (results as unknown as Record<string, unknown>)['leader'] = leader;
+      section(
+        '6. Leader hand-over (2 candidate processes, lease 2 s): from resign() / SIGKILL to the next elected',
+        table(
+          ['backend', 'resign p50', 'resign max', 'SIGKILL p50', 'SIGKILL max', 'rounds'],
+          leader.map((r) => [
+            r.backend,
+            `${fmt(r.resign.p50, 1)} ms`,
+            `${fmt(r.resign.max, 1)} ms`,
+            `${fmt(r.kill.p50, 1)} ms`,
+            `${fmt(r.kill.max, 1)} ms`,
+            `${r.resign.n} + ${r.kill.n}`,
+          ]),
+        ),
       );
     }
   } finally {
