@@ -389,3 +389,47 @@ describe.each(fixtures.filter((f) => f.capabilities.election))(
     });
   },
 );
+
+describe('leader election options: checked at construction, typed errors naming option, value and what is allowed', () => {
+  const manager = new LockManager({ backend: 'memory' });
+  afterAll(() => manager.close());
+
+  it.for([
+    [{ expire: null }, TypeError, /'expire': got null, expected .*a leader needs a lease/],
+    [{ expire: 0 }, RangeError, /'expire': got 0, expected a finite number of milliseconds >= 1/],
+    [
+      { expire: 3_000, renewEvery: 2_000 },
+      RangeError,
+      /'renewEvery': got 2000, expected .*at most expire \/ 2 \(1500 ms, expire being 3000 ms\)/,
+    ],
+    [{ renewEvery: '1s' }, TypeError, /'renewEvery': got "1s"/],
+    [{ id: '' }, RangeError, /'id': got "" .*non-empty string of at most 256 characters/],
+    [
+      { metadata: { region: { nested: true } } },
+      TypeError,
+      /'metadata.region': got a plain object/,
+    ],
+    [{ metadata: ['a'] }, TypeError, /'metadata': got an instance of Array/],
+    [{ observeInterval: 5 }, RangeError, /'observeInterval': got 5, expected .* >= 10/],
+    [{ autoExtend: true }, TypeError, /Unknown option 'autoExtend' for LeaderElection options/],
+    [{ retryInterval: -1 }, RangeError, /'retryInterval': got -1/],
+  ] as const)('%o', ([options, type, message]) => {
+    const error = throwsWith(type, () => manager.election('checked', options as never));
+    expect(error.message).toMatch(message);
+  });
+
+  it("the backend's own limits apply to the lease: etcd counts whole seconds", async () => {
+    const etcd = fixtures.find((f) => f.name === 'etcd');
+    if (!etcd) throw new Error('the etcd fixture');
+    const client = etcd.createClient();
+    try {
+      const locks = new LockManager({ backend: etcd.definition, client });
+      const error = throwsWith(RangeError, () => locks.election('short', { expire: 500 }));
+      expect(error.message).toMatch(/'expire'.*500/);
+      expect(locks.election('ok', { expire: 2_000 }).renewEvery).toBeCloseTo(2_000 / 3);
+      await locks.close();
+    } finally {
+      await etcd.closeClient(client);
+    }
+  });
+});
