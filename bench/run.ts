@@ -35,6 +35,7 @@ import {
 import { DEFAULT_BASELINE, hooksOverhead, type HooksResult } from './lib/hooks.js';
 import { lockedOverhead, type LockedResult } from './lib/locked.js';
 import { semaphoreBench } from './lib/semaphore-scenario.js';
+import { leaderHandover } from './lib/leader.js';
 import {
   fmt,
   hr,
@@ -62,7 +63,7 @@ const scenarios = new Set(
         .slice('--only='.length)
         .split(',')
         .map((s) => Number(s.trim()))
-    : [1, 2, 3, 4, 5, 6, 7],
+    : [1, 2, 3, 4, 5, 6, 7, 8],
 );
 
 const SETTINGS = {
@@ -1142,6 +1143,29 @@ async function main(): Promise<void> {
               h.roundRatios.map((r) => fmt(r, 2)).join(' '),
             ],
           ],
+        ),
+      );
+    }
+    if (scenarios.has(8)) {
+      log('scenario 8: leader hand-over');
+      const leader = await leaderHandover(
+        { redis: redisServer.url, etcd: etcdServer.url },
+        quick ? { resign: 3, kill: 1 } : { resign: 10, kill: 3 },
+        log,
+      );
+      (results as unknown as Record<string, unknown>)['leader'] = leader;
+      section(
+        '8. Leader hand-over (2 candidate processes, lease 2 s): from resign() / SIGKILL to the next elected',
+        table(
+          ['backend', 'resign p50', 'resign max', 'SIGKILL p50', 'SIGKILL max', 'rounds'],
+          leader.map((r) => [
+            r.backend,
+            `${fmt(r.resign.p50, 1)} ms`,
+            `${fmt(r.resign.max, 1)} ms`,
+            `${fmt(r.kill.p50, 1)} ms`,
+            `${fmt(r.kill.max, 1)} ms`,
+            `${r.resign.n} + ${r.kill.n}`,
+          ]),
         ),
       );
     }

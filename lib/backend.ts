@@ -22,6 +22,8 @@ export type {
   StoredLock,
   ListedLock,
   ListTarget,
+  ElectionBackend,
+  LeaderRecord,
 } from './core/backend.js';
 export {
   backends,
@@ -44,6 +46,15 @@ export type { BackendHealth } from './core/health.js';
 export type { MultiLock } from './core/multi-lock.js';
 export type { Semaphore, SemaphoreOptions } from './core/semaphore.js';
 export type { ReadWriteLock, ReadWriteSide } from './core/read-write-lock.js';
+export type {
+  LeaderElection,
+  LeaderElectionOptions,
+  LeaderElectionEvents,
+  LeaderInfo,
+  Leadership,
+  LeadershipEndedEvent,
+  LeaderMetadataValue,
+} from './core/leader-election.js';
 export type { LockOptions, ResolvedLockOptions } from './core/options.js';
 export type {
   LockEvent,

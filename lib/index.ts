@@ -65,6 +65,8 @@ export type {
   StoredLock,
   ListedLock,
   ListTarget,
+  ElectionBackend,
+  LeaderRecord,
 } from './sherlock.js';
 export { Lock, MultiLock } from './sherlock.js';
 export { Semaphore, type SemaphoreOptions } from './sherlock.js';
@@ -87,6 +89,16 @@ export {
   type LockExtendFailedEvent,
   type LockReleasedEvent,
   type LockLostEvent,
+} from './sherlock.js';
+export {
+  LeaderElection,
+  DEFAULT_LEADER_EXPIRE,
+  type LeaderElectionOptions,
+  type LeaderElectionEvents,
+  type LeaderInfo,
+  type Leadership,
+  type LeadershipEndedEvent,
+  type LeaderMetadataValue,
 } from './sherlock.js';
 export { shutdown, heldLocks } from './sherlock.js';
 export { type BackendHealth, type PingDetails } from './sherlock.js';
@@ -160,6 +172,13 @@ export {
   type SherlockEmittedEvent,
   getLockServiceToken,
   LOCKED_METADATA,
+  LeaderElectionModule,
+  type LeaderElectionModuleOptions,
+  LeaderService,
+  LeaderOnly,
+  InjectLeaderService,
+  getLeaderServiceToken,
+  LEADER_ONLY_METADATA,
   type LockedOptions,
   type LockedDecoratorOptions,
   type LockedPrimitiveOptions,

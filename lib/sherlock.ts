@@ -68,6 +68,8 @@ export type {
   StoredLock,
   ListedLock,
   ListTarget,
+  ElectionBackend,
+  LeaderRecord,
 } from './core/backend.js';
 export { Lock } from './core/lock.js';
 export { MultiLock } from './core/multi-lock.js';
@@ -92,6 +94,16 @@ export {
   type LockReleasedEvent,
   type LockLostEvent,
 } from './core/events.js';
+export {
+  LeaderElection,
+  DEFAULT_LEADER_EXPIRE,
+  type LeaderElectionOptions,
+  type LeaderElectionEvents,
+  type LeaderInfo,
+  type Leadership,
+  type LeadershipEndedEvent,
+  type LeaderMetadataValue,
+} from './core/leader-election.js';
 export { shutdown, heldLocks } from './core/lifecycle.js';
 export { type BackendHealth } from './core/health.js';
 export type { PingDetails } from './core/backend.js';

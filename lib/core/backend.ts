@@ -53,6 +53,11 @@ export interface BackendCapabilities {
    * false). The other capabilities apply to its read and write holdings too.
    */
   readonly readWrite?: boolean;
+  /**
+   * `election` is implemented: `new LeaderElection()` and `manager.election()` work (absent:
+   * false). Needs `fencing` (the term) and `extend` (the leader renews its lease) too.
+   */
+  readonly election?: boolean;
 }
 
 /** The lock a primitive works on. */
@@ -273,6 +278,41 @@ export interface InspectionBackend<C extends object = object> {
   forceRelease(lock: LockTarget<C>): Promise<StoredLock | null>;
 }
 
+/** What `ElectionBackend.leader` read: the holder of an election's lock, as it published itself. */
+export interface LeaderRecord {
+  /** The holder's fencing token (its term), or `null` if the backend could not read it. */
+  readonly term: string | null;
+  /** What the holder published with `proclaim`, or `null` while it has not published yet. */
+  readonly value: string | null;
+}
+
+/**
+ * Leader election's primitives (`capabilities.election`): the election is a lock (the backend's
+ * own acquire, release, extend and hand-off) whose holder publishes a value with it. Both
+ * primitives are one atomic server operation each.
+ */
+export interface ElectionBackend<C extends object = object, H = unknown> {
+  /**
+   * Publishes `value` (and `term`, the holding's fencing token) as the holder's, if and only if
+   * `token` holds the lock now; what is published goes when the holding goes (release, expiry).
+   * Resolves whether `token` held it.
+   */
+  proclaim(
+    lock: LockTarget<C>,
+    token: string,
+    term: string,
+    value: string,
+    held: H | undefined,
+  ): Promise<boolean>;
+  /** The holder of the lock and what it published, or `null` when nobody holds it. */
+  leader(lock: LockTarget<C>): Promise<LeaderRecord | null>;
+  /**
+   * Extends the lock and what its holder published together (default: the lock's `extend`, for
+   * backends whose published value lives and dies with the holding on its own).
+   */
+  extend?(lock: LockTarget<C>, token: string, ttl: number, held: H | undefined): Promise<boolean>;
+}
+
 /**
  * A backend: the one thing a backend author writes. Every primitive is a single atomic server
  * operation (or a Lua script, a transaction) and throws when the server fails; the core bounds
@@ -344,6 +384,8 @@ export interface LockBackend<C extends object = object, H = unknown, W = unknown
   readonly readWrite?: ReadWriteBackend<C, H, W>;
   /** Inspection and force-release (`manager.inspect()`, `list()`, `forceRelease()`). */
   readonly inspection?: InspectionBackend<C>;
+  /** Leader election's primitives (`capabilities.election`). */
+  readonly election?: ElectionBackend<C, H>;
   /**
    * Why this backend cannot offer a feature it does not declare, said in the
    * `UnsupportedFeatureError` a user gets (e.g. `{ semaphore: 'it has no atomic ...' }`).
@@ -353,6 +395,7 @@ export interface LockBackend<C extends object = object, H = unknown, W = unknown
     readonly readWrite?: string;
     readonly inspection?: string;
     readonly list?: string;
+    readonly election?: string;
   };
 }
 

@@ -267,6 +267,11 @@ export abstract class BaseLock<C extends object = object>
     return this.hold?.fencingToken;
   }
 
+  /** @internal the owner token and backend data of the current holding (leader election). */
+  get holding(): { readonly token: string; readonly held: unknown } | null {
+    return this.hold;
+  }
+
   /**
    * Aborts when the current holding is known lost: a renewal found another owner, or the server
    * could not be reached to renew it before it would expire (aborted a margin before that

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { BaseLock } from './base-lock.js';
 import type { ReadWriteLock } from './read-write-lock.js';
 import type { Semaphore, SemaphoreOptions } from './semaphore.js';
+import type { LeaderElection, LeaderElectionOptions } from './leader-election.js';
 import type { ConnectionSettings } from './connection.js';
 import { LockError } from './errors/lock.error.js';
 import { type BackendHealth, pingBackend } from './health.js';
@@ -103,6 +104,17 @@ export function setReadWriteMaker(
   makeReadWrite = maker;
 }
 
+/** Makes a `LeaderElection`; set by leader-election.ts when it loads (same cycle as above). */
+let makeElection:
+  ((name: string, options: LeaderElectionOptions & BoundOptions) => LeaderElection) | undefined;
+
+/** @internal leader-election.ts hands over how to make an election. */
+export function setElectionMaker(
+  maker: (name: string, options: LeaderElectionOptions & BoundOptions) => LeaderElection,
+): void {
+  makeElection = maker;
+}
+
 /** The state `configure()` sets on the default manager. */
 interface Configured {
   readonly backend: BackendDefinition | null;
@@ -135,6 +147,8 @@ export class LockManager {
   private closed = false;
   /** @internal the end of every owner token of this manager's locks: `|pid|host|app`. */
   readonly ownerSuffix: string;
+  /** What `close()` does first (elections resign), by owner. */
+  private readonly closers = new Map<object, () => Promise<void>>();
 
   constructor(options: LockManagerOptions);
   /** @internal the default manager */
@@ -276,6 +290,36 @@ export class LockManager {
     return pingBackend(backend, this.client, timeout);
   }
 
+  /**
+   * A leader election for `name` on this manager's backend: `campaign()` resolves when this
+   * process leads. `close()` of the manager resigns it. Throws an `UnsupportedFeatureError` on a
+   * backend that cannot hold one (see docs/leader-election.md).
+   *
+   * @example
+   * const { term, signal } = await locks.election('scheduler').campaign();
+   */
+  election(name: string, options: LeaderElectionOptions = {}): LeaderElection {
+    const backend = this.backend;
+    if (this.closed) throw new LockError(messages.managerClosed(backend.name), String(name));
+    if (!makeElection) throw new Error('LeaderElection is not loaded');
+    if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+      throw new TypeError(
+        messages.invalidOption('election options', options, 'an object of options'),
+      );
+    }
+    return makeElection(name, { ...options, [BOUND_MANAGER]: this });
+  }
+
+  /** @internal runs `close` first when this manager closes (an election resigns). */
+  onClose(owner: object, close: () => Promise<void>): void {
+    this.closers.set(owner, close);
+  }
+
+  /** @internal forgets what `onClose` registered for `owner`. */
+  offClose(owner: object): void {
+    this.closers.delete(owner);
+  }
+
   /** The locks (and semaphores) of this manager held right now (acquired and not released). */
   held(): readonly BaseLock[] {
     return [...this.heldLocks];
@@ -362,6 +406,9 @@ export class LockManager {
    * `shutdown()`, closes the clients it made and stays usable: they are made again when needed.)
    */
   async close(): Promise<ShutdownReport> {
+    const closers = [...this.closers.values()];
+    this.closers.clear();
+    await Promise.allSettled(closers.map((close) => close()));
     const locks = [...this.heldLocks];
     const results = await Promise.allSettled(locks.map((lock) => lock.release()));
     const report: ShutdownReport = { released: [], failed: [] };

@@ -62,7 +62,10 @@ export const messages = {
     `Invalid option 'client' for Lock: the generic Lock uses the client given to configure(); pass a client to ${lockClass} instead (backend ${backend})`,
   cannotExtend: (backend: string) => `The ${backend} backend cannot extend locks`,
   unsupported: (backend: string, feature: string, reason: string) =>
-    `The ${backend} backend does not offer ${feature === 'readWrite' ? 'a read-write lock' : feature === 'semaphore' ? 'a semaphore' : feature}: ${reason}`,
+    `The ${backend} backend does not offer ${feature === 'readWrite' ? 'a read-write lock' : feature === 'semaphore' ? 'a semaphore' : feature === 'election' ? 'leader election' : feature}: ${reason}`,
+  electionClosed: (name: string) =>
+    `Leader election '${name}' is closed: create a new LeaderElection to campaign again`,
+  resigned: (name: string) => `The leadership of election '${name}' was resigned`,
   noSemaphores: 'it implements no semaphore primitives (see docs/extending.md)',
   noReadWrite: 'it implements no read-write lock primitives (see docs/extending.md)',
   noBackendFor: (what: string, name: string) =>

@@ -36,6 +36,10 @@ export {
   type SherlockEmittedEvent,
 } from './sherlock.observer.js';
 export { getLockServiceToken, LOCKED_METADATA } from './sherlock.constants.js';
+export { LeaderElectionModule, type LeaderElectionModuleOptions } from './leader.module.js';
+export { LeaderService } from './leader.service.js';
+export { LeaderOnly, InjectLeaderService } from './leader-only.decorator.js';
+export { getLeaderServiceToken, LEADER_ONLY_METADATA } from './leader.constants.js';
 export type {
   LockedOptions,
   LockedDecoratorOptions,

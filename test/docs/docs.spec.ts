@@ -60,6 +60,7 @@ const EXPECTED_PAGES = [
   'docs/extending.md',
   'docs/guarantees.md',
   'docs/inspection.md',
+  'docs/leader-election.md',
   'docs/local-backends.md',
   'docs/multilock.md',
   'docs/nest.md',

@@ -6,6 +6,7 @@ import { backends } from '../../core/registry.js';
 import { now } from '../../core/timing.js';
 import type { EtcdClient, EtcdWatcher, WatchedKeyValue } from './client.js';
 import { etcdInspection } from './inspect.js';
+import { etcdElection } from './election.js';
 import { keepAlive, revoke, takeLease } from './leases.js';
 import { ahead, countAhead, type Entry, enter, leave, remove } from './queue.js';
 import { etcdReadWrite } from './read-write.js';
@@ -302,6 +303,7 @@ const etcdBackend: LockBackend<EtcdClient, Entry, EtcdWaiter> = {
     crossProcess: true,
     semaphore: true,
     readWrite: true,
+    election: true,
     expiry: {
       granularity: 1000,
       minimum: 1000,
@@ -428,6 +430,9 @@ const etcdBackend: LockBackend<EtcdClient, Entry, EtcdWaiter> = {
       close: closeWaiter,
     },
   },
+
+  // Leader election: etcd's election recipe over the lock's line (see election.ts).
+  election: etcdElection,
 };
 
 /** The read-write lock: etcd's rwmutex recipe, over the lock's own helpers (read-write.ts). */

@@ -137,6 +137,8 @@ const memcachedBackend: LockBackend<MemjsClient> = {
   },
   unsupported: {
     list: 'memcached cannot list its keys without a blocking dump of its slabs (and the binary protocol has no such command); inspect a name you know instead',
+    election:
+      "a leader's term must be a fencing token that strictly grows, and memcached's counter is best effort (an eviction or restart resets it), so a new leader could get an older term than a stale one; use the redis or etcd backend",
     semaphore:
       'memcached has no atomic operation over a set of holders (no scripts, transactions or sorted sets), so it cannot count the holders, admit one and drop an expired one in a single step; a semaphore built from its commands could admit more than its limit',
     readWrite:

@@ -3,6 +3,7 @@ import { BaseLock, type BaseLockOptions } from '../../core/base-lock.js';
 import { nameOfKey } from '../../core/inspect-keys.js';
 import { messages } from '../../core/messages.js';
 import { backends, type BackendDefinition } from '../../core/registry.js';
+import { memoryElection } from './election.js';
 import { memoryReadWrite } from './read-write.js';
 import { type MemoryTicket, MemoryStore, storedOf } from './store.js';
 
@@ -49,6 +50,7 @@ const memoryBackend: LockBackend<MemoryStore, undefined, MemoryWaiter> = {
     expiry: { granularity: 1, minimum: 1, maximum: null, earlyBy: 0 },
     semaphore: true,
     readWrite: true,
+    election: true,
   },
   clientClass: () => MemoryStore,
   // Every manager or lock without a store of its own shares the process's store, so that two Nest
@@ -164,6 +166,9 @@ const memoryBackend: LockBackend<MemoryStore, undefined, MemoryWaiter> = {
       },
     },
   },
+
+  // Leader election: the election's lock, and what its holder published next to it.
+  election: memoryElection,
 };
 
 export const MEMORY: BackendDefinition = backends.register({

@@ -21,6 +21,7 @@ import {
   LEAVE_PERMITS,
   RELEASE_PERMIT,
 } from './semaphore-scripts.js';
+import { redisElection } from './election.js';
 import { redisInspection } from './inspect.js';
 import { keySlot, siblingKey } from './slots.js';
 import { type SubscriberSource, WakeChannels } from './wake-channels.js';
@@ -228,6 +229,7 @@ const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
     expiry: { granularity: 1, minimum: 1, maximum: null, earlyBy: 0 },
     semaphore: true,
     readWrite: true,
+    election: true,
   },
   clientClass: () => [ioredis().Redis, ioredis().Cluster],
   connect: connectRedis,
@@ -325,6 +327,8 @@ const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
     (lock) => keysOf(lock).queue,
     (lock, owner) => redisBackend.release(lock as LockTarget<RedisCommands>, owner, undefined),
   ),
+  // Leader election: the election's lock, and what its holder published in a hash next to it.
+  election: redisElection,
 };
 
 export const REDIS = backends.register({ ...redisBackend, lockClass: RedisLock });

@@ -145,6 +145,8 @@ const redlockBackend: LockBackend<RedisQuorum> = {
     expiry: { granularity: 1, minimum: 1, maximum: null, earlyBy: 0 },
   },
   unsupported: {
+    election:
+      "a leader's term is a fencing token, and a quorum of servers has no single counter to issue one; use the redis or etcd backend",
     semaphore:
       'a majority of servers does not bound the number of holders: with 3 servers and limit 2, holders on servers {1,2}, {2,3} and {1,3} each have a majority while no server holds more than 2 permits, so 3 hold at once. A safe quorum would need more than n × limit / (limit + 1) servers per permit (all 3 of 3 for limit 2), which one server down would stop; use the redis or etcd backend',
     readWrite:

@@ -2,7 +2,7 @@ import { messages } from '../messages.js';
 import { LockError } from './lock.error.js';
 
 /** A feature beyond the mutex, which a backend declares (or not) in its capabilities. */
-export type LockFeature = 'semaphore' | 'readWrite' | 'inspection' | 'listing';
+export type LockFeature = 'semaphore' | 'readWrite' | 'inspection' | 'listing' | 'election';
 
 /**
  * The backend cannot offer this feature safely, so it refuses it when the object is created
