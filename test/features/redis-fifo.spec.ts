@@ -6,7 +6,7 @@
  * ends with the line moving on, never with two holders.
  */
 import { Redis } from 'ioredis';
-import { LockAbortedError, LockTimeoutError, RedisLock } from 'nestjs-sherlock';
+import { LockAbortedError, LockManager, LockTimeoutError, RedisLock } from 'nestjs-sherlock';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 
 import { uniqueName } from '../support/backends.js';
@@ -40,6 +40,41 @@ describe('redis: direct grant, strict first come first served (its own server)',
       const [mode, channel, id, token, expire] = raw.split(' ');
       return { raw, mode, channel, id, token, expire };
     });
+
+  it("a lock granted by a release is stored with the waiter's own metadata (inspect() names it)", async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { defer } = scope(onTestFinished);
+    const first = new LockManager({ backend: 'redis', client: clientFor(defer), appName: 'first' });
+    const second = new LockManager({
+      backend: 'redis',
+      client: clientFor(defer),
+      appName: 'second',
+    });
+    defer(() => first.close());
+    defer(() => second.close());
+    const name = uniqueName('fifo-meta');
+    const holder = first.lock(name, { expire: 30_000 });
+    expect(await holder.acquire(false)).toBe(true);
+    const { queueKey } = new RedisLock(name, { client: clientFor(defer) });
+    const waiter = second.lock(name, SLOW_POLLING);
+    const waiting = waiter.acquire();
+    const inspector = clientFor(defer);
+    await waitFor(async () => (await inspector.zcard(queueKey)) === 1, {
+      what: 'waiter queued',
+    });
+    // The queued entry already carries the waiter's metadata (the release copies it to the key).
+    const [queued] = await entries(inspector, queueKey);
+    expect(queued?.token).toContain('|second');
+    await holder.release();
+    expect(await waiting).toBe(true);
+    const info = await first.inspect(name);
+    expect(info.held).toBe(true);
+    expect(info.holder?.app).toBe('second');
+    expect(info.holder?.pid).toBe(process.pid);
+    await waiter.release();
+  });
 
   it('a newcomer never cuts in while someone waits, not even acquire(false) right behind the release; the waiter holds from the message alone', async ({
     expect,

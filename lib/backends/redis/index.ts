@@ -104,6 +104,12 @@ interface RedisWaiter {
   closed: boolean;
   /** A lock waiter's owner token: a release that grants it the lock sets the key to it. */
   token?: string;
+  /**
+   * Set by `listenForGrant` until the next attempt: that attempt's owner token (which carries the
+   * holder's metadata, see core/holder.ts) replaces the placeholder in the entry before the entry
+   * is first sent, so that a lock granted by a release is stored with it.
+   */
+  unsent?: { readonly head: string; readonly expire: string };
   /** A grant received (the fencing token, when it arrived), not yet taken by an attempt. */
   grant?: { readonly fencingToken: string; readonly at: number };
 }
@@ -171,8 +177,10 @@ async function listenForGrant(lock: LockTarget, waiter: RedisWaiter): Promise<bo
   }
   const token = newOwnerToken();
   const expire = lock.expire === null ? '-' : String(Math.ceil(lock.expire));
+  const head = `${joined.mode} ${joined.channel} ${joined.id}`;
   waiter.token = token;
-  waiter.entry = `${joined.mode} ${joined.channel} ${joined.id} ${token} ${expire}`;
+  waiter.entry = `${head} ${token} ${expire}`;
+  waiter.unsent = { head, expire };
   waiter.leave = joined.leave;
   return false;
 }
@@ -250,6 +258,12 @@ const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
     }
     const { fencing, queue } = keysOf(lock);
     const expire = lock.expire === null ? '' : String(Math.ceil(lock.expire));
+    if (waiter?.unsent && !/\s/u.test(token)) {
+      // The entry's first trip to the server: it takes this attempt's token (with its metadata).
+      waiter.entry = `${waiter.unsent.head} ${token} ${waiter.unsent.expire}`;
+      waiter.token = token;
+      waiter.unsent = undefined;
+    }
     const entry = waiter?.entry ?? '';
     const own = entry === '' ? token : (waiter?.token ?? token);
     const reply = await ACQUIRE.run(redis(lock), [lock.key, fencing, queue], [own, expire, entry]);
