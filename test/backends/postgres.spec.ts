@@ -4,7 +4,8 @@
  * and the claims of docs/postgres.md: a holder SIGKILLed keeps its lock until its expiry, a
  * restart keeps held locks (the table is durable) and fails the primitives cleanly meanwhile,
  * holding a lock holds no connection (a pool of one serves twenty held locks), the listening
- * connection comes back after a restart, and the table is made on first use.
+ * connection comes back after a restart, the health round trip says down then up again, and the
+ * table is made on first use.
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -24,6 +25,7 @@ import {
   rejectsWith,
   SLACK_MS,
   timed,
+  waitFor,
 } from '../support/helpers.js';
 import { type PostgresServer, startPostgres } from '../support/servers.js';
 
@@ -184,7 +186,7 @@ describe('postgres backend: faults', () => {
     await rival.release();
   });
 
-  it('PostgreSQL restarted: primitives fail with LockBackendError meanwhile; a held lock is still held after; a waiter across the restart gets it on release', async () => {
+  it('PostgreSQL restarted: primitives fail with LockBackendError and ping() is down meanwhile; a held lock is still held after; a waiter across the restart gets it on release', async () => {
     const name = uniqueName('restart');
     const holderPool = pool();
     const holder = new PostgresLock(name, { client: holderPool, expire: 60_000 });
@@ -196,8 +198,18 @@ describe('postgres backend: faults', () => {
     const { error } = await rejectsWith(LockBackendError, () => down.acquire(false));
     expect(error.operation).toBe('acquire');
     expect(down.isAcquired).toBe(false);
+    // The health round trip (SELECT 1) says down, with the reason, and up again after the restart.
+    const health = new LockManager({ backend: 'postgres', client: pool() });
+    const unhealthy = await health.ping(2_000);
+    expect(unhealthy.up).toBe(false);
+    expect(!unhealthy.up && unhealthy.reason).toMatch(/ECONNREFUSED|no answer|terminat|connect/i);
 
     await server.start();
+    await waitFor(async () => (await health.ping(2_000)).up, {
+      timeout: 20_000,
+      what: 'the health to be up again after the restart',
+    });
+    await health.close();
     const after = new PostgresLock(name, { client: pool(), timeout: 20_000 });
     expect(await after.acquire(false), 'still held after the restart').toBe(false);
 
