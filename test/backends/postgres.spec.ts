@@ -4,7 +4,8 @@
  * and the claims of docs/postgres.md: a holder SIGKILLed keeps its lock until its expiry, a
  * restart keeps held locks (the table is durable) and fails the primitives cleanly meanwhile,
  * holding a lock holds no connection (a pool of one serves twenty held locks), the listening
- * connection comes back after a restart, and the table is made on first use.
+ * connection comes back after a restart, the health round trip says down then up again, and the
+ * table is made on first use.
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -24,6 +25,7 @@ import {
   rejectsWith,
   SLACK_MS,
   timed,
+  waitFor,
 } from '../support/helpers.js';
 import { type PostgresServer, startPostgres } from '../support/servers.js';
 
@@ -99,6 +101,53 @@ describe('postgres backend: the table, the pool, the listener', () => {
   });
 });
 
+describe('postgres backend: inspection', () => {
+  it('list() escapes LIKE wildcards; an expired row is neither inspected, listed nor force-released; no expiry is ttl -1', async () => {
+    const client = pool();
+    const namespace = uniqueName('ins_p%');
+    const locks = new LockManager({ backend: 'postgres', client, namespace, expire: 30_000 });
+    // '_' and '%' in the prefix are literal: 'a_1' and '50%' match, 'ab1' and '50x' do not.
+    const names = ['a_1', 'ab1', '50%', '50x', 'forever'];
+    const held = names.map((name) => locks.lock(name, name === 'forever' ? { expire: null } : {}));
+    for (const lock of held) expect(await lock.acquire(false)).toBe(true);
+    // Another namespace whose name the unescaped pattern would match ('_' -> any character).
+    const elsewhere = new LockManager({
+      backend: 'postgres',
+      client,
+      namespace: namespace.replace('_', 'x'),
+    });
+    expect(await elsewhere.lock('a_2').acquire(false)).toBe(true);
+
+    expect((await locks.list('a_')).map((l) => l.name)).toEqual(['a_1']);
+    expect((await locks.list('50%')).map((l) => l.name)).toEqual(['50%']);
+    expect((await locks.list()).map((l) => l.name)).toEqual([
+      '50%',
+      '50x',
+      'a_1',
+      'ab1',
+      'forever',
+    ]);
+    expect(await locks.inspect('forever')).toMatchObject({ held: true, ttl: -1 });
+
+    // Expired on the server's clock (the row is still there): free to every primitive.
+    const expired = held[0]!;
+    await client.query(
+      `UPDATE sherlock_locks SET expires_at = clock_timestamp() - interval '1 second' WHERE key = $1`,
+      [expired.key],
+    );
+    expect(await locks.inspect('a_1')).toMatchObject({ held: false, holder: null });
+    expect((await locks.list('a')).map((l) => l.name)).toEqual(['ab1']);
+    expect(await locks.forceRelease('a_1')).toBeNull();
+    expect(
+      (await client.query(`SELECT 1 FROM sherlock_locks WHERE key = $1`, [expired.key])).rowCount,
+    ).toBe(1);
+
+    for (const lock of held.slice(1)) await lock.release();
+    await elsewhere.close();
+    await locks.close();
+  });
+});
+
 describe('postgres backend: faults', () => {
   it('a holder SIGKILLed while holding: the lock stays taken until its expiry, then the next holder gets a higher token', async () => {
     const name = uniqueName('sigkill');
@@ -137,7 +186,7 @@ describe('postgres backend: faults', () => {
     await rival.release();
   });
 
-  it('PostgreSQL restarted: primitives fail with LockBackendError meanwhile; a held lock is still held after; a waiter across the restart gets it on release', async () => {
+  it('PostgreSQL restarted: primitives fail with LockBackendError and ping() is down meanwhile; a held lock is still held after; a waiter across the restart gets it on release', async () => {
     const name = uniqueName('restart');
     const holderPool = pool();
     const holder = new PostgresLock(name, { client: holderPool, expire: 60_000 });
@@ -149,8 +198,18 @@ describe('postgres backend: faults', () => {
     const { error } = await rejectsWith(LockBackendError, () => down.acquire(false));
     expect(error.operation).toBe('acquire');
     expect(down.isAcquired).toBe(false);
+    // The health round trip (SELECT 1) says down, with the reason, and up again after the restart.
+    const health = new LockManager({ backend: 'postgres', client: pool() });
+    const unhealthy = await health.ping(2_000);
+    expect(unhealthy.up).toBe(false);
+    expect(!unhealthy.up && unhealthy.reason).toMatch(/ECONNREFUSED|no answer|terminat|connect/i);
 
     await server.start();
+    await waitFor(async () => (await health.ping(2_000)).up, {
+      timeout: 20_000,
+      what: 'the health to be up again after the restart',
+    });
+    await health.close();
     const after = new PostgresLock(name, { client: pool(), timeout: 20_000 });
     expect(await after.acquire(false), 'still held after the restart').toBe(false);
 

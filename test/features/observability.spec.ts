@@ -31,7 +31,7 @@ import { fixtures, uniqueName } from '../support/backends.js';
 import { waitFor } from '../support/helpers.js';
 import { getFreePort, type RedisServer, startRedis } from '../support/servers.js';
 
-const ON = ['redis', 'memcached', 'etcd', 'memory', 'redlock', 'threads'];
+const ON = ['redis', 'memcached', 'etcd', 'memory', 'redlock', 'threads', 'postgres'];
 const backendsUnderTest = fixtures.filter((f) => ON.includes(f.name));
 
 function managerOf(f: (typeof fixtures)[number], options: { expire?: number } = {}): LockManager {

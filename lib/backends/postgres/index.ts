@@ -2,6 +2,7 @@ import type { ClientClass, LockBackend, LockTarget } from '../../core/backend.js
 import { BaseLock, type BaseLockOptions } from '../../core/base-lock.js';
 import { loadDriver } from '../../core/driver.js';
 import { backends } from '../../core/registry.js';
+import { postgresInspection } from './inspect.js';
 import {
   type ListeningClient,
   type PgWaiter,
@@ -57,7 +58,7 @@ export class PostgresLock extends BaseLock {
   }
 }
 
-const poolOf = (lock: LockTarget) => lock.client as PgPoolLike;
+const poolOf = (lock: Pick<LockTarget, 'client'>) => lock.client as PgPoolLike;
 
 /** The schema of each pool, set up once (again after a failure). */
 const schemas = new WeakMap<PgPoolLike, Promise<void>>();
@@ -71,8 +72,11 @@ CREATE TABLE IF NOT EXISTS ${POSTGRES_TABLE} (
 );
 CREATE SEQUENCE IF NOT EXISTS ${POSTGRES_FENCE_SEQUENCE} AS bigint`;
 
-/** PostgreSQL's codes for a concurrent CREATE of the same table or type. */
-const CREATED_CONCURRENTLY = new Set(['23505', '42P07']);
+/**
+ * PostgreSQL's codes for a concurrent CREATE of the same table or type (42710: the table's row
+ * type, created by another session first, "type ... already exists").
+ */
+const CREATED_CONCURRENTLY = new Set(['23505', '42P07', '42710']);
 
 async function setUp(pool: PgPoolLike): Promise<void> {
   // Created only if absent: a role without CREATE on the schema can use tables made by a migration.
@@ -90,7 +94,7 @@ async function setUp(pool: PgPoolLike): Promise<void> {
 }
 
 /** Runs one statement once the pool's schema is set up. */
-async function query(lock: LockTarget, text: string, values: readonly unknown[]) {
+async function query(lock: Pick<LockTarget, 'client'>, text: string, values: readonly unknown[]) {
   const pool = poolOf(lock);
   let ready = schemas.get(pool);
   if (!ready) {
@@ -217,6 +221,13 @@ const postgresBackend: LockBackend<PgPoolLike, undefined, PgWaiter> = {
   async locked(lock) {
     return (await query(lock, LOCKED, [lock.key])).rows.length > 0;
   },
+
+  /** `SELECT 1` on a pooled connection (the health check bounds it by `timeout`). */
+  async ping(pool) {
+    await pool.query('SELECT 1');
+  },
+
+  inspection: postgresInspection(POSTGRES_TABLE, query),
 
   /**
    * A waiter registers with its pool's listening connection before its first attempt (no I/O);
