@@ -243,7 +243,8 @@ export class LockManager {
   /**
    * A semaphore object for `name` on this manager's backend, with `limit` permits, not yet
    * acquired: one object per holder, like a lock. `options` override the manager's defaults.
-   * Throws an `UnsupportedFeatureError` on a backend that cannot hold one (Memcached, Redlock).
+   * Throws an `UnsupportedFeatureError` on a backend that cannot hold one (Memcached, Redlock,
+   * PostgreSQL, threads, cluster).
    *
    * @example
    * await locks.semaphore('exports', 3).using(async () => exportBatch());
@@ -260,7 +261,8 @@ export class LockManager {
   /**
    * A read-write lock for `name` on this manager's backend, not yet acquired: `.read` (shared)
    * and `.write` (exclusive), each lock-like. `options` override the manager's defaults. Throws
-   * an `UnsupportedFeatureError` on a backend that cannot hold one (Memcached, Redlock).
+   * an `UnsupportedFeatureError` on a backend that cannot hold one (Memcached, Redlock,
+   * PostgreSQL, threads, cluster).
    *
    * @example
    * const catalog = locks.readWrite('catalog');
@@ -328,7 +330,8 @@ export class LockManager {
   /**
    * Who holds `name` right now, as the server says: holder (host, pid, application, when it
    * acquired), time left, fencing token, waiters. Throws `UnsupportedFeatureError` on a backend
-   * without inspection (threads), `LockBackendError` when the server fails. See docs/inspection.md.
+   * without inspection (threads, PostgreSQL), `LockBackendError` when the server fails. See
+   * docs/inspection.md.
    *
    * @example
    * const info = await locks.inspect('billing:close-month');
@@ -342,7 +345,8 @@ export class LockManager {
   /**
    * The held locks of this manager's namespace whose names start with `prefix`, sorted by name,
    * without blocking the server (Redis: `SCAN` with `MATCH`/`COUNT`; Etcd: a range read).
-   * Throws `UnsupportedFeatureError` on a backend that cannot list (Memcached, threads).
+   * Throws `UnsupportedFeatureError` on a backend that cannot list (Memcached, threads,
+   * PostgreSQL).
    */
   async list(prefix = '', options?: ListOptions): Promise<LockInfo[]> {
     const limit = listArguments(prefix, options);
