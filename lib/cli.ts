@@ -20,8 +20,9 @@ Commands:
 Connection (like SherlockModule's backend + connection):
   --url <url>             redis://host:6379, rediss://..., etcd://host:2379[,host:2379],
                           etcds://..., memcached://host:11211[,host:11211],
-                          redlock://host:6379,host:6380,host:6381
-  --backend <name>        redis | etcd | memcached | redlock (with --connection)
+                          redlock://host:6379,host:6380,host:6381,
+                          postgres://user:password@host:5432/database
+  --backend <name>        redis | etcd | memcached | redlock | postgres (with --connection)
   --connection <value>    the backend's connection string
   --namespace <ns>        the namespace of the locks (as in the module's options)
   Environment: SHERLOCK_URL, SHERLOCK_BACKEND, SHERLOCK_CONNECTION, SHERLOCK_NAMESPACE.
@@ -67,9 +68,12 @@ export function targetOfUrl(url: string): Target {
       return { backend: 'memcached', connection: hosts.join(',') };
     case 'redlock':
       return { backend: 'redlock', connection: hosts.map((h) => `redis://${h}`) };
+    case 'postgres':
+    case 'postgresql':
+      return { backend: 'postgres', connection: url.trim() };
     default:
       throw new UsageError(
-        `--url ${url}: unknown scheme '${scheme}'; expected redis, rediss, etcd, etcds, memcached or redlock`,
+        `--url ${url}: unknown scheme '${scheme}'; expected redis, rediss, etcd, etcds, memcached, redlock or postgres`,
       );
   }
 }

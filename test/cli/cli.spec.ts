@@ -10,7 +10,13 @@ import { LockManager } from 'nestjs-sherlock';
 import { describe, expect, it } from 'vitest';
 
 import { uniqueName } from '../support/backends.js';
-import { etcdHosts, memcachedServerList, redisUrl, redlockUrls } from '../support/env.js';
+import {
+  etcdHosts,
+  memcachedServerList,
+  postgresUrl,
+  redisUrl,
+  redlockUrls,
+} from '../support/env.js';
 
 const CLI = resolve(import.meta.dirname, '../../dist/cli.js');
 
@@ -50,6 +56,7 @@ const urls = {
     `redlock://${redlockUrls()
       .map((u) => u.replace(/^redis:\/\//u, ''))
       .join(',')}`,
+  postgres: () => postgresUrl(),
 };
 
 describe.concurrent('nestjs-sherlock CLI against the real servers', () => {
@@ -89,7 +96,9 @@ describe.concurrent('nestjs-sherlock CLI against the real servers', () => {
               ? etcdHosts()
               : backend === 'memcached'
                 ? memcachedServerList().join(',')
-                : redlockUrls(),
+                : backend === 'postgres'
+                  ? postgresUrl()
+                  : redlockUrls(),
         namespace,
         appName: 'nightly-billing',
       });
