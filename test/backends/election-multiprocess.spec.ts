@@ -215,7 +215,10 @@ describe(`${WORKERS} processes campaign for one election (lease ${EXPIRE} ms)`, 
         const landed = (await store.lrange(`${name}:beats`, 0, -1)).map(
           (line) => (JSON.parse(line) as { term: string }).term,
         );
-        expect(landed.length).toBe(accepted.length);
+        // The SIGKILLed leader may die between its write landing and its log line: at most that
+        // one write is in the store and not in the logs.
+        expect(landed.length - accepted.length).toBeGreaterThanOrEqual(0);
+        expect(landed.length - accepted.length).toBeLessThanOrEqual(1);
         for (let i = 1; i < landed.length; i++) {
           expect(BigInt(landed[i] ?? '0') >= BigInt(landed[i - 1] ?? '0')).toBe(true);
         }
