@@ -19,6 +19,7 @@ import { expect } from '../expect.js';
 import {
   delay,
   expectStrictlyIncreasing,
+  lifetime,
   rejectsWith,
   SLACK_MS,
   throwsWith,
@@ -27,15 +28,6 @@ import {
   waitFor,
 } from '../helpers.js';
 import type { Runner, SubjectInfo } from '../subject.js';
-
-/**
- * How long the server surely keeps a lock it was asked to keep for `ttl` ms, as the backend
- * declares it (whole seconds, freed up to `earlyBy` ms early).
- */
-function lifetime({ capabilities }: SubjectInfo, ttl: number): number {
-  const { granularity, earlyBy } = capabilities.expiry;
-  return Math.min(ttl, Math.ceil(ttl / granularity) * granularity - earlyBy);
-}
 
 /**
  * Far above what a pushed hand-off takes (milliseconds), far below the retryInterval the waiters
