@@ -11,15 +11,12 @@
  */
 import { hostname } from 'node:os';
 import {
-  configure,
   LeaderElection,
   type LeaderInfo,
   LockAbortedError,
   LockError,
   LockLostError,
   LockManager,
-  resetConfiguration,
-  UnsupportedFeatureError,
 } from '../../sherlock.js';
 import { expect } from '../expect.js';
 import {
@@ -34,10 +31,7 @@ import {
   waitFor,
 } from '../helpers.js';
 import type { Runner, SubjectInfo } from '../subject.js';
-
-/** Far above what a pushed hand-off takes, far below the candidates' retryInterval (10 s). */
-const HANDOFF_LIMIT_MS = 1_200;
-const POLL_NEVER = { retryInterval: 10_000 };
+import { HANDOFF_LIMIT_MS, POLL_NEVER, refusalContract, useTwoManagers } from './shared.js';
 
 /** Options refused at construction, with the error type and what its message says. */
 const REFUSED_OPTIONS: readonly [Record<string, unknown>, typeof TypeError, RegExp][] = [
@@ -60,40 +54,21 @@ const REFUSED_OPTIONS: readonly [Record<string, unknown>, typeof TypeError, RegE
 export function electionContract(runner: Runner, fixture: SubjectInfo): void {
   const { capabilities, subject } = fixture;
   if (!capabilities.election) {
-    const { it, afterEach } = runner;
-    afterEach(() => resetConfiguration());
-
-    it('manager.election() and new LeaderElection() throw an UnsupportedFeatureError naming the backend and why, sending nothing', async () => {
-      const client = subject.createClient();
-      try {
-        const manager = new LockManager({ backend: fixture.definition, client });
-        const name = uniqueName('refused');
-        const error = throwsWith(UnsupportedFeatureError, () => manager.election(name));
-        expect(error.backend).toBe(fixture.name);
-        expect(error.feature).toBe('election');
-        expect(error.lockName).toBe(name);
-        expect(error.reason.length).toBeGreaterThan(20);
-        expect(error.message).toBe(
-          `The ${fixture.name} backend does not offer leader election: ${error.reason}`,
-        );
-        configure({ backend: fixture.definition, client });
-        const direct = throwsWith(UnsupportedFeatureError, () => new LeaderElection(name));
-        expect(direct.message).toBe(error.message);
-        const lock = new fixture.LockClass(`election:${name}`, { client });
-        expect(await lock.locked()).toBe(false);
-        await manager.close();
-      } finally {
-        await subject.closeClient(client);
-      }
+    refusalContract(runner, fixture, {
+      feature: 'election',
+      called: 'leader election',
+      title:
+        'manager.election() and new LeaderElection() throw an UnsupportedFeatureError naming the backend and why, sending nothing',
+      viaManager: (manager, name) => manager.election(name),
+      direct: (name) => new LeaderElection(name),
+      lockName: (name) => `election:${name}`,
     });
     return;
   }
-  const { it, beforeAll, afterEach, afterAll } = runner;
+  const { it, afterEach } = runner;
   /** A lease the backend honours as such: 2 s (etcd counts whole seconds, 2 s at least). */
   const LEASE = Math.max(2_000, 2 * capabilities.expiry.granularity);
-  let clients: object[] = [];
-  let main: LockManager;
-  let other: LockManager;
+  const managers = useTwoManagers(runner, fixture, { releaseHeld: false });
   let elections: LeaderElection[] = [];
 
   /** An election object of `name`, on `main` or `other`, closed after the test. */
@@ -102,26 +77,14 @@ export function electionContract(runner: Runner, fixture: SubjectInfo): void {
     on: 'main' | 'other',
     options: ConstructorParameters<typeof LeaderElection>[1] = {},
   ) => {
-    const election = (on === 'main' ? main : other).election(name, options);
+    const election = (on === 'main' ? managers.main : managers.other).election(name, options);
     elections.push(election);
     return election;
   };
 
-  beforeAll(() => {
-    const first = subject.createClient();
-    const second = capabilities.crossProcess ? subject.createClient() : first;
-    clients = [...new Set([first, second])];
-    main = new LockManager({ backend: fixture.definition, client: first });
-    other = new LockManager({ backend: fixture.definition, client: second });
-  });
   afterEach(async () => {
     await Promise.allSettled(elections.map((each) => each.close()));
     elections = [];
-  });
-  afterAll(async () => {
-    await main.close();
-    await other.close();
-    for (const client of clients) await subject.closeClient(client);
   });
 
   it('is a LeaderElection of the backend, with its name and key, leading nobody yet', async () => {
@@ -140,7 +103,7 @@ export function electionContract(runner: Runner, fixture: SubjectInfo): void {
       `ns${fixture.keySeparator}election:${name}`,
     );
     // The election's lock is not the lock of the same name.
-    const lock = main.lock(name);
+    const lock = managers.main.lock(name);
     expect(await lock.acquire(false)).toBe(true);
     await candidate(name, 'other').campaign({ signal: AbortSignal.timeout(SLACK_MS) });
     await lock.release();
@@ -356,7 +319,7 @@ export function electionContract(runner: Runner, fixture: SubjectInfo): void {
 
   it('manager.close() resigns its elections: the other candidate leads at once', async () => {
     const name = uniqueName('elect-close');
-    const client = capabilities.crossProcess ? subject.createClient() : clients[0];
+    const client = capabilities.crossProcess ? subject.createClient() : managers.clients[0];
     if (!client) throw new Error('a client');
     const closing = new LockManager({ backend: fixture.definition, client });
     try {
@@ -405,7 +368,7 @@ export function electionContract(runner: Runner, fixture: SubjectInfo): void {
   it('options are checked at construction: typed errors naming the option, the value and what is allowed', () => {
     const name = uniqueName('elect-options');
     const refused = REFUSED_OPTIONS.map(([options, type, message]) => {
-      const error = throwsWith(type, () => main.election(name, options as never));
+      const error = throwsWith(type, () => managers.main.election(name, options as never));
       expect(error.message, JSON.stringify(options)).toMatch(message);
       return error;
     });
@@ -416,11 +379,13 @@ export function electionContract(runner: Runner, fixture: SubjectInfo): void {
     const { minimum, granularity } = capabilities.expiry;
     if (minimum > 1) {
       const short = Math.floor(minimum / 2);
-      const error = throwsWith(RangeError, () => main.election('short', { expire: short }));
+      const error = throwsWith(RangeError, () =>
+        managers.main.election('short', { expire: short }),
+      );
       expect(error.message).toMatch(new RegExp(`'expire'.*${short}`));
     }
     const lease = Math.max(2_000, 2 * granularity);
-    const election = main.election('ok', { expire: lease });
+    const election = managers.main.election('ok', { expire: lease });
     expect(Math.abs(election.renewEvery - lease / 3)).toBeLessThan(1);
   });
 }

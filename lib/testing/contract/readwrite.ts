@@ -8,15 +8,12 @@
  * the same client).
  */
 import {
-  configure,
   LockAbortedError,
   LockManager,
   LockNotHeldError,
   LockTimeoutError,
   ReadWriteLock,
   ReadWriteSide,
-  resetConfiguration,
-  UnsupportedFeatureError,
 } from '../../sherlock.js';
 import { expect } from '../expect.js';
 import {
@@ -25,78 +22,44 @@ import {
   lifetime,
   rejectsWith,
   SLACK_MS,
-  throwsWith,
   timed,
   uniqueName,
   waitFor,
 } from '../helpers.js';
 import type { Runner, SubjectInfo } from '../subject.js';
-
-/** Far above a pushed hand-off (ms), far below the waiters' retryInterval (10 s). */
-const HANDOFF_LIMIT_MS = 1_200;
-const IN_LINE_MS = 300;
-const POLL_NEVER = { retryInterval: 10_000 };
+import {
+  HANDOFF_LIMIT_MS,
+  IN_LINE_MS,
+  POLL_NEVER,
+  refusalContract,
+  useTwoManagers,
+} from './shared.js';
 
 export function readWriteContract(runner: Runner, fixture: SubjectInfo): void {
   const { capabilities, subject } = fixture;
   if (!capabilities.readWrite) {
-    const { it, afterEach } = runner;
-    afterEach(() => resetConfiguration());
-
-    it('manager.readWrite() and new ReadWriteLock() throw an UnsupportedFeatureError naming the backend and why, sending nothing', async () => {
-      const client = subject.createClient();
-      try {
-        const manager = new LockManager({ backend: fixture.definition, client });
-        const name = uniqueName('rw-refused');
-        const error = throwsWith(UnsupportedFeatureError, () => manager.readWrite(name));
-        expect(error.backend).toBe(fixture.name);
-        expect(error.feature).toBe('readWrite');
-        expect(error.lockName).toBe(name);
-        expect(error.reason.length).toBeGreaterThan(20);
-        expect(error.message).toBe(
-          `The ${fixture.name} backend does not offer a read-write lock: ${error.reason}`,
-        );
-        configure({ backend: fixture.definition, client });
-        const direct = throwsWith(UnsupportedFeatureError, () => new ReadWriteLock(name));
-        expect(direct.message).toBe(error.message);
-        const lock = new fixture.LockClass(name, { client });
-        expect(await lock.locked()).toBe(false);
-        await manager.close();
-      } finally {
-        await subject.closeClient(client);
-      }
+    refusalContract(runner, fixture, {
+      feature: 'readWrite',
+      called: 'a read-write lock',
+      title:
+        'manager.readWrite() and new ReadWriteLock() throw an UnsupportedFeatureError naming the backend and why, sending nothing',
+      viaManager: (manager, name) => manager.readWrite(name),
+      direct: (name) => new ReadWriteLock(name),
     });
     return;
   }
-  const { it, beforeAll, afterEach, afterAll } = runner;
-  let clients: object[] = [];
-  let main: LockManager;
-  let other: LockManager;
-
-  beforeAll(() => {
-    const first = subject.createClient();
-    const second = capabilities.crossProcess ? subject.createClient() : first;
-    clients = [...new Set([first, second])];
-    main = new LockManager({ backend: fixture.definition, client: first });
-    other = new LockManager({ backend: fixture.definition, client: second });
-  });
-  afterEach(async () => {
-    const held = [...main.held(), ...other.held()];
-    await Promise.allSettled(held.map((each) => each.release()));
-  });
-  afterAll(async () => {
-    await main.close();
-    await other.close();
-    for (const client of clients) await subject.closeClient(client);
-  });
+  const { it } = runner;
+  const managers = useTwoManagers(runner, fixture);
 
   /** `n` read-write lock objects of `name`, alternating between the two managers. */
   const rws = (name: string, n: number, options = {}) =>
-    Array.from({ length: n }, (_, i) => (i % 2 === 0 ? main : other).readWrite(name, options));
+    Array.from({ length: n }, (_, i) =>
+      (i % 2 === 0 ? managers.main : managers.other).readWrite(name, options),
+    );
 
   it('is a ReadWriteLock with a read and a write side of the backend, holding nothing yet', async () => {
     const name = uniqueName('rw');
-    const rw = main.readWrite(name);
+    const rw = managers.main.readWrite(name);
     expect(rw).toBeInstanceOf(ReadWriteLock);
     expect(rw.name).toBe(name);
     expect(rw.key).toBe(name);
@@ -114,7 +77,9 @@ export function readWriteContract(runner: Runner, fixture: SubjectInfo): void {
       expect(await side.locked()).toBe(false);
     }
     expect(await rw.state()).toEqual({ readers: 0, writer: false, writerWaiting: false });
-    expect(main.readWrite(name, { namespace: 'ns' }).key).toBe(`ns${fixture.keySeparator}${name}`);
+    expect(managers.main.readWrite(name, { namespace: 'ns' }).key).toBe(
+      `ns${fixture.keySeparator}${name}`,
+    );
   });
 
   it('many readers hold together; a writer is refused while they do, and readers while a writer holds', async () => {
@@ -246,16 +211,16 @@ export function readWriteContract(runner: Runner, fixture: SubjectInfo): void {
     expect(ms).toBeLessThan(300 + SLACK_MS);
     expect(waiter.read.isAcquired).toBe(false);
     await holder.write.release();
-    expect(await other.readWrite(name).write.acquire(false)).toBe(true);
+    expect(await managers.other.readWrite(name).write.acquire(false)).toBe(true);
   });
 
   it('a writer that dies (never releases) loses the lock at its expiry, by the server: a waiting reader gets it, the dead writer cannot release', async () => {
     const name = uniqueName('rw-dead');
     const expire = fixture.shortExpire;
-    const dead = other.readWrite(name, { expire });
+    const dead = managers.other.readWrite(name, { expire });
     expect(await dead.write.acquire(false)).toBe(true);
     const deadToken = dead.write.fencingToken;
-    const reader = main.readWrite(name, { timeout: expire + 20_000, expire: 30_000 });
+    const reader = managers.main.readWrite(name, { timeout: expire + 20_000, expire: 30_000 });
     const { ms } = await timed(() => reader.read.acquire());
     expect(reader.read.isAcquired).toBe(true);
     expect(ms).toBeGreaterThanOrEqual(lifetime(fixture, expire) / 2);
@@ -272,13 +237,13 @@ export function readWriteContract(runner: Runner, fixture: SubjectInfo): void {
     const expire = fixture.shortExpire;
     const locks = rws(name, 2, { expire });
     for (const rw of locks) expect(await rw.read.acquire(false)).toBe(true);
-    expect(await main.readWrite(name).state()).toMatchObject({ readers: 2 });
+    expect(await managers.main.readWrite(name).state()).toMatchObject({ readers: 2 });
     for (const rw of locks) rw.read.abandon();
-    await waitFor(async () => (await main.readWrite(name).state()).readers === 0, {
+    await waitFor(async () => (await managers.main.readWrite(name).state()).readers === 0, {
       timeout: expire + SLACK_MS,
       what: 'the expired readers to be dropped',
     });
-    expect(await main.readWrite(name).write.acquire(false)).toBe(true);
+    expect(await managers.main.readWrite(name).write.acquire(false)).toBe(true);
   });
 
   it('release by a non-holder rejects with LockNotHeldError; a reader cannot release the writer or the other way round', async () => {
@@ -330,29 +295,29 @@ export function readWriteContract(runner: Runner, fixture: SubjectInfo): void {
     expect(capabilities.extend).toBe(true);
     const name = uniqueName('rw-extend');
     const expire = fixture.shortExpire;
-    const reader = main.readWrite(name, { expire });
+    const reader = managers.main.readWrite(name, { expire });
     expect(await reader.read.acquire(false)).toBe(true);
     await reader.read.extend(30_000);
     await delay(expire + 500);
     expect(reader.read.signal.aborted).toBe(false);
     expect(await reader.state()).toMatchObject({ readers: 1 });
-    expect(await other.readWrite(name).write.acquire(false)).toBe(false);
+    expect(await managers.other.readWrite(name).write.acquire(false)).toBe(false);
     await reader.read.release();
 
-    const writer = main.readWrite(name, { expire: 2 * expire, autoExtend: true });
+    const writer = managers.main.readWrite(name, { expire: 2 * expire, autoExtend: true });
     expect(writer.write.renewEvery).toBe((2 * expire) / 3);
     expect(await writer.write.acquire(false)).toBe(true);
     await delay(2 * 2 * expire);
     expect(writer.write.isAcquired).toBe(true);
     expect(writer.write.signal.aborted).toBe(false);
-    expect(await other.readWrite(name).read.acquire(false)).toBe(false);
+    expect(await managers.other.readWrite(name).read.acquire(false)).toBe(false);
     await writer.write.release();
     expect(await writer.state()).toEqual({ readers: 0, writer: false, writerWaiting: false });
   });
 
   it('using() and await using release; manager.close() gives back what is still held', async () => {
     const name = uniqueName('rw-using');
-    const rw = main.readWrite(name);
+    const rw = managers.main.readWrite(name);
     const result = await rw.write.using(async (held) => {
       expect(held).toBe(rw.write);
       expect(held.signal.aborted).toBe(false);
@@ -368,7 +333,7 @@ export function readWriteContract(runner: Runner, fixture: SubjectInfo): void {
     }
     expect(await rw.state()).toMatchObject({ readers: 0 });
 
-    const client = capabilities.crossProcess ? subject.createClient() : main.client;
+    const client = capabilities.crossProcess ? subject.createClient() : managers.main.client;
     try {
       const closing = new LockManager({ backend: fixture.definition, client });
       const kept = closing.readWrite(name);
@@ -384,11 +349,11 @@ export function readWriteContract(runner: Runner, fixture: SubjectInfo): void {
 
   it('a read-write lock, a lock and a semaphore of the same name are apart', async () => {
     const name = uniqueName('rw-apart');
-    const lock = main.lock(name);
-    const sem = main.semaphore(name, 1);
+    const lock = managers.main.lock(name);
+    const sem = managers.main.semaphore(name, 1);
     expect(await lock.acquire(false)).toBe(true);
     expect(await sem.acquire(false)).toBe(true);
-    const rw = other.readWrite(name);
+    const rw = managers.other.readWrite(name);
     expect(await rw.write.locked()).toBe(false);
     expect(await rw.write.acquire(false)).toBe(true);
     expect(await lock.locked()).toBe(true);
