@@ -295,24 +295,32 @@ export function readWriteContract(runner: Runner, fixture: SubjectInfo): void {
     expect(capabilities.extend).toBe(true);
     const name = uniqueName('rw-extend');
     const expire = fixture.shortExpire;
-    const reader = managers.main.readWrite(name, { expire });
-    expect(await reader.read.acquire(false)).toBe(true);
-    await reader.read.extend(30_000);
-    await delay(expire + 500);
-    expect(reader.read.signal.aborted).toBe(false);
-    expect(await reader.state()).toMatchObject({ readers: 1 });
-    expect(await managers.other.readWrite(name).write.acquire(false)).toBe(false);
-    await reader.read.release();
-
-    const writer = managers.main.readWrite(name, { expire: 2 * expire, autoExtend: true });
-    expect(writer.write.renewEvery).toBe((2 * expire) / 3);
-    expect(await writer.write.acquire(false)).toBe(true);
-    await delay(2 * 2 * expire);
-    expect(writer.write.isAcquired).toBe(true);
-    expect(writer.write.signal.aborted).toBe(false);
-    expect(await managers.other.readWrite(name).read.acquire(false)).toBe(false);
-    await writer.write.release();
-    expect(await writer.state()).toEqual({ readers: 0, writer: false, writerWaiting: false });
+    // The two halves wait on names of their own, side by side.
+    const extended = async () => {
+      const reader = managers.main.readWrite(`${name}-r`, { expire });
+      expect(await reader.read.acquire(false)).toBe(true);
+      await reader.read.extend(30_000);
+      await delay(expire + 500);
+      expect(reader.read.signal.aborted).toBe(false);
+      expect(await reader.state()).toMatchObject({ readers: 1 });
+      expect(await managers.other.readWrite(`${name}-r`).write.acquire(false)).toBe(false);
+      await reader.read.release();
+    };
+    const renewed = async () => {
+      const writer = managers.main.readWrite(`${name}-w`, {
+        expire: 2 * expire,
+        autoExtend: true,
+      });
+      expect(writer.write.renewEvery).toBe((2 * expire) / 3);
+      expect(await writer.write.acquire(false)).toBe(true);
+      await delay(2 * 2 * expire);
+      expect(writer.write.isAcquired).toBe(true);
+      expect(writer.write.signal.aborted).toBe(false);
+      expect(await managers.other.readWrite(`${name}-w`).read.acquire(false)).toBe(false);
+      await writer.write.release();
+      expect(await writer.state()).toEqual({ readers: 0, writer: false, writerWaiting: false });
+    };
+    await Promise.all([extended(), renewed()]);
   });
 
   it('using() and await using release; manager.close() gives back what is still held', async () => {
