@@ -1,7 +1,8 @@
 /**
  * The benchmark: nestjs-sherlock against redlock, redis-semaphore and etcd3's Lock (and the raw
  * floors), on real Redis and Etcd servers it starts on free ports and stops at the end; and this
- * library on the PostgreSQL it starts the same way (uncontended and hand-off rows).
+ * library on the PostgreSQL it starts the same way (uncontended and hand-off rows), and on the
+ * local backends, threads and cluster (scenario 9: uncontended and hand-off rows, no server).
  *
  *   npm run bench                 # everything (~4 min)
  *   npm run bench -- --quick      # a short smoke run (numbers not meaningful)
@@ -36,6 +37,7 @@ import { DEFAULT_BASELINE, hooksOverhead, type HooksResult } from './lib/hooks.j
 import { lockedOverhead, type LockedResult } from './lib/locked.js';
 import { semaphoreBench } from './lib/semaphore-scenario.js';
 import { leaderHandover } from './lib/leader.js';
+import { localBackends, reportLocal } from './lib/local.js';
 import {
   fmt,
   hr,
@@ -63,7 +65,7 @@ const scenarios = new Set(
         .slice('--only='.length)
         .split(',')
         .map((s) => Number(s.trim()))
-    : [1, 2, 3, 4, 5, 6, 7, 8],
+    : [1, 2, 3, 4, 5, 6, 7, 8, 9],
 );
 
 const SETTINGS = {
@@ -1167,6 +1169,25 @@ async function main(): Promise<void> {
             `${r.resign.n} + ${r.kill.n}`,
           ]),
         ),
+      );
+    }
+    if (scenarios.has(9)) {
+      log('scenario 9: the local backends (threads, cluster): uncontended and hand-off');
+      const { holdMs, workMs, durationMs, processes } = SETTINGS.handoff;
+      const local = await localBackends(
+        {
+          uncontendedMs: quick ? 1_000 : 3_000,
+          processes: processes.slice(0, 2),
+          durationMs,
+          holdMs,
+          workMs,
+        },
+        log,
+      );
+      (results as unknown as Record<string, unknown>)['local'] = local;
+      section(
+        `9. Local backends, no server (threads: worker threads of this process; cluster: forked children served by this process's hub over IPC): uncontended, and hand-off on one key (hold ${holdMs} ms, ${workMs} ms unlocked work)`,
+        reportLocal(local, holdMs),
       );
     }
   } finally {

@@ -6,6 +6,7 @@ import {
   type LockTarget,
 } from './backend.js';
 import type { ConnectionSettings } from './connection.js';
+import { listenForErrors } from './client-errors.js';
 import { DriverMissingError } from './errors/driver-missing.error.js';
 import { defaultManager } from './manager.js';
 import { messages } from './messages.js';
@@ -181,7 +182,8 @@ export class BackendDefinition {
    * with no settings, a client to the default address.
    */
   connect(connection?: ConnectionSettings): object {
-    return this.impl.connect(connection);
+    // Its errors surface as the locks' typed errors: never as an unhandled 'error' event.
+    return listenForErrors(this.impl.connect(connection));
   }
 
   /** Closes a client with this backend's `close` (or `quit`/`close`/`end`). */

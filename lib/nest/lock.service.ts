@@ -1,5 +1,6 @@
 import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import {
+  type BackendName,
   type BaseLock,
   LockBusyError,
   type LockLostEvent,
@@ -97,9 +98,12 @@ export class LockService implements OnApplicationShutdown {
     return this.manager.client;
   }
 
-  /** The name of the backend, e.g. `'redis'`. */
-  get backend(): string {
-    return this.manager.backend.name;
+  /**
+   * The name of the backend, e.g. `'redis'`: one of the names `SherlockModule` accepted (a backend
+   * of your own is in the union once declared in `SherlockBackends`, see docs/nest.md).
+   */
+  get backend(): BackendName {
+    return this.manager.backend.name as BackendName;
   }
 
   /**

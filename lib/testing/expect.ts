@@ -41,6 +41,8 @@ type Constructor = abstract new (...args: never[]) => unknown;
 export interface Matchers {
   toBe(expected: unknown): void;
   toEqual(expected: unknown): void;
+  /** The properties of `expected` are in `actual`, equal (deeply); others may be there too. */
+  toMatchObject(expected: Record<string, unknown>): void;
   toBeUndefined(): void;
   toBeDefined(): void;
   toBeNull(): void;
@@ -88,6 +90,19 @@ function expectValue(actual: unknown, label?: string): Expectation {
         deepStrictEqual(actual, expected);
       } catch {
         fail(`expected ${show(actual)} to equal ${show(expected)}`, label, actual, expected);
+      }
+    },
+    toMatchObject(expected) {
+      const picked =
+        typeof actual === 'object' && actual !== null
+          ? Object.fromEntries(
+              Object.keys(expected).map((key) => [key, (actual as Record<string, unknown>)[key]]),
+            )
+          : actual;
+      try {
+        deepStrictEqual(picked, { ...expected });
+      } catch {
+        fail(`expected ${show(actual)} to match ${show(expected)}`, label, actual, expected);
       }
     },
     toBeUndefined() {

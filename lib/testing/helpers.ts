@@ -4,6 +4,7 @@
 import { createServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
+import type { BackendCapabilities } from '../core/backend.js';
 import { LockLostError, type LockLostReason } from '../sherlock.js';
 import { expect } from './expect.js';
 
@@ -97,6 +98,18 @@ export function expectStrictlyIncreasing(tokens: readonly (string | undefined)[]
     return i > 0 && before !== undefined && value <= before ? [`#${i}: ${before} -> ${value}`] : [];
   });
   expect(drops, 'tokens that did not increase').toEqual([]);
+}
+
+/**
+ * How long the server surely keeps a lock it was asked to keep for `ttl` ms, as the backend
+ * declares it (whole seconds, freed up to `earlyBy` ms early).
+ */
+export function lifetime(
+  { capabilities }: { readonly capabilities: BackendCapabilities },
+  ttl: number,
+): number {
+  const { granularity, earlyBy } = capabilities.expiry;
+  return Math.min(ttl, Math.ceil(ttl / granularity) * granularity - earlyBy);
 }
 
 /** A lock name no other test uses. */

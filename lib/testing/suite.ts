@@ -5,9 +5,11 @@
 import { BackendDefinition } from '../sherlock.js';
 import { capabilitiesContract } from './contract/capabilities.js';
 import { configurationContract } from './contract/configuration.js';
+import { electionContract } from './contract/election.js';
 import { expiryContract } from './contract/expiry.js';
 import { lockContract } from './contract/lock.js';
 import { multiLockContract } from './contract/multilock.js';
+import { readWriteContract } from './contract/readwrite.js';
 import { semaphoreContract } from './contract/semaphore.js';
 import { serverDownContract } from './contract/server-down.js';
 import {
@@ -31,6 +33,8 @@ export const CONTRACT_GROUPS = [
   'configuration',
   'multilock',
   'semaphore',
+  'readwrite',
+  'election',
 ] as const;
 
 export type ContractGroup = (typeof CONTRACT_GROUPS)[number];
@@ -52,6 +56,8 @@ const GROUPS: Record<ContractGroup, [string, (runner: Runner, info: SubjectInfo)
   configuration: ['validation, configure() and shutdown()', configurationContract],
   multilock: ['several locks at once', multiLockContract],
   semaphore: ['semaphore', semaphoreContract],
+  readwrite: ['read-write lock', readWriteContract],
+  election: ['leader election', electionContract],
 };
 
 function checkGroups(option: 'only' | 'skip', value: unknown): readonly ContractGroup[] {

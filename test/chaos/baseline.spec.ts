@@ -5,7 +5,13 @@
  */
 import { describe, expect, it } from 'vitest';
 
-import { etcdHostsValue, memcachedServers, redisUrl, redlockUrls } from '../support/env.js';
+import {
+  etcdHostsValue,
+  memcachedServers,
+  postgresUrl,
+  redisUrl,
+  redlockUrls,
+} from '../support/env.js';
 import type { ChaosBackend } from './worker.js';
 import { runChaos, SCALE } from './harness.js';
 
@@ -14,13 +20,14 @@ const address: Record<ChaosBackend, () => string> = {
   etcd: etcdHostsValue,
   memcached: memcachedServers,
   redlock: () => redlockUrls().join(','),
+  postgres: postgresUrl,
 };
 
 describe(
   'chaos baseline: 4 processes on one lock, no fault',
   { timeout: 60_000 + 80_000 * SCALE },
   () => {
-    it.for(['redis', 'etcd', 'memcached', 'redlock'] as const)(
+    it.for(['redis', 'etcd', 'memcached', 'redlock', 'postgres'] as const)(
       '%s: no overlap, tokens strictly increasing, counter exact',
       async (backend) => {
         const { report, counter } = await runChaos({

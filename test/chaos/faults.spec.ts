@@ -1,6 +1,7 @@
 /**
  * Faults against the chaos workers: a holder SIGKILLed while holding, the server killed and
- * restarted mid-run, Redlock losing one then two of its three servers. Servers that get killed
+ * restarted mid-run, Redlock losing one then two of its three servers, a holder paused past its
+ * expiry; on redis, etcd, memcached and postgres where the fault applies. Servers that get killed
  * are the test's own, never the shared ones.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,22 +9,29 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 
 import { fixture as backendFixture, uniqueName } from '../support/backends.js';
-import { etcdHostsValue, memcachedServers, redisUrl } from '../support/env.js';
-import { type ServerHandle, startEtcd, startMemcached, startRedis } from '../support/servers.js';
+import { etcdHostsValue, memcachedServers, postgresUrl, redisUrl } from '../support/env.js';
+import {
+  type ServerHandle,
+  startEtcd,
+  startMemcached,
+  startPostgres,
+  startRedis,
+} from '../support/servers.js';
 import { grantedDuring } from './checker.js';
 import { runChaos, SCALE } from './harness.js';
 import type { ChaosBackend } from './worker.js';
 import { crossProcessNow } from '../fixtures/counter-workload.js';
 
 describe('a holder SIGKILLed while holding', { timeout: 60_000 + 80_000 * SCALE }, () => {
-  const address: Record<'redis' | 'etcd' | 'memcached', () => string> = {
+  const address: Record<'redis' | 'etcd' | 'memcached' | 'postgres', () => string> = {
     redis: redisUrl,
     etcd: etcdHostsValue,
     memcached: memcachedServers,
+    postgres: postgresUrl,
   };
   const EXPIRE = 3_000;
 
-  it.for(['redis', 'etcd', 'memcached'] as const)(
+  it.for(['redis', 'etcd', 'memcached', 'postgres'] as const)(
     '%s: the lock frees after its expiry and not before; the next holder has a higher token',
     async (backend) => {
       const fixture = backendFixture(backend);
@@ -107,6 +115,8 @@ const restartCases: RestartCase[] = [
   },
   { label: 'etcd', backend: 'etcd', start: () => startEtcd(), keepsLocks: true },
   { label: 'memcached', backend: 'memcached', start: () => startMemcached(), keepsLocks: false },
+  // The lease table is an ordinary table: a restart (same port, same data directory) keeps it.
+  { label: 'postgres', backend: 'postgres', start: () => startPostgres(), keepsLocks: true },
 ];
 
 describe(
@@ -214,13 +224,14 @@ describe(
   'a holder process paused (SIGSTOP) past its expiry, then resumed (SIGCONT)',
   { timeout: 60_000 + 80_000 * SCALE },
   () => {
-    const address: Record<'redis' | 'etcd' | 'memcached', () => string> = {
+    const address: Record<'redis' | 'etcd' | 'memcached' | 'postgres', () => string> = {
       redis: redisUrl,
       etcd: etcdHostsValue,
       memcached: memcachedServers,
+      postgres: postgresUrl,
     };
 
-    it.for(['redis', 'etcd', 'memcached'] as const)(
+    it.for(['redis', 'etcd', 'memcached', 'postgres'] as const)(
       '%s: another process gets the lock with a higher token; the resumed holder sees its signal aborted, and its stale write (made anyway) is refused by the fencing store',
       async (backend) => {
         const { report, records, facts } = await runChaos({

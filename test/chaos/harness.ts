@@ -73,7 +73,7 @@ function workerScript(): Promise<string> {
       platform: 'node',
       format: 'esm',
       target: 'node20',
-      external: ['ioredis', 'etcd3', 'memjs'],
+      external: ['ioredis', 'etcd3', 'memjs', 'pg'],
       plugins: [inlineDist],
       logLevel: 'warning',
     });

@@ -6,11 +6,12 @@
  */
 import { Etcd3 } from 'etcd3';
 import { Redis } from 'ioredis';
-import { type BaseLock, EtcdLock, RedisLock } from 'nestjs-sherlock';
+import { type BaseLock, EtcdLock, PostgresLock, RedisLock } from 'nestjs-sherlock';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 
 import { uniqueName } from '../support/backends.js';
-import { etcdHosts, redisUrl } from '../support/env.js';
+import { etcdHosts, postgresUrl, redisUrl } from '../support/env.js';
 import { TcpProxy } from './proxy.js';
 
 const EXPIRE = 3_000;
@@ -42,13 +43,31 @@ const sides = {
       close: () => client.close(),
     };
   },
+  postgres: (port: number | undefined): Side => {
+    const url = new URL(postgresUrl());
+    if (port !== undefined) url.port = String(port);
+    const client = new pg.Pool({ connectionString: url.href });
+    client.on('error', () => undefined);
+    return {
+      lock: (name, options) => new PostgresLock(name, { client, ...options }),
+      close: () => void client.end().catch(() => undefined),
+    };
+  },
 };
 
+/** The server's address (its port is what the proxy forwards to). */
+const targetOf = (backend: keyof typeof sides): URL =>
+  backend === 'redis'
+    ? new URL(redisUrl())
+    : backend === 'etcd'
+      ? new URL(etcdHosts()[0] ?? '')
+      : new URL(postgresUrl());
+
 describe('the network between the holder and the server is cut', () => {
-  it.for(['redis', 'etcd'] as const)(
+  it.for(['redis', 'etcd', 'postgres'] as const)(
     '%s: the holder (autoExtend) sees its signal abort before the waiter on the other side gets the lock',
     async (backend) => {
-      const target = backend === 'redis' ? new URL(redisUrl()) : new URL(etcdHosts()[0] ?? '');
+      const target = targetOf(backend);
       const proxy = await TcpProxy.start(Number(target.port));
       const cutOff = sides[backend](proxy.port);
       const direct = sides[backend](undefined);

@@ -18,7 +18,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { describe, expect, it } from 'vitest';
 
-import { etcdHostsValue, memcachedServers, redisUrl, redlockUrls } from '../support/env.js';
+import {
+  etcdHostsValue,
+  memcachedServers,
+  postgresUrl,
+  redisUrl,
+  redlockUrls,
+} from '../support/env.js';
 import { runChaos, SOAK } from './harness.js';
 import type { ChaosBackend } from './worker.js';
 
@@ -47,6 +53,7 @@ const address: Record<ChaosBackend, () => string> = {
   etcd: etcdHostsValue,
   memcached: memcachedServers,
   redlock: () => redlockUrls().join(','),
+  postgres: postgresUrl,
 };
 
 interface Kill {

@@ -16,6 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Etcd3 } from 'etcd3';
 import { Redis } from 'ioredis';
 import memjs from 'memjs';
+import pg from 'pg';
 import {
   type BaseLock,
   EtcdLock,
@@ -23,13 +24,14 @@ import {
   LockManager,
   LockTimeoutError,
   MemcachedLock,
+  PostgresLock,
   RedisLock,
   RedisQuorum,
   RedlockLock,
 } from 'nestjs-sherlock/core';
 import { crossProcessNow } from '../fixtures/counter-workload.js';
 
-export type ChaosBackend = 'redis' | 'etcd' | 'memcached' | 'redlock';
+export type ChaosBackend = 'redis' | 'etcd' | 'memcached' | 'redlock' | 'postgres';
 
 /**
  * What the workers take: a lock (default), a semaphore permit of `limit`, or a side of a
@@ -43,7 +45,7 @@ export type HeldMode = 'lock' | 'permit' | 'read' | 'write';
 export interface WorkerSettings {
   readonly id: number;
   readonly backend: ChaosBackend;
-  /** redis: a URL; etcd: hosts, comma-separated; memcached: servers; redlock: URLs, comma-separated. */
+  /** redis: a URL; etcd: hosts, comma-separated; memcached: servers; redlock: URLs, comma-separated; postgres: a URL. */
   readonly address: string;
   readonly lockName: string;
   /**
@@ -196,6 +198,14 @@ function openLock(settings: WorkerSettings): Opened {
       return {
         lock: new RedlockLock(settings.lockName, { client: new RedisQuorum(clients), ...options }),
         close: () => clients.forEach((client) => client.disconnect()),
+      };
+    }
+    case 'postgres': {
+      const client = new pg.Pool({ connectionString: settings.address, max: 4 });
+      client.on('error', () => undefined); // a restart drops idle connections: queries report it
+      return {
+        lock: new PostgresLock(settings.lockName, { client, ...options }),
+        close: () => void client.end().catch(() => undefined),
       };
     }
   }

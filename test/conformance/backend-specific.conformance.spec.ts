@@ -94,6 +94,34 @@ describe('why a backend without semaphore primitives refuses one', () => {
   });
 });
 
+describe('why a backend without read-write or election primitives refuses one', () => {
+  it.each([
+    { name: 'memcached', feature: 'readWrite', reason: /no atomic operation/ },
+    { name: 'redlock', feature: 'readWrite', reason: /quorum/ },
+    { name: 'postgres', feature: 'readWrite', reason: /one row per lock.*a row per reader/ },
+    { name: 'etcdhttp', feature: 'readWrite', reason: /implements no read-write lock primitives/ },
+    { name: 'threads', feature: 'readWrite', reason: /implements no read-write lock primitives/ },
+    { name: 'cluster', feature: 'readWrite', reason: /implements no read-write lock primitives/ },
+    { name: 'memcached', feature: 'election', reason: /best effort/ },
+    { name: 'redlock', feature: 'election', reason: /quorum/ },
+    { name: 'postgres', feature: 'election', reason: /keeps no published value/ },
+  ] as const)('$name, $feature: $reason', async ({ name, feature, reason }) => {
+    const found = fixture(name);
+    const client = found.createClient();
+    try {
+      const manager = new LockManager({ backend: found.definition, client });
+      const error = throwsWith(UnsupportedFeatureError, () =>
+        feature === 'readWrite' ? manager.readWrite('x') : manager.election('x'),
+      );
+      expect(error.feature).toBe(feature);
+      expect(error.reason).toMatch(reason);
+      await manager.close();
+    } finally {
+      await found.closeClient(client);
+    }
+  });
+});
+
 describe.each(fixtures)('$name backend: a client of another real library', (each) => {
   afterEach(() => resetConfiguration());
   const { definition, LockClass } = each;

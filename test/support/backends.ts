@@ -44,6 +44,10 @@ import {
 } from './env.js';
 import { serverViews, type ServerView } from './inspect.js';
 
+// How long the server surely keeps a lock asked for `ttl` ms, as the backend declares it (what the
+// loss signal counts on), and a lock name no other test uses: the contract kit's.
+export { lifetime, uniqueName } from '../../dist/testing/helpers.js';
+
 export type BackendName =
   | 'redis'
   | 'memcached'
@@ -259,17 +263,3 @@ export const NOT_EXTENDING = withCapability((c) => !c.extend);
 /** Backends whose waiters are woken by the release, and those whose waiters poll. */
 export const PUSH = withCapability((c) => c.handOff === 'push');
 export const POLL = withCapability((c) => c.handOff === 'poll');
-
-/**
- * How long the server surely keeps a lock it was asked to keep for `ttl` ms, as the backend
- * declares it (whole seconds, freed up to `earlyBy` ms early): what the loss signal counts on.
- */
-export function lifetime({ capabilities }: BackendFixture, ttl: number): number {
-  const { granularity, earlyBy } = capabilities.expiry;
-  return Math.min(ttl, Math.ceil(ttl / granularity) * granularity - earlyBy);
-}
-
-/** A lock name no other test uses. */
-export function uniqueName(prefix = 'lock'): string {
-  return `${prefix}-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-}

@@ -8,6 +8,7 @@ import {
   type BackendName,
   configure,
   LockManager,
+  LockService,
   SherlockModule,
   type SherlockModuleOptions,
 } from 'nestjs-sherlock';
@@ -25,6 +26,13 @@ expectTypeOf<'memcached' | 'memcache' | 'etcd' | 'memory'>().toExtend<BackendNam
 expectTypeOf<'redlock' | 'threads' | 'cluster'>().toExtend<BackendName>();
 expectTypeOf<'typesDemoBackend'>().toExtend<BackendName>();
 expectTypeOf<'rediss'>().not.toExtend<BackendName>();
+
+// LockService names its backend with the same union (not any string).
+expectTypeOf<LockService['backend']>().toEqualTypeOf<BackendName>();
+declare const locks: LockService;
+export const onRedis: boolean = locks.backend === 'redis';
+// @ts-expect-error: This comparison appears to be unintentional
+export const misspelt: boolean = locks.backend === 'reddis';
 
 export const ok: SherlockModuleOptions[] = [
   { backend: 'redis', connection: 'redis://127.0.0.1:6379' },

@@ -192,6 +192,10 @@ const postgresBackend: LockBackend<PgPoolLike, undefined, PgWaiter> = {
   unsupported: {
     semaphore:
       'its lease table holds one row per lock; a semaphore needs a table of permits, which this version does not have',
+    readWrite:
+      'its lease table holds one row per lock with one owner; a read-write lock needs a row per reader and a waiting-writer mark that keeps new readers out, which this version does not have; use the redis or etcd backend',
+    election:
+      "its lease row keeps no published value next to the holder (the leader's id, host, pid and term that leader() reads), which this version does not store; use the redis or etcd backend",
   },
   clientClass: () => pg().Pool,
   connect: connectPostgres,

@@ -6,112 +6,58 @@
  * naming itself and why. "Another process" is a second manager on a client of its own.
  */
 import {
-  configure,
   LockAbortedError,
   LockManager,
   LockNotHeldError,
   LockTimeoutError,
-  resetConfiguration,
   Semaphore,
-  UnsupportedFeatureError,
 } from '../../sherlock.js';
 import { expect } from '../expect.js';
 import {
   delay,
   expectStrictlyIncreasing,
+  lifetime,
   rejectsWith,
   SLACK_MS,
-  throwsWith,
   timed,
   uniqueName,
   waitFor,
 } from '../helpers.js';
 import type { Runner, SubjectInfo } from '../subject.js';
-
-/**
- * How long the server surely keeps a lock it was asked to keep for `ttl` ms, as the backend
- * declares it (whole seconds, freed up to `earlyBy` ms early).
- */
-function lifetime({ capabilities }: SubjectInfo, ttl: number): number {
-  const { granularity, earlyBy } = capabilities.expiry;
-  return Math.min(ttl, Math.ceil(ttl / granularity) * granularity - earlyBy);
-}
-
-/**
- * Far above what a pushed hand-off takes (milliseconds), far below the retryInterval the waiters
- * are given (10 s), and below the fallback poll of a waiter that missed its wake-up: at least
- * 1.8 s after its last attempt, which is at most `IN_LINE_MS` before the release.
- */
-const HANDOFF_LIMIT_MS = 1_200;
-const IN_LINE_MS = 300;
-const POLL_NEVER = { retryInterval: 10_000 };
+import {
+  HANDOFF_LIMIT_MS,
+  IN_LINE_MS,
+  POLL_NEVER,
+  refusalContract,
+  useTwoManagers,
+} from './shared.js';
 
 export function semaphoreContract(runner: Runner, fixture: SubjectInfo): void {
   if (!fixture.capabilities.semaphore) {
-    const { it, afterEach } = runner;
-    const { subject } = fixture;
-    afterEach(() => resetConfiguration());
-
-    it('manager.semaphore() and new Semaphore() throw an UnsupportedFeatureError naming the backend and why, sending nothing', async () => {
-      const client = subject.createClient();
-      try {
-        const manager = new LockManager({ backend: fixture.definition, client });
-        const name = uniqueName('refused');
-        const error = throwsWith(UnsupportedFeatureError, () => manager.semaphore(name, 2));
-        expect(error.backend).toBe(fixture.name);
-        expect(error.feature).toBe('semaphore');
-        expect(error.lockName).toBe(name);
-        expect(error.reason.length).toBeGreaterThan(20);
-        expect(error.message).toBe(
-          `The ${fixture.name} backend does not offer a semaphore: ${error.reason}`,
-        );
-
-        configure({ backend: fixture.definition, client });
-        const direct = throwsWith(UnsupportedFeatureError, () => new Semaphore(name, { limit: 2 }));
-        expect(direct.message).toBe(error.message);
-        // Nothing was taken: the lock of the same name is free.
-        const lock = new fixture.LockClass(name, { client });
-        expect(await lock.locked()).toBe(false);
-        await manager.close();
-      } finally {
-        await subject.closeClient(client);
-      }
+    refusalContract(runner, fixture, {
+      feature: 'semaphore',
+      called: 'a semaphore',
+      title:
+        'manager.semaphore() and new Semaphore() throw an UnsupportedFeatureError naming the backend and why, sending nothing',
+      viaManager: (manager, name) => manager.semaphore(name, 2),
+      direct: (name) => new Semaphore(name, { limit: 2 }),
     });
     return;
   }
-  const { it, beforeAll, afterEach, afterAll } = runner;
+  const { it } = runner;
   const { capabilities, subject } = fixture;
-  let clients: object[] = [];
   /** Two managers: two processes (for memory: two parts of one process, one store). */
-  let main: LockManager;
-  let other: LockManager;
-
-  beforeAll(() => {
-    const first = subject.createClient();
-    const second = capabilities.crossProcess ? subject.createClient() : first;
-    clients = [...new Set([first, second])];
-    main = new LockManager({ backend: fixture.definition, client: first });
-    other = new LockManager({ backend: fixture.definition, client: second });
-  });
-  afterEach(async () => {
-    const held = [...main.held(), ...other.held()];
-    await Promise.allSettled(held.map((each) => each.release()));
-  });
-  afterAll(async () => {
-    await main.close();
-    await other.close();
-    for (const client of clients) await subject.closeClient(client);
-  });
+  const managers = useTwoManagers(runner, fixture);
 
   /** `n` semaphore objects of `name`, alternating between the two managers. */
   const permits = (name: string, n: number, limit: number, options = {}) =>
     Array.from({ length: n }, (_, i) =>
-      (i % 2 === 0 ? main : other).semaphore(name, limit, options),
+      (i % 2 === 0 ? managers.main : managers.other).semaphore(name, limit, options),
     );
 
   it('is a Semaphore of the backend, with its name, key and limit, holding nothing yet', async () => {
     const name = uniqueName('sem');
-    const sem = main.semaphore(name, 3);
+    const sem = managers.main.semaphore(name, 3);
     expect(sem).toBeInstanceOf(Semaphore);
     expect(sem.name).toBe(name);
     expect(sem.key).toBe(name);
@@ -122,7 +68,7 @@ export function semaphoreContract(runner: Runner, fixture: SubjectInfo): void {
     expect(sem.signal.aborted).toBe(true);
     expect(await sem.count()).toBe(0);
     expect(await sem.locked()).toBe(false);
-    expect(main.semaphore(name, 3, { namespace: 'ns' }).key).toBe(
+    expect(managers.main.semaphore(name, 3, { namespace: 'ns' }).key).toBe(
       `ns${fixture.keySeparator}${name}`,
     );
   });
@@ -225,7 +171,7 @@ export function semaphoreContract(runner: Runner, fixture: SubjectInfo): void {
     expect(await holder.count()).toBe(1);
     // It left the line: the permit given back goes to a newcomer at once.
     await holder.release();
-    const newcomer = other.semaphore(name, 1);
+    const newcomer = managers.other.semaphore(name, 1);
     expect(await newcomer.acquire(false)).toBe(true);
     await newcomer.release();
   });
@@ -246,7 +192,7 @@ export function semaphoreContract(runner: Runner, fixture: SubjectInfo): void {
     expect(waiter.isAcquired).toBe(false);
     await holder.release();
     await waitFor(async () => (await holder.count()) === 0, { what: 'no permit left held' });
-    const newcomer = other.semaphore(name, 1);
+    const newcomer = managers.other.semaphore(name, 1);
     expect(await newcomer.acquire(false)).toBe(true);
     await newcomer.release();
   });
@@ -256,13 +202,13 @@ export function semaphoreContract(runner: Runner, fixture: SubjectInfo): void {
     const expire = fixture.shortExpire;
     // A live holder with a long expiry keeps the semaphore's state alive on the server: the
     // dead holder's permit alone must go.
-    const alive = main.semaphore(name, 2, { expire: 60_000 });
+    const alive = managers.main.semaphore(name, 2, { expire: 60_000 });
     expect(await alive.acquire(false)).toBe(true);
-    const dead = other.semaphore(name, 2, { expire });
+    const dead = managers.other.semaphore(name, 2, { expire });
     expect(await dead.acquire(false)).toBe(true);
     const deadToken = dead.fencingToken;
     // The holder stops: no release, no renewal (what a killed process does).
-    const waiter = main.semaphore(name, 2, { timeout: expire + 20_000, expire: 30_000 });
+    const waiter = managers.main.semaphore(name, 2, { timeout: expire + 20_000, expire: 30_000 });
     const { ms } = await timed(() => waiter.acquire());
     expect(waiter.isAcquired).toBe(true);
     // It waited for the expiry (half of it at least: the clocks start a moment apart).
@@ -288,21 +234,21 @@ export function semaphoreContract(runner: Runner, fixture: SubjectInfo): void {
     for (const sem of sems) expect(await sem.acquire(false)).toBe(true);
     expect(await sems[0]?.count()).toBe(2);
     for (const sem of sems) sem.abandon();
-    await waitFor(async () => (await main.semaphore(name, 2).count()) === 0, {
+    await waitFor(async () => (await managers.main.semaphore(name, 2).count()) === 0, {
       timeout: expire + SLACK_MS,
       what: 'the expired permits to be dropped',
     });
-    expect(await main.semaphore(name, 2).locked()).toBe(false);
+    expect(await managers.main.semaphore(name, 2).locked()).toBe(false);
   });
 
   it('expire: null: a permit without expiry stays until released; a waiter without expiry gets it then', async () => {
     const name = uniqueName('sem-forever');
-    const holder = main.semaphore(name, 1, { expire: null });
+    const holder = managers.main.semaphore(name, 1, { expire: null });
     expect(await holder.acquire(false)).toBe(true);
-    const refused = other.semaphore(name, 1, { expire: null });
+    const refused = managers.other.semaphore(name, 1, { expire: null });
     const { error } = await rejectsWith(LockTimeoutError, () => refused.acquire({ timeout: 300 }));
     expect(error.retryAfter).toBeUndefined();
-    const waiter = other.semaphore(name, 1, { expire: null, timeout: 20_000 });
+    const waiter = managers.other.semaphore(name, 1, { expire: null, timeout: 20_000 });
     const acquiring = waiter.acquire();
     await delay(IN_LINE_MS);
     await holder.release();
@@ -367,7 +313,7 @@ export function semaphoreContract(runner: Runner, fixture: SubjectInfo): void {
     expect(capabilities.extend).toBe(true);
     const name = uniqueName('sem-extend');
     const expire = fixture.shortExpire;
-    const held = main.semaphore(name, 1, { expire });
+    const held = managers.main.semaphore(name, 1, { expire });
     expect(await held.acquire(false)).toBe(true);
     const token = held.fencingToken;
     await held.extend(30_000);
@@ -375,24 +321,24 @@ export function semaphoreContract(runner: Runner, fixture: SubjectInfo): void {
     expect(held.fencingToken).toBe(token);
     expect(held.signal.aborted).toBe(false);
     expect(await held.count()).toBe(1);
-    expect(await other.semaphore(name, 1).acquire(false)).toBe(false);
+    expect(await managers.other.semaphore(name, 1).acquire(false)).toBe(false);
     await held.release();
 
-    const renewed = main.semaphore(name, 1, { expire: 2 * expire, autoExtend: true });
+    const renewed = managers.main.semaphore(name, 1, { expire: 2 * expire, autoExtend: true });
     expect(renewed.renewEvery).toBe((2 * expire) / 3);
     expect(await renewed.acquire(false)).toBe(true);
     await delay(2 * 2 * expire);
     expect(renewed.isAcquired).toBe(true);
     expect(renewed.signal.aborted).toBe(false);
     expect(await renewed.count()).toBe(1);
-    expect(await other.semaphore(name, 1).acquire(false)).toBe(false);
+    expect(await managers.other.semaphore(name, 1).acquire(false)).toBe(false);
     await renewed.release();
     expect(await renewed.count()).toBe(0);
   });
 
   it('using() and await using release the permit; manager.close() gives back what is still held', async () => {
     const name = uniqueName('sem-using');
-    const sem = main.semaphore(name, 2);
+    const sem = managers.main.semaphore(name, 2);
     const result = await sem.using(async (held) => {
       expect(held).toBe(sem);
       expect(held.isAcquired).toBe(true);
@@ -404,7 +350,7 @@ export function semaphoreContract(runner: Runner, fixture: SubjectInfo): void {
     expect(sem.isAcquired).toBe(false);
     expect(await sem.count()).toBe(0);
     {
-      const scoped = main.semaphore(name, 2);
+      const scoped = managers.main.semaphore(name, 2);
       await scoped.acquire();
       await using _ = scoped;
       expect(await scoped.count()).toBe(1);
@@ -412,7 +358,7 @@ export function semaphoreContract(runner: Runner, fixture: SubjectInfo): void {
     expect(await sem.count()).toBe(0);
 
     // For memory, the one store (its "clients" share nothing).
-    const client = capabilities.crossProcess ? subject.createClient() : main.client;
+    const client = capabilities.crossProcess ? subject.createClient() : managers.main.client;
     try {
       const closing = new LockManager({ backend: fixture.definition, client });
       const kept = closing.semaphore(name, 2);
@@ -428,15 +374,15 @@ export function semaphoreContract(runner: Runner, fixture: SubjectInfo): void {
 
   it('a semaphore and a lock of the same name are apart: neither sees the other', async () => {
     const name = uniqueName('sem-apart');
-    const lock = main.lock(name);
+    const lock = managers.main.lock(name);
     expect(await lock.acquire(false)).toBe(true);
-    const sem = other.semaphore(name, 1);
+    const sem = managers.other.semaphore(name, 1);
     expect(await sem.locked()).toBe(false);
     expect(await sem.acquire(false)).toBe(true);
     expect(await lock.locked()).toBe(true);
     await lock.release();
     expect(await sem.count()).toBe(1);
-    expect(await main.lock(name).locked()).toBe(false);
+    expect(await managers.main.lock(name).locked()).toBe(false);
     await sem.release();
   });
 
@@ -444,10 +390,10 @@ export function semaphoreContract(runner: Runner, fixture: SubjectInfo): void {
     const name = uniqueName('sem-limits');
     const two = permits(name, 2, 2);
     for (const sem of two) expect(await sem.acquire(false)).toBe(true);
-    const three = other.semaphore(name, 3);
+    const three = managers.other.semaphore(name, 3);
     expect(await three.acquire(false)).toBe(true);
     expect(await three.count()).toBe(3);
-    expect(await main.semaphore(name, 2).acquire(false)).toBe(false);
-    expect(await main.semaphore(name, 4).acquire(false)).toBe(true);
+    expect(await managers.main.semaphore(name, 2).acquire(false)).toBe(false);
+    expect(await managers.main.semaphore(name, 4).acquire(false)).toBe(true);
   });
 }
