@@ -34,6 +34,14 @@ export interface RawZkClient {
     callback: Callback<ZkStat | null>,
   ): void;
   mkdirp(path: string, callback: Callback<string>): void;
+  transaction(): ZkTransaction;
+}
+
+/** A node-zookeeper-client multi-op transaction (the ops this backend uses). */
+export interface ZkTransaction {
+  setData(path: string, data: Buffer, version: number): ZkTransaction;
+  remove(path: string, version: number): ZkTransaction;
+  commit(callback: Callback<readonly { readonly stat?: ZkStat }[]>): void;
 }
 
 interface ZkModule {

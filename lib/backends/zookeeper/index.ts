@@ -2,11 +2,12 @@ import type { AttemptOutcome, LockBackend, LockTarget } from '../../core/backend
 import { BaseLock, type BaseLockOptions } from '../../core/base-lock.js';
 import { parseConnection } from '../../core/connection.js';
 import { backends } from '../../core/registry.js';
-import { type ZkStat, ZooKeeperClient, type ZooKeeperClientOptions } from './client.js';
+import { ZK, type ZkStat, ZooKeeperClient, type ZooKeeperClientOptions } from './client.js';
 import { type Head, readHead, zookeeperInspection } from './inspect.js';
 import {
   call,
   createNode,
+  encodeData,
   getChildren,
   guidOf,
   inLine,
@@ -17,6 +18,7 @@ import {
   removeByGuid,
   removeLater,
   setData,
+  unless,
 } from './nodes.js';
 
 export { ZooKeeperClient, type ZooKeeperClientOptions } from './client.js';
@@ -231,7 +233,22 @@ function refused(found: Look): AttemptOutcome<Held> {
 async function release(lock: LockTarget, token: string, held: Held | undefined) {
   const zk = zkOf(lock);
   if (held === undefined) return removeByGuid(zk, lockPath(lock.key), guidOf(token));
-  return remove(zk, held.path);
+  if (held.expire === null) return remove(zk, held.path);
+  // One transaction: a write (its mtime is the server's clock now) and the delete. A holding
+  // past its deadline was not this owner's any more (a contender could have taken it): the
+  // node goes all the same, and the release reports it was not held.
+  const deadline = held.mtime + held.expire;
+  const results = await unless([ZK.NO_NODE], undefined, () =>
+    call<readonly { readonly stat?: ZkStat }[]>(zk, (raw, done) =>
+      raw
+        .transaction()
+        .setData(held.path, encodeData({ t: token, e: held.expire }), -1)
+        .remove(held.path, -1)
+        .commit(done),
+    ),
+  );
+  const stat = results?.[0]?.stat;
+  return stat !== undefined && Number(long(stat.mtime)) < deadline;
 }
 
 /**
