@@ -364,16 +364,26 @@ const postgresView: ServerView = {
 
 let zookeeperInspector: ZooKeeperClient | undefined;
 
-function zkCall<T>(
-  run: (raw: ZooKeeperClient['raw'], done: (e: Error | null, r: T) => void) => void,
-) {
+/** The calls of node-zookeeper-client's Client the view makes. */
+interface RawZooKeeper {
+  getChildren(path: string, done: (e: Error | null, children: string[]) => void): void;
+  getData(
+    path: string,
+    done: (e: Error | null, data: Buffer, stat: { mtime: Buffer } | undefined) => void,
+  ): void;
+  remove(path: string, version: number, done: (e: Error | null) => void): void;
+}
+
+function zkCall<T>(run: (raw: RawZooKeeper, done: (e: Error | null, r: T) => void) => void) {
   zookeeperInspector ??= new ZooKeeperClient(zookeeperServers(), { sessionTimeout: 4_000 });
   const zk = zookeeperInspector;
   return zk
     .ready()
     .then(
       () =>
-        new Promise<T>((resolve, reject) => run(zk.raw, (e, r) => (e ? reject(e) : resolve(r)))),
+        new Promise<T>((resolve, reject) =>
+          run(zk.raw as RawZooKeeper, (e, r) => (e ? reject(e) : resolve(r))),
+        ),
     );
 }
 
@@ -393,7 +403,7 @@ async function zookeeperHolder(key: string) {
   if (first === undefined) return undefined;
   const path = `${parent}/${first}`;
   const { data, mtime } = await zkCall<{ data: Buffer; mtime: Buffer }>((raw, done) =>
-    raw.getData(path, (e, data, stat) => done(e, { data, mtime: stat?.mtime })),
+    raw.getData(path, (e, data, stat) => done(e, { data, mtime: stat?.mtime ?? Buffer.alloc(8) })),
   );
   const { t, e } = JSON.parse(data.toString('utf8')) as { t: string; e: number | null };
   if (e === null) return { path, token: t, ttl: -1 };
@@ -408,7 +418,9 @@ const zookeeperView: ServerView = {
   async remove(lock) {
     const holder = await zookeeperHolder(lock.key);
     expect(holder, `the holder node of ${lock.key}`).toBeDefined();
-    await zkCall<void>((raw, done) => raw.remove(holder?.path ?? '', -1, done));
+    await zkCall<void>((raw, done) =>
+      raw.remove(holder?.path ?? '', -1, (e) => done(e, undefined)),
+    );
   },
 };
 

@@ -52,6 +52,15 @@ interface ZkModule {
   CreateMode: { PERSISTENT: number; EPHEMERAL_SEQUENTIAL: number };
 }
 
+const raws = new WeakMap<ZooKeeperClient, () => RawZkClient>();
+
+/** The current session's driver client of `zk`. */
+export function rawOf(zk: ZooKeeperClient): RawZkClient {
+  const raw = raws.get(zk);
+  if (raw === undefined) throw new TypeError('not a ZooKeeperClient');
+  return raw();
+}
+
 export const zookeeperDriver = () => loadDriver<ZkModule>('zookeeper', 'node-zookeeper-client');
 
 /** ZooKeeper's error codes this backend tells apart. */
@@ -116,10 +125,11 @@ export class ZooKeeperClient {
     this.options = { ...options };
     this.#unready();
     this.#raw = this.#open();
+    raws.set(this, () => this.#raw);
   }
 
-  /** The current session's node-zookeeper-client `Client`. */
-  get raw(): RawZkClient {
+  /** The current session's node-zookeeper-client `Client` (typed by that library, if at all). */
+  get raw(): object {
     return this.#raw;
   }
 

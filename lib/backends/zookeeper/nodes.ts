@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 
 import {
   codeOf,
+  rawOf,
   type RawZkClient,
   ZK,
   type ZkStat,
@@ -94,7 +95,7 @@ export async function call<T>(
 ): Promise<T> {
   await zk.ready();
   return new Promise<T>((resolve, reject) =>
-    run(zk.raw, (error, result) => (error ? reject(error) : resolve(result))),
+    run(rawOf(zk), (error, result) => (error ? reject(error) : resolve(result))),
   );
 }
 
