@@ -74,6 +74,35 @@ function send(
   });
 }
 
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Sends two requests to the server of `route` in ONE socket write (so that the second is not held
+ * back behind the first by the TCP stack: both reach the server together, one round trip), each
+ * answered on its own. memjs registers a callback per sequence number: the second `perform()`
+ * registers its callback and writes nothing more.
+ */
+function sendPair(
+  client: MemjsClient,
+  route: string,
+  first: (opaque: number) => Buffer,
+  second: (opaque: number) => Buffer,
+): [Promise<MemjsResponse>, Promise<MemjsResponse>] {
+  client.incrSeq();
+  const seq1 = client.seq;
+  client.incrSeq();
+  const seq2 = client.seq;
+  const both = Buffer.concat([first(seq1), second(seq2)]);
+  const answer = (seq: number, buf: Buffer) =>
+    new Promise<MemjsResponse>((resolve, reject) => {
+      client.perform(route, buf, seq, (err, response) => {
+        if (err || !response) reject(err ?? new Error('memcached: no response'));
+        else resolve(response);
+      });
+    });
+  return [answer(seq1, both), answer(seq2, EMPTY)];
+}
+
 function unexpected(op: string, status: number): Error {
   return new Error(`memcached ${op} failed with status 0x${status.toString(16).padStart(4, '0')}`);
 }
@@ -137,4 +166,43 @@ export async function increment(
   const { header, val } = await send(client, OPCODE.increment, key, extras, empty, NO_CAS, route);
   if (header.status !== STATUS.ok || val.length !== 8) throw unexpected('increment', header.status);
   return val.readBigUInt64BE(0);
+}
+
+/**
+ * ADD of `key`, and INCREMENT of the counter `counterKey` (created at `initial`), sent together
+ * in one write to `key`'s server: resolves whether the add stored the item, and (a second
+ * promise) the counter's new value. The server runs them in that order.
+ */
+export function addAndIncrement(
+  client: MemjsClient,
+  key: string,
+  value: string,
+  expiration: number,
+  counterKey: string,
+  initial: bigint,
+): [Promise<boolean>, Promise<bigint>] {
+  const addExtras = Buffer.alloc(8); // flags (4 bytes, 0) + expiration (4 bytes)
+  addExtras.writeUInt32BE(expiration, 4);
+  const incrExtras = Buffer.alloc(20); // delta (8) + initial (8) + expiration (4, 0 = never)
+  incrExtras.writeBigUInt64BE(1n, 0);
+  incrExtras.writeBigUInt64BE(initial, 8);
+  const [adding, counting] = sendPair(
+    client,
+    key,
+    (opaque) => request(OPCODE.add, key, addExtras, Buffer.from(value, 'utf8'), opaque, NO_CAS),
+    (opaque) => request(OPCODE.increment, counterKey, incrExtras, EMPTY, opaque, NO_CAS),
+  );
+  return [
+    adding.then(({ header }) => {
+      if (header.status === STATUS.ok) return true;
+      if (header.status === STATUS.exists) return false;
+      throw unexpected('add', header.status);
+    }),
+    counting.then(({ header, val }) => {
+      if (header.status !== STATUS.ok || val.length !== 8) {
+        throw unexpected('increment', header.status);
+      }
+      return val.readBigUInt64BE(0);
+    }),
+  ];
 }
