@@ -15,6 +15,30 @@ export interface MemjsClient {
     callback: (err: Error | null, response: MemjsResponse | null) => void,
   ): void;
   close(): void;
+  /** The server a key goes to (memjs `Client#server`), or null when none is available. */
+  server?(key: string): unknown;
+}
+
+/** The part of a memjs `Server` that `sendPair` uses to await a second response. */
+interface MemjsServer {
+  onResponse(seq: number, callback: (response: MemjsResponse) => void): void;
+  onError(seq: number, callback: (err: Error) => void): void;
+  /** One deadline per request in flight: `write()` pushes one, each response takes one off. */
+  requestTimeouts: number[];
+  options: { timeout: number };
+}
+
+function memjsServer(client: MemjsClient, route: string): MemjsServer | undefined {
+  const server = client.server?.(route) as Partial<MemjsServer> | null | undefined;
+  if (
+    typeof server?.onResponse === 'function' &&
+    typeof server.onError === 'function' &&
+    Array.isArray(server.requestTimeouts) &&
+    typeof server.options?.timeout === 'number'
+  ) {
+    return server as MemjsServer;
+  }
+  return undefined;
 }
 
 interface MemjsResponse {
@@ -77,10 +101,11 @@ function send(
 const EMPTY = Buffer.alloc(0);
 
 /**
- * Sends two requests to the server of `route` in ONE socket write (so that the second is not held
- * back behind the first by the TCP stack: both reach the server together, one round trip), each
- * answered on its own. memjs registers a callback per sequence number: the second `perform()`
- * registers its callback and writes nothing more.
+ * Sends two requests to the server of `route` in ONE socket write (a second write costs a second
+ * trip through the TCP stack, even an empty one), each answered on its own. memjs registers a
+ * callback per sequence number: the first `perform()` writes both requests; the second one's
+ * callbacks are registered on the server directly, with its request deadline (as memjs's own
+ * `write()` would). A memjs without that surface gets a second, empty `perform()` instead.
  */
 function sendPair(
   client: MemjsClient,
@@ -100,7 +125,17 @@ function sendPair(
         else resolve(response);
       });
     });
-  return [answer(seq1, both), answer(seq2, EMPTY)];
+  const server = memjsServer(client, route);
+  if (!server) return [answer(seq1, both), answer(seq2, EMPTY)];
+  const firstAnswer = answer(seq1, both);
+  const secondAnswer = new Promise<MemjsResponse>((resolve, reject) => {
+    server.onResponse(seq2, resolve);
+    server.onError(seq2, reject);
+    const [seconds, nanos] = process.hrtime();
+    const timestamp = seconds * 1000 + Math.round(nanos / 1e6);
+    server.requestTimeouts.push(timestamp + Math.round(server.options.timeout * 1000));
+  });
+  return [firstAnswer, secondAnswer];
 }
 
 function unexpected(op: string, status: number): Error {
