@@ -434,13 +434,10 @@ export function outcomeOf<H>(outcome: AttemptOutcome<H>): Granted<H> | Refused {
   if (outcome === true) return GRANTED;
   if (outcome === false || typeof outcome !== 'object' || outcome === null) return REFUSED;
   if (outcome.granted) {
-    return {
-      granted: true,
-      fencingToken: outcome.fencingToken,
-      since: outcome.since,
-      held: outcome.held,
-      ...(outcome.ownerToken === undefined ? {} : { ownerToken: outcome.ownerToken }),
-    };
+    const { fencingToken, since, held, ownerToken } = outcome;
+    // No spread on the common path (once per acquire): a plain object literal.
+    if (ownerToken === undefined) return { granted: true, fencingToken, since, held };
+    return { granted: true, fencingToken, since, held, ownerToken };
   }
   return {
     granted: false,

@@ -27,7 +27,7 @@ import {
   setLockClassMaker,
 } from './registry.js';
 import type { LockEventBase, LockEventType } from './events.js';
-import { DeadlineExceededError, now, settleWithin } from './timing.js';
+import { callAsync, DeadlineExceededError, now, settleWithin } from './timing.js';
 import {
   type Acquired,
   type AcquireRequest,
@@ -437,7 +437,7 @@ export abstract class BaseLock<C extends object = object>
   ): Promise<T> {
     let settled;
     try {
-      settled = await settleWithin(Promise.resolve().then(run), this.operationTimeout);
+      settled = await settleWithin(callAsync(run), this.operationTimeout);
     } catch (err) {
       if (err instanceof DriverMissingError) throw err;
       throw new LockBackendError(this.name, operation, { cause: err });

@@ -1,4 +1,5 @@
 import type { LockLostError } from './errors/lock-lost.error.js';
+import { type Deadline, lossDeadlines } from './timer-queue.js';
 import { now, startTimer, type Timer } from './timing.js';
 
 /** How long before a lock's expiry its signal aborts when it could not be renewed. */
@@ -15,7 +16,8 @@ export class Hold {
   private controller: AbortController | undefined;
   /** Set when lost; checked instead of `signal.aborted`, which would build the signal eagerly. */
   private lost = false;
-  private lossTimer: Timer | undefined;
+  /** In the shared queue of loss deadlines: no Node timer per holding (see timer-queue.ts). */
+  private lossTimer: Deadline | undefined;
   private renewTimer: Timer | undefined;
   /** When the acquire that got this holding was granted (`performance.now()`). */
   readonly acquiredAt = now();
@@ -37,10 +39,10 @@ export class Hold {
 
   /** The lock was (re)confirmed by a command sent at `sentAt` with `ttl` ms (null: no expiry). */
   confirm(sentAt: number, ttl: number | null): void {
-    this.lossTimer?.clear();
+    this.lossTimer?.cancel();
     if (ttl === null || this.lost) return;
     const delay = Math.max(0, sentAt + ttl - lossMargin(ttl) - now());
-    this.lossTimer = startTimer(() => this.onExpiry(this), delay, true);
+    this.lossTimer = lossDeadlines.add(() => this.onExpiry(this), delay);
   }
 
   /** Runs `renew` in `interval` ms (unless stopped or lost meanwhile). */
@@ -62,7 +64,7 @@ export class Hold {
 
   /** Stops the timers (on release). */
   stop(): void {
-    this.lossTimer?.clear();
+    this.lossTimer?.cancel();
     this.renewTimer?.clear();
   }
 }

@@ -1,5 +1,6 @@
 import { randomFillSync } from 'node:crypto';
 import { messages } from './messages.js';
+import { operationDeadlines } from './timer-queue.js';
 
 /** Monotonic milliseconds: immune to wall-clock jumps. */
 export const now = (): number => performance.now();
@@ -73,6 +74,23 @@ export function settleWithin<T>(
   signal?: AbortSignal,
 ): Promise<Settled<T>> {
   if (signal?.aborted) return Promise.resolve({ kind: 'aborted', reason: signal.reason });
+  // The hot path (every acquire attempt, release and extend): no signal. A deadline in the
+  // shared queue (no Node timer of its own, see timer-queue.ts), no listener.
+  if (signal === undefined) {
+    return new Promise<Settled<T>>((resolve, reject) => {
+      const timer = operationDeadlines.add(() => resolve(DEADLINE), deadline);
+      pending.then(
+        (value) => {
+          timer.cancel();
+          resolve({ kind: 'value', value });
+        },
+        (err: unknown) => {
+          timer.cancel();
+          reject(err);
+        },
+      );
+    });
+  }
   return new Promise<Settled<T>>((resolve, reject) => {
     const cleanup = () => {
       timer.clear();
@@ -98,6 +116,20 @@ export function settleWithin<T>(
       },
     );
   });
+}
+
+const DEADLINE: Settled<never> = Object.freeze({ kind: 'deadline' });
+
+/**
+ * `fn()` as a promise: a synchronous throw becomes a rejection, without deferring the call to a
+ * microtask (as `Promise.resolve().then(fn)` would: one promise and one tick less per call).
+ */
+export function callAsync<T>(fn: () => Promise<T> | T): Promise<T> {
+  try {
+    return Promise.resolve(fn());
+  } catch (err) {
+    return Promise.reject(err as Error);
+  }
 }
 
 /** Sleeps `ms`, resolving `false` early if `signal` aborts (and `true` when the time passed). */

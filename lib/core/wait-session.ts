@@ -16,7 +16,7 @@ import { LockAbortedError } from './errors/lock-aborted.error.js';
 import { LockBackendError } from './errors/lock-backend.error.js';
 import { LockTimeoutError } from './errors/lock-timeout.error.js';
 import { ownerToken } from './holder.js';
-import { Alarm, DeadlineExceededError, now, settleWithin, sleep } from './timing.js';
+import { Alarm, callAsync, DeadlineExceededError, now, settleWithin, sleep } from './timing.js';
 
 /**
  * How long a waiter that was promised a wake-up waits for it before it tries again anyway (a
@@ -124,12 +124,11 @@ export const FAILURES_FOR_UNAVAILABLE = 2;
  * attempts failed) or `DriverMissingError`.
  * Every step is bounded: a blocking acquire ends by `timeout + operationTimeout` at worst.
  */
-export async function runAcquire<H>(
+export function runAcquire<H>(
   lock: SessionLock<H>,
   request: AcquireRequest,
 ): Promise<Acquired<H> | Busy> {
-  const session = new WaitSession(lock, request);
-  return session.run();
+  return new WaitSession(lock, request).run();
 }
 
 class WaitSession<H> {
@@ -313,7 +312,7 @@ class WaitSession<H> {
     const token = ownerToken(this.lock.ownerSuffix);
     const sentAt = now();
     const waiter = this.hasWaiter ? this.waiter : undefined;
-    const pending = Promise.resolve().then(() => backend.acquire(target, token, waiter));
+    const pending = callAsync(() => backend.acquire(target, token, waiter));
     let settled;
     try {
       settled = await settleWithin(pending, deadline, this.request.signal);
@@ -326,7 +325,19 @@ class WaitSession<H> {
       const outcome = outcomeOf(settled.value);
       if (!outcome.granted) return outcome;
       const startedAt = outcome.since === undefined ? sentAt : Math.min(outcome.since, sentAt);
-      return { ...outcome, token: outcome.ownerToken ?? token, startedAt };
+      // Field by field, not a spread: this runs once per acquire.
+      const acquired: Acquired<H> = {
+        granted: true,
+        fencingToken: outcome.fencingToken,
+        since: outcome.since,
+        held: outcome.held,
+        token: outcome.ownerToken ?? token,
+        startedAt,
+      };
+      if (outcome.ownerToken !== undefined) {
+        return { ...acquired, ownerToken: outcome.ownerToken };
+      }
+      return acquired;
     }
     undo(this.lock, token, pending);
     if (settled.kind === 'aborted') {

@@ -7,10 +7,9 @@ import { messages } from '../../core/messages.js';
 import { backends, registerAlias } from '../../core/registry.js';
 import { memcachedInspection } from './inspect.js';
 import {
-  add,
+  addAndIncrement,
   deleteIfUnchanged,
   gets,
-  increment,
   type MemjsClient,
   setIfUnchanged,
 } from './protocol.js';
@@ -169,8 +168,16 @@ const memcachedBackend: LockBackend<MemjsClient> = {
     // taken before its release, hence below the next holder's; a refused `add` wastes a count
     // (a gap in the tokens, never a repeat). On the lock's own server: with several servers,
     // one server down affects only its locks.
-    const adding = add(memcached, lock.key, token, expirationSeconds(lock.expire));
-    const counting = increment(memcached, fenceKeyOf(lock.key), initial, lock.key);
+    // They go out in ONE socket write (two writes cost the second its own trip through the
+    // TCP stack: measured 0.78x of memjs's add alone, against 1.0x in one write).
+    const [adding, counting] = addAndIncrement(
+      memcached,
+      lock.key,
+      token,
+      expirationSeconds(lock.expire),
+      fenceKeyOf(lock.key),
+      initial,
+    );
     counting.catch(() => undefined); // awaited below only if the add succeeded
     if (!(await adding)) return false;
     const fence = await counting;

@@ -15,6 +15,30 @@ export interface MemjsClient {
     callback: (err: Error | null, response: MemjsResponse | null) => void,
   ): void;
   close(): void;
+  /** The server a key goes to (memjs `Client#server`), or null when none is available. */
+  server?(key: string): unknown;
+}
+
+/** The part of a memjs `Server` that `sendPair` uses to await a second response. */
+interface MemjsServer {
+  onResponse(seq: number, callback: (response: MemjsResponse) => void): void;
+  onError(seq: number, callback: (err: Error) => void): void;
+  /** One deadline per request in flight: `write()` pushes one, each response takes one off. */
+  requestTimeouts: number[];
+  options: { timeout: number };
+}
+
+function memjsServer(client: MemjsClient, route: string): MemjsServer | undefined {
+  const server = client.server?.(route) as Partial<MemjsServer> | null | undefined;
+  if (
+    typeof server?.onResponse === 'function' &&
+    typeof server.onError === 'function' &&
+    Array.isArray(server.requestTimeouts) &&
+    typeof server.options?.timeout === 'number'
+  ) {
+    return server as MemjsServer;
+  }
+  return undefined;
 }
 
 interface MemjsResponse {
@@ -72,6 +96,46 @@ function send(
       else resolve(response);
     });
   });
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Sends two requests to the server of `route` in ONE socket write (a second write costs a second
+ * trip through the TCP stack, even an empty one), each answered on its own. memjs registers a
+ * callback per sequence number: the first `perform()` writes both requests; the second one's
+ * callbacks are registered on the server directly, with its request deadline (as memjs's own
+ * `write()` would). A memjs without that surface gets a second, empty `perform()` instead.
+ */
+function sendPair(
+  client: MemjsClient,
+  route: string,
+  first: (opaque: number) => Buffer,
+  second: (opaque: number) => Buffer,
+): [Promise<MemjsResponse>, Promise<MemjsResponse>] {
+  client.incrSeq();
+  const seq1 = client.seq;
+  client.incrSeq();
+  const seq2 = client.seq;
+  const both = Buffer.concat([first(seq1), second(seq2)]);
+  const answer = (seq: number, buf: Buffer) =>
+    new Promise<MemjsResponse>((resolve, reject) => {
+      client.perform(route, buf, seq, (err, response) => {
+        if (err || !response) reject(err ?? new Error('memcached: no response'));
+        else resolve(response);
+      });
+    });
+  const server = memjsServer(client, route);
+  if (!server) return [answer(seq1, both), answer(seq2, EMPTY)];
+  const firstAnswer = answer(seq1, both);
+  const secondAnswer = new Promise<MemjsResponse>((resolve, reject) => {
+    server.onResponse(seq2, resolve);
+    server.onError(seq2, reject);
+    const [seconds, nanos] = process.hrtime();
+    const timestamp = seconds * 1000 + Math.round(nanos / 1e6);
+    server.requestTimeouts.push(timestamp + Math.round(server.options.timeout * 1000));
+  });
+  return [firstAnswer, secondAnswer];
 }
 
 function unexpected(op: string, status: number): Error {
@@ -137,4 +201,43 @@ export async function increment(
   const { header, val } = await send(client, OPCODE.increment, key, extras, empty, NO_CAS, route);
   if (header.status !== STATUS.ok || val.length !== 8) throw unexpected('increment', header.status);
   return val.readBigUInt64BE(0);
+}
+
+/**
+ * ADD of `key`, and INCREMENT of the counter `counterKey` (created at `initial`), sent together
+ * in one write to `key`'s server: resolves whether the add stored the item, and (a second
+ * promise) the counter's new value. The server runs them in that order.
+ */
+export function addAndIncrement(
+  client: MemjsClient,
+  key: string,
+  value: string,
+  expiration: number,
+  counterKey: string,
+  initial: bigint,
+): [Promise<boolean>, Promise<bigint>] {
+  const addExtras = Buffer.alloc(8); // flags (4 bytes, 0) + expiration (4 bytes)
+  addExtras.writeUInt32BE(expiration, 4);
+  const incrExtras = Buffer.alloc(20); // delta (8) + initial (8) + expiration (4, 0 = never)
+  incrExtras.writeBigUInt64BE(1n, 0);
+  incrExtras.writeBigUInt64BE(initial, 8);
+  const [adding, counting] = sendPair(
+    client,
+    key,
+    (opaque) => request(OPCODE.add, key, addExtras, Buffer.from(value, 'utf8'), opaque, NO_CAS),
+    (opaque) => request(OPCODE.increment, counterKey, incrExtras, EMPTY, opaque, NO_CAS),
+  );
+  return [
+    adding.then(({ header }) => {
+      if (header.status === STATUS.ok) return true;
+      if (header.status === STATUS.exists) return false;
+      throw unexpected('add', header.status);
+    }),
+    counting.then(({ header, val }) => {
+      if (header.status !== STATUS.ok || val.length !== 8) {
+        throw unexpected('increment', header.status);
+      }
+      return val.readBigUInt64BE(0);
+    }),
+  ];
 }

@@ -1,0 +1,208 @@
+/**
+ * Uncontended parity micro-bench (issue 11 part 3): this library's lock against its fastest peer
+ * on the same server, INTERLEAVED in many short alternating rounds in one process (A B A B ...,
+ * the order flipped every other round), so that a change of machine load hits both alike. For
+ * each pair it reports the median of the per-round ratios (our ops/s over the peer's: above 1.0 we
+ * are faster) with its spread (the 10th and 90th percentiles of the rounds' ratios), and what the
+ * server saw per acquire + release cycle: Redis commands (`INFO commandstats`, scripts' inner
+ * commands included, our own INFO subtracted) and Memcached requests (`stats`), and the client's
+ * socket writes per cycle (round trips, pipelined requests counting once).
+ *
+ *   npm run bench:parity                       # Redis and Memcached, 40 rounds of 300 cycles
+ *   npm run bench:parity -- --rounds=20 --cycles=200 --only=redis
+ *
+ * Starts its own redis-server and memcached on free ports (as `npm run bench` does). Not a test:
+ * the numbers go to stdout (markdown) and nothing is asserted.
+ */
+import { loadavg } from 'node:os';
+import { Redis } from 'ioredis';
+import memjs from 'memjs';
+import { startMemcached, startRedis } from '../test/support/servers.js';
+import { type Clients, contender, type LockHandle } from './lib/contenders.js';
+import { fmt, hr, median, ms, percentile, table } from './lib/stats.js';
+
+const argv = process.argv.slice(2);
+const arg = (name: string, fallback: number): number => {
+  const found = argv.find((a) => a.startsWith(`--${name}=`));
+  return found ? Number(found.slice(name.length + 3)) : fallback;
+};
+const only = argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
+const ROUNDS = arg('rounds', 40);
+const CYCLES = arg('cycles', 300);
+const WARM_UP = arg('warmup', 500);
+
+/** Counts a socket's non-empty writes (each goes through the TCP stack on its own). */
+function countWrites(socket: { write: (...args: never[]) => boolean }): () => number {
+  let writes = 0;
+  const write = socket.write.bind(socket) as (...args: never[]) => boolean;
+  socket.write = (...args: never[]) => {
+    const [data] = args as unknown as [{ length?: number } | undefined];
+    if (data?.length !== 0) writes++;
+    return write(...args);
+  };
+  return () => writes;
+}
+
+interface Pair {
+  readonly backend: 'redis' | 'memcached';
+  readonly ours: string;
+  readonly peers: readonly string[];
+}
+
+const PAIRS: readonly Pair[] = [
+  { backend: 'redis', ours: 'ours-redis', peers: ['redis-semaphore', 'floor-redis'] },
+  { backend: 'memcached', ours: 'ours-memcached', peers: ['memjs', 'floor-memcached'] },
+];
+
+/** Client CPU time (user + system, µs) spent in the last `cycles()` call. */
+let lastCpu = 0;
+
+async function cycles(handle: LockHandle, n: number): Promise<number> {
+  const cpu = process.cpuUsage();
+  const start = hr();
+  for (let i = 0; i < n; i++) {
+    await handle.acquire();
+    await handle.release();
+  }
+  const elapsed = ms(hr() - start);
+  const used = process.cpuUsage(cpu);
+  lastCpu = used.user + used.system;
+  return elapsed;
+}
+
+async function redisCommands(redis: Redis): Promise<number> {
+  const info = await redis.info('commandstats');
+  let total = 0;
+  for (const match of info.matchAll(/^cmdstat_(\w+):calls=(\d+)/gmu)) {
+    total += Number(match[2]);
+  }
+  return total;
+}
+
+async function memcachedRequests(client: memjs.Client): Promise<number> {
+  const stats = await new Promise<Record<string, string>>((resolve, reject) => {
+    client.stats((err, _server, s) => (err ? reject(err) : s && resolve(s)));
+  });
+  return ['cmd_get', 'cmd_set', 'cmd_touch', 'delete_hits', 'delete_misses']
+    .concat(['incr_hits', 'incr_misses', 'cas_hits', 'cas_misses', 'cas_badval'])
+    .reduce((sum, name) => sum + Number(stats[name] ?? 0), 0);
+}
+
+async function main(): Promise<void> {
+  const load = loadavg();
+  const redisServer = await startRedis();
+  const memcachedServer = await startMemcached();
+  const redis = new Redis(redisServer.url);
+  const memcached = memjs.Client.create(memcachedServer.servers, { retries: 0 });
+  const counterRedis = new Redis(redisServer.url);
+  const counterMemcached = memjs.Client.create(memcachedServer.servers, { retries: 0 });
+  await redis.ping();
+  await counterRedis.ping();
+  await memcached.get('parity:warm');
+  const redisWrites = countWrites(
+    (redis as unknown as { stream: { write: (...a: never[]) => boolean } }).stream,
+  );
+  const memServer = (memcached as unknown as { servers: { _socket?: unknown }[] }).servers[0];
+  const clients: Clients = { redis, memcached };
+  for (const id of ['floor-redis']) await contender(id).prepare?.(clients);
+  const memcachedWrites = () => {
+    const sock = memServer?._socket as { __writes?: () => number } | undefined;
+    return sock?.__writes?.() ?? NaN;
+  };
+  const sock = memServer?._socket as
+    ({ write: (...a: never[]) => boolean; __writes?: () => number } & object) | undefined;
+  if (sock) sock.__writes = countWrites(sock);
+
+  const out: string[] = [
+    `# Uncontended parity: ${ROUNDS} alternating rounds of ${CYCLES} acquire + release cycles`,
+    '',
+    `Node ${process.version}, load average at start ${load.map((l) => l.toFixed(2)).join(' / ')}`,
+    '',
+  ];
+  const rows: string[][] = [];
+  for (const pair of PAIRS) {
+    if (only && only !== pair.backend) continue;
+    const ids = [pair.ours, ...pair.peers];
+    const handles = new Map(ids.map((id) => [id, contender(id).make(clients, `parity:${id}`)]));
+    const serverCount = () =>
+      pair.backend === 'redis' ? redisCommands(counterRedis) : memcachedRequests(counterMemcached);
+    const writes = pair.backend === 'redis' ? redisWrites : memcachedWrites;
+    // What one cycle costs on the wire, measured alone for each contender.
+    const perCycle = new Map<string, { commands: number; writes: number }>();
+    for (const id of ids) {
+      const handle = handles.get(id)!;
+      await cycles(handle, WARM_UP);
+      const before = await serverCount();
+      const writesBefore = writes();
+      await cycles(handle, 1_000);
+      const writesAfter = writes();
+      const after = await serverCount();
+      // Subtract the counting INFO itself (Redis counts it when it runs).
+      const own = pair.backend === 'redis' ? 1 : 0;
+      perCycle.set(id, {
+        commands: (after - before - own) / 1_000,
+        writes: (writesAfter - writesBefore) / 1_000,
+      });
+    }
+    // Alternating rounds: per round, each contender's ops/s, then our ratio to each peer.
+    const opsPerSecond = new Map<string, number[]>(ids.map((id) => [id, []]));
+    const cpuPerCycle = new Map<string, number[]>(ids.map((id) => [id, []]));
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = round % 2 === 0 ? ids : [...ids].reverse();
+      for (const id of order) {
+        const elapsed = await cycles(handles.get(id)!, CYCLES);
+        opsPerSecond.get(id)!.push((CYCLES / elapsed) * 1000);
+        cpuPerCycle.get(id)!.push(lastCpu / CYCLES);
+      }
+    }
+    const ourOps = opsPerSecond.get(pair.ours)!;
+    for (const id of ids) {
+      const theirs = opsPerSecond.get(id)!;
+      const ratios = ourOps.map((o, i) => o / theirs[i]!).sort((a, b) => a - b);
+      const cost = perCycle.get(id)!;
+      rows.push([
+        pair.backend,
+        contender(id).label,
+        fmt(median(theirs)),
+        id === pair.ours ? '—' : `${fmt(median(ratios), 2)}x`,
+        id === pair.ours
+          ? '—'
+          : `${fmt(percentile(ratios, 10), 2)}–${fmt(percentile(ratios, 90), 2)}`,
+        fmt(cost.commands, 2),
+        fmt(cost.writes, 2),
+        fmt(median(cpuPerCycle.get(id)!), 1),
+      ]);
+    }
+  }
+  out.push(
+    table(
+      [
+        'server',
+        'contender',
+        'ops/s (median round)',
+        'ours / it (median of rounds)',
+        'p10–p90 of rounds',
+        'server cmds / cycle',
+        'socket writes / cycle',
+        'client CPU µs / cycle (median round)',
+      ],
+      rows,
+    ),
+    '',
+    `load average at end ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' / ')}`,
+  );
+  process.stdout.write(`${out.join('\n')}\n`);
+  redis.disconnect();
+  counterRedis.disconnect();
+  memcached.close();
+  counterMemcached.close();
+  await redisServer.stop();
+  await memcachedServer.stop();
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${String((err as Error)?.stack ?? err)}\n`);
+  process.exit(1);
+});
