@@ -18,6 +18,7 @@ import { Redis } from 'ioredis';
 import memjs from 'memjs';
 import {
   type BaseLock,
+  backends,
   EtcdLock,
   LockBackendError,
   LockManager,
@@ -165,7 +166,12 @@ function openLock(settings: WorkerSettings): Opened {
   };
   switch (settings.backend) {
     case 'redis': {
-      const client = quiet(new Redis(settings.address, { maxRetriesPerRequest: 1 }));
+      // A redis+sentinel:// URL (docs/sentinel.md) goes through the backend's own parser.
+      const client = quiet(
+        settings.address.startsWith('redis+sentinel://')
+          ? (backends.get('redis').connect(settings.address) as Redis)
+          : new Redis(settings.address, { maxRetriesPerRequest: 1 }),
+      );
       return {
         lock: new RedisLock(settings.lockName, { client, ...options }),
         close: () => client.disconnect(),

@@ -88,6 +88,7 @@ const ROOT_ENTRY: EntryPoint = {
     'RedisLock',
     'RedisQuorum',
     'RedlockLock',
+    'ReplicaAckError',
     'SHERLOCK_EVENTS',
     'Semaphore',
     'SherlockHealthIndicator',
@@ -111,6 +112,7 @@ const ROOT_ENTRY: EntryPoint = {
     'lockEvents',
     'resetConfiguration',
     'shutdown',
+    'waitForReplicas',
   ],
   types: [
     'AcquireOptions',
@@ -209,6 +211,7 @@ const ROOT_ENTRY: EntryPoint = {
     'SemaphoreBackend',
     'SemaphoreOptions',
     'SemaphoreTarget',
+    'SentinelAddress',
     'SherlockBackends',
     'SherlockConfiguration',
     'SherlockEmittedEvent',
@@ -227,6 +230,7 @@ const ROOT_ENTRY: EntryPoint = {
     'ThreadLockOptions',
     'ThreadLockState',
     'ThreadLockTableOptions',
+    'WaitForReplicas',
   ],
 };
 
@@ -270,6 +274,7 @@ const CORE_ENTRY: EntryPoint = {
     'RedisLock',
     'RedisQuorum',
     'RedlockLock',
+    'ReplicaAckError',
     'Semaphore',
     'ThreadLock',
     'ThreadLockTable',
@@ -283,6 +288,7 @@ const CORE_ENTRY: EntryPoint = {
     'lockEvents',
     'resetConfiguration',
     'shutdown',
+    'waitForReplicas',
   ],
   types: [
     'AcquireOptions',
@@ -362,6 +368,7 @@ const CORE_ENTRY: EntryPoint = {
     'SemaphoreBackend',
     'SemaphoreOptions',
     'SemaphoreTarget',
+    'SentinelAddress',
     'SherlockBackends',
     'SherlockConfiguration',
     'ShutdownReport',
@@ -371,6 +378,7 @@ const CORE_ENTRY: EntryPoint = {
     'ThreadLockOptions',
     'ThreadLockState',
     'ThreadLockTableOptions',
+    'WaitForReplicas',
   ],
 };
 
