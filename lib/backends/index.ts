@@ -1,4 +1,6 @@
 export { RedisLock, REDIS, type RedisLockOptions } from './redis/index.js';
+export { waitForReplicas, ReplicaAckError } from './redis/replicas.js';
+export type { WaitForReplicas, SentinelAddress } from './redis/sentinel.js';
 export { MemcachedLock, MCLock, MEMCACHED, type MemcachedLockOptions } from './memcached/index.js';
 export { EtcdLock, ETCD, type EtcdLockOptions } from './etcd/index.js';
 export {

@@ -19,6 +19,7 @@ import memjs from 'memjs';
 import pg from 'pg';
 import {
   type BaseLock,
+  backends,
   EtcdLock,
   LockBackendError,
   LockManager,
@@ -167,7 +168,12 @@ function openLock(settings: WorkerSettings): Opened {
   };
   switch (settings.backend) {
     case 'redis': {
-      const client = quiet(new Redis(settings.address, { maxRetriesPerRequest: 1 }));
+      // A redis+sentinel:// URL (docs/sentinel.md) goes through the backend's own parser.
+      const client = quiet(
+        settings.address.startsWith('redis+sentinel://')
+          ? (backends.get('redis').connect(settings.address) as Redis)
+          : new Redis(settings.address, { maxRetriesPerRequest: 1 }),
+      );
       return {
         lock: new RedisLock(settings.lockName, { client, ...options }),
         close: () => client.disconnect(),

@@ -71,6 +71,7 @@ const EXPECTED_PAGES = [
   'docs/read-write.md',
   'docs/redlock.md',
   'docs/semaphore.md',
+  'docs/sentinel.md',
   'docs/testing.md',
   'docs/waiting.md',
   'docs/zookeeper.md',

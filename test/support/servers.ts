@@ -33,7 +33,7 @@ export const HOST = '127.0.0.1';
 export const DEFAULT_START_TIMEOUT_MS = 20_000;
 const STOP_GRACE_MS = 5_000;
 
-export type ServerKind = 'redis' | 'memcached' | 'etcd' | 'postgres' | 'zookeeper';
+export type ServerKind = 'redis' | 'memcached' | 'etcd' | 'postgres' | 'zookeeper' | 'sentinel';
 
 export interface CommonServerOptions {
   /** Path of the server binary; looked up in PATH and the usual system dirs by default. */
@@ -183,6 +183,8 @@ const BINARIES: Record<ServerKind, { bin: string; pkg: string; envVar: string }>
   etcd: { bin: 'etcd', pkg: 'etcd-server', envVar: 'ETCD_HOSTS' },
   postgres: { bin: 'postgres', pkg: 'postgresql', envVar: 'POSTGRES_URL' },
   zookeeper: { bin: 'java', pkg: 'zookeeper default-jre-headless', envVar: 'ZOOKEEPER_SERVERS' },
+  // `redis-server <conf> --sentinel` is Redis Sentinel (what Debian's redis-sentinel runs).
+  sentinel: { bin: 'redis-server', pkg: 'redis-server', envVar: 'REDIS_URL' },
 };
 
 function requireBinary(kind: ServerKind, override: string | undefined): string {
@@ -704,6 +706,69 @@ class ManagedRedis extends ManagedServer implements RedisServer {
  */
 export function startRedis(options: RedisOptions = {}): Promise<RedisServer> {
   return createAndStart(1, ([port]) => new ManagedRedis(port ?? 0, options.password, options));
+}
+
+/** Settings of a Sentinel watching one master (see startSentinel). */
+export interface SentinelOptions extends CommonServerOptions {
+  /** The master's name (default `mymaster`). */
+  name?: string;
+  /** Sentinels that must agree the master is down (default 2). */
+  quorum?: number;
+  /** `down-after-milliseconds` (default 1000). */
+  downAfterMs?: number;
+  /** `failover-timeout` (default 3000). */
+  failoverTimeoutMs?: number;
+}
+
+export interface SentinelServer extends ServerHandle {
+  readonly kind: 'sentinel';
+  readonly name: string;
+}
+
+class ManagedSentinel extends ManagedServer implements SentinelServer {
+  declare readonly kind: 'sentinel';
+  readonly name: string;
+
+  constructor(port: number, masterPort: number, options: SentinelOptions) {
+    const bin = requireBinary('sentinel', options.bin);
+    const name = options.name ?? 'mymaster';
+    super('sentinel', port, (dataDir) => {
+      // Sentinel rewrites its configuration file (the state it learns), so it is a file of ours.
+      const conf = join(dataDir, 'sentinel.conf');
+      writeFileSync(
+        conf,
+        [
+          `port ${port}`,
+          `bind ${HOST}`,
+          'protected-mode no',
+          'daemonize no',
+          `dir ${dataDir}`,
+          `sentinel monitor ${name} ${HOST} ${masterPort} ${options.quorum ?? 2}`,
+          `sentinel down-after-milliseconds ${name} ${options.downAfterMs ?? 1_000}`,
+          `sentinel failover-timeout ${name} ${options.failoverTimeoutMs ?? 3_000}`,
+          `sentinel parallel-syncs ${name} 1`,
+          '',
+        ].join('\n'),
+      );
+      return {
+        kind: 'sentinel',
+        bin,
+        args: [conf, '--sentinel', ...(options.args ?? [])],
+        env: childEnv(options.env),
+        startTimeoutMs: options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS,
+        probe: async () => (await redisCommand({ port }, ['PING'], 1_000)) === 'PONG',
+      };
+    });
+    this.name = name;
+  }
+}
+
+/** Starts a Redis Sentinel (`redis-server <tmp>/data/sentinel.conf --sentinel`) watching a master. */
+export function startSentinel(
+  masterPort: number,
+  options: SentinelOptions = {},
+): Promise<SentinelServer> {
+  return createAndStart(1, ([port]) => new ManagedSentinel(port ?? 0, masterPort, options));
 }
 
 // ---------------------------------------------------------------------------------------------

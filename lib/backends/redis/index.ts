@@ -24,6 +24,8 @@ import {
 import { redisElection } from './election.js';
 import { redisInspection } from './inspect.js';
 import { keySlot, siblingKey } from './slots.js';
+import { waitForReplicas, withReplicaAcks } from './replicas.js';
+import { FOLLOW_FAILOVER, parseRedisOptions, parseSentinelUrl, SENTINEL_URL } from './sentinel.js';
 import { type SubscriberSource, WakeChannels } from './wake-channels.js';
 
 /** Options of a RedisLock: the lock options and an optional ioredis `Redis` or `Cluster` client. */
@@ -121,8 +123,19 @@ const isCluster = (client: object) => client instanceof ioredis().Cluster;
 function connectRedis(connection: unknown): RedisCommands {
   const Redis = ioredis().Redis;
   if (connection === undefined) return new Redis({ host: '127.0.0.1', port: 6379, ...FAIL_FAST });
+  // Sentinel (docs/sentinel.md): a redis+sentinel:// URL, or `sentinels` + `name` options.
+  if (typeof connection === 'string' && SENTINEL_URL.test(connection.trim())) {
+    const sentinel = parseSentinelUrl(connection.trim());
+    const client = new Redis({ ...FAIL_FAST, ...FOLLOW_FAILOVER, ...sentinel.options });
+    return sentinel.waitForReplicas ? waitForReplicas(client, sentinel.waitForReplicas) : client;
+  }
   const { servers, options } = parseConnection('redis', connection);
-  if (servers.length === 0) return new Redis({ ...FAIL_FAST, ...options });
+  if (servers.length === 0) {
+    const parsed = parseRedisOptions(options);
+    const follow = parsed.options['sentinels'] === undefined ? {} : FOLLOW_FAILOVER;
+    const client = new Redis({ ...FAIL_FAST, ...follow, ...parsed.options });
+    return parsed.waitForReplicas ? waitForReplicas(client, parsed.waitForReplicas) : client;
+  }
   const [url] = servers;
   if (servers.length > 1 || typeof connection !== 'string' || url === undefined) {
     throw new TypeError(
@@ -345,4 +358,5 @@ const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
   election: redisElection,
 };
 
-export const REDIS = backends.register({ ...redisBackend, lockClass: RedisLock });
+// waitForReplicas (replicas.ts): WAIT after the writes that grant, on clients that ask for it.
+export const REDIS = backends.register({ ...withReplicaAcks(redisBackend), lockClass: RedisLock });

@@ -5,6 +5,7 @@ import { tagForSlot } from './slots.js';
 /** The part of an ioredis client (`Redis` or `Cluster`) this needs to make subscriber connections. */
 export interface SubscriberSource {
   duplicate(...args: unknown[]): Subscriber;
+  on?(event: 'ready', listener: () => void): unknown;
 }
 
 interface Subscriber {
@@ -74,7 +75,12 @@ export class WakeChannels {
   private constructor(
     private readonly source: SubscriberSource,
     private readonly cluster: boolean,
-  ) {}
+  ) {
+    // The client's own connection made again (a restart, a Sentinel failover): an attempt made
+    // while it was away failed, and a grant published meanwhile was lost. Wake every waiter once
+    // both connections are back (the subscriber's `ready` below covers the other order).
+    source.on?.('ready', this.wakeAll);
+  }
 
   private static readonly byClient = new WeakMap<object, WakeChannels>();
 
