@@ -4,6 +4,21 @@ import { configDefaults, defineConfig } from 'vitest/config';
 
 const dist = (file: string) => fileURLToPath(new URL(`./dist/${file}`, import.meta.url));
 
+/**
+ * Tests import the built package (`npm test` builds first), exactly as users get it, so that
+ * tests, child processes and the sample app share one copy of the library.
+ */
+const builtPackage = {
+  alias: [
+    { find: /^nestjs-sherlock$/, replacement: dist('index.js') },
+    { find: /^nestjs-sherlock\/core$/, replacement: dist('sherlock.js') },
+    { find: /^nestjs-sherlock\/testing$/, replacement: dist('testing.js') },
+  ],
+};
+
+/** The slow suites: everything under test/chaos (the runs and their checker) and any `*.slow.spec.ts`. */
+const SLOW = ['test/chaos/**/*.spec.ts', 'test/**/*.slow.spec.ts'];
+
 export default defineConfig({
   // SWC (not esbuild) compiles the tests so that Nest's decorator metadata is emitted.
   plugins: [swc.vite({ module: { type: 'es6' } })],
@@ -14,8 +29,8 @@ export default defineConfig({
     fileParallelism: true,
     maxWorkers: 2,
     reporters: ['default'],
-    // `vitest run` (npm test) runs both projects; `vitest run --project unit` (npm run test:unit)
-    // runs the unit layer alone. A project's global setup runs only when its tests run.
+    // `npm test` runs the unit and integration projects; `npm run test:unit` the unit layer alone;
+    // `npm run test:slow` the slow project. A project's global setup runs only when its tests run.
     projects: [
       {
         // The core against a fake backend with fake timers: lib/ sources, no build, no server.
@@ -29,19 +44,22 @@ export default defineConfig({
       },
       {
         extends: true,
-        // Tests import the built package (`npm test` builds first), exactly as users get it, so
-        // that tests, child processes and the sample app share one copy of the library.
-        resolve: {
-          alias: [
-            { find: /^nestjs-sherlock$/, replacement: dist('index.js') },
-            { find: /^nestjs-sherlock\/core$/, replacement: dist('sherlock.js') },
-            { find: /^nestjs-sherlock\/testing$/, replacement: dist('testing.js') },
-          ],
-        },
+        resolve: builtPackage,
         test: {
           name: 'integration',
           include: ['test/**/*.spec.ts'],
-          exclude: [...configDefaults.exclude, 'test/unit/**'],
+          exclude: [...configDefaults.exclude, 'test/unit/**', ...SLOW],
+          globalSetup: ['test/setup/global-setup.ts'],
+        },
+      },
+      {
+        // The slow suites (chaos runs, failovers, soaks): `npm run test:slow`, its own CI step,
+        // kept out of `npm test`'s 10 minutes. Same built package, same servers.
+        extends: true,
+        resolve: builtPackage,
+        test: {
+          name: 'slow',
+          include: SLOW,
           globalSetup: ['test/setup/global-setup.ts'],
         },
       },

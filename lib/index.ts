@@ -138,6 +138,10 @@ export {
   PostgresLock,
   type PostgresLockOptions,
   type PgPoolLike,
+  ZooKeeperLock,
+  ZooKeeperClient,
+  type ZooKeeperLockOptions,
+  type ZooKeeperClientOptions,
 } from './sherlock.js';
 export {
   SherlockModule,

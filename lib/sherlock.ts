@@ -148,6 +148,10 @@ export {
   PostgresLock,
   type PostgresLockOptions,
   type PgPoolLike,
+  ZooKeeperLock,
+  ZooKeeperClient,
+  type ZooKeeperLockOptions,
+  type ZooKeeperClientOptions,
 } from './backends/index.js';
 export {
   createTestingLockManager,

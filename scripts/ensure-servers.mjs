@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Makes sure the server binaries the tests need are installed: redis-server, memcached, etcd,
-// postgresql.
+// postgresql, zookeeper (and java).
 //
 // A backend whose variable is set (REDIS_URL, MEMCACHED_SERVERS, ETCD_HOSTS) is used remotely and
 // needs no local binary. Missing binaries are installed with apt-get when running as root on a
@@ -22,6 +22,10 @@ const SERVERS = [
   // PostgreSQL's binaries are out of PATH (/usr/lib/postgresql/<version>/bin); postgresql-common,
   // which the postgresql package brings, puts pg_ctlcluster in /usr/bin.
   { name: 'postgresql', bin: 'pg_ctlcluster', pkg: 'postgresql', envVar: 'POSTGRES_URL' },
+  // ZooKeeper runs on Java: Debian's zookeeper package (its jars in /usr/share/java) and a JRE.
+  { name: 'java', bin: 'java', pkg: 'default-jre-headless', envVar: 'ZOOKEEPER_SERVERS' },
+  // (its only command in PATH is zooinspector: its presence says the package is installed)
+  { name: 'zookeeper', bin: 'zooinspector', pkg: 'zookeeper', envVar: 'ZOOKEEPER_SERVERS' },
   // Tools: redis-cli forms the local Redis Cluster, openssl makes the TLS test's certificates.
   { name: 'redis-cli', bin: 'redis-cli', pkg: 'redis-tools', envVar: undefined },
   { name: 'openssl', bin: 'openssl', pkg: 'openssl', envVar: undefined },

@@ -37,3 +37,10 @@ export {
   type PostgresLockOptions,
   type PgPoolLike,
 } from './postgres/index.js';
+export {
+  ZooKeeperLock,
+  ZooKeeperClient,
+  ZOOKEEPER,
+  type ZooKeeperLockOptions,
+  type ZooKeeperClientOptions,
+} from './zookeeper/index.js';

@@ -27,6 +27,7 @@ export interface SherlockBackends {
   threads: true;
   cluster: true;
   postgres: true;
+  zookeeper: true;
 }
 
 /** The name of a registered backend: `'redis'`, `'memcached'`, `'etcd'`, `'memory'`, ... */

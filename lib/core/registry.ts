@@ -570,6 +570,7 @@ export interface Backends {
   readonly THREADS: BackendDefinition;
   readonly CLUSTER: BackendDefinition;
   readonly POSTGRES: BackendDefinition;
+  readonly ZOOKEEPER: BackendDefinition;
   /**
    * Registers a backend, written as a `LockBackend` object (see `nestjs-sherlock/backend`) or
    * sherlock's way (a `BaseLock` subclass and its client class); returns its definition, also

@@ -6,9 +6,9 @@
  * replaced), the server SIGKILLed and restarted, a holder frozen (SIGSTOP) past its expiry, the
  * network between some holders and the server cut.
  *
- * By default (`npm test`, `npm run test:chaos`) only the SIGKILL scenario runs, on Redis (about
- * 20 s); `npm run test:chaos:shared` (CHAOS_SHARED=1) runs every fault on Redis and Etcd (about
- * 3 minutes). Reports go to `.tmp/chaos/shared-*.json` (RELIABILITY.md quotes them).
+ * By default (`npm run test:chaos`) only the SIGKILL scenario runs, on Redis (about 20 s);
+ * `npm run test:slow` and `npm run test:chaos:shared` (CHAOS_SHARED=1, as in CI) run every fault on
+ * Redis and Etcd (about 3 minutes). Reports go to `.tmp/chaos/shared-*.json` (RELIABILITY.md quotes them).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 

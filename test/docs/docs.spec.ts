@@ -73,6 +73,7 @@ const EXPECTED_PAGES = [
   'docs/semaphore.md',
   'docs/testing.md',
   'docs/waiting.md',
+  'docs/zookeeper.md',
 ];
 
 /** A fragment is a snippet that may be wrong: there is none today; raise this only for a reason. */

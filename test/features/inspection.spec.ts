@@ -41,6 +41,7 @@ const INSPECTS: Partial<Record<BackendName, Tells>> = {
   memcached: { list: false, ttl: false, waiting: false, fencing: false },
   // Its waiters LISTEN in their own processes: no line at the server to count.
   postgres: { list: true, ttl: true, waiting: false, fencing: true },
+  zookeeper: { list: true, ttl: true, waiting: true, fencing: true },
 };
 const INSPECTING = fixtures.filter((f) => INSPECTS[f.name] !== undefined);
 const LISTING = INSPECTING.filter((f) => INSPECTS[f.name]?.list === true);

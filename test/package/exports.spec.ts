@@ -95,6 +95,8 @@ const ROOT_ENTRY: EntryPoint = {
     'ThreadLock',
     'ThreadLockTable',
     'UnsupportedFeatureError',
+    'ZooKeeperClient',
+    'ZooKeeperLock',
     'backends',
     'configure',
     'createTestingLockManager',
@@ -227,6 +229,8 @@ const ROOT_ENTRY: EntryPoint = {
     'ThreadLockOptions',
     'ThreadLockState',
     'ThreadLockTableOptions',
+    'ZooKeeperClientOptions',
+    'ZooKeeperLockOptions',
   ],
 };
 
@@ -274,6 +278,8 @@ const CORE_ENTRY: EntryPoint = {
     'ThreadLock',
     'ThreadLockTable',
     'UnsupportedFeatureError',
+    'ZooKeeperClient',
+    'ZooKeeperLock',
     'backends',
     'configure',
     'createTestingLockManager',
@@ -371,6 +377,8 @@ const CORE_ENTRY: EntryPoint = {
     'ThreadLockOptions',
     'ThreadLockState',
     'ThreadLockTableOptions',
+    'ZooKeeperClientOptions',
+    'ZooKeeperLockOptions',
   ],
 };
 

@@ -16,12 +16,14 @@ import {
   POSTGRES_URL,
   REDIS_URL,
   REDLOCK_URLS,
+  ZOOKEEPER_SERVERS,
 } from '../support/env.js';
 import {
   startEtcd,
   startMemcached,
   startPostgres,
   startRedis,
+  startZooKeeper,
   type ServerHandle,
 } from '../support/servers.js';
 
@@ -38,6 +40,15 @@ interface Backend {
  * does if one of them goes through the backend table, the contract kit or PostgreSQL itself.
  */
 function mayUsePostgres(project: TestProject): boolean {
+  return mayUse(project, /fixtures|withCapability|contract|postgres/i);
+}
+
+/** Whether a run may use ZooKeeper (its JVM takes seconds to start): as for PostgreSQL. */
+function mayUseZooKeeper(project: TestProject): boolean {
+  return mayUse(project, /fixtures|withCapability|contract|zookeeper/i);
+}
+
+function mayUse(project: TestProject, pattern: RegExp): boolean {
   // Vitest's CLI filters (the files `vt` was given); not a public API, hence the fallback.
   const filters = (project.vitest as unknown as { filenamePattern?: readonly string[] })
     .filenamePattern;
@@ -45,7 +56,7 @@ function mayUsePostgres(project: TestProject): boolean {
   return filters.some((filter) => {
     try {
       if (!statSync(filter).isFile()) return true;
-      return /fixtures|withCapability|contract|postgres/i.test(readFileSync(filter, 'utf8'));
+      return pattern.test(readFileSync(filter, 'utf8'));
     } catch {
       return true; // a pattern, not a path
     }
@@ -89,6 +100,14 @@ const BACKENDS: Backend[] = [
     },
     neededBy: mayUsePostgres,
   },
+  {
+    envVar: ZOOKEEPER_SERVERS,
+    start: async () => {
+      const server = await startZooKeeper();
+      return { servers: [server], address: server.servers };
+    },
+    neededBy: mayUseZooKeeper,
+  },
 ];
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
@@ -125,6 +144,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('etcdHosts', value(ETCD_HOSTS));
   project.provide('redlockUrls', value(REDLOCK_URLS));
   project.provide('postgresUrl', value(POSTGRES_URL));
+  project.provide('zookeeperServers', value(ZOOKEEPER_SERVERS));
 
   if (started.length > 0) {
     const list = started.map((server) => `${server.kind} :${server.port} (pid ${server.pid})`);

@@ -30,6 +30,8 @@ import {
   RedlockLock,
   ThreadLock,
   ThreadLockTable,
+  ZooKeeperClient,
+  ZooKeeperLock,
 } from 'nestjs-sherlock';
 
 import { ETCDGATEWAY, EtcdGateway } from './etcd-http.backend.js';
@@ -41,6 +43,7 @@ import {
   postgresUrl,
   redisUrl,
   redlockUrls,
+  zookeeperServers,
 } from './env.js';
 import { serverViews, type ServerView } from './inspect.js';
 
@@ -58,7 +61,8 @@ export type BackendName =
   | 'redlock'
   | 'threads'
   | 'cluster'
-  | 'postgres';
+  | 'postgres'
+  | 'zookeeper';
 
 export type LockConstructor = new (name: string, options?: BaseLockOptions) => BaseLock;
 
@@ -229,6 +233,19 @@ export const fixtures: readonly BackendFixture[] = [
     deadClient: (port) =>
       pgPool({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' }),
     server: serverViews.postgres,
+  }),
+  fixtureOf({
+    // Curator's lock recipe on the test ZooKeeper (started by the global setup when the run may
+    // use it); each client is a session of its own (4 s: the server allows 1 to 60 s).
+    name: 'zookeeper',
+    definition: backends.ZOOKEEPER,
+    LockClass: ZooKeeperLock,
+    keySeparator: '_',
+    connection: () => zookeeperServers(),
+    createClient: () => new ZooKeeperClient(zookeeperServers(), { sessionTimeout: 4_000 }),
+    closeClient: async (client) => (client as ZooKeeperClient).close(),
+    deadClient: (port) => new ZooKeeperClient(`127.0.0.1:${port}`, { sessionTimeout: 4_000 }),
+    server: serverViews.zookeeper,
   }),
 ];
 

@@ -11,6 +11,7 @@ export const MEMCACHED_SERVERS = 'MEMCACHED_SERVERS';
 export const ETCD_HOSTS = 'ETCD_HOSTS';
 export const REDLOCK_URLS = 'REDLOCK_URLS';
 export const POSTGRES_URL = 'POSTGRES_URL';
+export const ZOOKEEPER_SERVERS = 'ZOOKEEPER_SERVERS';
 
 // The same values are also available through Vitest's `inject()`.
 declare module 'vitest' {
@@ -20,6 +21,7 @@ declare module 'vitest' {
     etcdHosts: string;
     redlockUrls: string;
     postgresUrl: string;
+    zookeeperServers: string;
   }
 }
 
@@ -73,4 +75,9 @@ export function redlockUrls(): string[] {
 /** POSTGRES_URL: `postgres://user@host:port/database`. */
 export function postgresUrl(): string {
   return required(POSTGRES_URL);
+}
+
+/** ZOOKEEPER_SERVERS: a ZooKeeper connect string, `host:port[,host:port...]`. */
+export function zookeeperServers(): string {
+  return required(ZOOKEEPER_SERVERS);
 }

@@ -6,13 +6,25 @@
  * declared capability asserts the same server state on every backend that claims it.
  */
 import { Etcd3, type IKeyValue } from 'etcd3';
-import { ClusterLockHub, type MemoryStore, type ThreadLockTable } from 'nestjs-sherlock';
+import {
+  ClusterLockHub,
+  type MemoryStore,
+  type ThreadLockTable,
+  ZooKeeperClient,
+} from 'nestjs-sherlock';
 import { connect } from 'node:net';
 import { expect } from 'vitest';
 
 import pg from 'pg';
 
-import { etcdHosts, memcachedServerList, postgresUrl, redisUrl, redlockUrls } from './env.js';
+import {
+  etcdHosts,
+  memcachedServerList,
+  postgresUrl,
+  redisUrl,
+  redlockUrls,
+  zookeeperServers,
+} from './env.js';
 import { redisCommand, type RedisTarget, type RespValue, tcpExchange } from './servers.js';
 
 /** What a view needs of a lock: its key on the server, and its client (the store for memory). */
@@ -346,6 +358,72 @@ const postgresView: ServerView = {
   },
 };
 
+// -------------------------------------------------------------------------------------------------
+// ZooKeeper: the first contender node under the lock's node, read with a session of the view's
+// own (its data: the owner token `t`, the holding's expire `e` from the node's mtime).
+
+let zookeeperInspector: ZooKeeperClient | undefined;
+
+/** The calls of node-zookeeper-client's Client the view makes. */
+interface RawZooKeeper {
+  getChildren(path: string, done: (e: Error | null, children: string[]) => void): void;
+  getData(
+    path: string,
+    done: (e: Error | null, data: Buffer, stat: { mtime: Buffer } | undefined) => void,
+  ): void;
+  remove(path: string, version: number, done: (e: Error | null) => void): void;
+}
+
+function zkCall<T>(run: (raw: RawZooKeeper, done: (e: Error | null, r: T) => void) => void) {
+  zookeeperInspector ??= new ZooKeeperClient(zookeeperServers(), { sessionTimeout: 4_000 });
+  const zk = zookeeperInspector;
+  return zk
+    .ready()
+    .then(
+      () =>
+        new Promise<T>((resolve, reject) =>
+          run(zk.raw as RawZooKeeper, (e, r) => (e ? reject(e) : resolve(r))),
+        ),
+    );
+}
+
+const zkLockPath = (key: string) =>
+  `/nestjs-sherlock/${encodeURIComponent(key).replace(/\./gu, '%2E').replace(/\*/gu, '%2A')}`;
+
+/** The live holder node of a lock: its path, owner token and ms left (-1: none); undefined: free. */
+async function zookeeperHolder(key: string) {
+  const parent = zkLockPath(key);
+  const children = await zkCall<string[]>((raw, done) => raw.getChildren(parent, done)).catch(
+    () => [] as string[],
+  );
+  const seq = (name: string) => Number(name.slice(name.lastIndexOf('-lock-') + 6));
+  const first = children
+    .filter((name) => name.startsWith('_c_'))
+    .sort((a, b) => seq(a) - seq(b))[0];
+  if (first === undefined) return undefined;
+  const path = `${parent}/${first}`;
+  const { data, mtime } = await zkCall<{ data: Buffer; mtime: Buffer }>((raw, done) =>
+    raw.getData(path, (e, data, stat) => done(e, { data, mtime: stat?.mtime ?? Buffer.alloc(8) })),
+  );
+  const { t, e } = JSON.parse(data.toString('utf8')) as { t: string; e: number | null };
+  if (e === null) return { path, token: t, ttl: -1 };
+  // The test server runs on this machine: its clock is this one.
+  const ttl = Number(mtime.readBigInt64BE(0)) + e - Date.now();
+  return ttl > 0 ? { path, token: t, ttl } : undefined;
+}
+
+const zookeeperView: ServerView = {
+  value: async (lock) => (await zookeeperHolder(lock.key))?.token,
+  ttl: async (lock) => (await zookeeperHolder(lock.key))?.ttl ?? null,
+  async remove(lock) {
+    const holder = await zookeeperHolder(lock.key);
+    expect(holder, `the holder node of ${lock.key}`).toBeDefined();
+    await zkCall<void>((raw, done) =>
+      raw.remove(holder?.path ?? '', -1, (e) => done(e, undefined)),
+    );
+  },
+};
+
 export const serverViews = {
   redis: redisView(() => redisTarget()),
   redlock: redlockView(),
@@ -358,4 +436,5 @@ export const serverViews = {
   threads: threadsView,
   cluster: clusterView,
   postgres: postgresView,
+  zookeeper: zookeeperView,
 } satisfies Record<string, ServerView>;

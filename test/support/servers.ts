@@ -21,6 +21,7 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  writeFileSync,
   writeSync,
 } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Server } from 'node:net';
@@ -32,7 +33,7 @@ export const HOST = '127.0.0.1';
 export const DEFAULT_START_TIMEOUT_MS = 20_000;
 const STOP_GRACE_MS = 5_000;
 
-export type ServerKind = 'redis' | 'memcached' | 'etcd' | 'postgres';
+export type ServerKind = 'redis' | 'memcached' | 'etcd' | 'postgres' | 'zookeeper';
 
 export interface CommonServerOptions {
   /** Path of the server binary; looked up in PATH and the usual system dirs by default. */
@@ -181,6 +182,7 @@ const BINARIES: Record<ServerKind, { bin: string; pkg: string; envVar: string }>
   memcached: { bin: 'memcached', pkg: 'memcached', envVar: 'MEMCACHED_SERVERS' },
   etcd: { bin: 'etcd', pkg: 'etcd-server', envVar: 'ETCD_HOSTS' },
   postgres: { bin: 'postgres', pkg: 'postgresql', envVar: 'POSTGRES_URL' },
+  zookeeper: { bin: 'java', pkg: 'zookeeper default-jre-headless', envVar: 'ZOOKEEPER_SERVERS' },
 };
 
 function requireBinary(kind: ServerKind, override: string | undefined): string {
@@ -972,4 +974,110 @@ async function postgresReady(url: string): Promise<boolean> {
  */
 export function startPostgres(options: CommonServerOptions = {}): Promise<PostgresServer> {
   return createAndStart(1, ([port]) => new ManagedPostgres(port ?? 0, options));
+}
+
+// ---------------------------------------------------------------------------------------------
+// ZooKeeper
+
+export interface ZooKeeperServer extends ServerHandle {
+  readonly kind: 'zookeeper';
+  /** `127.0.0.1:PORT`, the format of ZOOKEEPER_SERVERS (a connect string). */
+  readonly servers: string;
+}
+
+/** The jars of Debian's zookeeper package (its server and what it needs at run time). */
+const ZOOKEEPER_JARS = [
+  'zookeeper.jar',
+  'zookeeper-jute.jar',
+  'netty-all.jar',
+  'slf4j-api.jar',
+  'slf4j-nop.jar',
+  'metrics-core.jar',
+  'commons-cli.jar',
+  'commons-io.jar',
+  'snappy-java.jar',
+];
+
+function zookeeperClasspath(): string {
+  const dir = '/usr/share/java';
+  const missing = ZOOKEEPER_JARS.filter((jar) => {
+    try {
+      accessSync(join(dir, jar), fsConstants.R_OK);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (missing.includes('zookeeper.jar')) {
+    throw new Error(
+      `ZooKeeper not found (${dir}/zookeeper.jar). Install it with \`node scripts/ensure-servers.mjs\` ` +
+        'as root (apt-get install zookeeper default-jre-headless), or set ZOOKEEPER_SERVERS to use an existing server.',
+    );
+  }
+  return ZOOKEEPER_JARS.filter((jar) => !missing.includes(jar))
+    .map((jar) => join(dir, jar))
+    .join(':');
+}
+
+/** Whether ZooKeeper on `port` answers the four-letter word `ruok` with `imok`. */
+async function zookeeperReady(port: number): Promise<boolean> {
+  return (await tcpExchange(HOST, port, 'ruok', (got) => got.includes('imok'), 1_000)) === 'imok';
+}
+
+class ManagedZooKeeper extends ManagedServer implements ZooKeeperServer {
+  declare readonly kind: 'zookeeper';
+  readonly servers: string;
+
+  constructor(port: number, options: CommonServerOptions) {
+    const bin = requireBinary('zookeeper', options.bin);
+    const classpath = zookeeperClasspath();
+    super('zookeeper', port, (dataDir) => {
+      // tickTime 500: sessions may be as short as 1 s (2 ticks) and as long as 60 s.
+      const config = join(dataDir, '..', 'zoo.cfg');
+      writeFileSync(
+        config,
+        [
+          'tickTime=500',
+          `dataDir=${dataDir}`,
+          `clientPort=${port}`,
+          `clientPortAddress=${HOST}`,
+          'minSessionTimeout=1000',
+          'maxSessionTimeout=60000',
+          'admin.enableServer=false',
+          '4lw.commands.whitelist=*',
+          'forceSync=no',
+          ...(options.args ?? []),
+        ].join('\n') + '\n',
+      );
+      return {
+        kind: 'zookeeper',
+        bin,
+        args: [
+          '-Xms64m',
+          '-Xmx256m',
+          '-XX:+UseSerialGC',
+          '-XX:TieredStopAtLevel=1',
+          '-Xshare:auto',
+          '-cp',
+          classpath,
+          'org.apache.zookeeper.server.quorum.QuorumPeerMain',
+          config,
+        ],
+        env: childEnv(options.env),
+        startTimeoutMs: options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS,
+        probe: () => zookeeperReady(port),
+      };
+    });
+    this.servers = `${HOST}:${port}`;
+  }
+}
+
+/**
+ * Starts a standalone ZooKeeper (Debian's jars, `java ... QuorumPeerMain zoo.cfg`) on 127.0.0.1
+ * with a temporary data dir: tickTime 500 ms (sessions of 1 to 60 s), the admin server off, the
+ * four-letter words on (`ruok` is the readiness probe), `forceSync=no`. `args` are extra zoo.cfg
+ * lines. A restart keeps the data dir: sessions survive a restart shorter than their timeout.
+ */
+export function startZooKeeper(options: CommonServerOptions = {}): Promise<ZooKeeperServer> {
+  return createAndStart(1, ([port]) => new ManagedZooKeeper(port ?? 0, options));
 }

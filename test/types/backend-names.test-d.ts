@@ -49,8 +49,8 @@ export const refused = [
   SherlockModule.forRoot({ backend: 'reddis' }),
   // @ts-expect-error: Type '"Redis"' is not assignable to type
   () => new LockManager({ backend: 'Redis' }),
-  // @ts-expect-error: Type '"zookeeper"' is not assignable to type
-  () => configure({ backend: 'zookeeper' }),
+  // @ts-expect-error: Type '"consul"' is not assignable to type
+  () => configure({ backend: 'consul' }),
 ];
 
 // A name read from the environment is a string: check it (here against the registry) first.
