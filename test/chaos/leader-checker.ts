@@ -59,7 +59,10 @@ export interface LeaderReport {
   readonly staleAcceptedByClock: number;
   /** Accepted writes in the store that no worker recorded (a worker killed mid-write). */
   readonly unrecordedAccepted: number;
-  /** Per fault: ms from the fault to the next accepted write of any leader, and to a new leader. */
+  /**
+   * Per fault: ms from the fault to the first accepted write of a newer term (else, the old leader
+   * kept leading: the first after the fault was lifted), and to a new leader.
+   */
   readonly faults: readonly {
     readonly kind: string;
     readonly resumedAfterMs: number | null;
@@ -166,9 +169,13 @@ export function checkLeaders(
   const unrecordedAccepted = Math.max(0, store.length - accepted.length);
 
   const faultReports = faults.map((fault) => {
-    const from = fault.endedAt ?? fault.at;
-    const resumed = accepted.find((w) => w.start >= from);
     const termAtFault = leaderships.filter((l) => l.start <= fault.at).at(-1)?.term;
+    // A new term's first write after the fault, or else (the old leader kept leading) the first
+    // write after the fault was lifted.
+    const resumed =
+      accepted.find(
+        (w) => w.start >= fault.at && (termAtFault === undefined || below(termAtFault, w.term)),
+      ) ?? accepted.find((w) => w.start >= (fault.endedAt ?? fault.at));
     const next = leaderships.find(
       (l) => l.start > fault.at && (termAtFault === undefined || below(termAtFault, l.term)),
     );
