@@ -8,7 +8,7 @@
  * SIGKILLed and restarted, the leader frozen (SIGSTOP) past its lease, the network between the
  * leader and the server cut. On Redis and Etcd (Memory is one process: nothing to fault).
  *
- * About 90 s in all: `npm run test:slow` (not in `npm test`), or `npm run test:chaos:leader`.
+ * About 90 s in all: `npm run test:slow` (not in `npm test`).
  * Reports go to `.tmp/chaos/leader-*.json` (RELIABILITY.md quotes them); with
  * CHAOS_LEADER_DUMP=1 the whole history too (`.tmp/leader-*-records.json`).
  */
