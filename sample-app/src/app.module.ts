@@ -3,6 +3,7 @@ import { ConfigModule, ConfigService } from '@nestjs/config';
 import { ScheduleModule } from '@nestjs/schedule';
 import { SherlockModule } from 'nestjs-sherlock';
 import { AccountsModule } from './accounts/accounts.module.js';
+import { DigestModule } from './digest/digest.module.js';
 import { JobsModule } from './jobs/jobs.module.js';
 import { LocksModule } from './locks/locks.module.js';
 import { OrdersModule } from './orders/orders.module.js';
@@ -24,6 +25,8 @@ import { sherlockOptions } from './sherlock.options.js';
     AccountsModule,
     OrdersModule,
     JobsModule,
+    // The leader-only digest job, where the backend can elect a leader (see the module).
+    DigestModule,
     ReportsModule,
     LocksModule,
   ],
