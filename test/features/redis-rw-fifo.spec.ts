@@ -206,7 +206,7 @@ describe('redis read-write lock: first come first served by direct grant (its ow
     await holder.write.release();
     const releasedAt = now();
     const writerKey = (await inspector.keys(`*rww:*${name}`))[0] ?? '';
-    expect(await inspector.zrange(writerKey, 0, -1), 'the dead one skipped').toEqual([
+    expect(await inspector.zrange(writerKey, '0', '-1'), 'the dead one skipped').toEqual([
       'ghost-token',
     ]);
     const gap = (await acquired) - releasedAt;
