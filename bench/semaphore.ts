@@ -16,7 +16,8 @@
  * 3. Processes: 8 and 32 processes share 4 permits (Redis), each taking a permit, holding it
  *    2 ms and giving it back, in a loop for 3 s: sections per second over all processes, and
  *    the round trips per section counted by the server (`total_commands_processed`; our
- *    waiters' SUBSCRIBE and PUBLISH included, as they are sent to the server).
+ *    waiters' SUBSCRIBE and PUBLISH included, as they are sent to the server), and how evenly
+ *    the processes were served (sections per process, min–max, and Jain's index).
  *
  * `npm run bench` runs it after bench/run.ts, on servers it starts itself (without REDIS_URL).
  * Prints markdown. The numbers are comparable within one run only (a shared machine is noisy).
@@ -216,7 +217,16 @@ async function processes(contender: ChildSettings['contender'], count: number, m
   const commands = (await commandsProcessed(probe)) - before;
   await probe.quit();
   const sections = totals.reduce((a, b) => a + b, 0);
-  return { perSecond: sections / (ms / 1000), perSection: commands / sections };
+  // Jain's fairness index over the processes' section counts (1: all ran as many).
+  const squares = totals.reduce((a, b) => a + b * b, 0);
+  const jain = squares === 0 ? 0 : (sections * sections) / (totals.length * squares);
+  return {
+    perSecond: sections / (ms / 1000),
+    perSection: commands / sections,
+    min: Math.min(...totals),
+    max: Math.max(...totals),
+    jain,
+  };
 }
 
 async function main(): Promise<void> {
@@ -246,8 +256,10 @@ async function main(): Promise<void> {
   for (const contender of all) await contender.close();
 
   console.log('\n### 3. Processes share 4 permits (Redis): 2 ms sections for 3 s\n');
-  console.log('| contender | processes | sections/s | round trips per section (server) |');
-  console.log('| --- | --- | --- | --- |');
+  console.log(
+    '| contender | processes | sections/s | round trips per section (server) | sections per process, min–max | Jain |',
+  );
+  console.log('| --- | --- | --- | --- | --- | --- |');
   const labels = {
     ours: 'nestjs-sherlock Semaphore (redis)',
     peer: 'redis-semaphore Semaphore (retryInterval 10 (default) ms)',
@@ -257,7 +269,7 @@ async function main(): Promise<void> {
     for (const contender of ['ours', 'peer', 'peer-100'] as const) {
       const result = await processes(contender, count, 3_000);
       console.log(
-        `| ${labels[contender]} | ${count} | ${fmt(result.perSecond)} | ${fmt(result.perSection, 1)} |`,
+        `| ${labels[contender]} | ${count} | ${fmt(result.perSecond)} | ${fmt(result.perSection, 1)} | ${result.min}–${result.max} | ${fmt(result.jain, 2)} |`,
       );
     }
   }

@@ -1,4 +1,4 @@
-import type { HandOff, LockBackend, LockTarget, SemaphoreTarget } from '../../core/backend.js';
+import type { LockBackend, LockTarget } from '../../core/backend.js';
 import { BaseLock, type BaseLockOptions } from '../../core/base-lock.js';
 import { parseConnection } from '../../core/connection.js';
 import { messages } from '../../core/messages.js';
@@ -14,13 +14,7 @@ import {
   type RedisCommands,
 } from './scripts.js';
 import { redisReadWrite } from './read-write.js';
-import {
-  ACQUIRE_PERMIT,
-  COUNT_PERMITS,
-  EXTEND_PERMIT,
-  LEAVE_PERMITS,
-  RELEASE_PERMIT,
-} from './semaphore-scripts.js';
+import { redisSemaphore } from './semaphore.js';
 import { redisElection } from './election.js';
 import { redisInspection } from './inspect.js';
 import { keySlot, siblingKey } from './slots.js';
@@ -146,26 +140,6 @@ function connectRedis(connection: unknown): RedisCommands {
 }
 
 /**
- * Starts listening for wake-ups (once per acquire): subscribes (once per client) before the next
- * attempt puts the waiter in the queue, so that no wake-up is missed; that attempt follows at once.
- */
-async function listenForWake(lock: LockTarget, waiter: RedisWaiter): Promise<boolean> {
-  if (waiter.entry !== undefined) return true;
-  const client = lock.client as unknown as SubscriberSource;
-  const joined = await WakeChannels.of(client, isCluster(client)).join(() => {
-    waiter.woken = true;
-    waiter.wake();
-  });
-  if (waiter.closed) {
-    joined.leave();
-    return true;
-  }
-  waiter.entry = joined.entry;
-  waiter.leave = joined.leave;
-  return false;
-}
-
-/**
  * A lock waiter starts listening (once per acquire): subscribes (once per client, or per slot in
  * a Cluster) before its next attempt puts its entry in the lock's queue, so that no grant is
  * missed; that attempt follows at once. From then on a release may grant it the lock by a
@@ -208,28 +182,6 @@ function outcomeOf(reply: unknown) {
     ...(typeof rank === 'number' ? { position: rank } : {}),
   };
 }
-
-/**
- * A Redis semaphore: one Lua script per operation over a sorted set of permits scored by expiry
- * on the server's clock (see semaphore-scripts.ts), its fencing counter and waiter queue in the
- * same cluster slot; waiters woken over the same pub/sub channels as a lock's.
- */
-const permitHandOff: HandOff<RedisCommands, RedisWaiter, SemaphoreTarget<RedisCommands>> = {
-  open: (_sem, wake) => ({ wake, woken: false, closed: false }),
-  listen: listenForWake,
-  close(sem, waiter, granted) {
-    waiter.closed = true;
-    waiter.leave?.();
-    if (!granted && waiter.entry !== undefined) {
-      const { permits, permitQueue } = keysOf(sem);
-      LEAVE_PERMITS.run(
-        redis(sem),
-        [permits, permitQueue],
-        [waiter.entry, String(sem.limit)],
-      ).catch(() => undefined);
-    }
-  },
-};
 
 /**
  * The Redis backend. A blocking acquire that finds the lock taken queues up: its next attempt
@@ -317,35 +269,8 @@ const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
     },
   },
 
-  semaphore: {
-    async acquire(sem, token, waiter) {
-      const { permits, fencing, permitQueue } = keysOf(sem);
-      const expire = sem.expire === null ? '' : String(Math.ceil(sem.expire));
-      const entry = waiter?.entry ?? '';
-      const woken = waiter?.woken === true;
-      if (waiter) waiter.woken = false;
-      const reply = await ACQUIRE_PERMIT.run(
-        redis(sem),
-        [permits, fencing, permitQueue],
-        [token, expire, String(sem.limit), entry, woken ? '1' : ''],
-      );
-      return outcomeOf(reply);
-    },
-    async release(sem, token) {
-      const { permits, permitQueue } = keysOf(sem);
-      const args = [token, String(sem.limit)];
-      return (await RELEASE_PERMIT.run(redis(sem), [permits, permitQueue], args)) === 1;
-    },
-    async extend(sem, token, ttl) {
-      const { permits } = keysOf(sem);
-      const args = [token, String(Math.ceil(ttl))];
-      return (await EXTEND_PERMIT.run(redis(sem), [permits], args)) === 1;
-    },
-    async count(sem) {
-      return Number(await COUNT_PERMITS.run(redis(sem), [keysOf(sem).permits], []));
-    },
-    handOff: permitHandOff,
-  },
+  // A semaphore: one Lua script per operation, direct grant in order of arrival (semaphore.ts).
+  semaphore: redisSemaphore,
 
   // A read-write lock: one Lua script per operation, writers first (read-write.ts).
   readWrite: redisReadWrite,

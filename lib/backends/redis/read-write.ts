@@ -1,39 +1,25 @@
-import { randomBytes } from 'node:crypto';
 import type { HandOff, ReadWriteBackend, ReadWriteTarget } from '../../core/backend.js';
+import {
+  entryFor,
+  type GrantWaiter,
+  grantOutcome,
+  listenForGrant,
+  openGrantWaiter,
+  takeGrant,
+} from './direct-grant.js';
 import { ACQUIRE_RW, EXTEND_RW, LEAVE_RW, RELEASE_RW, STATE_RW } from './read-write-scripts.js';
 import type { RedisCommands } from './scripts.js';
 import { siblingKey } from './slots.js';
-import { type SubscriberSource, WakeChannels } from './wake-channels.js';
 
-/**
- * How long a waiting writer keeps new readers out without attempting again (ms): its attempts
- * renew it every `WRITER_RENEW` ms, so a writer that died (or was frozen) stops blocking readers
- * at most this long after its last attempt, on the server's clock.
- */
-export const WRITER_WAIT_TTL = 6_000;
-const WRITER_RENEW = 2_000;
-
-/** A blocking acquire's place in line (the same shape as a lock's waiter). */
-export interface RedisReadWriteWaiter {
-  readonly wake: () => void;
-  /** Its wake-up entry `<channel> <id>`, once it listens. */
-  entry?: string;
-  leave?: () => void;
-  woken: boolean;
-  closed: boolean;
-}
-
-/** A writer waiter's id in the set of waiting writers (made when the waiter is opened). */
-const writerIds = new WeakMap<RedisReadWriteWaiter, string>();
+/** A blocking acquire's place in line: its entry is `<side> <mode> <channel> <id> <token> <expire>`. */
+export type RedisReadWriteWaiter = GrantWaiter;
 
 /** The keys of a read-write lock, all in the slot of its key (computed once per side object). */
 interface ReadWriteKeys {
   readonly readers: string;
   readonly writer: string;
-  readonly waiting: string;
   readonly fencing: string;
-  readonly readerQueue: string;
-  readonly writerQueue: string;
+  readonly line: string;
 }
 
 const keyCache = new WeakMap<ReadWriteTarget, ReadWriteKeys>();
@@ -45,10 +31,8 @@ function keysOf(rw: ReadWriteTarget): ReadWriteKeys {
     keys = {
       readers: own('rwr'),
       writer: own('rww'),
-      waiting: own('rwi'),
       fencing: siblingKey(rw.key, rw.namespace, 'fence'),
-      readerQueue: own('rwqr'),
-      writerQueue: own('rwqw'),
+      line: own('rwq'),
     };
     keyCache.set(rw, keys);
   }
@@ -58,95 +42,72 @@ function keysOf(rw: ReadWriteTarget): ReadWriteKeys {
 const redis = (rw: ReadWriteTarget) => rw.client as RedisCommands;
 const side = (rw: ReadWriteTarget) => (rw.mode === 'read' ? 'r' : 'w');
 
-/** Starts listening for wake-ups once per acquire (as for a lock): false = attempt at once. */
-async function listen(rw: ReadWriteTarget, waiter: RedisReadWriteWaiter): Promise<boolean> {
-  if (waiter.entry !== undefined) return true;
-  const joined = await WakeChannels.of(rw.client as unknown as SubscriberSource).join(() => {
-    waiter.woken = true;
-    waiter.wake();
-  });
-  if (waiter.closed) {
-    joined.leave();
-    return true;
-  }
-  waiter.entry = joined.entry;
-  waiter.leave = joined.leave;
-  return false;
-}
+/** Starts listening for a grant (once per acquire), see direct-grant.ts. */
+const listen = (rw: ReadWriteTarget, waiter: RedisReadWriteWaiter) =>
+  listenForGrant(
+    rw,
+    waiter,
+    (joined) => `${side(rw)} ${joined.mode} ${joined.channel} ${joined.id}`,
+    rw.expire === null ? '-' : String(Math.ceil(rw.expire)),
+  );
 
 const handOff: HandOff<RedisCommands, RedisReadWriteWaiter, ReadWriteTarget<RedisCommands>> = {
-  open(rw, wake) {
-    const waiter: RedisReadWriteWaiter = { wake, woken: false, closed: false };
-    if (rw.mode === 'write') writerIds.set(waiter, randomBytes(12).toString('base64url'));
-    return waiter;
-  },
+  open: (_rw, wake) => openGrantWaiter(wake),
   listen,
-  // Not granted (timed out, aborted, failed): leave the line, stop keeping readers out, and wake
-  // whoever that lets in.
+  // Not granted (timed out, aborted, failed): leave the line, give back (to whoever is next) the
+  // side a release granted meanwhile, the message being on its way or lost.
   close(rw, waiter, granted) {
     waiter.closed = true;
     waiter.leave?.();
-    const id = writerIds.get(waiter);
-    if (granted || (waiter.entry === undefined && id === undefined)) return;
-    const { readers, writer, waiting, readerQueue, writerQueue } = keysOf(rw);
+    if (granted || waiter.entry === undefined || waiter.token === undefined) return;
+    const { readers, writer, fencing, line } = keysOf(rw);
     LEAVE_RW.run(
       redis(rw),
-      [readers, writer, waiting, readerQueue, writerQueue],
-      [side(rw), waiter.entry ?? '', id ?? ''],
+      [readers, writer, fencing, line],
+      [side(rw), waiter.entry, waiter.token],
     ).catch(() => undefined);
   },
 };
 
-/** The reply of ACQUIRE_RW: the fencing token, or `{ttl}` / `{ttl, rank}` when refused. */
-function outcomeOf(reply: unknown, waitingWriter: boolean) {
-  if (typeof reply === 'string') return { granted: true as const, fencingToken: reply };
-  const [ttl, rank] = reply as [number, number?];
-  return {
-    granted: false as const,
-    holderTtl: ttl,
-    ...(typeof rank === 'number' ? { position: rank } : {}),
-    ...(waitingWriter ? { renewWithin: WRITER_RENEW } : {}),
-  };
-}
-
 /**
- * The Redis read-write lock: one Lua script per operation (read-write-scripts.ts) over sorted
- * sets of holders scored by expiry on the server's clock, all in the key's cluster slot. Waiters
- * are woken over the same pub/sub channels as a lock's: a writer's release wakes the next writer
- * (if one waits) or every waiting reader; the last reader's release wakes the next writer.
+ * The Redis read-write lock, first come, first served: one Lua script per operation
+ * (read-write-scripts.ts) over sorted sets of holders scored by expiry on the server's clock and
+ * one line of waiters, all in the key's cluster slot. A release (or a waiter leaving, or an
+ * attempt finding expired holders) grants directly to the head of the line: the next writer, or
+ * the run of readers at the head, publishing each grant with its fencing token over the same
+ * pub/sub channels as a lock's. While anyone is in line, a newcomer does not jump it.
  */
 export const redisReadWrite: ReadWriteBackend<RedisCommands, undefined, RedisReadWriteWaiter> = {
   async acquire(rw, token, waiter) {
+    const granted = takeGrant(waiter); // granted by a release: no round trip
+    if (granted) return granted;
     const keys = keysOf(rw);
     const expire = rw.expire === null ? '' : String(Math.ceil(rw.expire));
-    const entry = waiter?.entry ?? '';
-    const woken = waiter?.woken === true;
-    if (waiter) waiter.woken = false;
-    const id = waiter ? (writerIds.get(waiter) ?? '') : '';
+    const { entry, own } = entryFor(waiter, token);
     const reply = await ACQUIRE_RW.run(
       redis(rw),
-      [keys.readers, keys.writer, keys.waiting, keys.fencing, keys.readerQueue, keys.writerQueue],
-      [side(rw), token, expire, entry, woken ? '1' : '', id, String(WRITER_WAIT_TTL)],
+      [keys.readers, keys.writer, keys.fencing, keys.line],
+      [side(rw), own, expire, entry],
     );
-    return outcomeOf(reply, id !== '');
+    return grantOutcome(reply, own, token);
   },
   async release(rw, token) {
-    const { readers, writer, waiting, readerQueue, writerQueue } = keysOf(rw);
+    const { readers, writer, fencing, line } = keysOf(rw);
     const reply = await RELEASE_RW.run(
       redis(rw),
-      [readers, writer, waiting, readerQueue, writerQueue],
+      [readers, writer, fencing, line],
       [side(rw), token],
     );
     return reply === 1;
   },
   async extend(rw, token, ttl) {
-    const { readers, writer, waiting } = keysOf(rw);
+    const { readers, writer } = keysOf(rw);
     const args = [side(rw), token, String(Math.ceil(ttl))];
-    return (await EXTEND_RW.run(redis(rw), [readers, writer, waiting], args)) === 1;
+    return (await EXTEND_RW.run(redis(rw), [readers, writer], args)) === 1;
   },
   async state(rw) {
-    const { readers, writer, waiting } = keysOf(rw);
-    const [r, w, i] = (await STATE_RW.run(redis(rw), [readers, writer, waiting], [])) as number[];
+    const { readers, writer, line } = keysOf(rw);
+    const [r, w, i] = (await STATE_RW.run(redis(rw), [readers, writer, line], [])) as number[];
     return { readers: Number(r), writer: Number(w) > 0, writerWaiting: Number(i) > 0 };
   },
   handOff,

@@ -5,16 +5,17 @@ import { Script } from './scripts.js';
  * scored by their expiry time in ms, **by the server's clock** (`TIME`): every script first drops
  * the permits whose expiry has passed, so a holder that died frees its permit at the server, on
  * the server's clock alone. A permit without expiry is scored `+inf`. The set itself expires with
- * its last permit. Its waiters queue in a sorted set (as a lock's do) and are woken over pub/sub,
- * one per freed permit.
+ * its last permit. Its waiters queue in a line (a sorted set, as a lock's do) and a release gives
+ * the freed permit to the first in line directly, telling it over pub/sub (one waiter per freed
+ * permit).
  */
 
-/** `now` (ms, server clock) and the drop of the expired permits: `reaped` is how many. */
+/** `now` (ms, server clock) and the drop of the expired permits. */
 const PRELUDE = `
 local t = redis.call('time')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function ms(n) return string.format('%.0f', n) end
-local reaped = redis.call('zremrangebyscore', KEYS[1], '-inf', ms(now))
+redis.call('zremrangebyscore', KEYS[1], '-inf', ms(now))
 -- The set expires with its last permit (never while a permit without expiry is held).
 local function keep()
   local last = redis.call('zrange', KEYS[1], -1, -1, 'WITHSCORES')
@@ -27,66 +28,113 @@ local function keep()
 end`;
 
 /**
- * Wakes the first live waiter of the queue `queue` (entries `<channel> <id>`): pops it and
- * publishes its id on its channel; a channel nobody listens on (a dead process) is dropped and
- * the next tried, up to 5. As for locks, in a Redis Cluster it may wake a few (see scripts.ts).
+ * Direct grant, strict first come, first served. The line KEYS[3] is a sorted set of waiter
+ * entries by arrival (µs, server clock): `<mode> <channel> <id> <owner token> <expire in ms or
+ * -> <limit>`, mode as a lock waiter's (scripts.ts, GRANT_NEXT). `grant(self)`: while the waiter
+ * at the head may take a permit (fewer than its own limit held), it is popped and given one: its
+ * token added to the permits with its expiry, the next fencing token issued, and `<id> <fencing
+ * token>` published on its channel; a reply of 0 with mode `p`/`s` (its process is gone) takes
+ * the permit back and goes on (up to 10 such a call). One waiter per free permit. `self`: the
+ * entry of the waiter whose attempt runs this; its grant goes in the reply (`granted`). Returns
+ * true if `self` was granted.
  */
-const WAKE_ONE = `
-local function wake_one(queue)
-  for _ = 1, 5 do
-    local head = redis.call('zpopmin', queue)
-    if head[1] == nil then return end
-    local channel, id = string.match(head[1], '^(%S+) (%S+)$')
-    local sent = channel and redis.pcall('publish', channel, id)
-    if type(sent) ~= 'number' or sent > 0 then return end
-  end
-end`;
-
-/**
- * Takes a permit if fewer than ARGV[3] are held, and INCRs the fencing counter (seeded from the
- * server's clock in microseconds when it does not exist, as for locks).
- * KEYS: permits, counter, queue. ARGV: token, expire in ms or '', limit, the waiter's entry or ''
- * (not waiting yet), '1' to queue at the front (a waiter woken that lost the race) or ''.
- * Returns the counter as a string; or, when every permit is taken, `{ttl}` (ms until the first
- * permit expires, -1 if none does) and, for a waiter, its place in the queue: `{ttl, rank}`.
- */
-export const ACQUIRE_PERMIT = new Script(`${PRELUDE}
-if redis.call('zcard', KEYS[1]) < tonumber(ARGV[3]) then
-  local score = '+inf'
-  if ARGV[2] ~= '' then score = ms(now + tonumber(ARGV[2])) end
-  redis.call('zadd', KEYS[1], score, ARGV[1])
-  keep()
-  if ARGV[4] ~= '' then redis.call('zrem', KEYS[3], ARGV[4]) end
+const GRANT = `
+local function fence()
   local n = redis.call('incr', KEYS[2])
   if n == 1 then
     n = redis.call('incrby', KEYS[2], t[1] .. string.format('%06d', tonumber(t[2])))
   end
   return string.format('%d', n)
 end
-local first = redis.call('zrange', KEYS[1], 0, 0, 'WITHSCORES')
-local ttl = -1
-if first[2] ~= 'inf' then ttl = math.max(0, math.ceil(tonumber(first[2]) - now)) end
-if ARGV[4] == '' then return {ttl} end
-if ARGV[5] == '1' then
-  local head = redis.call('zrange', KEYS[3], 0, 0, 'WITHSCORES')
-  local score = head[2] and (tonumber(head[2]) - 1) or (t[1] * 1000000 + t[2])
-  redis.call('zadd', KEYS[3], score, ARGV[4])
-else
-  redis.call('zadd', KEYS[3], 'NX', t[1] * 1000000 + t[2], ARGV[4])
-end
-redis.call('pexpire', KEYS[3], 60000)
-return {ttl, redis.call('zrank', KEYS[3], ARGV[4])}`);
+local granted
+local function grant(self)
+  local mine = false
+  local dead = 0
+  while dead < 10 do
+    local head = redis.call('zrange', KEYS[3], 0, 0)
+    if head[1] == nil then break end
+    local mode, channel, id, token, px, limit =
+      string.match(head[1], '^(%S+) (%S+) (%S+) (%S+) (%S+) (%d+)$')
+    if not mode then
+      redis.call('zrem', KEYS[3], head[1])
+    else
+      if redis.call('zcard', KEYS[1]) >= tonumber(limit) then break end
+      redis.call('zrem', KEYS[3], head[1])
+      local score = '+inf'
+      if px ~= '-' then score = ms(now + tonumber(px)) end
+      redis.call('zadd', KEYS[1], score, token)
+      keep()
+      local n = fence()
+      if head[1] == self then
+        granted = n
+        mine = true
+      else
+        local sent
+        if mode == 's' then
+          sent = redis.pcall('spublish', channel, id .. ' ' .. n)
+        else
+          sent = redis.pcall('publish', channel, id .. ' ' .. n)
+        end
+        if type(sent) == 'number' and sent == 0 and mode ~= 'b' then
+          redis.call('zrem', KEYS[1], token)
+          keep()
+          dead = dead + 1
+        end
+      end
+    end
+  end
+  return mine
+end`;
 
 /**
- * Gives back the permit of ARGV[1] if it still holds one, then wakes one waiter for it (and one
- * for each expired permit dropped just now), as many as there are free permits under ARGV[2].
- * KEYS: permits, queue. ARGV: token, limit. Returns 1, or 0 if the token holds no permit.
+ * Takes a permit (strict first come, first served). KEYS: permits, counter, line. ARGV: token,
+ * expire in ms or '', limit, the waiter's entry or '' (not waiting: never queues).
+ * - A waiter whose token already holds a permit (granted by a release whose message it did not
+ *   get yet, or lost) holds it: a new fencing token is issued.
+ * - Otherwise the line moves first (permits that expired go to the head), then an empty line
+ *   lets a newcomer take a permit if fewer than ARGV[3] are held; a waiter queues (once, keeping
+ *   its place) and takes one if the line reaches it.
+ * Returns the fencing token as a string; or `{ttl}` (ms until the first permit expires, -1 if
+ * none does) and, for a waiter, its place in line: `{ttl, rank}`. The line expires a minute
+ * after the last waiter's attempt.
  */
-export const RELEASE_PERMIT = new Script(`${PRELUDE}${WAKE_ONE}
+export const ACQUIRE_PERMIT = new Script(`${PRELUDE}${GRANT}
+local entry = ARGV[4]
+if entry ~= '' and redis.call('zscore', KEYS[1], ARGV[1]) then
+  redis.call('zrem', KEYS[3], entry)
+  return fence()
+end
+if entry ~= '' then
+  redis.call('zadd', KEYS[3], 'NX', t[1] * 1000000 + t[2], entry)
+end
+local line = redis.call('exists', KEYS[3]) == 1
+if line and grant(entry) then return granted end
+if entry == '' and redis.call('exists', KEYS[3]) == 0 then
+  if redis.call('zcard', KEYS[1]) < tonumber(ARGV[3]) then
+    local score = '+inf'
+    if ARGV[2] ~= '' then score = ms(now + tonumber(ARGV[2])) end
+    redis.call('zadd', KEYS[1], score, ARGV[1])
+    keep()
+    return fence()
+  end
+end
+local first = redis.call('zrange', KEYS[1], 0, 0, 'WITHSCORES')
+local ttl = 0
+if first[2] == 'inf' then ttl = -1 end
+if first[2] and first[2] ~= 'inf' then ttl = math.max(0, math.ceil(tonumber(first[2]) - now)) end
+if entry == '' then return {ttl} end
+redis.call('pexpire', KEYS[3], 60000)
+return {ttl, redis.call('zrank', KEYS[3], entry)}`);
+
+/**
+ * Gives back the permit of ARGV[1] if it still holds one, then grants the free permits to the
+ * waiters at the head of the line, one each. KEYS: permits, counter, line. ARGV: token.
+ * Returns 1, or 0 if the token holds no permit.
+ */
+export const RELEASE_PERMIT = new Script(`${PRELUDE}${GRANT}
 if redis.call('zrem', KEYS[1], ARGV[1]) == 0 then return 0 end
 keep()
-local free = tonumber(ARGV[2]) - redis.call('zcard', KEYS[1])
-for _ = 1, math.min(free, 1 + reaped) do wake_one(KEYS[2]) end
+grant(nil)
 return 1`);
 
 /** Sets the expiry of ARGV[1]'s permit to ARGV[2] ms from now. KEYS: permits. Returns 1 or 0. */
@@ -103,11 +151,12 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 return redis.call('zcount', KEYS[1], '(' .. string.format('%.0f', now), '+inf')`);
 
 /**
- * A waiter gives up (timeout, abort): it leaves the queue, and if a permit is free under its
- * limit (a release may have woken it just before it left), wakes the next one in its place.
- * KEYS: permits, queue. ARGV: the waiter's entry, limit.
+ * A waiter gives up (timeout, abort, a failed attempt): it leaves the line; if it was granted a
+ * permit meanwhile (the message may be on its way, or lost), it gives it back; then the line
+ * moves. KEYS: permits, counter, line. ARGV: the waiter's entry, its token.
  */
-export const LEAVE_PERMITS = new Script(`${PRELUDE}${WAKE_ONE}
-redis.call('zrem', KEYS[2], ARGV[1])
-if redis.call('zcard', KEYS[1]) < tonumber(ARGV[2]) then wake_one(KEYS[2]) end
+export const LEAVE_PERMITS = new Script(`${PRELUDE}${GRANT}
+redis.call('zrem', KEYS[3], ARGV[1])
+if redis.call('zrem', KEYS[1], ARGV[2]) == 1 then keep() end
+grant(nil)
 return 1`);

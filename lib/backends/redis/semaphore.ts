@@ -1,0 +1,102 @@
+import type { HandOff, SemaphoreBackend, SemaphoreTarget } from '../../core/backend.js';
+import {
+  entryFor,
+  type GrantWaiter,
+  grantOutcome,
+  listenForGrant,
+  openGrantWaiter,
+  takeGrant,
+} from './direct-grant.js';
+import type { RedisCommands } from './scripts.js';
+import {
+  ACQUIRE_PERMIT,
+  COUNT_PERMITS,
+  EXTEND_PERMIT,
+  LEAVE_PERMITS,
+  RELEASE_PERMIT,
+} from './semaphore-scripts.js';
+import { siblingKey } from './slots.js';
+
+/** A semaphore's keys, in its key's slot: never a lock's, even for the same name. */
+interface PermitKeys {
+  readonly permits: string;
+  readonly fencing: string;
+  readonly line: string;
+}
+
+const keyCache = new WeakMap<SemaphoreTarget, PermitKeys>();
+
+function keysOf(sem: SemaphoreTarget): PermitKeys {
+  let keys = keyCache.get(sem);
+  if (!keys) {
+    keys = {
+      permits: siblingKey(sem.key, sem.namespace, 'sem', `:${sem.key}`),
+      fencing: siblingKey(sem.key, sem.namespace, 'fence'),
+      line: siblingKey(sem.key, sem.namespace, 'semq', `:${sem.key}`),
+    };
+    keyCache.set(sem, keys);
+  }
+  return keys;
+}
+
+const redis = (sem: SemaphoreTarget) => sem.client as RedisCommands;
+const expireOf = (sem: SemaphoreTarget) =>
+  sem.expire === null ? '' : String(Math.ceil(sem.expire));
+
+const handOff: HandOff<RedisCommands, GrantWaiter, SemaphoreTarget<RedisCommands>> = {
+  open: (_sem, wake) => openGrantWaiter(wake),
+  // Its entry: `<mode> <channel> <id> <owner token> <expire or -> <limit>`.
+  listen: (sem, waiter) =>
+    listenForGrant(
+      sem,
+      waiter,
+      (joined) => `${joined.mode} ${joined.channel} ${joined.id}`,
+      `${expireOf(sem) || '-'} ${sem.limit}`,
+    ),
+  // Not granted (timed out, aborted, failed): leave the line, and give back (to the next in
+  // line) a permit a release granted meanwhile, the message being on its way or lost.
+  close(sem, waiter, granted) {
+    waiter.closed = true;
+    waiter.leave?.();
+    if (granted || waiter.entry === undefined || waiter.token === undefined) return;
+    const { permits, fencing, line } = keysOf(sem);
+    LEAVE_PERMITS.run(redis(sem), [permits, fencing, line], [waiter.entry, waiter.token]).catch(
+      () => undefined,
+    );
+  },
+};
+
+/**
+ * The Redis semaphore, strict first come, first served: one Lua script per operation
+ * (semaphore-scripts.ts) over a sorted set of permits scored by expiry on the server's clock, its
+ * fencing counter and line of waiters in the same cluster slot. A release (or a waiter leaving,
+ * or an attempt finding expired permits) gives each free permit to the next waiter in line
+ * directly and tells it over pub/sub with its fencing token; while anyone is in line, a newcomer
+ * queues behind them.
+ */
+export const redisSemaphore: SemaphoreBackend<RedisCommands, undefined, GrantWaiter> = {
+  async acquire(sem, token, waiter) {
+    const granted = takeGrant(waiter); // granted by a release: no round trip
+    if (granted) return granted;
+    const { permits, fencing, line } = keysOf(sem);
+    const { entry, own } = entryFor(waiter, token);
+    const reply = await ACQUIRE_PERMIT.run(
+      redis(sem),
+      [permits, fencing, line],
+      [own, expireOf(sem), String(sem.limit), entry],
+    );
+    return grantOutcome(reply, own, token);
+  },
+  async release(sem, token) {
+    const { permits, fencing, line } = keysOf(sem);
+    return (await RELEASE_PERMIT.run(redis(sem), [permits, fencing, line], [token])) === 1;
+  },
+  async extend(sem, token, ttl) {
+    const args = [token, String(Math.ceil(ttl))];
+    return (await EXTEND_PERMIT.run(redis(sem), [keysOf(sem).permits], args)) === 1;
+  },
+  async count(sem) {
+    return Number(await COUNT_PERMITS.run(redis(sem), [keysOf(sem).permits], []));
+  },
+  handOff,
+};

@@ -1,0 +1,231 @@
+/**
+ * The Redis semaphore by direct grant, on a real server of its own: a release gives its permit
+ * to the first waiter in line (one waiter per freed permit), a newcomer queues while the line is
+ * not empty (even `acquire(false)` right behind a release), fencing tokens grow in holding order,
+ * and each way a grant can go wrong (the waiter gave up, died, never got the message, its
+ * subscriber dropped) ends with the line moving on, never with more than `limit` holders.
+ */
+import { Redis } from 'ioredis';
+import { LockAbortedError, LockManager, LockTimeoutError } from 'nestjs-sherlock';
+import { afterAll, beforeAll, describe, it } from 'vitest';
+
+import { uniqueName } from '../support/backends.js';
+import { delay, now, waitFor } from '../support/helpers.js';
+import { scope } from '../support/locks.js';
+import { type RedisServer, startRedis } from '../support/servers.js';
+
+/** Far above a pushed hand-off, below the 1.8 s a waiter's first fallback poll takes at least. */
+const HANDOFF_LIMIT_MS = 1_000;
+const SLOW_POLLING = { retryInterval: 5_000, timeout: 20_000 };
+
+describe('redis semaphore: direct grant, strict first come first served (its own server)', () => {
+  let server: RedisServer;
+  beforeAll(async () => {
+    server = await startRedis();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  /** Managers on fresh clients, closed after the test, and an inspecting client. */
+  const setUp = (onTestFinished: Parameters<typeof scope>[0]) => {
+    const { defer } = scope(onTestFinished);
+    const client = () => {
+      const made = new Redis(server.url);
+      defer(() => made.disconnect());
+      return made;
+    };
+    const inspector = client();
+    const manager = () => {
+      const made = new LockManager({ backend: 'redis', client: client(), expire: 30_000 });
+      defer(() => made.close());
+      return made;
+    };
+    /** The line's entries, first first. */
+    const line = async (name: string) => {
+      const [key] = await inspector.keys(`*semq:*${name}`);
+      if (key === undefined) return [];
+      return (await inspector.zrange(key, '0', '-1')).map((raw) => {
+        const [mode, channel, id, token, expire, limit] = raw.split(' ');
+        return { key, raw, mode, channel, id, token, expire, limit };
+      });
+    };
+    const queued = (name: string, count: number) =>
+      waitFor(async () => (await line(name)).length === count, { what: `${count} in line` });
+    const permits = async (name: string) => {
+      const [key] = await inspector.keys(`*sem:*${name}`);
+      return key === undefined ? [] : inspector.zrange(key, '0', '-1');
+    };
+    return { inspector, manager, line, queued, permits };
+  };
+
+  it('6 waiters on 2 clients are served in the order they queued, one per freed permit; a newcomer never cuts in, not even acquire(false) right behind a release; fencing tokens grow in holding order', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { manager, line, queued } = setUp(onTestFinished);
+    const [m1, m2] = [manager(), manager()];
+    const name = uniqueName('sem-order');
+    const sem = (i: number) => (i % 2 === 0 ? m1 : m2).semaphore(name, 2, SLOW_POLLING);
+    const holders = [sem(0), sem(1)];
+    for (const holder of holders) expect(await holder.acquire(false)).toBe(true);
+    const grants: { i: number; token: bigint }[] = [];
+    let holding = 2;
+    let most = 2;
+    const done: Promise<void>[] = [];
+    for (let i = 0; i < 6; i++) {
+      const waiter = sem(i);
+      done.push(
+        waiter.acquire().then(async () => {
+          most = Math.max(most, ++holding);
+          grants.push({ i, token: BigInt(waiter.fencingToken ?? -1) });
+          await delay(5);
+          holding--;
+          await waiter.release();
+        }),
+      );
+      await queued(name, i + 1);
+    }
+    const [entry] = await line(name);
+    expect(entry?.mode, 'one server: plain pub/sub').toBe('p');
+    expect(entry?.expire, "the waiter's expire travels with it").toBe('30000');
+    expect(entry?.limit, 'and its limit').toBe('2');
+    // The newcomer's attempt goes out right behind the release, on another connection.
+    const newcomer = sem(9);
+    holding--;
+    const released = holders[0]?.release();
+    const cutIn = newcomer.acquire(false);
+    await released;
+    expect(await cutIn, 'the newcomer did not cut in').toBe(false);
+    holding--;
+    await holders[1]?.release();
+    await Promise.all(done);
+    // Fencing tokens are issued at the grant: in their order, the waiters in the order they
+    // queued (two permits: two grants' messages may reach two clients in either order).
+    grants.sort((a, b) => (a.token < b.token ? -1 : a.token > b.token ? 1 : 0));
+    expect(grants.map((g) => g.i)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(new Set(grants.map((g) => g.token)).size).toBe(6);
+    expect(most, 'never more than the limit').toBeLessThanOrEqual(2);
+    expect(await line(name), 'the line is empty').toHaveLength(0);
+    // Control: nobody in line, the newcomer gets a free permit.
+    expect(await newcomer.acquire(false)).toBe(true);
+    await newcomer.release();
+  });
+
+  it('a waiter aborted at the moment it is granted gives its permit to the next in line; one that timed out has left the line', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { manager, line, queued, permits } = setUp(onTestFinished);
+    for (const way of ['abort', 'timeout'] as const) {
+      const name = uniqueName(`sem-quit-${way}`);
+      const holder = manager().semaphore(name, 1);
+      expect(await holder.acquire(false)).toBe(true);
+      const controller = new AbortController();
+      const quitter = manager().semaphore(name, 1, {
+        ...SLOW_POLLING,
+        expire: 60_000,
+        ...(way === 'abort' ? {} : { timeout: 1_500 }),
+      });
+      const outcome = quitter.acquire({ signal: controller.signal }).then(
+        (ok) => ({ ok, err: undefined as unknown }),
+        (err: unknown) => ({ ok: false, err }),
+      );
+      await queued(name, 1);
+      const next = manager().semaphore(name, 1, SLOW_POLLING);
+      const acquired = next.acquire().then(() => now());
+      await queued(name, 2);
+      if (way === 'abort') {
+        // Released and aborted in the same tick: the grant message cannot have arrived yet.
+        const released = holder.release();
+        controller.abort();
+        await released;
+        expect((await outcome).err).toBeInstanceOf(LockAbortedError);
+      } else {
+        expect((await outcome).err).toBeInstanceOf(LockTimeoutError);
+        expect(await line(name), 'it left the line').toHaveLength(1);
+        await holder.release();
+      }
+      const releasedAt = now();
+      const gap = (await acquired) - releasedAt;
+      expect(gap, "passed on at once, not left to the quitter's 60 s expiry").toBeLessThan(
+        HANDOFF_LIMIT_MS,
+      );
+      expect(quitter.isAcquired).toBe(false);
+      expect(await permits(name)).toEqual([next.holding?.token]);
+      await next.release();
+    }
+  });
+
+  it('a dead waiter (nobody listens) is skipped at once; a gone one whose process lives holds its permit for its own expire only', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { manager, inspector, line, queued, permits } = setUp(onTestFinished);
+    const name = uniqueName('sem-ghost');
+    const holder = manager().semaphore(name, 1);
+    expect(await holder.acquire(false)).toBe(true);
+    const waiter = manager().semaphore(name, 1, SLOW_POLLING);
+    const acquired = waiter.acquire().then(() => now());
+    await queued(name, 1);
+    const [live] = await line(name);
+    await inspector.zadd(live?.key ?? '', 1, `p ${live?.channel} ghost ghost-token 1500 1`);
+    await inspector.zadd(live?.key ?? '', 0, 'p sherlock:wake:dead-process 0 dead-token 30000 1');
+    await holder.release();
+    const releasedAt = now();
+    expect(await permits(name), 'the dead one skipped, the ghost granted').toEqual(['ghost-token']);
+    const gap = (await acquired) - releasedAt;
+    expect(gap, 'not before the ghost expired').toBeGreaterThan(1_000);
+    expect(gap, "within the ghost's expiry and a fallback poll or two").toBeLessThan(12_000);
+    expect(waiter.isAcquired).toBe(true);
+    await waiter.release();
+  });
+
+  it('a lost grant message: the waiter finds its permit by its fallback poll, with a new, higher fencing token', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { manager, inspector, line, queued, permits } = setUp(onTestFinished);
+    const name = uniqueName('sem-lost');
+    const holder = manager().semaphore(name, 1);
+    expect(await holder.acquire(false)).toBe(true);
+    const waiter = manager().semaphore(name, 1, SLOW_POLLING);
+    const acquired = waiter.acquire().then(() => now());
+    await queued(name, 1);
+    const [entry] = await line(name);
+    await inspector.zrem(entry?.key ?? '', entry?.raw ?? '');
+    await inspector.zadd(entry?.key ?? '', 0, `p ${entry?.channel} lost ${entry?.token} 30000 1`);
+    await holder.release();
+    const releasedAt = now();
+    expect(await permits(name)).toEqual([entry?.token]);
+    const gap = (await acquired) - releasedAt;
+    expect(gap, 'found by the fallback poll, not by a message').toBeGreaterThan(1_000);
+    expect(BigInt(waiter.fencingToken ?? -1)).toBeGreaterThan(
+      BigInt(holder.fencingToken ?? -1) + 1n,
+    );
+    expect(await holder.acquire(false), 'the limit holds').toBe(false);
+    await waiter.release();
+    expect(await permits(name)).toEqual([]);
+  });
+
+  it('the subscriber connection is killed while the release grants: the grant is taken back, and the reconnect makes the waiter try again at once', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { manager, inspector, queued } = setUp(onTestFinished);
+    const name = uniqueName('sem-reconnect');
+    const holder = manager().semaphore(name, 1);
+    expect(await holder.acquire(false)).toBe(true);
+    const waiter = manager().semaphore(name, 1, SLOW_POLLING);
+    const acquired = waiter.acquire().then(() => now());
+    await queued(name, 1);
+    const killed = await inspector.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+    expect(Number(killed)).toBeGreaterThan(0);
+    await holder.release();
+    const releasedAt = now();
+    const gap = (await acquired) - releasedAt;
+    expect(gap, 'woken by the reconnect, not by its 2 s poll').toBeLessThan(HANDOFF_LIMIT_MS);
+    expect(waiter.isAcquired).toBe(true);
+    await waiter.release();
+  });
+});
