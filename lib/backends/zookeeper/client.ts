@@ -52,6 +52,27 @@ interface ZkModule {
   CreateMode: { PERSISTENT: number; EPHEMERAL_SEQUENTIAL: number };
 }
 
+/** The internals of node-zookeeper-client's connection manager that stopping it needs. */
+interface ConnectionManagerInternals {
+  state: number;
+  socket?: { destroy(): void };
+  findNextServer: () => void;
+  onSocketConnected: () => void;
+}
+
+/** Stops a client that is not connected from trying again (its state CLOSING: no retry). */
+function stopReconnecting(raw: RawZkClient): void {
+  const manager = (raw as unknown as { connectionManager?: ConnectionManagerInternals })
+    .connectionManager;
+  if (manager === undefined) return;
+  manager.findNextServer = () => undefined;
+  manager.onSocketConnected = function (this: ConnectionManagerInternals) {
+    this.socket?.destroy();
+  };
+  manager.state = -1; // CLOSING: the socket's close ends it (CLOSED) without a retry
+  manager.socket?.destroy();
+}
+
 const raws = new WeakMap<ZooKeeperClient, () => RawZkClient>();
 
 /** The current session's driver client of `zk`. */
@@ -160,13 +181,16 @@ export class ZooKeeperClient {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    const connected = this.#connected;
     this.#connected = false;
-    try {
-      this.#raw.close();
-    } catch {
-      // node-zookeeper-client throws when closed between two connection attempts (no socket):
-      // it is closing all the same, and its next attempt ends it.
+    if (connected) {
+      this.#raw.close(); // a proper end of the session: its ephemeral nodes go at once
+      return;
     }
+    // Not connected: node-zookeeper-client's close() would write its close request on a socket
+    // still connecting (or throw with none), and misread the replies. Stop it from reconnecting
+    // instead; the server ends the session at its timeout.
+    stopReconnecting(this.#raw);
   }
 
   #unready(): void {
