@@ -9,13 +9,20 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 
 import { fixture as backendFixture, uniqueName } from '../support/backends.js';
-import { etcdHostsValue, memcachedServers, postgresUrl, redisUrl } from '../support/env.js';
+import {
+  etcdHostsValue,
+  memcachedServers,
+  postgresUrl,
+  redisUrl,
+  zookeeperServers,
+} from '../support/env.js';
 import {
   type ServerHandle,
   startEtcd,
   startMemcached,
   startPostgres,
   startRedis,
+  startZooKeeper,
 } from '../support/servers.js';
 import { grantedDuring } from './checker.js';
 import { runChaos, SCALE } from './harness.js';
@@ -23,15 +30,16 @@ import type { ChaosBackend } from './worker.js';
 import { crossProcessNow } from '../fixtures/counter-workload.js';
 
 describe('a holder SIGKILLed while holding', { timeout: 60_000 + 80_000 * SCALE }, () => {
-  const address: Record<'redis' | 'etcd' | 'memcached' | 'postgres', () => string> = {
+  const address: Record<'redis' | 'etcd' | 'memcached' | 'postgres' | 'zookeeper', () => string> = {
     redis: redisUrl,
     etcd: etcdHostsValue,
     memcached: memcachedServers,
     postgres: postgresUrl,
+    zookeeper: zookeeperServers,
   };
   const EXPIRE = 3_000;
 
-  it.for(['redis', 'etcd', 'memcached', 'postgres'] as const)(
+  it.for(['redis', 'etcd', 'memcached', 'postgres', 'zookeeper'] as const)(
     '%s: the lock frees after its expiry and not before; the next holder has a higher token',
     async (backend) => {
       const fixture = backendFixture(backend);
@@ -117,6 +125,14 @@ const restartCases: RestartCase[] = [
   { label: 'memcached', backend: 'memcached', start: () => startMemcached(), keepsLocks: false },
   // The lease table is an ordinary table: a restart (same port, same data directory) keeps it.
   { label: 'postgres', backend: 'postgres', start: () => startPostgres(), keepsLocks: true },
+  // ZooKeeper keeps its sessions (and their ephemeral nodes) across a restart on the same data
+  // directory, and gives each a full session timeout to reconnect.
+  {
+    label: 'zookeeper',
+    backend: 'zookeeper',
+    start: () => startZooKeeper(),
+    keepsLocks: true,
+  },
 ];
 
 describe(
@@ -224,14 +240,16 @@ describe(
   'a holder process paused (SIGSTOP) past its expiry, then resumed (SIGCONT)',
   { timeout: 60_000 + 80_000 * SCALE },
   () => {
-    const address: Record<'redis' | 'etcd' | 'memcached' | 'postgres', () => string> = {
-      redis: redisUrl,
-      etcd: etcdHostsValue,
-      memcached: memcachedServers,
-      postgres: postgresUrl,
-    };
+    const address: Record<'redis' | 'etcd' | 'memcached' | 'postgres' | 'zookeeper', () => string> =
+      {
+        redis: redisUrl,
+        etcd: etcdHostsValue,
+        memcached: memcachedServers,
+        postgres: postgresUrl,
+        zookeeper: zookeeperServers,
+      };
 
-    it.for(['redis', 'etcd', 'memcached', 'postgres'] as const)(
+    it.for(['redis', 'etcd', 'memcached', 'postgres', 'zookeeper'] as const)(
       '%s: another process gets the lock with a higher token; the resumed holder sees its signal aborted, and its stale write (made anyway) is refused by the fencing store',
       async (backend) => {
         const { report, records, facts } = await runChaos({
