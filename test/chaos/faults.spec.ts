@@ -101,6 +101,65 @@ describe('a holder SIGKILLed while holding', { timeout: 60_000 + 80_000 * SCALE 
   );
 });
 
+describe(
+  'a zookeeper holder SIGKILLed, its session shorter than its expire',
+  { timeout: 60_000 },
+  () => {
+    const SESSION = 2_000;
+    const EXPIRE = 30_000;
+
+    it('the lock frees at the end of the dead session (ZooKeeper deletes its node), long before the expire deadline', async () => {
+      const fixture = backendFixture('zookeeper');
+      const client = fixture.createClient();
+      try {
+        const lockName = uniqueName('sigkill-session-zookeeper');
+        let killedToken: string | undefined;
+        let acquiredAt = 0;
+        let askedAt = 0;
+        await runChaos({
+          scenario: 'sigkill-holder-zookeeper-session',
+          backend: 'zookeeper',
+          sessionTimeout: SESSION,
+          lockName,
+          address: zookeeperServers(),
+          workers: 1,
+          sections: 1,
+          durationMs: 60_000,
+          expire: EXPIRE,
+          holdMs: 60_000,
+          during: async (run) => {
+            const acquired = await run.nextAcquired();
+            killedToken = acquired.token;
+            acquiredAt = acquired.at;
+            askedAt = acquired.asked;
+            run.workers[0]?.kill('SIGKILL');
+            run.facts['killedAfterMs'] = Math.round(run.now() - acquiredAt);
+          },
+        });
+        expect(killedToken).toBeDefined();
+        const rival = new fixture.LockClass(lockName, { client, timeout: 20_000 });
+        await sleep(Math.max(0, acquiredAt + SESSION / 3 - crossProcessNow()));
+        expect(await rival.acquire(false), 'taken a third into the session timeout').toBe(false);
+        expect(await rival.acquire()).toBe(true);
+        const takenAt = crossProcessNow();
+        console.log(
+          `zookeeper: SIGKILLed holder's lock (session ${SESSION} ms, expire ${EXPIRE}) taken ${(takenAt - acquiredAt).toFixed(0)} ms after it was acquired`,
+        );
+        // The server expires a session no sooner than its timeout after it last heard from it (at
+        // the latest, the holder's create), and checks in ticks (500 ms on the test server).
+        expect(takenAt - askedAt).toBeGreaterThan(SESSION - 200);
+        expect(takenAt - acquiredAt, "at the session's end, not the expire deadline").toBeLessThan(
+          SESSION + 8_000,
+        );
+        expect(BigInt(rival.fencingToken ?? -1)).toBeGreaterThan(BigInt(killedToken ?? -1));
+        await rival.release();
+      } finally {
+        await fixture.closeClient(client);
+      }
+    });
+  },
+);
+
 interface RestartCase {
   readonly label: string;
   readonly backend: ChaosBackend;
