@@ -22,7 +22,13 @@ import { Redis } from 'ioredis';
 import { MemoryStore } from 'nestjs-sherlock/core';
 import memjs from 'memjs';
 import pg from 'pg';
-import { startEtcd, startMemcached, startPostgres, startRedis } from '../test/support/servers.js';
+import {
+  startEtcd,
+  startMemcached,
+  startPostgres,
+  startRedis,
+  startZooKeeper,
+} from '../test/support/servers.js';
 import { type Clients, type Contender, CONTENDERS, contender } from './lib/contenders.js';
 import {
   analyze,
@@ -38,6 +44,7 @@ import { lockedOverhead, type LockedResult } from './lib/locked.js';
 import { semaphoreBench } from './lib/semaphore-scenario.js';
 import { leaderHandover } from './lib/leader.js';
 import { localBackends, reportLocal } from './lib/local.js';
+import { reportZookeeper, zookeeperBench, type ZkResults } from './lib/zookeeper.js';
 import {
   fmt,
   hr,
@@ -65,7 +72,7 @@ const scenarios = new Set(
         .slice('--only='.length)
         .split(',')
         .map((s) => Number(s.trim()))
-    : [1, 2, 3, 4, 5, 6, 7, 8, 9],
+    : [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
 );
 
 const SETTINGS = {
@@ -1060,6 +1067,7 @@ async function main(): Promise<void> {
     settings: SETTINGS,
   };
   const output: string[] = [];
+  let zookeeper: ZkResults | undefined;
   const section = (title: string, body: string) => {
     output.push(`## ${title}\n\n${body}\n`);
   };
@@ -1190,6 +1198,32 @@ async function main(): Promise<void> {
         reportLocal(local, holdMs),
       );
     }
+    if (scenarios.has(10)) {
+      log('scenario 10: ZooKeeper: uncontended and hand-off, against the raw floor');
+      const { holdMs, workMs, durationMs } = SETTINGS.handoff;
+      const zookeeperServer = await startZooKeeper();
+      try {
+        zookeeper = await zookeeperBench(
+          {
+            servers: zookeeperServer.servers,
+            rounds: SETTINGS.uncontended.rounds,
+            sliceMs: SETTINGS.uncontended.sliceMs,
+            processes: [2, 8],
+            durationMs,
+            holdMs,
+            workMs,
+          },
+          log,
+        );
+      } finally {
+        await zookeeperServer.stop();
+      }
+      (results as unknown as Record<string, unknown>)['zookeeper'] = zookeeper;
+      section(
+        `10. ZooKeeper (a standalone server started by the bench; each process its own session): uncontended (${SETTINGS.uncontended.rounds} interleaved rounds of ${SETTINGS.uncontended.sliceMs} ms per contender), and hand-off on one key (hold ${holdMs} ms, ${workMs} ms unlocked work), against node-zookeeper-client by hand (ephemeral sequential node, watch the one ahead, delete)`,
+        reportZookeeper(zookeeper, holdMs),
+      );
+    }
   } finally {
     redis.disconnect();
     etcd.close();
@@ -1221,7 +1255,10 @@ async function main(): Promise<void> {
       .join(' ')}${quick ? ' — QUICK RUN: numbers are not meaningful' : ''}\n`;
   process.stdout.write(`${header}\n${output.join('\n')}`);
 
-  const overlaps = results.handoff?.rows.filter((r) => r.result.overlaps.length > 0) ?? [];
+  const overlaps = [
+    ...(results.handoff?.rows ?? []),
+    ...(zookeeper?.handoff ?? []).map((r) => ({ ...r, label: `zookeeper ${r.contender}` })),
+  ].filter((r) => r.result.overlaps.length > 0);
   for (const row of overlaps) {
     process.stdout.write(
       `\n!!!!!!!! CORRECTNESS FAILURE: ${row.label} ×${row.processes}: ${row.result.overlaps.length} overlapping critical sections, e.g. ${JSON.stringify(row.result.overlaps[0], (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))} !!!!!!!!\n`,

@@ -11,6 +11,7 @@ import {
   postgresUrl,
   redisUrl,
   redlockUrls,
+  zookeeperServers,
 } from '../support/env.js';
 import type { ChaosBackend } from './worker.js';
 import { runChaos, SCALE } from './harness.js';
@@ -21,13 +22,14 @@ const address: Record<ChaosBackend, () => string> = {
   memcached: memcachedServers,
   redlock: () => redlockUrls().join(','),
   postgres: postgresUrl,
+  zookeeper: zookeeperServers,
 };
 
 describe(
   'chaos baseline: 4 processes on one lock, no fault',
   { timeout: 60_000 + 80_000 * SCALE },
   () => {
-    it.for(['redis', 'etcd', 'memcached', 'redlock', 'postgres'] as const)(
+    it.for(['redis', 'etcd', 'memcached', 'redlock', 'postgres', 'zookeeper'] as const)(
       '%s: no overlap, tokens strictly increasing, counter exact',
       async (backend) => {
         const { report, counter } = await runChaos({

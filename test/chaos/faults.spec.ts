@@ -9,13 +9,20 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 
 import { fixture as backendFixture, uniqueName } from '../support/backends.js';
-import { etcdHostsValue, memcachedServers, postgresUrl, redisUrl } from '../support/env.js';
+import {
+  etcdHostsValue,
+  memcachedServers,
+  postgresUrl,
+  redisUrl,
+  zookeeperServers,
+} from '../support/env.js';
 import {
   type ServerHandle,
   startEtcd,
   startMemcached,
   startPostgres,
   startRedis,
+  startZooKeeper,
 } from '../support/servers.js';
 import { grantedDuring } from './checker.js';
 import { runChaos, SCALE } from './harness.js';
@@ -23,15 +30,16 @@ import type { ChaosBackend } from './worker.js';
 import { crossProcessNow } from '../fixtures/counter-workload.js';
 
 describe('a holder SIGKILLed while holding', { timeout: 60_000 + 80_000 * SCALE }, () => {
-  const address: Record<'redis' | 'etcd' | 'memcached' | 'postgres', () => string> = {
+  const address: Record<'redis' | 'etcd' | 'memcached' | 'postgres' | 'zookeeper', () => string> = {
     redis: redisUrl,
     etcd: etcdHostsValue,
     memcached: memcachedServers,
     postgres: postgresUrl,
+    zookeeper: zookeeperServers,
   };
   const EXPIRE = 3_000;
 
-  it.for(['redis', 'etcd', 'memcached', 'postgres'] as const)(
+  it.for(['redis', 'etcd', 'memcached', 'postgres', 'zookeeper'] as const)(
     '%s: the lock frees after its expiry and not before; the next holder has a higher token',
     async (backend) => {
       const fixture = backendFixture(backend);
@@ -93,6 +101,65 @@ describe('a holder SIGKILLed while holding', { timeout: 60_000 + 80_000 * SCALE 
   );
 });
 
+describe(
+  'a zookeeper holder SIGKILLed, its session shorter than its expire',
+  { timeout: 60_000 },
+  () => {
+    const SESSION = 2_000;
+    const EXPIRE = 30_000;
+
+    it('the lock frees at the end of the dead session (ZooKeeper deletes its node), long before the expire deadline', async () => {
+      const fixture = backendFixture('zookeeper');
+      const client = fixture.createClient();
+      try {
+        const lockName = uniqueName('sigkill-session-zookeeper');
+        let killedToken: string | undefined;
+        let acquiredAt = 0;
+        let askedAt = 0;
+        await runChaos({
+          scenario: 'sigkill-holder-zookeeper-session',
+          backend: 'zookeeper',
+          sessionTimeout: SESSION,
+          lockName,
+          address: zookeeperServers(),
+          workers: 1,
+          sections: 1,
+          durationMs: 60_000,
+          expire: EXPIRE,
+          holdMs: 60_000,
+          during: async (run) => {
+            const acquired = await run.nextAcquired();
+            killedToken = acquired.token;
+            acquiredAt = acquired.at;
+            askedAt = acquired.asked;
+            run.workers[0]?.kill('SIGKILL');
+            run.facts['killedAfterMs'] = Math.round(run.now() - acquiredAt);
+          },
+        });
+        expect(killedToken).toBeDefined();
+        const rival = new fixture.LockClass(lockName, { client, timeout: 20_000 });
+        await sleep(Math.max(0, acquiredAt + SESSION / 3 - crossProcessNow()));
+        expect(await rival.acquire(false), 'taken a third into the session timeout').toBe(false);
+        expect(await rival.acquire()).toBe(true);
+        const takenAt = crossProcessNow();
+        console.log(
+          `zookeeper: SIGKILLed holder's lock (session ${SESSION} ms, expire ${EXPIRE}) taken ${(takenAt - acquiredAt).toFixed(0)} ms after it was acquired`,
+        );
+        // The server expires a session no sooner than its timeout after it last heard from it (at
+        // the latest, the holder's create), and checks in ticks (500 ms on the test server).
+        expect(takenAt - askedAt).toBeGreaterThan(SESSION - 200);
+        expect(takenAt - acquiredAt, "at the session's end, not the expire deadline").toBeLessThan(
+          SESSION + 8_000,
+        );
+        expect(BigInt(rival.fencingToken ?? -1)).toBeGreaterThan(BigInt(killedToken ?? -1));
+        await rival.release();
+      } finally {
+        await fixture.closeClient(client);
+      }
+    });
+  },
+);
+
 interface RestartCase {
   readonly label: string;
   readonly backend: ChaosBackend;
@@ -117,6 +184,14 @@ const restartCases: RestartCase[] = [
   { label: 'memcached', backend: 'memcached', start: () => startMemcached(), keepsLocks: false },
   // The lease table is an ordinary table: a restart (same port, same data directory) keeps it.
   { label: 'postgres', backend: 'postgres', start: () => startPostgres(), keepsLocks: true },
+  // ZooKeeper keeps its sessions (and their ephemeral nodes) across a restart on the same data
+  // directory, and gives each a full session timeout to reconnect.
+  {
+    label: 'zookeeper',
+    backend: 'zookeeper',
+    start: () => startZooKeeper(),
+    keepsLocks: true,
+  },
 ];
 
 describe(
@@ -224,14 +299,16 @@ describe(
   'a holder process paused (SIGSTOP) past its expiry, then resumed (SIGCONT)',
   { timeout: 60_000 + 80_000 * SCALE },
   () => {
-    const address: Record<'redis' | 'etcd' | 'memcached' | 'postgres', () => string> = {
-      redis: redisUrl,
-      etcd: etcdHostsValue,
-      memcached: memcachedServers,
-      postgres: postgresUrl,
-    };
+    const address: Record<'redis' | 'etcd' | 'memcached' | 'postgres' | 'zookeeper', () => string> =
+      {
+        redis: redisUrl,
+        etcd: etcdHostsValue,
+        memcached: memcachedServers,
+        postgres: postgresUrl,
+        zookeeper: zookeeperServers,
+      };
 
-    it.for(['redis', 'etcd', 'memcached', 'postgres'] as const)(
+    it.for(['redis', 'etcd', 'memcached', 'postgres', 'zookeeper'] as const)(
       '%s: another process gets the lock with a higher token; the resumed holder sees its signal aborted, and its stale write (made anyway) is refused by the fencing store',
       async (backend) => {
         const { report, records, facts } = await runChaos({

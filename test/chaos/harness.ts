@@ -73,7 +73,7 @@ function workerScript(): Promise<string> {
       platform: 'node',
       format: 'esm',
       target: 'node20',
-      external: ['ioredis', 'etcd3', 'memjs', 'pg'],
+      external: ['ioredis', 'etcd3', 'memjs', 'pg', 'node-zookeeper-client'],
       plugins: [inlineDist],
       logLevel: 'warning',
     });
@@ -86,6 +86,8 @@ export interface RunOptions {
   readonly scenario: string;
   readonly backend: ChaosBackend;
   readonly address: string;
+  /** zookeeper: the workers' session timeout, ms (default 10 000). */
+  readonly sessionTimeout?: number;
   readonly workers: number;
   /** The lock's name (default: one of its own). */
   readonly lockName?: string;
@@ -209,6 +211,7 @@ export async function runChaos(options: RunOptions): Promise<RunResult> {
       backend: options.backend,
       address: options.addressFor?.(slot) ?? options.address,
       lockName,
+      ...(options.sessionTimeout !== undefined ? { sessionTimeout: options.sessionTimeout } : {}),
       ...(options.primitive ? { primitive: options.primitive } : {}),
       ...(options.limit !== undefined ? { limit: options.limit } : {}),
       ...(options.writeEvery !== undefined ? { writeEvery: options.writeEvery } : {}),

@@ -6,12 +6,19 @@
  */
 import { Etcd3 } from 'etcd3';
 import { Redis } from 'ioredis';
-import { type BaseLock, EtcdLock, PostgresLock, RedisLock } from 'nestjs-sherlock';
+import {
+  type BaseLock,
+  EtcdLock,
+  PostgresLock,
+  RedisLock,
+  ZooKeeperClient,
+  ZooKeeperLock,
+} from 'nestjs-sherlock';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 
 import { uniqueName } from '../support/backends.js';
-import { etcdHosts, postgresUrl, redisUrl } from '../support/env.js';
+import { etcdHosts, postgresUrl, redisUrl, zookeeperServers } from '../support/env.js';
 import { TcpProxy } from './proxy.js';
 
 const EXPIRE = 3_000;
@@ -53,6 +60,16 @@ const sides = {
       close: () => void client.end().catch(() => undefined),
     };
   },
+  // Session timeout 10 s, longer than the expiry: the waiter gets the lock at the holder's
+  // deadline (judged on ZooKeeper's clock), not at the end of the holder's session.
+  zookeeper: (port: number | undefined): Side => {
+    const servers = port === undefined ? zookeeperServers() : `127.0.0.1:${port}`;
+    const client = new ZooKeeperClient(servers, { sessionTimeout: 10_000 });
+    return {
+      lock: (name, options) => new ZooKeeperLock(name, { client, ...options }),
+      close: () => client.close(),
+    };
+  },
 };
 
 /** The server's address (its port is what the proxy forwards to). */
@@ -61,10 +78,12 @@ const targetOf = (backend: keyof typeof sides): URL =>
     ? new URL(redisUrl())
     : backend === 'etcd'
       ? new URL(etcdHosts()[0] ?? '')
-      : new URL(postgresUrl());
+      : backend === 'postgres'
+        ? new URL(postgresUrl())
+        : new URL(`zk://${zookeeperServers().split(',')[0] ?? ''}`);
 
 describe('the network between the holder and the server is cut', () => {
-  it.for(['redis', 'etcd', 'postgres'] as const)(
+  it.for(['redis', 'etcd', 'postgres', 'zookeeper'] as const)(
     '%s: the holder (autoExtend) sees its signal abort before the waiter on the other side gets the lock',
     async (backend) => {
       const target = targetOf(backend);

@@ -24,6 +24,7 @@ import {
   postgresUrl,
   redisUrl,
   redlockUrls,
+  zookeeperServers,
 } from '../support/env.js';
 import { runChaos, SOAK } from './harness.js';
 import type { ChaosBackend } from './worker.js';
@@ -54,6 +55,7 @@ const address: Record<ChaosBackend, () => string> = {
   memcached: memcachedServers,
   redlock: () => redlockUrls().join(','),
   postgres: postgresUrl,
+  zookeeper: zookeeperServers,
 };
 
 interface Kill {

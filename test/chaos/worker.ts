@@ -29,10 +29,12 @@ import {
   RedisLock,
   RedisQuorum,
   RedlockLock,
+  ZooKeeperClient,
+  ZooKeeperLock,
 } from 'nestjs-sherlock/core';
 import { crossProcessNow } from '../fixtures/counter-workload.js';
 
-export type ChaosBackend = 'redis' | 'etcd' | 'memcached' | 'redlock' | 'postgres';
+export type ChaosBackend = 'redis' | 'etcd' | 'memcached' | 'redlock' | 'postgres' | 'zookeeper';
 
 /**
  * What the workers take: a lock (default), a semaphore permit of `limit`, or a side of a
@@ -46,8 +48,13 @@ export type HeldMode = 'lock' | 'permit' | 'read' | 'write';
 export interface WorkerSettings {
   readonly id: number;
   readonly backend: ChaosBackend;
-  /** redis: a URL; etcd: hosts, comma-separated; memcached: servers; redlock: URLs, comma-separated; postgres: a URL. */
+  /**
+   * redis: a URL; etcd: hosts, comma-separated; memcached: servers; redlock: URLs, comma-separated;
+   * postgres: a URL; zookeeper: a connect string.
+   */
   readonly address: string;
+  /** zookeeper: the session timeout, ms (default 10 000). */
+  readonly sessionTimeout?: number;
   readonly lockName: string;
   /**
    * Stop after this many sections, or at `until` (epoch ms), whichever comes first. Undefined for
@@ -212,6 +219,15 @@ function openLock(settings: WorkerSettings): Opened {
       return {
         lock: new PostgresLock(settings.lockName, { client, ...options }),
         close: () => void client.end().catch(() => undefined),
+      };
+    }
+    case 'zookeeper': {
+      const client = new ZooKeeperClient(settings.address, {
+        sessionTimeout: settings.sessionTimeout ?? 10_000,
+      });
+      return {
+        lock: new ZooKeeperLock(settings.lockName, { client, ...options }),
+        close: () => client.close(),
       };
     }
   }

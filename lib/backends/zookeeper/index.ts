@@ -366,19 +366,31 @@ const zookeeperBackend: LockBackend<ZooKeeperClient, Held, ZkWaiter> = {
       if (predecessor === undefined) return false;
       if (waiter.watching === predecessor) return true;
       const zk = zkOf(lock);
-      const stat = await call<ZkStat | null>(zk, (raw, done) =>
-        raw.exists(
-          predecessor,
-          () => {
-            if (waiter.watching !== predecessor) return;
-            waiter.watching = undefined; // a ZooKeeper watch fires once
-            if (!waiter.closed) waiter.wake();
-          },
-          done,
-        ),
-      );
-      if (stat === null) return false;
+      // Marked before the request: the watch's event can arrive in the same read as the reply to
+      // exists(), before this function resumes (a deletion right after the watch was set). Were
+      // it marked after, that event would be dropped and the waiter left to its fallback poll.
       waiter.watching = predecessor;
+      let stat: ZkStat | null;
+      try {
+        stat = await call<ZkStat | null>(zk, (raw, done) =>
+          raw.exists(
+            predecessor,
+            () => {
+              if (waiter.watching !== predecessor) return;
+              waiter.watching = undefined; // a ZooKeeper watch fires once
+              if (!waiter.closed) waiter.wake();
+            },
+            done,
+          ),
+        );
+      } catch (error) {
+        if (waiter.watching === predecessor) waiter.watching = undefined;
+        throw error;
+      }
+      if (stat === null) {
+        if (waiter.watching === predecessor) waiter.watching = undefined;
+        return false;
+      }
       return true;
     },
     close(lock, waiter, granted) {
