@@ -9,7 +9,6 @@
  * errors of a bad connection and of the recipes it lacks.
  */
 import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import {
   LockBackendError,
@@ -29,17 +28,10 @@ import {
   timed,
   waitFor,
 } from '../support/helpers.js';
+import { TcpProxy } from '../chaos/proxy.js';
 import { startZooKeeper, type ZooKeeperServer } from '../support/servers.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-
-/** node-zookeeper-client itself (untyped), for a second connection to a session. */
-const zookeeper = createRequire(import.meta.url)('node-zookeeper-client') as {
-  createClient(
-    servers: string,
-    options: { sessionId: Buffer; sessionPassword: Buffer },
-  ): { once(event: 'connected', listener: () => void): void; connect(): void; close(): void };
-};
 
 let server: ZooKeeperServer;
 const clients: ZooKeeperClient[] = [];
@@ -130,39 +122,39 @@ describe('zookeeper backend: faults', () => {
 
   it('a session that expires loses its locks: the renewal fails and the signal aborts, a rival takes the lock, and the client goes on with a new session', async () => {
     const name = uniqueName('expired');
-    const zk = client(2_000);
-    const holder = new ZooKeeperLock(name, { client: zk, expire: 3_000, autoExtend: true });
-    expect(await holder.acquire(false)).toBe(true);
-    expect(zk.sessions).toBe(1);
+    // The holder reaches the server through a proxy the test cuts like a network partition, for
+    // longer than its 2 s session: the server expires the session and deletes its nodes. (A second
+    // connection to the same session, closed at once, races the first client's reconnection to
+    // the session: it did not always expire it.)
+    const proxy = await TcpProxy.start(server.port);
+    try {
+      const zk = new ZooKeeperClient(proxy.address, { sessionTimeout: 2_000 });
+      clients.push(zk);
+      const holder = new ZooKeeperLock(name, { client: zk, expire: 3_000, autoExtend: true });
+      expect(await holder.acquire(false)).toBe(true);
+      expect(zk.sessions).toBe(1);
 
-    // Another connection with the same session closes it: ZooKeeper's way to expire a session.
-    const raw = zk.raw as unknown as { getSessionId(): Buffer; getSessionPassword(): Buffer };
-    const twin = zookeeper.createClient(server.servers, {
-      sessionId: raw.getSessionId(),
-      sessionPassword: raw.getSessionPassword(),
-    });
-    await new Promise<void>((resolve) => {
-      twin.once('connected', () => resolve());
-      twin.connect();
-    });
-    twin.close();
+      proxy.cut();
+      const rival = new ZooKeeperLock(name, { client: client(), timeout: 30_000 });
+      expect(await rival.acquire(), 'the expired session held nothing').toBe(true);
+      await waitFor(async () => holder.signal.aborted, {
+        timeout: 20_000,
+        what: 'the loss signal of the expired holding',
+      });
+      await rival.release();
+      proxy.heal();
 
-    const rival = new ZooKeeperLock(name, { client: client(), timeout: 20_000 });
-    expect(await rival.acquire(), 'the expired session held nothing').toBe(true);
-    await waitFor(async () => holder.signal.aborted, {
-      timeout: 20_000,
-      what: 'the loss signal of the expired holding',
-    });
-    await rival.release();
-
-    // The same client works again, on a new session.
-    await waitFor(async () => zk.sessions === 2 && zk.connected, {
-      timeout: 20_000,
-      what: 'a new session',
-    });
-    const again = new ZooKeeperLock(name, { client: zk });
-    expect(await again.acquire(false)).toBe(true);
-    await again.release();
+      // The same client works again, on a new session.
+      await waitFor(async () => zk.sessions === 2 && zk.connected, {
+        timeout: 30_000,
+        what: 'a new session',
+      });
+      const again = new ZooKeeperLock(name, { client: zk });
+      expect(await again.acquire(false)).toBe(true);
+      await again.release();
+    } finally {
+      await proxy.close();
+    }
   });
 });
 

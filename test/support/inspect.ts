@@ -405,10 +405,13 @@ async function zookeeperHolder(key: string) {
   const { data, mtime } = await zkCall<{ data: Buffer; mtime: Buffer }>((raw, done) =>
     raw.getData(path, (e, data, stat) => done(e, { data, mtime: stat?.mtime ?? Buffer.alloc(8) })),
   );
-  const { t, e } = JSON.parse(data.toString('utf8')) as { t: string; e: number | null };
+  const { t, e } = JSON.parse(Buffer.from(data).toString('utf8')) as {
+    t: string;
+    e: number | null;
+  };
   if (e === null) return { path, token: t, ttl: -1 };
   // The test server runs on this machine: its clock is this one.
-  const ttl = Number(mtime.readBigInt64BE(0)) + e - Date.now();
+  const ttl = Number(Buffer.from(mtime).readBigInt64BE(0)) + e - Date.now();
   return ttl > 0 ? { path, token: t, ttl } : undefined;
 }
 

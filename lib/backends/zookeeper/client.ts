@@ -7,10 +7,13 @@
  */
 import { loadDriver } from '../../core/driver.js';
 
-/** A ZooKeeper node's stat, as node-zookeeper-client gives it (longs as 8-byte buffers). */
+/**
+ * A ZooKeeper node's stat, as node-zookeeper-client gives it (longs as 8-byte buffers). Typed as
+ * `Uint8Array` (a `Buffer` is one) so that the published types do not need `@types/node`.
+ */
 export interface ZkStat {
-  readonly czxid: Buffer;
-  readonly mtime: Buffer;
+  readonly czxid: Uint8Array;
+  readonly mtime: Uint8Array;
   readonly version: number;
 }
 
@@ -21,11 +24,14 @@ export interface RawZkClient {
   connect(): void;
   close(): void;
   on(event: 'state', listener: (state: { readonly name: string }) => void): unknown;
-  getSessionId(): Buffer;
-  create(path: string, data: Buffer, mode: number, callback: Callback<string>): void;
+  getSessionId(): Uint8Array;
+  create(path: string, data: Uint8Array, mode: number, callback: Callback<string>): void;
   remove(path: string, version: number, callback: Callback<void>): void;
-  setData(path: string, data: Buffer, version: number, callback: Callback<ZkStat>): void;
-  getData(path: string, callback: (error: Error | null, data: Buffer, stat: ZkStat) => void): void;
+  setData(path: string, data: Uint8Array, version: number, callback: Callback<ZkStat>): void;
+  getData(
+    path: string,
+    callback: (error: Error | null, data: Uint8Array, stat: ZkStat) => void,
+  ): void;
   getChildren(path: string, callback: Callback<string[]>): void;
   exists(path: string, callback: Callback<ZkStat | null>): void;
   exists(
@@ -39,7 +45,7 @@ export interface RawZkClient {
 
 /** A node-zookeeper-client multi-op transaction (the ops this backend uses). */
 export interface ZkTransaction {
-  setData(path: string, data: Buffer, version: number): ZkTransaction;
+  setData(path: string, data: Uint8Array, version: number): ZkTransaction;
   remove(path: string, version: number): ZkTransaction;
   commit(callback: Callback<readonly { readonly stat?: ZkStat }[]>): void;
 }
@@ -161,7 +167,7 @@ export class ZooKeeperClient {
 
   /** The current session's id (hex), or '' before the first connection. */
   get sessionId(): string {
-    return this.#connected ? this.#raw.getSessionId().toString('hex') : '';
+    return this.#connected ? Buffer.from(this.#raw.getSessionId()).toString('hex') : '';
   }
 
   /** Resolves when connected (at once if it is); never while closed. */

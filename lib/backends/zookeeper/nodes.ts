@@ -53,12 +53,12 @@ export interface NodeData {
   readonly w?: 1;
 }
 
-export const encodeData = (data: NodeData) => Buffer.from(JSON.stringify(data), 'utf8');
+export const encodeData = (data: NodeData): Uint8Array => Buffer.from(JSON.stringify(data), 'utf8');
 
-export function decodeData(buffer: Buffer | undefined | null): NodeData | undefined {
+export function decodeData(buffer: Uint8Array | undefined | null): NodeData | undefined {
   if (!buffer || buffer.length === 0) return undefined;
   try {
-    const parsed = JSON.parse(buffer.toString('utf8')) as Partial<NodeData>;
+    const parsed = JSON.parse(Buffer.from(buffer).toString('utf8')) as Partial<NodeData>;
     if (typeof parsed.t !== 'string') return undefined;
     return {
       t: parsed.t,
@@ -71,7 +71,8 @@ export function decodeData(buffer: Buffer | undefined | null): NodeData | undefi
 }
 
 /** A long of a stat (8 bytes, big-endian) as a bigint. */
-export const long = (buffer: Buffer) => buffer.readBigInt64BE(0);
+export const long = (buffer: Uint8Array) =>
+  new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength).getBigInt64(0);
 
 /** The sequence of a contender's node name (-1: not one of ours). */
 export function sequenceOf(name: string): number {
