@@ -45,18 +45,23 @@ export const LONG = CHAOS_SCALE === 'long' || SOAK;
 /** Multiplies section counts and run times in the long run. */
 export const SCALE = LONG ? 10 : 1;
 
-let bundled: Promise<string> | undefined;
+const bundles = new Map<string, Promise<string>>();
 
-/** The worker bundled with the built package inlined: starts in ~100 ms with plain node. */
-function workerScript(): Promise<string> {
-  bundled ??= (async () => {
+/**
+ * A chaos script of test/chaos (`worker`, `leader-worker`) bundled with the built package inlined,
+ * once per test process: it starts in ~100 ms with plain node. The drivers stay external.
+ */
+export function bundleChaosScript(name: string): Promise<string> {
+  let bundled = bundles.get(name);
+  if (bundled) return bundled;
+  bundled = (async () => {
     // One bundle per test process: files running in parallel never overwrite each other's.
     const outfile = join(
       root,
       'node_modules',
       '.cache',
       'nestjs-sherlock-chaos',
-      `worker-${process.pid}.mjs`,
+      `${name}-${process.pid}.mjs`,
     );
     const inlineDist: Plugin = {
       name: 'nestjs-sherlock-dist',
@@ -67,7 +72,7 @@ function workerScript(): Promise<string> {
       },
     };
     await build({
-      entryPoints: [join(root, 'test', 'chaos', 'worker.ts')],
+      entryPoints: [join(root, 'test', 'chaos', `${name}.ts`)],
       outfile,
       bundle: true,
       platform: 'node',
@@ -79,6 +84,7 @@ function workerScript(): Promise<string> {
     });
     return outfile;
   })();
+  bundles.set(name, bundled);
   return bundled;
 }
 
@@ -173,7 +179,7 @@ interface Spawned {
 }
 
 export async function runChaos(options: RunOptions): Promise<RunResult> {
-  const script = await workerScript();
+  const script = await bundleChaosScript('worker');
   const began = performance.now();
   const dir = mkdtempSync(join(tmpdir(), `chaos-${options.scenario}-`));
   const counterFile = join(dir, 'counter');

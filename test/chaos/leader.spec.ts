@@ -19,7 +19,6 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
-import { build, type Plugin } from 'esbuild';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 
@@ -32,6 +31,7 @@ import {
   type LeaderReport,
   type StoreEntry,
 } from './leader-checker.js';
+import { bundleChaosScript } from './harness.js';
 import type { LeaderRecord, LeaderWorkerSettings } from './leader-worker.js';
 import { TcpProxy } from './proxy.js';
 
@@ -41,42 +41,6 @@ type Backend = (typeof BACKENDS)[number];
 
 /** The leader's lease in every scenario (it renews every third of it). */
 const EXPIRE = 2_000;
-
-let bundled: Promise<string> | undefined;
-
-/** The candidate bundled with the built package inlined: starts in ~100 ms with plain node. */
-function workerScript(): Promise<string> {
-  bundled ??= (async () => {
-    const outfile = join(
-      root,
-      'node_modules',
-      '.cache',
-      'nestjs-sherlock-chaos',
-      `leader-${process.pid}.mjs`,
-    );
-    const inlineDist: Plugin = {
-      name: 'nestjs-sherlock-dist',
-      setup(b) {
-        b.onResolve({ filter: /^nestjs-sherlock\/core$/ }, () => ({
-          path: join(root, 'dist', 'sherlock.js'),
-        }));
-      },
-    };
-    await build({
-      entryPoints: [join(root, 'test', 'chaos', 'leader-worker.ts')],
-      outfile,
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      external: ['ioredis', 'etcd3'],
-      plugins: [inlineDist],
-      logLevel: 'warning',
-    });
-    return outfile;
-  })();
-  return bundled;
-}
 
 interface Candidate {
   readonly id: number;
@@ -130,7 +94,7 @@ const store = new Redis(redisUrl(), { maxRetriesPerRequest: 1 });
 afterAll(() => store.disconnect());
 
 async function runLeaders(options: RunOptions): Promise<RunResult> {
-  const script = await workerScript();
+  const script = await bundleChaosScript('leader-worker');
   const began = performance.now();
   const dir = mkdtempSync(join(tmpdir(), `chaos-${options.scenario}-`));
   const unique = `${options.scenario}-${process.pid}-${Date.now().toString(36)}`;
