@@ -41,7 +41,8 @@ export const rawScripts: Contender = {
       async acquire() {
         owner = `${newOwnerToken()}|${Date.now()}${SUFFIX}`;
         const reply = await redis.evalsha(ACQUIRE.sha, 3, key, fencing, queue, owner, EXPIRE, '');
-        if (typeof reply !== 'string') throw new Error(`${key}: taken`);
+        if (typeof reply !== 'string' && typeof reply !== 'number')
+          throw new Error(`${key}: taken`);
       },
       async release() {
         const reply = await redis.evalsha(RELEASE_AND_GRANT.sha, 3, key, fencing, queue, owner);
