@@ -70,6 +70,8 @@ export class WakeChannels {
   /** The servers have no sharded pub/sub: Cluster waiters use plain pub/sub. */
   private noSharded = false;
   private linger: NodeJS.Timeout | undefined;
+  /** When the last waiter left (`performance.now()`): the connections close `LINGER` after. */
+  private emptySince = 0;
   private count = 0;
 
   private constructor(
@@ -104,8 +106,8 @@ export class WakeChannels {
    * plain pub/sub.
    */
   async join(wake: Wake, slot?: number): Promise<Joined> {
-    clearTimeout(this.linger);
-    this.linger = undefined;
+    // A linger timer still armed is left so (it finds a waiter and stops): no clearTimeout and
+    // setTimeout again per waiting acquire, on the hand-off path.
     const id = (this.count++).toString(36);
     this.waiters.set(id, wake);
     const leave = () => this.leave(id);
@@ -192,13 +194,24 @@ export class WakeChannels {
   }
 
   private leave(id: string): void {
-    if (!this.waiters.delete(id) || this.waiters.size > 0 || this.linger) return;
-    this.linger = setTimeout(() => {
-      this.linger = undefined;
-      if (this.waiters.size === 0) this.close();
-    }, LINGER);
+    if (!this.waiters.delete(id) || this.waiters.size > 0) return;
+    this.emptySince = performance.now();
+    if (!this.linger) this.lingerFor(LINGER);
+  }
+
+  private lingerFor(ms: number): void {
+    this.linger = setTimeout(this.lingered, ms);
     this.linger.unref();
   }
+
+  /** Closes the connections if nobody waited for `LINGER` ms, else waits for the rest of it. */
+  private lingered = (): void => {
+    this.linger = undefined;
+    if (this.waiters.size > 0) return; // the next one to leave arms it again
+    const idle = performance.now() - this.emptySince;
+    if (idle >= LINGER - 1) this.close();
+    else this.lingerFor(LINGER - idle);
+  };
 
   private close(): void {
     const subscriber = this.subscriber;
