@@ -21,11 +21,26 @@ import { Alarm, DeadlineExceededError, now, settleWithin, sleep } from './timing
 
 /**
  * How long a waiter that was promised a wake-up waits for it before it tries again anyway (a
- * message lost with a dropped connection, a wake-up that went to a waiter that just died). The
- * waiters further back in line poll less often: `FALLBACK_POLL × (1 + place)`, at most 5×.
+ * message lost with a dropped connection, a wake-up that went to a waiter that just died): the
+ * fallback poll of the first in line. Only the first in line can be granted next, so only its
+ * poll recovers a lost grant quickly; a waiter further back polls to stay in line and to learn
+ * its new place, so its poll doubles with each place ahead of it, up to `MAX_FALLBACK_POLL`.
  */
 export const FALLBACK_POLL = 2_000;
-const MAX_POLL_FACTOR = 5;
+/**
+ * The longest fallback poll (before its ±10 % jitter, so at most 33 s): half the minute a Redis
+ * lock's line outlives the last attempt of any of its waiters, so that any one live waiter keeps
+ * the line alive with a margin of one missed poll. Reached at place 4 (2 s × 2^4 = 32 s).
+ */
+const MAX_FALLBACK_POLL = 30_000;
+/** Places past this one poll at `MAX_FALLBACK_POLL` (keeps `2 ** place` finite). */
+const MAX_DOUBLINGS = 5;
+
+/** The fallback poll of a waiter at `position` in line (0: next), before jitter. */
+function fallbackPoll(position: number | undefined): number {
+  const place = Math.min(Math.max(0, position ?? 0), MAX_DOUBLINGS);
+  return Math.min(FALLBACK_POLL * 2 ** place, MAX_FALLBACK_POLL);
+}
 
 /** What the sleep policy decides from. */
 export interface WaitFacts {
@@ -46,7 +61,8 @@ export interface WaitFacts {
 /**
  * How long to wait before the next attempt: the whole waiting policy. A polling waiter sleeps
  * `retryInterval` with jitter (50–100 %) so that waiters do not move in step; a pushed waiter
- * sleeps until woken, bounded by a fallback poll (longer further back in line, ±10 % jitter).
+ * sleeps until woken, bounded by a fallback poll (2 s for the first in line, doubling with each
+ * place further back, at most 30 s; ±10 % jitter).
  * Either wakes just after the holder's TTL runs out, before its place in line must be renewed,
  * and by the acquire's deadline.
  */
@@ -55,9 +71,7 @@ export function sleepBeforeNextAttempt(
   random: () => number = Math.random,
 ): number {
   let ms = facts.pushed
-    ? FALLBACK_POLL *
-      Math.min(1 + Math.max(0, facts.position ?? 0), MAX_POLL_FACTOR) *
-      (0.9 + random() * 0.2)
+    ? fallbackPoll(facts.position) * (0.9 + random() * 0.2)
     : facts.retryInterval * (0.5 + random() / 2);
   if (facts.holderTtl !== undefined && facts.holderTtl >= 0) ms = Math.min(ms, facts.holderTtl + 1);
   if (facts.renewWithin !== undefined) ms = Math.min(ms, facts.renewWithin);

@@ -70,14 +70,18 @@ describe('hand-off waiter', () => {
   it('polls at the fallback interval, longer further back in line', async () => {
     control.holdElsewhere('busy');
     control.refusal.position = 2;
-    watch(locks.lock('busy', { timeout: 60_000 }).acquire());
-    await advance(12_000);
-    expect(attemptTimes()).toEqual([0, 6_000, 12_000]); // 2000 × (1 + 2)
-    control.refusal.position = 9;
+    watch(locks.lock('busy', { timeout: 120_000 }).acquire());
     await advance(16_000);
-    // the attempt at 18000 is told place 9: × 5 at most
-    expect(attemptTimes()).toEqual([0, 6_000, 12_000, 18_000, 28_000]);
-    expect(control.calls.listen).toBe(5);
+    expect(attemptTimes()).toEqual([0, 8_000, 16_000]); // 2000 × 2^2
+    control.refusal.position = 9;
+    await advance(54_000);
+    // the attempt at 24000 is told place 9: 30 s at most
+    expect(attemptTimes()).toEqual([0, 8_000, 16_000, 24_000, 54_000]);
+    control.refusal.position = 0;
+    await advance(16_000);
+    // the attempt at 84000 is told it is next: back to 2 s
+    expect(attemptTimes()).toEqual([0, 8_000, 16_000, 24_000, 54_000, 84_000, 86_000]);
+    expect(control.calls.listen).toBe(7);
   });
 
   it('wakes after the holder TTL even without a wake-up', async () => {
