@@ -45,9 +45,19 @@ export interface RawZkClient {
 
 /** A node-zookeeper-client multi-op transaction (the ops this backend uses). */
 export interface ZkTransaction {
+  create(path: string, data: Uint8Array, mode: number): ZkTransaction;
   setData(path: string, data: Uint8Array, version: number): ZkTransaction;
   remove(path: string, version: number): ZkTransaction;
-  commit(callback: Callback<readonly { readonly stat?: ZkStat }[]>): void;
+  commit(callback: Callback<readonly ZkOpResult[]>): void;
+}
+
+/** One op's result in a committed transaction: a create's path, a setData's stat. */
+export interface ZkOpResult {
+  readonly path?: string;
+  readonly stat?: ZkStat & {
+    readonly mzxid?: Uint8Array;
+    readonly numChildren?: number;
+  };
 }
 
 interface ZkModule {
