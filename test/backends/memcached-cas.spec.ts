@@ -192,4 +192,25 @@ describe('memcached: release by the add CAS value', () => {
     await b.release();
     await locks.close();
   });
+
+  it('a memcached run with -C (no CAS values, every answer says 0) gets no one-request release: a DELETE carrying 0 would delete any item', async () => {
+    const noCas = await startMemcached({ args: ['-C'] });
+    const client = memjs.Client.create(noCas.servers, { logger: { log: () => undefined } });
+    try {
+      const locks = new LockManager({ backend: 'memcached', client, expire: 30_000 });
+      const lock = locks.lock(uniqueName('no-cas'));
+      expect(await lock.acquire(false)).toBe(true);
+      expect(await casOf(client, lock.key)).toBe(0n);
+      expect(lock.holding?.held).toBeUndefined();
+      const before = await stats(client);
+      await lock.release();
+      const after = await stats(client);
+      expect((after['cmd_get'] ?? NaN) - (before['cmd_get'] ?? NaN), 'read first').toBe(1);
+      expect(await lock.locked()).toBe(false);
+      await locks.close();
+    } finally {
+      client.close();
+      await noCas.stop();
+    }
+  });
 });
