@@ -9,6 +9,7 @@
  * errors of a bad connection and of the recipes it lacks.
  */
 import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import {
   LockBackendError,
@@ -244,5 +245,35 @@ describe('zookeeper backend: round trips', () => {
     await rival.release();
     expect(await lock.acquire(false)).toBe(true);
     await lock.release();
+  });
+  it('a lock node whose ACL forbids writing it (contenders may only create children): the acquire creates its node plainly and reads the line', async () => {
+    const zk = client();
+    const lock = new ZooKeeperLock(uniqueName('acl'), { client: zk, expire: 30_000 });
+    const lib = createRequire(import.meta.url)('node-zookeeper-client') as {
+      ACL: new (perms: number, id: object) => object;
+      Id: new (scheme: string, id: string) => object;
+      Permission: Record<'CREATE' | 'READ' | 'DELETE', number>;
+    };
+    const { CREATE, READ, DELETE } = lib.Permission;
+    const acl = [new lib.ACL(CREATE | READ | DELETE, new lib.Id('world', 'anyone'))];
+    const raw = zk.raw as {
+      mkdirp(path: string, done: (error: unknown) => void): void;
+      create(path: string, d: Buffer, a: object[], mode: number, done: (e: unknown) => void): void;
+    };
+    await new Promise<void>((resolve, reject) =>
+      raw.mkdirp('/nestjs-sherlock', (error) => (error ? reject(error) : resolve())),
+    );
+    await new Promise<void>((resolve, reject) =>
+      raw.create(`/nestjs-sherlock/${lock.key}`, Buffer.alloc(0), acl, 0, (error) =>
+        error ? reject(error) : resolve(),
+      ),
+    );
+    expect(await lock.acquire(false)).toBe(true);
+    const rival = new ZooKeeperLock(lock.name, { client: client(), expire: 30_000 });
+    expect(await rival.acquire(false)).toBe(false);
+    await lock.release();
+    expect(await rival.acquire(false)).toBe(true);
+    expect(BigInt(rival.fencingToken ?? 0)).toBeGreaterThan(0n);
+    await rival.release();
   });
 });

@@ -104,6 +104,7 @@ export const zookeeperDriver = () => loadDriver<ZkModule>('zookeeper', 'node-zoo
 export const ZK = {
   CONNECTION_LOSS: -4,
   NO_NODE: -101,
+  NO_AUTH: -102,
   BAD_VERSION: -103,
   NODE_EXISTS: -110,
   NOT_EMPTY: -111,

@@ -179,11 +179,30 @@ export async function createNode(
   data: NodeData,
 ): Promise<Created> {
   const { EPHEMERAL_SEQUENTIAL } = zookeeperDriver().CreateMode;
+  const nodePath = `${parent}/${prefixOf(guid)}`;
+  // A plain create (the line is read after it): for a lock node whose ACL lets contenders create
+  // children but not write it (one made by hand so).
+  const plainCreate = async (): Promise<Created> => ({
+    name: nameOf(
+      await call<string>(zk, (raw, done) =>
+        raw.create(nodePath, encodeData(data), EPHEMERAL_SEQUENTIAL, done),
+      ),
+    ),
+    alone: false,
+  });
+  // The create may have been applied and its reply lost: find the node by its guid.
+  const recover = async (error: unknown): Promise<Created> => {
+    if (codeOf(error) === ZK.CONNECTION_LOSS) {
+      const found = await findNode(zk, parent, guid);
+      if (found !== undefined) return { name: found, alone: false };
+    }
+    throw error;
+  };
   const create = async (): Promise<Created> => {
     const [made, parentWrite] = await call<readonly ZkOpResult[]>(zk, (raw, done) =>
       raw
         .transaction()
-        .create(`${parent}/${prefixOf(guid)}`, encodeData(data), EPHEMERAL_SEQUENTIAL)
+        .create(nodePath, encodeData(data), EPHEMERAL_SEQUENTIAL)
         .setData(parent, EMPTY, -1)
         .commit(done),
     );
@@ -203,18 +222,14 @@ export async function createNode(
     return await create();
   } catch (error) {
     const code = codeOf(error);
+    if (code === ZK.NO_AUTH) return plainCreate().catch(recover);
     if (code === ZK.NO_NODE) {
       await unless([ZK.NODE_EXISTS], '', () =>
         call<string>(zk, (raw, done) => raw.mkdirp(parent, done)),
       );
       return await create();
     }
-    if (code === ZK.CONNECTION_LOSS) {
-      // The create may have been applied and its reply lost: find the node by its guid.
-      const found = await findNode(zk, parent, guid);
-      if (found !== undefined) return { name: found, alone: false };
-    }
-    throw error;
+    return recover(error);
   }
 }
 
