@@ -5,6 +5,7 @@
  * succeeded too late, the hand-off waiter of a blocking acquire, and the sleep policy.
  */
 import {
+  type AttemptOutcome,
   type Granted,
   type LockBackend,
   type LockTarget,
@@ -16,7 +17,7 @@ import { LockAbortedError } from './errors/lock-aborted.error.js';
 import { LockBackendError } from './errors/lock-backend.error.js';
 import { LockTimeoutError } from './errors/lock-timeout.error.js';
 import { ownerToken } from './holder.js';
-import { Alarm, callAsync, DeadlineExceededError, now, settleWithin, sleep } from './timing.js';
+import { Alarm, DeadlineExceededError, now, settleWithin, sleep } from './timing.js';
 
 /**
  * How long a waiter that was promised a wake-up waits for it before it tries again anyway (a
@@ -127,13 +128,16 @@ export const FAILURES_FOR_UNAVAILABLE = 2;
 export function runAcquire<H>(
   lock: SessionLock<H>,
   request: AcquireRequest,
+  /** When the acquire began (`now()`), if the caller just read the clock. */
+  start: number = now(),
 ): Promise<Acquired<H> | Busy> {
-  return new WaitSession(lock, request).run();
+  return new WaitSession(lock, request, start).run();
 }
 
 class WaitSession<H> {
-  private readonly start = now();
   private readonly handOff;
+  /** The hand-off waiter is opened after the first refusal (`openAfterRefusal`), not yet. */
+  private openLater: boolean;
   private waiter: unknown;
   private hasWaiter = false;
   private listening = false;
@@ -145,8 +149,10 @@ class WaitSession<H> {
   constructor(
     private readonly lock: SessionLock<H>,
     private readonly request: AcquireRequest,
+    private readonly start: number,
   ) {
     this.handOff = request.blocking ? lock.backend.handOff : undefined;
+    this.openLater = this.handOff?.openAfterRefusal === true;
   }
 
   async run(): Promise<Acquired<H> | Busy> {
@@ -156,14 +162,19 @@ class WaitSession<H> {
     let lastError: unknown;
     let answered = false;
     let failuresInARow = 0;
-    this.openWaiter();
+    let attempts = 0;
+    if (!this.openLater) this.openWaiter();
     try {
       for (;;) {
         if (signal?.aborted) throw new LockAbortedError(target.name, { cause: signal.reason });
         try {
           // Every attempt may take up to operationTimeout, so the last one (sent when `timeout`
           // runs out) can finish: a blocking acquire ends by timeout + operationTimeout at worst.
-          const outcome = await this.attempt(operationTimeout);
+          // The first attempt counts from the acquire's start (one clock reading less).
+          const outcome = await this.attempt(
+            operationTimeout,
+            attempts++ === 0 ? this.start : now(),
+          );
           if (outcome.granted) {
             granted = true;
             return outcome;
@@ -208,6 +219,11 @@ class WaitSession<H> {
             timeout,
             lastError === undefined ? { retryAfter } : { cause: lastError, retryAfter },
           );
+        }
+        if (this.openLater) {
+          // Refused (or failed) for the first time: the waiter the next attempts go with.
+          this.openLater = false;
+          this.openWaiter();
         }
         if (lastError === undefined && this.hasWaiter && !(await this.listen())) continue;
         await this.sleep();
@@ -306,16 +322,24 @@ class WaitSession<H> {
     else await sleep(ms, this.request.signal);
   }
 
-  /** One attempt with its own deadline. A late success of an abandoned attempt is undone. */
-  private async attempt(deadline: number): Promise<Acquired<H> | Refused> {
+  /**
+   * One attempt with its own deadline, sent at `sentAt`. A late success of an abandoned attempt
+   * is undone.
+   */
+  private async attempt(deadline: number, sentAt: number): Promise<Acquired<H> | Refused> {
     const { target, backend } = this.lock;
     const token = ownerToken(this.lock.ownerSuffix);
-    const sentAt = now();
     const waiter = this.hasWaiter ? this.waiter : undefined;
-    const pending = callAsync(() => backend.acquire(target, token, waiter));
+    let pending: Promise<AttemptOutcome<H>>;
+    try {
+      // As callAsync would (a synchronous throw is a rejection), without a closure per attempt.
+      pending = Promise.resolve(backend.acquire(target, token, waiter));
+    } catch (err) {
+      pending = Promise.reject(err as Error);
+    }
     let settled;
     try {
-      settled = await settleWithin(pending, deadline, this.request.signal);
+      settled = await settleWithin(pending, deadline, this.request.signal, sentAt);
     } catch (err) {
       // The server may have applied the write before the error (a dropped reply): undo it.
       undo(this.lock, token, pending);
@@ -326,18 +350,25 @@ class WaitSession<H> {
       if (!outcome.granted) return outcome;
       const startedAt = outcome.since === undefined ? sentAt : Math.min(outcome.since, sentAt);
       // Field by field, not a spread: this runs once per acquire.
-      const acquired: Acquired<H> = {
+      if (outcome.ownerToken !== undefined) {
+        return {
+          granted: true,
+          fencingToken: outcome.fencingToken,
+          since: outcome.since,
+          held: outcome.held,
+          token: outcome.ownerToken,
+          startedAt,
+          ownerToken: outcome.ownerToken,
+        };
+      }
+      return {
         granted: true,
         fencingToken: outcome.fencingToken,
         since: outcome.since,
         held: outcome.held,
-        token: outcome.ownerToken ?? token,
+        token,
         startedAt,
       };
-      if (outcome.ownerToken !== undefined) {
-        return { ...acquired, ownerToken: outcome.ownerToken };
-      }
-      return acquired;
     }
     undo(this.lock, token, pending);
     if (settled.kind === 'aborted') {

@@ -254,3 +254,57 @@ describe('hand-off waiter', () => {
     expect(control.calls.close).toBe(0);
   });
 });
+
+describe('hand-off waiter opened after the first refusal (openAfterRefusal)', () => {
+  const lazy = registerFake({ name: 'unitHandOffLazy', push: true, openAfterRefusal: true });
+  const lazyControl = lazy.control;
+  let lazyLocks: LockManager;
+  beforeEach(() => {
+    lazyControl.reset();
+    lazyLocks = new LockManager({
+      backend: 'unitHandOffLazy',
+      retryInterval: 100,
+      timeout: 10_000,
+    });
+  });
+
+  it('an uncontended blocking acquire opens no waiter at all', async () => {
+    expect(await lazyLocks.lock('free').acquire()).toBe(true);
+    expect(lazyControl.sequence()).toEqual(['acquire']);
+    expect(lazyControl.callsOf('acquire')[0]?.waiter).toBeUndefined();
+  });
+
+  it('a refused first attempt (no waiter) opens one, listens, and goes on with it', async () => {
+    lazyControl.holdElsewhere('busy');
+    const acquiring = watch(lazyLocks.lock('busy').acquire());
+    await flush();
+    expect(lazyControl.sequence()).toEqual(['acquire', 'open', 'listen']);
+    const [waiter] = lazyControl.waiters;
+    lazyControl.drop('busy');
+    await flush();
+    expect(acquiring.value).toBe(true);
+    expect(lazyControl.callsOf('acquire').map((call) => call.waiter)).toEqual([undefined, waiter]);
+    expect(lazyControl.sequence()).toEqual(['acquire', 'open', 'listen', 'acquire', 'close']);
+    expect(waiter?.closedWith).toBe(true);
+  });
+
+  it('a failed first attempt opens one too (nothing to discard), and a timeout closes it', async () => {
+    lazyControl.holdElsewhere('busy');
+    lazyControl.failNext('acquire', 1);
+    const acquiring = watch(lazyLocks.lock('busy').acquire({ timeout: 1_000 }));
+    await flush();
+    expect(lazyControl.waiters).toHaveLength(1);
+    expect(lazyControl.calls.close).toBe(0);
+    await advance(3_000);
+    rejected(acquiring, LockTimeoutError);
+    expect(lazyControl.calls.open).toBe(1);
+    expect(lazyControl.callsOf('close').map((c) => c.granted)).toEqual([false]);
+    expect(lazyControl.openWaiters()).toEqual([]);
+  });
+
+  it('a non-blocking acquire never opens one', async () => {
+    lazyControl.holdElsewhere('busy');
+    expect(await lazyLocks.lock('busy').acquire(false)).toBe(false);
+    expect(lazyControl.calls.open).toBe(0);
+  });
+});
