@@ -403,7 +403,7 @@ describe('memcached: the item on the server', () => {
     expect(await metaGet(lock.key)).toBeNull();
   });
 
-  describe('a change between the GET and the DELETE of one release (interleaved by a proxy)', () => {
+  describe('a change between the GET and the DELETE of a release that reads the item first (interleaved by a proxy)', () => {
     let proxy: BinaryProtocolProxy;
     let proxied: memjs.Client;
 
@@ -424,14 +424,20 @@ describe('memcached: the item on the server', () => {
       await mustAcquire(lock);
       const token = (await metaGet(lock.key))?.value ?? '';
       expect(token).toMatch(TOKEN);
-      proxy.before(OPCODE_DELETE, () => foreignWrite(lock.key, token));
+      // The same token re-stored before the release: still this owner's by value, but the CAS
+      // value the add answered with is stale, so release's one-request DELETE is refused and it
+      // falls back to GET + CAS-checked DELETE, the path interleaved here (before its DELETE).
+      await rawSet(lock.key, token);
+      proxy.before(OPCODE_DELETE, async () => {
+        proxy.before(OPCODE_DELETE, () => foreignWrite(lock.key, token));
+      });
       const seen = proxy.forwarded.length;
       const error = await lock.release().then(
         () => undefined,
         (err: unknown) => err,
       );
-      // The foreign write really happened between release's two requests.
-      expect(proxy.forwarded.slice(seen)).toEqual([OPCODE_GET, OPCODE_DELETE]);
+      // The foreign write really happened between the fallback's GET and its DELETE.
+      expect(proxy.forwarded.slice(seen)).toEqual([OPCODE_DELETE, OPCODE_GET, OPCODE_DELETE]);
       return { lock, token, error };
     }
 
