@@ -272,6 +272,42 @@ describe('postgres: direct grant, strict first come first served', () => {
     await waiter.release();
   });
 
+  it("a lease table of an earlier version (no 'queued' column, no line) gets them on first use", async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { defer } = scope(onTestFinished);
+    const schema = `pgfifo_old_${Math.random().toString(36).slice(2, 10)}`;
+    const admin = poolFor(defer);
+    await admin.query(`CREATE SCHEMA ${schema}`);
+    defer(() => admin.query(`DROP SCHEMA ${schema} CASCADE`));
+    await admin.query(`
+      CREATE TABLE ${schema}.sherlock_locks (
+        key text PRIMARY KEY, token text NOT NULL, fence bigint NOT NULL, expires_at timestamptz);
+      CREATE SEQUENCE ${schema}.sherlock_locks_fence AS bigint;
+      INSERT INTO ${schema}.sherlock_locks VALUES ('held-before', 'old-owner', 1, NULL)`);
+    const pool = new pg.Pool({
+      connectionString: postgresUrl(),
+      options: `-c search_path=${schema}`,
+    });
+    pool.on('error', () => undefined);
+    defer(() => pool.end());
+    const old = new PostgresLock('held-before', { client: pool });
+    expect(await old.acquire(false), 'the row of the earlier version still holds it').toBe(false);
+    const lock = new PostgresLock(uniqueName('pg-upgrade'), { client: pool, expire: 30_000 });
+    expect(await lock.acquire(false)).toBe(true);
+    const columns = await admin.query(
+      `SELECT table_name, column_name FROM information_schema.columns
+        WHERE table_schema = $1 AND column_name IN ('queued', 'last_seen') ORDER BY table_name`,
+      [schema],
+    );
+    expect(columns.rows).toEqual([
+      { table_name: 'sherlock_lock_waiters', column_name: 'last_seen' },
+      { table_name: 'sherlock_locks', column_name: 'queued' },
+    ]);
+    await lock.release();
+  });
+
   it('8 waiters on 4 pools: served in the order they queued, fencing tokens strictly increasing in holding order, never two holders', async ({
     expect,
     onTestFinished,

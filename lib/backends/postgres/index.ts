@@ -78,8 +78,10 @@ CREATE TABLE IF NOT EXISTS ${POSTGRES_TABLE} (
   key text PRIMARY KEY,
   token text NOT NULL,
   fence bigint NOT NULL,
-  expires_at timestamptz
+  expires_at timestamptz,
+  queued boolean NOT NULL DEFAULT false
 );
+ALTER TABLE ${POSTGRES_TABLE} ADD COLUMN IF NOT EXISTS queued boolean NOT NULL DEFAULT false;
 CREATE SEQUENCE IF NOT EXISTS ${POSTGRES_FENCE_SEQUENCE} AS bigint;
 ${WAITERS_SCHEMA}`;
 
@@ -93,7 +95,10 @@ async function setUp(pool: PgPoolLike): Promise<void> {
   // Created only if absent: a role without CREATE on the schema can use tables made by a migration.
   const { rows } = await pool.query(
     `SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL
-        AND to_regclass($3) IS NOT NULL AS ready`,
+        AND to_regclass($3) IS NOT NULL
+        AND EXISTS (SELECT 1 FROM pg_attribute
+                     WHERE attrelid = to_regclass($1) AND attname = 'queued' AND NOT attisdropped)
+        AS ready`,
     [POSTGRES_TABLE, POSTGRES_FENCE_SEQUENCE, POSTGRES_WAITERS_TABLE],
   );
   if (rows[0]?.ready === true) return;
@@ -124,19 +129,21 @@ const EXPIRY = `clock_timestamp() + $3::double precision * interval '1 milliseco
 const LIVE = `(expires_at IS NULL OR expires_at > clock_timestamp())`;
 
 /**
- * Takes the lock if its row is absent or expired and nobody live waits in line, in one
- * statement: an INSERT whose conflict with an expired row overwrites it. The outer SELECT reads
- * the snapshot from before the INSERT: when refused, the holder's remaining time (-1: no expiry;
- * NULL: the lock is free but others wait for it).
+ * Takes the lock if its row is absent or expired, in one statement: an INSERT whose conflict with
+ * an expired row overwrites it, unless the row says waiters are in line (`queued`, set by each
+ * waiter that joins: line.ts) and one of them is live. The outer SELECT reads the snapshot from
+ * before the INSERT: when refused, the holder's remaining time (-1: no expiry; 0: expired, its
+ * line goes first).
  */
 const ACQUIRE = `
 WITH taken AS (
   INSERT INTO ${POSTGRES_TABLE} AS l (key, token, fence, expires_at)
-  SELECT $1, $2, nextval('${POSTGRES_FENCE_SEQUENCE}'), ${EXPIRY}
-   WHERE NOT EXISTS (SELECT 1 FROM ${POSTGRES_WAITERS_TABLE} w WHERE w.key = $1 AND ${LIVE_WAITER('w')})
+  VALUES ($1, $2, nextval('${POSTGRES_FENCE_SEQUENCE}'), ${EXPIRY})
   ON CONFLICT (key) DO UPDATE
     SET token = excluded.token, fence = excluded.fence, expires_at = excluded.expires_at
     WHERE l.expires_at <= clock_timestamp()
+      AND (NOT l.queued OR NOT EXISTS (
+        SELECT 1 FROM ${POSTGRES_WAITERS_TABLE} w WHERE w.key = $1 AND ${LIVE_WAITER('w')}))
   RETURNING fence
 )
 SELECT (SELECT fence::text FROM taken) AS fence,
@@ -162,6 +169,14 @@ function listenerOf(pool: PgPoolLike): ReleaseListener {
   }
   return listener;
 }
+
+/**
+ * The release of a lock nobody waits for: one statement. A waiter that joins the line sets the
+ * row's `queued` first (holding the row until it commits), so a release that finds it set (or
+ * that finds nothing to delete) takes the line's way (line.ts), which grants the next waiter.
+ */
+const RELEASE_UNQUEUED = `
+DELETE FROM ${POSTGRES_TABLE} WHERE key = $1 AND token = $2 AND ${LIVE} AND NOT queued`;
 
 /** The results of a simple query of several statements, one per statement. */
 async function queryMany(lock: Pick<LockTarget, 'client'>, text: string) {
@@ -268,6 +283,7 @@ const postgresBackend: LockBackend<PgPoolLike, undefined, PgWaiter> = {
   },
 
   async release(lock, token) {
+    if (((await query(lock, RELEASE_UNQUEUED, [lock.key, token])).rowCount ?? 0) > 0) return true;
     const results = await queryMany(lock, releaseSql(LINE, lock.key, token));
     return (results[RELEASED_AT]?.rowCount ?? 0) > 0;
   },

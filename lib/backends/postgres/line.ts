@@ -97,11 +97,14 @@ WITH head AS (
   SELECT key, seq, token, channel, id, expire FROM ${POSTGRES_WAITERS_TABLE}
    WHERE key = ${key} ORDER BY seq LIMIT 1
 ), taken AS (
-  INSERT INTO ${table} AS l (key, token, fence, expires_at)
+  INSERT INTO ${table} AS l (key, token, fence, expires_at, queued)
   SELECT key, token, nextval('${sequence}'),
-         clock_timestamp() + expire * interval '1 millisecond' FROM head
+         clock_timestamp() + expire * interval '1 millisecond',
+         EXISTS (SELECT 1 FROM ${POSTGRES_WAITERS_TABLE} o WHERE o.key = head.key AND o.seq <> head.seq)
+    FROM head
   ON CONFLICT (key) DO UPDATE
-    SET token = excluded.token, fence = excluded.fence, expires_at = excluded.expires_at
+    SET token = excluded.token, fence = excluded.fence, expires_at = excluded.expires_at,
+        queued = excluded.queued
     WHERE l.expires_at <= clock_timestamp()
   RETURNING fence
 ), served AS (
@@ -152,6 +155,10 @@ export function queuedAttemptSql(sql: LineSql, attempt: QueuedAttempt): string {
        SET channel = excluded.channel, id = excluded.id, pid = excluded.pid,
            expire = excluded.expire, last_seen = excluded.last_seen`,
     grantNext(sql, key, token),
+    // Still in line: mark the lock's row (the grant above holds it, whoever holds the lock), so
+    // that its release takes the line's way (see RELEASE_UNQUEUED in index.ts).
+    `UPDATE ${table} SET queued = true WHERE key = ${key} AND NOT queued
+       AND EXISTS (SELECT 1 FROM ${POSTGRES_WAITERS_TABLE} WHERE key = ${key} AND token = ${token})`,
     `SELECT (SELECT fence::text FROM ${table} WHERE key = ${key} AND token = ${token}
               AND ${LIVE_LOCK}) AS fence,
             ${HOLDER_TTL(table, key)} AS ttl,
