@@ -209,6 +209,38 @@ describe('postgres: direct grant, strict first come first served', () => {
     await waiter.release();
   });
 
+  it('an expired lock whose line is marked goes to its live waiters first; a line of dead waiters does not keep a newcomer out', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { defer } = scope(onTestFinished);
+    const inspector = poolFor(defer);
+    const client = await inspector.connect();
+    defer(() => client.release());
+    const pid = Number((await client.query('SELECT pg_backend_pid() AS pid')).rows[0]?.pid);
+    const name = uniqueName('pg-dead-line');
+    const newcomer = new PostgresLock(name, { client: poolFor(defer), expire: 30_000 });
+    // An expired holder whose line was marked, and one waiter in it whose connection lives.
+    await client.query(
+      `INSERT INTO sherlock_locks (key, token, fence, expires_at, queued)
+       VALUES ($1, 'expired-holder', nextval('sherlock_locks_fence'), clock_timestamp() - interval '1 s', true)`,
+      [newcomer.key],
+    );
+    await client.query(
+      `INSERT INTO sherlock_lock_waiters (key, token, channel, id, pid, expire, last_seen)
+       VALUES ($1, 'waiter-token', 'sherlock_grant_none', '0', $2, 30000, clock_timestamp())`,
+      [newcomer.key, pid],
+    );
+    expect(await newcomer.acquire(false), 'a live waiter goes first').toBe(false);
+    // Its connection gone (as if its process died): the newcomer takes the lock.
+    await client.query(`UPDATE sherlock_lock_waiters SET pid = 0 WHERE key = $1`, [newcomer.key]);
+    expect(await newcomer.acquire(false), 'a dead line keeps nobody out').toBe(true);
+    expect((await holderOf(inspector, newcomer.key))?.token).not.toBe('expired-holder');
+    await newcomer.release();
+    expect(await holderOf(inspector, newcomer.key)).toBeUndefined();
+    expect(await entries(inspector, newcomer.key), 'the release pruned the dead').toEqual([]);
+  });
+
   it('a lost grant message: the waiter finds the grant by its fallback poll, with a new, higher fencing token; its release is owner-checked', async ({
     expect,
     onTestFinished,

@@ -131,26 +131,31 @@ const LIVE = `(expires_at IS NULL OR expires_at > clock_timestamp())`;
 /**
  * Takes the lock if its row is absent or expired, in one statement: an INSERT whose conflict with
  * an expired row overwrites it, unless the row says waiters are in line (`queued`, set by each
- * waiter that joins: line.ts) and one of them is live. The outer SELECT reads the snapshot from
- * before the INSERT: when refused, the holder's remaining time (-1: no expiry; 0: expired, its
- * line goes first).
+ * waiter that joins: line.ts) and `line` is true (some of them are live). The outer SELECT reads
+ * the snapshot from before the INSERT: when refused, the holder's remaining time (-1: no expiry;
+ * 0: expired), and whether it was refused for a line only (`queued`).
  */
-const ACQUIRE = `
+const acquireSql = (line: string) => `
 WITH taken AS (
   INSERT INTO ${POSTGRES_TABLE} AS l (key, token, fence, expires_at)
   VALUES ($1, $2, nextval('${POSTGRES_FENCE_SEQUENCE}'), ${EXPIRY})
   ON CONFLICT (key) DO UPDATE
     SET token = excluded.token, fence = excluded.fence, expires_at = excluded.expires_at
-    WHERE l.expires_at <= clock_timestamp()
-      AND (NOT l.queued OR NOT EXISTS (
-        SELECT 1 FROM ${POSTGRES_WAITERS_TABLE} w WHERE w.key = $1 AND ${LIVE_WAITER('w')}))
+    WHERE l.expires_at <= clock_timestamp() AND (NOT l.queued OR NOT ${line})
   RETURNING fence
 )
 SELECT (SELECT fence::text FROM taken) AS fence,
        (SELECT CASE WHEN expires_at IS NULL THEN -1
                     ELSE greatest(0, ceil(extract(epoch FROM expires_at - clock_timestamp()) * 1000))
                END
-          FROM ${POSTGRES_TABLE} WHERE key = $1) AS ttl`;
+          FROM ${POSTGRES_TABLE} WHERE key = $1) AS ttl,
+       (SELECT queued FROM ${POSTGRES_TABLE} WHERE key = $1) AS queued`;
+
+/** The uncontended case: a row marked `queued` is left to its line without looking at it. */
+const ACQUIRE = acquireSql('true');
+/** Refused by the mark of an expired row: is a waiter of that line live? (Else take it.) */
+const ACQUIRE_PAST_DEAD_LINE = acquireSql(`EXISTS (
+  SELECT 1 FROM ${POSTGRES_WAITERS_TABLE} w WHERE w.key = $1 AND ${LIVE_WAITER('w')})`);
 
 const EXTEND = `
 UPDATE ${POSTGRES_TABLE} SET expires_at = ${EXPIRY}
@@ -273,8 +278,10 @@ const postgresBackend: LockBackend<PgPoolLike, undefined, PgWaiter> = {
         renewWithin: RENEW_WITHIN_MS,
       };
     }
-    const { rows } = await query(lock, ACQUIRE, [lock.key, token, lock.expire]);
-    const row = rows[0];
+    let row = (await query(lock, ACQUIRE, [lock.key, token, lock.expire])).rows[0];
+    if (row?.fence === null && row.ttl !== null && Number(row.ttl) === 0 && row.queued === true) {
+      row = (await query(lock, ACQUIRE_PAST_DEAD_LINE, [lock.key, token, lock.expire])).rows[0];
+    }
     if (typeof row?.fence === 'string') return { granted: true, fencingToken: row.fence };
     const ttl = row?.ttl;
     return ttl === null || ttl === undefined
