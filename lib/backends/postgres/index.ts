@@ -1,6 +1,7 @@
 import type { ClientClass, LockBackend, LockTarget } from '../../core/backend.js';
 import { BaseLock, type BaseLockOptions } from '../../core/base-lock.js';
 import { loadDriver } from '../../core/driver.js';
+import { now } from '../../core/timing.js';
 import { backends } from '../../core/registry.js';
 import { postgresInspection } from './inspect.js';
 import {
@@ -183,6 +184,24 @@ function listenerOf(pool: PgPoolLike): ReleaseListener {
 const RELEASE_UNQUEUED = `
 DELETE FROM ${POSTGRES_TABLE} WHERE key = $1 AND token = $2 AND ${LIVE} AND NOT queued`;
 
+/**
+ * The keys whose last release from this pool gave the lock to a waiter, and when: their next
+ * release takes the line's way at once (one round trip, not the one statement first and then the
+ * line's). Only a hint: either way is correct.
+ */
+const lineHints = new WeakMap<PgPoolLike, Map<string, number>>();
+const LINE_HINT_MS = 1_000;
+const LINE_HINT_KEYS = 1_000;
+
+function hintsOf(pool: PgPoolLike): Map<string, number> {
+  let hints = lineHints.get(pool);
+  if (!hints) {
+    hints = new Map();
+    lineHints.set(pool, hints);
+  }
+  return hints;
+}
+
 /** The results of a simple query of several statements, one per statement. */
 async function queryMany(lock: Pick<LockTarget, 'client'>, text: string) {
   const reply = (await query(lock, text, [])) as unknown;
@@ -248,6 +267,14 @@ const postgresBackend: LockBackend<PgPoolLike, undefined, PgWaiter> = {
       const { fencingToken, at } = grant;
       return { granted: true, fencingToken, since: at, ownerToken: waiter.token };
     }
+    if (waiter && !waiter.armed && !waiter.closed) {
+      // The pool's connection listens already (another waiter's): join the line at once.
+      const listener = listenerOf(poolOf(lock));
+      if (listener.pid !== 0) {
+        listener.enlist(waiter);
+        waiter.armed = true;
+      }
+    }
     if (waiter?.armed && waiter.id !== undefined) {
       // In line (or joining it): the waiter's first queued attempt gives it its token.
       const listener = listenerOf(poolOf(lock));
@@ -290,8 +317,19 @@ const postgresBackend: LockBackend<PgPoolLike, undefined, PgWaiter> = {
   },
 
   async release(lock, token) {
-    if (((await query(lock, RELEASE_UNQUEUED, [lock.key, token])).rowCount ?? 0) > 0) return true;
+    const hints = hintsOf(poolOf(lock));
+    const hinted = hints.get(lock.key);
+    if (hinted === undefined || now() - hinted > LINE_HINT_MS) {
+      if (((await query(lock, RELEASE_UNQUEUED, [lock.key, token])).rowCount ?? 0) > 0) {
+        return true;
+      }
+    }
     const results = await queryMany(lock, releaseSql(LINE, lock.key, token));
+    hints.delete(lock.key);
+    if ((results[results.length - 1]?.rows.length ?? 0) > 0) {
+      if (hints.size >= LINE_HINT_KEYS) hints.clear();
+      hints.set(lock.key, now());
+    }
     return (results[RELEASED_AT]?.rowCount ?? 0) > 0;
   },
 
