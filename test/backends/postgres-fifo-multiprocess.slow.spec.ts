@@ -99,8 +99,9 @@ describe('postgres: strict FIFO across processes', () => {
     );
     // As on Redis: the exact order is checked in-process (test/features/postgres-fifo.spec.ts);
     // here, the share of hand-offs to a process already waiting (every waiter woken by each
-    // release, before the line: 88 % at 8 processes in the bench; the line: 99-100 %).
-    expect(toWaiting / handoffs, 'hand-offs to a process already waiting').toBeGreaterThan(0.85);
+    // release, before the line: 82.4 % in one run of this test, 87-88 % at 8 processes in the
+    // bench; the line: 99.2 %, 97-100 %).
+    expect(toWaiting / handoffs, 'hand-offs to a process already waiting').toBeGreaterThan(0.9);
     expect(handoffs, 'the processes did contend').toBeGreaterThan(SECTIONS);
     expect(perWorker.every((n) => n === SECTIONS)).toBe(true);
   }, 90_000);

@@ -5,6 +5,7 @@ import { now } from '../../core/timing.js';
 import { backends } from '../../core/registry.js';
 import { postgresInspection } from './inspect.js';
 import {
+  LINE_LOCK_SPACE,
   LIVE_WAITER,
   leaveSql,
   type LineSql,
@@ -134,12 +135,15 @@ const LIVE = `(expires_at IS NULL OR expires_at > clock_timestamp())`;
  * an expired row overwrites it, unless the row says waiters are in line (`queued`, set by each
  * waiter that joins: line.ts) and `line` is true (some of them are live). The outer SELECT reads
  * the snapshot from before the INSERT: when refused, the holder's remaining time (-1: no expiry;
- * 0: expired), and whether it was refused for a line only (`queued`).
+ * 0: expired), and whether it was refused for a line only (`queued`). While an operation on the
+ * key's line runs (it holds the line's advisory lock), a newcomer is refused without waiting: it
+ * would take the lock from under a waiter that is joining.
  */
 const acquireSql = (line: string) => `
 WITH taken AS (
   INSERT INTO ${POSTGRES_TABLE} AS l (key, token, fence, expires_at)
-  VALUES ($1, $2, nextval('${POSTGRES_FENCE_SEQUENCE}'), ${EXPIRY})
+  SELECT $1, $2, nextval('${POSTGRES_FENCE_SEQUENCE}'), ${EXPIRY}
+   WHERE pg_try_advisory_xact_lock_shared(${LINE_LOCK_SPACE}, hashtext($1))
   ON CONFLICT (key) DO UPDATE
     SET token = excluded.token, fence = excluded.fence, expires_at = excluded.expires_at
     WHERE l.expires_at <= clock_timestamp() AND (NOT l.queued OR NOT ${line})
