@@ -9,10 +9,11 @@ import { Redis } from 'ioredis';
 import memjs from 'memjs';
 import { startMemcached, startRedis } from '../test/support/servers.js';
 import { contender } from './lib/contenders.js';
+import { rawScripts } from './lib/raw-scripts.js';
 
 const [id = 'ours-redis', count = '30000'] = process.argv.slice(2);
 const n = Number(count);
-const c = contender(id);
+const c = id === rawScripts.id ? rawScripts : contender(id);
 const server = c.backend === 'redis' ? await startRedis() : await startMemcached();
 const redis = c.backend === 'redis' ? new Redis((server as { url: string }).url) : undefined;
 const memcached =

@@ -18,7 +18,13 @@ import { loadavg } from 'node:os';
 import { Redis } from 'ioredis';
 import memjs from 'memjs';
 import { startMemcached, startRedis } from '../test/support/servers.js';
-import { type Clients, contender, type LockHandle } from './lib/contenders.js';
+import {
+  type Clients,
+  contender as listed,
+  type Contender,
+  type LockHandle,
+} from './lib/contenders.js';
+import { rawScripts } from './lib/raw-scripts.js';
 import { fmt, hr, median, ms, percentile, table } from './lib/stats.js';
 
 const argv = process.argv.slice(2);
@@ -47,10 +53,23 @@ interface Pair {
   readonly backend: 'redis' | 'memcached';
   readonly ours: string;
   readonly peers: readonly string[];
+  /**
+   * Splits ours / peer in two: `via` (the library's own server work without the library, e.g.
+   * our scripts by raw ioredis) against `peer`, reported after the table.
+   */
+  readonly split?: { readonly via: string; readonly peer: string };
 }
 
+/** The bench's contenders, and this bench's own raw-scripts row. */
+const contender = (id: string): Contender => (id === rawScripts.id ? rawScripts : listed(id));
+
 const PAIRS: readonly Pair[] = [
-  { backend: 'redis', ours: 'ours-redis', peers: ['redis-semaphore', 'floor-redis'] },
+  {
+    backend: 'redis',
+    ours: 'ours-redis',
+    peers: ['redis-semaphore', 'floor-redis', rawScripts.id],
+    split: { via: rawScripts.id, peer: 'redis-semaphore' },
+  },
   { backend: 'memcached', ours: 'ours-memcached', peers: ['memjs', 'floor-memcached'] },
 ];
 
@@ -104,7 +123,7 @@ async function main(): Promise<void> {
   );
   const memServer = (memcached as unknown as { servers: { _socket?: unknown }[] }).servers[0];
   const clients: Clients = { redis, memcached };
-  for (const id of ['floor-redis']) await contender(id).prepare?.(clients);
+  for (const id of ['floor-redis', rawScripts.id]) await contender(id).prepare?.(clients);
   const memcachedWrites = () => {
     const sock = memServer?._socket as { __writes?: () => number } | undefined;
     return sock?.__writes?.() ?? NaN;
@@ -120,6 +139,7 @@ async function main(): Promise<void> {
     '',
   ];
   const rows: string[][] = [];
+  const splits: string[] = [];
   for (const pair of PAIRS) {
     if (only && only !== pair.backend) continue;
     const ids = [pair.ours, ...pair.peers];
@@ -156,6 +176,17 @@ async function main(): Promise<void> {
       }
     }
     const ourOps = opsPerSecond.get(pair.ours)!;
+    if (pair.split) {
+      const via = opsPerSecond.get(pair.split.via)!;
+      const peer = opsPerSecond.get(pair.split.peer)!;
+      const ratios = via.map((v, i) => v / peer[i]!).sort((a, b) => a - b);
+      const spread = `${fmt(percentile(ratios, 10), 2)}–${fmt(percentile(ratios, 90), 2)}`;
+      splits.push(
+        `${pair.backend}: ${contender(pair.split.via).label} / ${contender(pair.split.peer).label}` +
+          ` = ${fmt(median(ratios), 2)}x (p10–p90 ${spread}): the server's share of the gap;` +
+          ` ours / ${contender(pair.split.via).label} (in the table) is the client's.`,
+      );
+    }
     for (const id of ids) {
       const theirs = opsPerSecond.get(id)!;
       const ratios = ourOps.map((o, i) => o / theirs[i]!).sort((a, b) => a - b);
@@ -189,6 +220,7 @@ async function main(): Promise<void> {
       rows,
     ),
     '',
+    ...splits.flatMap((line) => [line, '']),
     `load average at end ${loadavg()
       .map((l) => l.toFixed(2))
       .join(' / ')}`,

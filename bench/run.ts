@@ -84,7 +84,15 @@ const SETTINGS = {
     holdMs: 1,
     workMs: 2,
   },
-  waiters: { waiters: 20, settleMs: 500, windowMs: quick ? 1_000 : 3_000 },
+  waiters: {
+    waiters: 20,
+    settleMs: 500,
+    windowMs: quick ? 1_000 : 3_000,
+    // This library's steady state: its waiters' fallback polls are seconds apart (up to 33 s at
+    // the back of the line), so a 3 s window right after they queue sees the first in line's
+    // first poll only. Measured again once every place has polled, over one 30 s poll period.
+    steady: quick ? { settleMs: 1_000, windowMs: 2_000 } : { settleMs: 15_000, windowMs: 30_000 },
+  },
   locked: {
     calls: quick ? { memory: 4_000, redis: 600 } : { memory: 40_000, redis: 6_000 },
     rounds: quick ? 2 : 10,
@@ -573,7 +581,11 @@ async function handoff(
       `  ${c.id} ×${n}: ${r.sections} sections, gap p50 ${fmt(r.gap.p50, 2)} ms, p99 ${fmt(r.gap.p99, 2)} ms, ` +
         `to other p50 ${fmt(r.gapToOther.p50, 2)} ms, barged ${fmt(r.barged * 100)}%, ` +
         `to waiting ${fmt(r.toWaiting * 100)}%, Jain ${fmt(r.jain, 3)}, wait max ${fmt(r.wait.max, 0)} ms, ` +
-        `wait p50 ${fmt(r.wait.p50, 1)} ms, per proc ${r.perWorkerMin}–${r.perWorkerMax}` +
+        `wait p50 ${fmt(r.wait.p50, 1)} ms, p99 ${fmt(r.wait.p99, 1)} ms, held p50 ${fmt(r.held.p50, 2)} p99 ${fmt(r.held.p99, 2)} ms, ` +
+        `per proc ${r.perWorkerMin}–${r.perWorkerMax}` +
+        (r.trace
+          ? `, release→message p50 ${fmt(r.trace.releaseToMessage.p50, 3)} ms, message→acquired p50 ${fmt(r.trace.messageToAcquired.p50, 3)} ms`
+          : '') +
         (r.overlaps.length > 0 ? `, ${r.overlaps.length} OVERLAPS` : '') +
         (r.errors.length > 0 ? `, ${r.errors.length} errors` : ''),
     );
@@ -612,7 +624,13 @@ async function handoff(
   });
   try {
     for (const n of processes) {
-      for (const c of ids(...REDIS_BLOCKING, ...ETCD_BLOCKING, 'ours-postgres')) {
+      const measured = ids(
+        'floor-redis-grant',
+        ...REDIS_BLOCKING,
+        ...ETCD_BLOCKING,
+        'ours-postgres',
+      );
+      for (const c of measured) {
         const key = `bench:s3:${c.id}:${n}`;
         let before = ZERO;
         const run = await pool.run(c.id, n, key, durationMs, async () => {
@@ -693,6 +711,96 @@ async function waiterLoad(clients: Clients, etcdUrl: string): Promise<WaiterRow[
   return rows;
 }
 
+/** This library's waiters in their steady state (see SETTINGS.waiters.steady). */
+interface SteadyRow {
+  readonly id: string;
+  readonly label: string;
+  readonly backend: string;
+  readonly waiters: number;
+  readonly settleMs: number;
+  readonly windowMs: number;
+  /** Redis commands (those inside scripts included) / Etcd request messages, per second. */
+  readonly requestsPerSecond: number;
+  /** Redis: script calls (EVALSHA + EVAL), i.e. the waiters' attempts, per second. */
+  readonly callsPerSecond?: number;
+  readonly writesPerSecond?: number;
+  readonly errors: number;
+}
+
+/** Redis: how many EVALSHA + EVAL calls the server has run (INFO commandstats). */
+async function scriptCalls(redis: Redis): Promise<number> {
+  const info = await redis.info('commandstats');
+  let calls = 0;
+  for (const match of info.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)) {
+    calls += Number(match[1]);
+  }
+  return calls;
+}
+
+/**
+ * 20 waiters of this library on a held Redis lock and on a held Etcd lock at the same time (two
+ * servers, so they do not disturb each other's counts), measured once every waiter has made its
+ * first fallback poll: the load they keep up while the lock stays held.
+ */
+async function waiterSteadyLoad(clients: Clients, etcdUrl: string): Promise<SteadyRow[]> {
+  const { waiters } = SETTINGS.waiters;
+  const { settleMs, windowMs } = SETTINGS.waiters.steady;
+  const redis = clients.redis as Redis;
+  const contenders = ids('ours-redis', 'ours-etcd');
+  let errors = 0;
+  const holders = await Promise.all(
+    contenders.map(async (c) => {
+      const holder = c.make(clients, `bench:s4:steady:${c.id}`);
+      await holder.acquire();
+      return holder;
+    }),
+  );
+  const waiting = contenders.flatMap((c) =>
+    Array.from({ length: waiters }, async () => {
+      const handle = c.make(clients, `bench:s4:steady:${c.id}`);
+      try {
+        await handle.acquire();
+        await handle.release();
+      } catch {
+        errors++;
+      }
+    }),
+  );
+  await sleep(settleMs);
+  const callsBefore = await scriptCalls(redis);
+  const before = await counters(redis, etcdUrl);
+  const start = hr();
+  await sleep(windowMs);
+  const after = await counters(redis, etcdUrl);
+  // One INFO of our own between the two scriptCalls: no script call.
+  const calls = (await scriptCalls(redis)) - callsBefore;
+  const seconds = ms(hr() - start) / 1000;
+  for (const holder of holders) await holder.release();
+  await Promise.all(waiting);
+  // counters() sends one INFO; scriptCalls() one more, after `before` was read.
+  const d = delta(before, after, 2);
+  return contenders.map((c) => {
+    const row: SteadyRow = {
+      id: c.id,
+      label: c.label,
+      backend: c.backend,
+      waiters,
+      settleMs,
+      windowMs,
+      requestsPerSecond: (c.backend === 'redis' ? d.redisCommands : d.etcdRequests) / seconds,
+      ...(c.backend === 'redis'
+        ? { callsPerSecond: calls / seconds }
+        : { writesPerSecond: d.etcdWrites / seconds }),
+      errors,
+    };
+    log(
+      `  ${c.id} steady: ${fmt(row.requestsPerSecond, 2)} requests/s` +
+        (row.callsPerSecond === undefined ? '' : `, ${fmt(row.callsPerSecond, 2)} script calls/s`),
+    );
+    return row;
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Report
 
@@ -704,6 +812,7 @@ interface Results {
   parallel?: ParallelResult[];
   handoff?: { rows: HandoffRow[]; probes: HandoffProbes };
   waiters?: WaiterRow[];
+  waitersSteady?: SteadyRow[];
   locked?: LockedResult[];
   hooks?: HooksResult;
   targets?: Target[];
@@ -850,7 +959,32 @@ function reportHandoff({ rows, probes }: { rows: HandoffRow[]; probes: HandoffPr
       fmt((s as Summary).p99, 2),
     ]),
   );
-  return `${main}\n\n${reference}`;
+  const traced = rows.filter((row) => row.result.trace !== undefined);
+  if (traced.length === 0) return `${main}\n\n${reference}`;
+  // BENCH_TRACE=1: where the gap to another process goes, split at the message's arrival.
+  const split = table(
+    [
+      'BENCH_TRACE: hand-offs to another process',
+      'procs',
+      'gap to another proc p50 ms',
+      'release() called → message p50 / p99 ms',
+      'message → acquire() resolved p50 / p99 ms',
+      'release() round trip p50 ms',
+    ],
+    traced.map((row) => {
+      const r = row.result;
+      const t = r.trace as NonNullable<HandoffResult['trace']>;
+      return [
+        row.label,
+        String(row.processes),
+        fmt(r.gapToOther.p50, 3),
+        `${fmt(t.releaseToMessage.p50, 3)} / ${fmt(t.releaseToMessage.p99, 3)}`,
+        `${fmt(t.messageToAcquired.p50, 3)} / ${fmt(t.messageToAcquired.p99, 3)}`,
+        fmt(r.release.p50, 3),
+      ];
+    }),
+  );
+  return `${main}\n\n${reference}\n\n${split}`;
 }
 
 function reportWaiters(rows: WaiterRow[]): string {
@@ -876,6 +1010,30 @@ function reportWaiters(rows: WaiterRow[]): string {
         ratio(best === undefined ? undefined : r.requestsPerSecond / best),
       ];
     }),
+  );
+}
+
+function reportSteady(rows: SteadyRow[], peers: readonly WaiterRow[]): string {
+  return table(
+    [
+      'contender',
+      'window',
+      'server req/s (20 waiters)',
+      'script calls/s',
+      'commands per call',
+      'req/s ÷ each polling peer (3 s window)',
+    ],
+    rows.map((r) => [
+      r.label + (r.errors > 0 ? ` (${r.errors} errors)` : ''),
+      `${r.settleMs / 1000}–${(r.settleMs + r.windowMs) / 1000} s`,
+      fmt(r.requestsPerSecond, 2),
+      r.callsPerSecond === undefined ? '—' : fmt(r.callsPerSecond, 2),
+      r.callsPerSecond === undefined ? '—' : fmt(r.requestsPerSecond / r.callsPerSecond, 1),
+      peers
+        .filter((p) => p.polling && p.backend === r.backend)
+        .map((p) => `${fmt((r.requestsPerSecond / p.requestsPerSecond) * 100, 2)}% of ${p.id}`)
+        .join(', '),
+    ]),
   );
 }
 
@@ -1014,6 +1172,19 @@ function evaluateTargets(results: Results): Target[] {
     }
   }
 
+  for (const ours of results.waitersSteady ?? []) {
+    for (const peer of (results.waiters ?? []).filter(
+      (r) => r.polling && r.backend === ours.backend,
+    )) {
+      const x = ours.requestsPerSecond / peer.requestsPerSecond;
+      add(
+        `waiter load ${ours.backend}, steady state: < 1% of ${peer.label}`,
+        `${fmt(x * 100, 2)}% (${fmt(ours.requestsPerSecond, 2)} vs ${fmt(peer.requestsPerSecond, 1)} req/s)`,
+        x < 0.01,
+      );
+    }
+  }
+
   for (const r of results.locked ?? []) {
     add(
       `@Locked overhead ${r.backend}: ≤ 5% (median of interleaved rounds)`,
@@ -1073,7 +1244,8 @@ async function main(): Promise<void> {
   };
 
   try {
-    for (const c of CONTENDERS) await c.prepare?.(clients);
+    // The raw direct-grant floor runs in the worker processes only (it opens a subscriber).
+    for (const c of CONTENDERS) if (c.id !== 'floor-redis-grant') await c.prepare?.(clients);
     if (scenarios.has(1)) {
       log('scenario 1: uncontended acquire + release');
       results.uncontended = await uncontended(clients);
@@ -1104,6 +1276,13 @@ async function main(): Promise<void> {
       section(
         `4. Server load of ${SETTINGS.waiters.waiters} waiters on a held lock (${SETTINGS.waiters.windowMs / 1000} s window; Redis: total_commands_processed, Etcd: Σ grpc_server_msg_received_total)`,
         reportWaiters(results.waiters),
+      );
+      log('scenario 4: waiter load, steady state (this library)');
+      results.waitersSteady = await waiterSteadyLoad(clients, etcdServer.url);
+      const { settleMs, windowMs } = SETTINGS.waiters.steady;
+      section(
+        `4b. The same, steady state: this library's ${SETTINGS.waiters.waiters} waiters from ${settleMs / 1000} s to ${(settleMs + windowMs) / 1000} s after they queued (Redis and Etcd at once)`,
+        reportSteady(results.waitersSteady, results.waiters),
       );
     }
     if (scenarios.has(5)) {

@@ -4,14 +4,15 @@
  * `prepare` builds the contender's lock object (and warms it up on a private key), `start`
  * runs the loop from a common instant and answers with the recorded sections.
  *
- * Environment: BENCH_WORKER (index), BENCH_REDIS_URL, BENCH_ETCD_URL, BENCH_POSTGRES_URL.
+ * Environment: BENCH_WORKER (index), BENCH_REDIS_URL, BENCH_ETCD_URL, BENCH_POSTGRES_URL;
+ * BENCH_TRACE=1 times each pub/sub message's arrival (see Section.woken).
  */
 import { Etcd3 } from 'etcd3';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { type Clients, contender, type LockHandle } from './lib/contenders.js';
-import { type FromWorker, handoffLoop, type ToWorker } from './lib/handoff.js';
-import { sleepUntil } from './lib/stats.js';
+import { type FromWorker, handoffLoop, type ToWorker, trace } from './lib/handoff.js';
+import { hr, sleepUntil } from './lib/stats.js';
 
 const WARM_UP = 20;
 
@@ -20,6 +21,15 @@ const redisUrl = process.env['BENCH_REDIS_URL'];
 const etcdUrl = process.env['BENCH_ETCD_URL'];
 if (!Number.isInteger(index) || !redisUrl || !etcdUrl) {
   throw new Error('BENCH_WORKER, BENCH_REDIS_URL and BENCH_ETCD_URL are required');
+}
+
+// BENCH_TRACE=1: note when each pub/sub message reaches this process (before any listener runs).
+if (process.env['BENCH_TRACE'] === '1') {
+  const emit = Redis.prototype.emit;
+  Redis.prototype.emit = function (this: Redis, event: string | symbol, ...args: unknown[]) {
+    if (event === 'message' || event === 'smessage') trace.messageAt = hr();
+    return emit.call(this, event, ...args);
+  };
 }
 
 const postgresUrl = process.env['BENCH_POSTGRES_URL'];

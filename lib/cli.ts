@@ -18,11 +18,15 @@ Commands:
   force-release <name>    delete the lock whoever holds it (needs --yes); wakes the next waiter
 
 Connection (like SherlockModule's backend + connection):
-  --url <url>             redis://host:6379, rediss://..., etcd://host:2379[,host:2379],
-                          etcds://..., memcached://host:11211[,host:11211],
+  --url <url>             redis://host:6379, rediss://...,
+                          redis+sentinel://host:26379[,host:26379]/mastername,
+                          etcd://host:2379[,host:2379], etcds://...,
+                          memcached://host:11211[,host:11211],
                           redlock://host:6379,host:6380,host:6381,
-                          postgres://user:password@host:5432/database
-  --backend <name>        redis | etcd | memcached | redlock | postgres (with --connection)
+                          postgres://user:password@host:5432/database,
+                          zookeeper://host:2181[,host:2181][/chroot]
+  --backend <name>        redis | etcd | memcached | redlock | postgres | zookeeper
+                          (with --connection)
   --connection <value>    the backend's connection string
   --namespace <ns>        the namespace of the locks (as in the module's options)
   Environment: SHERLOCK_URL, SHERLOCK_BACKEND, SHERLOCK_CONNECTION, SHERLOCK_NAMESPACE.
@@ -57,6 +61,7 @@ export function targetOfUrl(url: string): Target {
   switch (scheme) {
     case 'redis':
     case 'rediss':
+    case 'redis+sentinel':
       return { backend: 'redis', connection: url.trim() };
     case 'etcd':
     case 'etcds':
@@ -71,9 +76,12 @@ export function targetOfUrl(url: string): Target {
     case 'postgres':
     case 'postgresql':
       return { backend: 'postgres', connection: url.trim() };
+    case 'zookeeper':
+      // A ZooKeeper connect string: `host:port,host:port`, with an optional `/chroot` at the end.
+      return { backend: 'zookeeper', connection: rest.trim().replace(/\/$/u, '') };
     default:
       throw new UsageError(
-        `--url ${url}: unknown scheme '${scheme}'; expected redis, rediss, etcd, etcds, memcached, redlock or postgres`,
+        `--url ${url}: unknown scheme '${scheme}'; expected redis, rediss, redis+sentinel, etcd, etcds, memcached, redlock, postgres or zookeeper`,
       );
   }
 }

@@ -389,9 +389,99 @@ const etcdLeaseFloor: Contender = {
 
 // ---------------------------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------------------------
+// Raw direct grant: the floor of a hand-off by one message
+
+const GRANT_ACQUIRE = `if redis.call('llen', KEYS[2]) == 0 and redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+redis.call('rpush', KEYS[2], ARGV[3] .. ' ' .. ARGV[4] .. ' ' .. ARGV[1])
+return 0`;
+const GRANT_RELEASE = `if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+local head = redis.call('lpop', KEYS[2])
+if not head then redis.call('del', KEYS[1]) return 1 end
+local channel, id, owner = string.match(head, '^(%S+) (%S+) (%S+)$')
+redis.call('set', KEYS[1], owner, 'PX', ARGV[2])
+redis.call('publish', channel, id)
+return 1`;
+const GRANT_ACQUIRE_SHA = createHash('sha1').update(GRANT_ACQUIRE).digest('hex');
+const GRANT_RELEASE_SHA = createHash('sha1').update(GRANT_RELEASE).digest('hex');
+
+/** One subscriber connection per client, one channel per process: waiter id → its grant. */
+const grantChannels = new WeakMap<
+  Redis,
+  { channel: string; waiters: Map<string, () => void>; ready: Promise<unknown> }
+>();
+
+/**
+ * The least code a strict-FIFO direct-grant hand-off over Redis pub/sub takes with ioredis: a
+ * waiter pushes `<channel> <id> <token>` on a list in the same script that finds the lock taken,
+ * and the release script pops the head, sets the key to its token and PUBLISHes its id; the waiter
+ * holds the lock from the message alone. No fencing, no dead waiters, no timeout, no fallback: a
+ * floor to compare this library's hand-off gap with, at the same K, in the same run.
+ */
+const redisGrantFloor: Contender = {
+  id: 'floor-redis-grant',
+  label: 'raw floor: direct grant by PUBLISH (Lua list)',
+  backend: 'redis',
+  role: 'floor',
+  waits: 'queued; the release grants the head (pub/sub), nothing else',
+  polling: false,
+  blocking: true,
+  async prepare(clients) {
+    const redis = need(clients.redis, 'redis');
+    await redis.script('LOAD', GRANT_ACQUIRE);
+    await redis.script('LOAD', GRANT_RELEASE);
+    if (!grantChannels.has(redis)) {
+      const subscriber = redis.duplicate();
+      const channel = `bench:grant:${randomUUID()}`;
+      const waiters = new Map<string, () => void>();
+      subscriber.on('message', (_channel: string, id: string) => {
+        const wake = waiters.get(id);
+        waiters.delete(id);
+        wake?.();
+      });
+      grantChannels.set(redis, { channel, waiters, ready: subscriber.subscribe(channel) });
+    }
+    await grantChannels.get(redis)?.ready;
+  },
+  make(clients, key) {
+    const redis = need(clients.redis, 'redis');
+    const queue = `${key}:grant-queue`;
+    let owner = '';
+    let count = 0;
+    return {
+      async acquire() {
+        const channels = grantChannels.get(redis);
+        if (!channels) throw new Error('floor-redis-grant: not prepared');
+        owner = token();
+        const id = `${key}:${count++}`;
+        const granted = new Promise<void>((resolve) => channels.waiters.set(id, resolve));
+        const taken = await redis.evalsha(
+          GRANT_ACQUIRE_SHA,
+          2,
+          key,
+          queue,
+          owner,
+          PEER_TTL,
+          channels.channel,
+          id,
+        );
+        if (taken === 1) {
+          channels.waiters.delete(id);
+          return;
+        }
+        await granted;
+      },
+      async release() {
+        const released = await redis.evalsha(GRANT_RELEASE_SHA, 2, key, queue, owner, PEER_TTL);
+        if (released !== 1) throw new Error(`${key}: lost`);
+      },
+    };
+  },
+};
+
 export const CONTENDERS: readonly Contender[] = [
   redisFloor,
-  ours('redis', 'queued; the release wakes the first waiter (pub/sub); 2 s+ fallback poll'),
+  ours('redis', 'queued; the release grants the first waiter (pub/sub); 2–30 s fallback poll'),
   redlock(false),
   redlock(true),
   semaphore(false),
@@ -405,6 +495,7 @@ export const CONTENDERS: readonly Contender[] = [
   ours('memcached', 'polls every retryInterval (no push)'),
   memjsPeer,
   ours('postgres', 'every waiter woken by the release (LISTEN/NOTIFY); 2 s+ fallback poll'),
+  redisGrantFloor,
 ];
 
 export function contender(id: string): Contender {

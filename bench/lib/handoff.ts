@@ -18,7 +18,15 @@ export interface Section {
   readonly releasing: bigint;
   /** release() resolved. */
   readonly released: bigint;
+  /**
+   * With BENCH_TRACE=1 only: when a pub/sub message (the grant, or the wake-up) reached this
+   * process during the acquire (ioredis emitting 'message'/'smessage', see bench/worker.ts).
+   */
+  readonly woken?: bigint;
 }
+
+/** BENCH_TRACE=1: the last pub/sub message's arrival in this process (0n: none), set by the worker. */
+export const trace = { messageAt: 0n };
 
 export interface LoopSettings {
   /** Time in the critical section (setTimeout). */
@@ -49,6 +57,7 @@ export async function handoffLoop(
   const errors: string[] = [];
   while (hr() < settings.endAt) {
     const requested = hr();
+    trace.messageAt = 0n;
     try {
       await handle.acquire();
     } catch (err) {
@@ -56,6 +65,7 @@ export async function handoffLoop(
       continue;
     }
     const acquired = hr();
+    const woken = trace.messageAt;
     await sleep(settings.holdMs);
     const releasing = hr();
     try {
@@ -64,7 +74,15 @@ export async function handoffLoop(
       errors.push(`release: ${String(err)}`);
     }
     const released = hr();
-    sections.push({ worker, pid: process.pid, requested, acquired, releasing, released });
+    sections.push({
+      worker,
+      pid: process.pid,
+      requested,
+      acquired,
+      releasing,
+      released,
+      ...(woken > 0n ? { woken } : {}),
+    });
     await sleep(settings.workMs);
   }
   return { sections, errors };
@@ -116,12 +134,19 @@ export interface HandoffResult {
   readonly wait: Summary;
   /** release() round trip (ms). */
   readonly release: Summary;
+  /** How long the sections lasted, acquire() resolved → release() called (ms; hold asked: holdMs). */
+  readonly held: Summary;
   readonly perWorkerMin: number;
   readonly perWorkerMax: number;
   /** Workers with no section in the window. */
   readonly starved: number;
   readonly overlaps: readonly Overlap[];
   readonly errors: readonly string[];
+  /**
+   * BENCH_TRACE=1: the hand-offs to another process whose next holder got a message, split at
+   * the message's arrival (ms): release() called → message, message → acquire() resolved.
+   */
+  readonly trace?: { readonly releaseToMessage: Summary; readonly messageToAcquired: Summary };
 }
 
 export function analyze(
@@ -152,6 +177,8 @@ export function analyze(
   // releasing worker itself coming back and taking the lock first (a barge).
   const gaps: number[] = [];
   const toOther: number[] = [];
+  const toMessage: number[] = [];
+  const messageToAcquired: number[] = [];
   let barged = 0;
   let toWaiting = 0;
   all.forEach((previous, index) => {
@@ -166,6 +193,10 @@ export function analyze(
     if (next.requested < previous.releasing) toWaiting++;
     if (next.worker === previous.worker) barged++;
     else toOther.push(gap);
+    if (next.worker !== previous.worker && next.woken !== undefined) {
+      toMessage.push(ms(next.woken - previous.releasing));
+      messageToAcquired.push(ms(next.acquired - next.woken));
+    }
   });
 
   const counted = all.filter(inWindow);
@@ -184,11 +215,20 @@ export function analyze(
     jain: jainIndex(perWorker),
     wait: summarize(counted.map((s) => ms(s.acquired - s.requested))),
     release: summarize(counted.map((s) => ms(s.released - s.releasing))),
+    held: summarize(counted.map((s) => ms(s.releasing - s.acquired))),
     perWorkerMin: Math.min(...perWorker),
     perWorkerMax: Math.max(...perWorker),
     starved: perWorker.filter((count) => count === 0).length,
     overlaps,
     errors: outcomes.flatMap((o) => o.errors),
+    ...(toMessage.length === 0
+      ? {}
+      : {
+          trace: {
+            releaseToMessage: summarize(toMessage),
+            messageToAcquired: summarize(messageToAcquired),
+          },
+        }),
   };
 }
 

@@ -131,6 +131,13 @@ export interface HandOff<
    */
   open(lock: T, wake: () => void): W;
   /**
+   * `true`: an attempt with a waiter just opened does exactly what an attempt without one does,
+   * so the core opens the waiter only after the first attempt was refused (or failed): an
+   * uncontended blocking acquire then makes no waiter at all. Default: opened before the first
+   * attempt.
+   */
+  readonly openAfterRefusal?: boolean;
+  /**
    * Called after every failed attempt of a blocking acquire, before it waits: starts listening
    * if not yet. Resolves `true` when no release after that attempt can be missed (the waiter then
    * waits), `false` when the core should attempt once more at once (listening just started).

@@ -31,6 +31,7 @@ import { callAsync, DeadlineExceededError, now, settleWithin } from './timing.js
 import {
   type Acquired,
   type AcquireRequest,
+  type Busy,
   runAcquire,
   type SessionLock,
 } from './wait-session.js';
@@ -298,23 +299,42 @@ export abstract class BaseLock<C extends object = object>
    * if (await lock.acquire(false)) { ... }              // non-blocking
    * await lock.acquire({ timeout: 2_000, signal });     // blocking, cancellable
    */
-  async acquire(blocking: boolean | AcquireOptions = true): Promise<boolean> {
-    return (await this.acquireOrBusy(blocking)) === true;
+  acquire(blocking: boolean | AcquireOptions = true): Promise<boolean> {
+    // One async function from here to the wait session (each level costs promises and ticks).
+    return this.acquireWith(blocking, false) as Promise<boolean>;
   }
 
   /** @internal acquire(), resolving a `LockBusyError` (not thrown) instead of `false`. */
-  async acquireOrBusy(blocking: boolean | AcquireOptions = true): Promise<true | LockBusyError> {
+  acquireOrBusy(blocking: boolean | AcquireOptions = true): Promise<true | LockBusyError> {
+    return this.acquireWith(blocking, true) as Promise<true | LockBusyError>;
+  }
+
+  /** acquire() (`busy` false: resolves `false` when busy) or acquireOrBusy() (`busy` true). */
+  private async acquireWith(
+    blocking: boolean | AcquireOptions,
+    busy: boolean,
+  ): Promise<boolean | LockBusyError> {
     const request = this.acquireOptions(blocking);
     if (this.acquiring) throw new LockError(messages.acquireInProgress(this.name), this.name);
     this.acquiring = true;
     const start = now();
     try {
       const tracer = request.blocking ? lockTracer() : undefined;
-      const outcome = tracer
-        ? await tracer.acquire(this, () => this.runAcquire(request, start))
-        : await this.runAcquire(request, start);
-      if (outcome !== true) return outcome;
-      return true;
+      let outcome: true | LockBusyError;
+      if (tracer) {
+        outcome = await tracer.acquire(this, () => this.runAcquire(request, start));
+      } else {
+        // runAcquire() inlined: the untraced path (almost every acquire) awaits once.
+        let acquired;
+        try {
+          acquired = await runAcquire(this.session, request, start);
+        } catch (err) {
+          this.acquireFailed(err, start);
+          throw err;
+        }
+        outcome = this.acquireDone(acquired, request, start);
+      }
+      return outcome === true || busy ? outcome : false;
     } finally {
       this.acquiring = false;
     }
@@ -324,13 +344,27 @@ export abstract class BaseLock<C extends object = object>
   private async runAcquire(request: AcquireRequest, start: number): Promise<true | LockBusyError> {
     let outcome;
     try {
-      outcome = await runAcquire(this.session, request);
+      outcome = await runAcquire(this.session, request, start);
     } catch (err) {
-      if (err instanceof LockTimeoutError && this.manager.observes('timeout')) {
-        this.manager.emit({ ...this.eventBase('timeout', start), error: err });
-      }
+      this.acquireFailed(err, start);
       throw err;
     }
+    return this.acquireDone(outcome, request, start);
+  }
+
+  /** An acquire rejected with `err`: emits `timeout` if it timed out. */
+  private acquireFailed(err: unknown, start: number): void {
+    if (err instanceof LockTimeoutError && this.manager.observes('timeout')) {
+      this.manager.emit({ ...this.eventBase('timeout', start), error: err });
+    }
+  }
+
+  /** An acquire's outcome: starts the holding (or says busy) and emits what happened. */
+  private acquireDone(
+    outcome: Acquired<unknown> | Busy,
+    request: AcquireRequest,
+    start: number,
+  ): true | LockBusyError {
     if (!outcome.granted) {
       const { retryAfter } = outcome;
       if (this.manager.observes('busy')) {
@@ -338,7 +372,7 @@ export abstract class BaseLock<C extends object = object>
       }
       return new LockBusyError(this.name, { retryAfter });
     }
-    this.startHold(outcome, now() - start);
+    this.startHold(outcome, start);
     if (this.manager.observes('acquired')) {
       this.manager.emit({ ...this.eventBase('acquired', start), blocking: request.blocking });
     }
@@ -389,20 +423,23 @@ export abstract class BaseLock<C extends object = object>
     return Math.min(ttl, Math.ceil(ttl / granularity) * granularity - earlyBy);
   }
 
-  private startHold(acquired: Acquired<unknown>, waited: number): void {
+  /** Starts the holding an acquire begun at `start` got. */
+  private startHold(acquired: Acquired<unknown>, start: number): void {
+    const at = now();
     const hold = new Hold(
       acquired.token,
       acquired.fencingToken,
       acquired.held,
-      (expired) => this.lose(expired, 'unconfirmed'),
-      waited,
+      this.onUnconfirmed,
+      at - start,
+      at,
     );
     // A holding this object still had (its key vanished at the server, so this acquire was
     // granted afresh) is replaced: its renewal and loss timers stop with it.
     if (this.hold) this.hold.stop();
     this.hold = hold;
     this.manager.track(this, true);
-    hold.confirm(acquired.startedAt, this.expire === null ? null : this.lifetime(this.expire));
+    hold.confirm(acquired.startedAt, this.expire === null ? null : this.lifetime(this.expire), at);
     if (this.renewEvery !== null) this.scheduleRenewal(hold, this.renewEvery);
   }
 
@@ -418,6 +455,9 @@ export abstract class BaseLock<C extends object = object>
         });
     });
   }
+
+  /** A holding's loss deadline passed unconfirmed (one function per lock, not per holding). */
+  private readonly onUnconfirmed = (hold: Hold): void => this.lose(hold, 'unconfirmed');
 
   /** Marks `hold` as lost: aborts its signal and emits `lost` on the manager (once). */
   private lose(hold: Hold, reason: LockLostReason, cause?: unknown): void {
@@ -439,14 +479,22 @@ export abstract class BaseLock<C extends object = object>
     try {
       settled = await settleWithin(callAsync(run), this.operationTimeout);
     } catch (err) {
-      if (err instanceof DriverMissingError) throw err;
-      throw new LockBackendError(this.name, operation, { cause: err });
+      throw this.operationFailed(operation, err);
     }
-    if (settled.kind !== 'value') {
-      const cause = new DeadlineExceededError(operation, this.operationTimeout);
-      throw new LockBackendError(this.name, operation, { cause });
-    }
+    if (settled.kind !== 'value') throw this.operationTimedOut(operation);
     return settled.value;
+  }
+
+  /** What a primitive's failure is thrown as (a missing driver is no server failure). */
+  private operationFailed(operation: 'release' | 'locked' | 'extend' | 'count', err: unknown) {
+    if (err instanceof DriverMissingError) return err;
+    return new LockBackendError(this.name, operation, { cause: err });
+  }
+
+  /** What a primitive that did not answer within `operationTimeout` is thrown as. */
+  private operationTimedOut(operation: 'release' | 'locked' | 'extend' | 'count') {
+    const cause = new DeadlineExceededError(operation, this.operationTimeout);
+    return new LockBackendError(this.name, operation, { cause });
   }
 
   private dropHold(hold: Hold): void {
@@ -468,9 +516,21 @@ export abstract class BaseLock<C extends object = object>
     this.releasing = hold;
     let released: boolean;
     try {
-      released = await this.bounded('release', () =>
-        this.impl.release(this, hold.token, hold.held),
-      );
+      // bounded('release', ...) inlined: no closure and one async level less per release.
+      let pending: Promise<boolean>;
+      try {
+        pending = Promise.resolve(this.impl.release(this, hold.token, hold.held));
+      } catch (err) {
+        pending = Promise.reject(err as Error);
+      }
+      let settled;
+      try {
+        settled = await settleWithin(pending, this.operationTimeout);
+      } catch (err) {
+        throw this.operationFailed('release', err);
+      }
+      if (settled.kind !== 'value') throw this.operationTimedOut('release');
+      released = settled.value;
     } finally {
       if (this.releasing === hold) this.releasing = null;
     }

@@ -19,9 +19,6 @@ export class Hold {
   /** In the shared queue of loss deadlines: no Node timer per holding (see timer-queue.ts). */
   private lossTimer: Deadline | undefined;
   private renewTimer: Timer | undefined;
-  /** When the acquire that got this holding was granted (`performance.now()`). */
-  readonly acquiredAt = now();
-
   constructor(
     readonly token: string,
     readonly fencingToken: string | undefined,
@@ -30,6 +27,8 @@ export class Hold {
     private readonly onExpiry: (hold: Hold) => void,
     /** How long the acquire that got this holding waited, in ms. */
     readonly waited = 0,
+    /** When the acquire that got this holding was granted (`performance.now()`). */
+    readonly acquiredAt = now(),
   ) {}
 
   get signal(): AbortSignal {
@@ -37,12 +36,19 @@ export class Hold {
     return this.controller.signal;
   }
 
-  /** The lock was (re)confirmed by a command sent at `sentAt` with `ttl` ms (null: no expiry). */
-  confirm(sentAt: number, ttl: number | null): void {
+  /**
+   * The lock was (re)confirmed by a command sent at `sentAt` with `ttl` ms (null: no expiry);
+   * `at`: the time now, if the caller just read it.
+   */
+  confirm(sentAt: number, ttl: number | null, at = now()): void {
     this.lossTimer?.cancel();
     if (ttl === null || this.lost) return;
-    const delay = Math.max(0, sentAt + ttl - lossMargin(ttl) - now());
-    this.lossTimer = lossDeadlines.add(() => this.onExpiry(this), delay);
+    // No closure per holding: the queue calls onExpiry(this).
+    this.lossTimer = lossDeadlines.addAt(
+      Math.max(at, sentAt + ttl - lossMargin(ttl)),
+      this.onExpiry,
+      this as Hold,
+    );
   }
 
   /** Runs `renew` in `interval` ms (unless stopped or lost meanwhile). */

@@ -66,19 +66,22 @@ export function startTimer(fn: () => void, ms: number, unref = false): Timer {
 
 /**
  * Waits for `pending` at most `deadline` ms, or until `signal` aborts, whichever comes first.
- * Rejections of `pending` propagate. Never leaves a timer or listener behind.
+ * Rejections of `pending` propagate. Never leaves a timer or listener behind. `from`: when the
+ * deadline started counting (`now()`), if the caller just read the clock.
  */
 export function settleWithin<T>(
   pending: Promise<T>,
   deadline: number,
   signal?: AbortSignal,
+  from?: number,
 ): Promise<Settled<T>> {
   if (signal?.aborted) return Promise.resolve({ kind: 'aborted', reason: signal.reason });
   // The hot path (every acquire attempt, release and extend): no signal. A deadline in the
-  // shared queue (no Node timer of its own, see timer-queue.ts), no listener.
+  // shared queue (no Node timer of its own, see timer-queue.ts), no listener, no closure.
   if (signal === undefined) {
     return new Promise<Settled<T>>((resolve, reject) => {
-      const timer = operationDeadlines.add(() => resolve(DEADLINE), deadline);
+      const at = (from ?? now()) + Math.max(0, deadline);
+      const timer = operationDeadlines.addAt(at, resolve, DEADLINE as Settled<T>);
       pending.then(
         (value) => {
           timer.cancel();

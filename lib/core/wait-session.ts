@@ -5,6 +5,7 @@
  * succeeded too late, the hand-off waiter of a blocking acquire, and the sleep policy.
  */
 import {
+  type AttemptOutcome,
   type Granted,
   type LockBackend,
   type LockTarget,
@@ -16,15 +17,30 @@ import { LockAbortedError } from './errors/lock-aborted.error.js';
 import { LockBackendError } from './errors/lock-backend.error.js';
 import { LockTimeoutError } from './errors/lock-timeout.error.js';
 import { ownerToken } from './holder.js';
-import { Alarm, callAsync, DeadlineExceededError, now, settleWithin, sleep } from './timing.js';
+import { Alarm, DeadlineExceededError, now, settleWithin, sleep } from './timing.js';
 
 /**
  * How long a waiter that was promised a wake-up waits for it before it tries again anyway (a
- * message lost with a dropped connection, a wake-up that went to a waiter that just died). The
- * waiters further back in line poll less often: `FALLBACK_POLL × (1 + place)`, at most 5×.
+ * message lost with a dropped connection, a wake-up that went to a waiter that just died): the
+ * fallback poll of the first in line. Only the first in line can be granted next, so only its
+ * poll recovers a lost grant quickly; a waiter further back polls to stay in line and to learn
+ * its new place, so its poll doubles with each place ahead of it, up to `MAX_FALLBACK_POLL`.
  */
 export const FALLBACK_POLL = 2_000;
-const MAX_POLL_FACTOR = 5;
+/**
+ * The longest fallback poll (before its ±10 % jitter, so at most 33 s): half the minute a Redis
+ * lock's line outlives the last attempt of any of its waiters, so that any one live waiter keeps
+ * the line alive with a margin of one missed poll. Reached at place 4 (2 s × 2^4 = 32 s).
+ */
+const MAX_FALLBACK_POLL = 30_000;
+/** Places past this one poll at `MAX_FALLBACK_POLL` (keeps `2 ** place` finite). */
+const MAX_DOUBLINGS = 5;
+
+/** The fallback poll of a waiter at `position` in line (0: next), before jitter. */
+function fallbackPoll(position: number | undefined): number {
+  const place = Math.min(Math.max(0, position ?? 0), MAX_DOUBLINGS);
+  return Math.min(FALLBACK_POLL * 2 ** place, MAX_FALLBACK_POLL);
+}
 
 /** What the sleep policy decides from. */
 export interface WaitFacts {
@@ -45,7 +61,8 @@ export interface WaitFacts {
 /**
  * How long to wait before the next attempt: the whole waiting policy. A polling waiter sleeps
  * `retryInterval` with jitter (50–100 %) so that waiters do not move in step; a pushed waiter
- * sleeps until woken, bounded by a fallback poll (longer further back in line, ±10 % jitter).
+ * sleeps until woken, bounded by a fallback poll (2 s for the first in line, doubling with each
+ * place further back, at most 30 s; ±10 % jitter).
  * Either wakes just after the holder's TTL runs out, before its place in line must be renewed,
  * and by the acquire's deadline.
  */
@@ -54,9 +71,7 @@ export function sleepBeforeNextAttempt(
   random: () => number = Math.random,
 ): number {
   let ms = facts.pushed
-    ? FALLBACK_POLL *
-      Math.min(1 + Math.max(0, facts.position ?? 0), MAX_POLL_FACTOR) *
-      (0.9 + random() * 0.2)
+    ? fallbackPoll(facts.position) * (0.9 + random() * 0.2)
     : facts.retryInterval * (0.5 + random() / 2);
   if (facts.holderTtl !== undefined && facts.holderTtl >= 0) ms = Math.min(ms, facts.holderTtl + 1);
   if (facts.renewWithin !== undefined) ms = Math.min(ms, facts.renewWithin);
@@ -127,13 +142,16 @@ export const FAILURES_FOR_UNAVAILABLE = 2;
 export function runAcquire<H>(
   lock: SessionLock<H>,
   request: AcquireRequest,
+  /** When the acquire began (`now()`), if the caller just read the clock. */
+  start: number = now(),
 ): Promise<Acquired<H> | Busy> {
-  return new WaitSession(lock, request).run();
+  return new WaitSession(lock, request, start).run();
 }
 
 class WaitSession<H> {
-  private readonly start = now();
   private readonly handOff;
+  /** The hand-off waiter is opened after the first refusal (`openAfterRefusal`), not yet. */
+  private openLater: boolean;
   private waiter: unknown;
   private hasWaiter = false;
   private listening = false;
@@ -145,8 +163,10 @@ class WaitSession<H> {
   constructor(
     private readonly lock: SessionLock<H>,
     private readonly request: AcquireRequest,
+    private readonly start: number,
   ) {
     this.handOff = request.blocking ? lock.backend.handOff : undefined;
+    this.openLater = this.handOff?.openAfterRefusal === true;
   }
 
   async run(): Promise<Acquired<H> | Busy> {
@@ -156,14 +176,19 @@ class WaitSession<H> {
     let lastError: unknown;
     let answered = false;
     let failuresInARow = 0;
-    this.openWaiter();
+    let attempts = 0;
+    if (!this.openLater) this.openWaiter();
     try {
       for (;;) {
         if (signal?.aborted) throw new LockAbortedError(target.name, { cause: signal.reason });
         try {
           // Every attempt may take up to operationTimeout, so the last one (sent when `timeout`
           // runs out) can finish: a blocking acquire ends by timeout + operationTimeout at worst.
-          const outcome = await this.attempt(operationTimeout);
+          // The first attempt counts from the acquire's start (one clock reading less).
+          const outcome = await this.attempt(
+            operationTimeout,
+            attempts++ === 0 ? this.start : now(),
+          );
           if (outcome.granted) {
             granted = true;
             return outcome;
@@ -208,6 +233,11 @@ class WaitSession<H> {
             timeout,
             lastError === undefined ? { retryAfter } : { cause: lastError, retryAfter },
           );
+        }
+        if (this.openLater) {
+          // Refused (or failed) for the first time: the waiter the next attempts go with.
+          this.openLater = false;
+          this.openWaiter();
         }
         if (lastError === undefined && this.hasWaiter && !(await this.listen())) continue;
         await this.sleep();
@@ -306,16 +336,24 @@ class WaitSession<H> {
     else await sleep(ms, this.request.signal);
   }
 
-  /** One attempt with its own deadline. A late success of an abandoned attempt is undone. */
-  private async attempt(deadline: number): Promise<Acquired<H> | Refused> {
+  /**
+   * One attempt with its own deadline, sent at `sentAt`. A late success of an abandoned attempt
+   * is undone.
+   */
+  private async attempt(deadline: number, sentAt: number): Promise<Acquired<H> | Refused> {
     const { target, backend } = this.lock;
     const token = ownerToken(this.lock.ownerSuffix);
-    const sentAt = now();
     const waiter = this.hasWaiter ? this.waiter : undefined;
-    const pending = callAsync(() => backend.acquire(target, token, waiter));
+    let pending: Promise<AttemptOutcome<H>>;
+    try {
+      // As callAsync would (a synchronous throw is a rejection), without a closure per attempt.
+      pending = Promise.resolve(backend.acquire(target, token, waiter));
+    } catch (err) {
+      pending = Promise.reject(err as Error);
+    }
     let settled;
     try {
-      settled = await settleWithin(pending, deadline, this.request.signal);
+      settled = await settleWithin(pending, deadline, this.request.signal, sentAt);
     } catch (err) {
       // The server may have applied the write before the error (a dropped reply): undo it.
       undo(this.lock, token, pending);
@@ -326,18 +364,25 @@ class WaitSession<H> {
       if (!outcome.granted) return outcome;
       const startedAt = outcome.since === undefined ? sentAt : Math.min(outcome.since, sentAt);
       // Field by field, not a spread: this runs once per acquire.
-      const acquired: Acquired<H> = {
+      if (outcome.ownerToken !== undefined) {
+        return {
+          granted: true,
+          fencingToken: outcome.fencingToken,
+          since: outcome.since,
+          held: outcome.held,
+          token: outcome.ownerToken,
+          startedAt,
+          ownerToken: outcome.ownerToken,
+        };
+      }
+      return {
         granted: true,
         fencingToken: outcome.fencingToken,
         since: outcome.since,
         held: outcome.held,
-        token: outcome.ownerToken ?? token,
+        token,
         startedAt,
       };
-      if (outcome.ownerToken !== undefined) {
-        return { ...acquired, ownerToken: outcome.ownerToken };
-      }
-      return acquired;
     }
     undo(this.lock, token, pending);
     if (settled.kind === 'aborted') {

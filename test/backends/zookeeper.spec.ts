@@ -9,6 +9,7 @@
  * errors of a bad connection and of the recipes it lacks.
  */
 import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import {
   LockBackendError,
@@ -185,5 +186,94 @@ describe('zookeeper backend: options', () => {
     expect(
       () => new LockManager({ backend: 'zookeeper', connection: { servers: 'h:1', bogus: 1 } }),
     ).toThrow(TypeError);
+  });
+});
+
+describe('zookeeper backend: round trips', () => {
+  /** Counts the driver calls made on a client's raw node-zookeeper-client (the real one). */
+  function countCalls(zk: ZooKeeperClient): Map<string, number> {
+    const counts = new Map<string, number>();
+    const raw = zk.raw as Record<string, unknown>;
+    for (const method of ['create', 'transaction', 'getChildren', 'exists', 'getData', 'setData']) {
+      const original = raw[method] as (...args: unknown[]) => unknown;
+      raw[method] = (...args: unknown[]) => {
+        counts.set(method, (counts.get(method) ?? 0) + 1);
+        return original.apply(raw, args);
+      };
+    }
+    return counts;
+  }
+  interface Stat {
+    czxid: Buffer;
+    mtime: Buffer;
+  }
+  const statOf = (zk: ZooKeeperClient, path: string) =>
+    new Promise<Stat>((resolve, reject) =>
+      (zk.raw as { exists(p: string, cb: (e: unknown, s: Stat) => void): void }).exists(
+        path,
+        (error, stat) => (error ? reject(error) : resolve(stat)),
+      ),
+    );
+
+  it('an uncontended acquire is one request (the create in a transaction with a write to the lock node): its token and deadline are its node czxid and mtime; with another node in line it reads the line', async () => {
+    const zk = client();
+    const name = uniqueName('one-trip');
+    const lock = new ZooKeeperLock(name, { client: zk, expire: 30_000, timeout: 5_000 });
+    expect(await lock.acquire(false)).toBe(true); // the first one also makes the lock node
+    await lock.release();
+
+    const counts = countCalls(zk);
+    for (const blocking of [false, true]) {
+      counts.clear();
+      expect(await (blocking ? lock.acquire() : lock.acquire(false))).toBe(true);
+      expect(Object.fromEntries(counts), blocking ? 'blocking' : 'one-shot').toEqual({
+        transaction: 1,
+      });
+      const held = lock.holding?.held as { path: string; mtime: number };
+      const stat = await statOf(zk, held.path);
+      expect(lock.fencingToken).toBe(stat.czxid.readBigInt64BE(0).toString());
+      expect(held.mtime).toBe(Number(stat.mtime.readBigInt64BE(0)));
+      await lock.release();
+    }
+
+    // Another contender's node in line: the create's answer says so, the line is read.
+    const rival = new ZooKeeperLock(name, { client: client(), expire: 30_000 });
+    expect(await rival.acquire(false)).toBe(true);
+    counts.clear();
+    expect(await lock.acquire(false)).toBe(false);
+    expect(counts.get('getChildren')).toBeGreaterThan(0);
+    await rival.release();
+    expect(await lock.acquire(false)).toBe(true);
+    await lock.release();
+  });
+  it('a lock node whose ACL forbids writing it (contenders may only create children): the acquire creates its node plainly and reads the line', async () => {
+    const zk = client();
+    const lock = new ZooKeeperLock(uniqueName('acl'), { client: zk, expire: 30_000 });
+    const lib = createRequire(import.meta.url)('node-zookeeper-client') as {
+      ACL: new (perms: number, id: object) => object;
+      Id: new (scheme: string, id: string) => object;
+      Permission: Record<'CREATE' | 'READ' | 'DELETE', number>;
+    };
+    const { CREATE, READ, DELETE } = lib.Permission;
+    const acl = [new lib.ACL(CREATE | READ | DELETE, new lib.Id('world', 'anyone'))];
+    const raw = zk.raw as {
+      mkdirp(path: string, done: (error: unknown) => void): void;
+      create(path: string, d: Buffer, a: object[], mode: number, done: (e: unknown) => void): void;
+    };
+    await new Promise<void>((resolve, reject) =>
+      raw.mkdirp('/nestjs-sherlock', (error) => (error ? reject(error) : resolve())),
+    );
+    await new Promise<void>((resolve, reject) =>
+      raw.create(`/nestjs-sherlock/${lock.key}`, Buffer.alloc(0), acl, 0, (error) =>
+        error ? reject(error) : resolve(),
+      ),
+    );
+    expect(await lock.acquire(false)).toBe(true);
+    const rival = new ZooKeeperLock(lock.name, { client: client(), expire: 30_000 });
+    expect(await rival.acquire(false)).toBe(false);
+    await lock.release();
+    expect(await rival.acquire(false)).toBe(true);
+    expect(BigInt(rival.fencingToken ?? 0)).toBeGreaterThan(0n);
+    await rival.release();
   });
 });

@@ -3,46 +3,20 @@
  * test servers: inspect, list and force-release in text and JSON, --help, usage errors and exit
  * codes, the connection from a URL and from the environment, and a server that is down.
  */
-import { execFile } from 'node:child_process';
 import { hostname } from 'node:os';
-import { resolve } from 'node:path';
 import { LockManager } from 'nestjs-sherlock';
 import { describe, expect, it } from 'vitest';
 
 import { uniqueName } from '../support/backends.js';
+import { cli } from '../support/cli.js';
 import {
   etcdHosts,
   memcachedServerList,
   postgresUrl,
   redisUrl,
   redlockUrls,
+  zookeeperServers,
 } from '../support/env.js';
-
-const CLI = resolve(import.meta.dirname, '../../dist/cli.js');
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the CLI with `args` (and `env` over the process's, without SHERLOCK_*). */
-function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const base = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !k.startsWith('SHERLOCK_')),
-  );
-  return new Promise((done) => {
-    execFile(
-      process.execPath,
-      [CLI, ...args],
-      { env: { ...base, ...env }, timeout: 60_000 },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-        done({ code, stdout, stderr });
-      },
-    );
-  });
-}
 
 /** The URL the CLI takes for each server backend of the test setup. */
 const urls = {
@@ -57,6 +31,17 @@ const urls = {
       .map((u) => u.replace(/^redis:\/\//u, ''))
       .join(',')}`,
   postgres: () => postgresUrl(),
+  zookeeper: () => `zookeeper://${zookeeperServers()}`,
+};
+
+/** The module's `connection` for each of them (what an app would configure). */
+const connections = {
+  redis: () => redisUrl(),
+  etcd: () => etcdHosts(),
+  memcached: () => memcachedServerList().join(','),
+  redlock: () => redlockUrls(),
+  postgres: () => postgresUrl(),
+  zookeeper: () => zookeeperServers(),
 };
 
 describe.concurrent('nestjs-sherlock CLI against the real servers', () => {
@@ -89,16 +74,7 @@ describe.concurrent('nestjs-sherlock CLI against the real servers', () => {
       const namespace = uniqueName('cli');
       const manager = new LockManager({
         backend,
-        connection:
-          backend === 'redis'
-            ? redisUrl()
-            : backend === 'etcd'
-              ? etcdHosts()
-              : backend === 'memcached'
-                ? memcachedServerList().join(',')
-                : backend === 'postgres'
-                  ? postgresUrl()
-                  : redlockUrls(),
+        connection: connections[backend](),
         namespace,
         appName: 'nightly-billing',
       });
@@ -186,15 +162,14 @@ describe.concurrent('nestjs-sherlock CLI against the real servers', () => {
     },
   );
 
-  it.for(['redis', 'etcd', 'redlock'] as const)(
+  it.for(['redis', 'etcd', 'redlock', 'postgres', 'zookeeper'] as const)(
     '%s: list prints a table of the namespace, --json an array',
     async (backend) => {
       const url = urls[backend]();
       const namespace = uniqueName('clilist');
       const manager = new LockManager({
         backend,
-        connection:
-          backend === 'redis' ? redisUrl() : backend === 'etcd' ? etcdHosts() : redlockUrls(),
+        connection: connections[backend](),
         namespace,
         appName: 'reports',
       });

@@ -12,6 +12,7 @@ import { LockBackendError, LockManager, RedisLock, ReplicaAckError } from 'nestj
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { uniqueName } from '../support/backends.js';
+import { cli } from '../support/cli.js';
 import { runLocked, sentinelClient, sentinelManager } from './sentinel.example.js';
 import { MASTER_NAME, type SentinelGroup, startSentinelGroup } from '../support/sentinel.js';
 import { redisCommand } from '../support/servers.js';
@@ -63,6 +64,10 @@ describe('Redis Sentinel: master, replica, 3 Sentinels', () => {
     expect(await holder.acquire(false)).toBe(true);
     const master = await group.masterPort();
     expect(await redisCommand({ port: master }, ['EXISTS', name]), 'on the master').toBe(1);
+    // The CLI reaches the same lock through the Sentinels' URL.
+    const inspected = await cli(['inspect', name, '--json', '--url', group.url]);
+    expect(inspected.code, inspected.stderr).toBe(0);
+    expect(JSON.parse(inspected.stdout)).toMatchObject({ name, held: true, backend: 'redis' });
     expect(await waiter.acquire(false)).toBe(false);
     const acquired = waiter.acquire().then(() => performance.now());
     await sleep(300);

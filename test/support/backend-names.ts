@@ -17,6 +17,7 @@ declare module '../../lib/core/backend-names.js' {
     unitAcquirePoll: true;
     unitAcquirePush: true;
     unitHandOff: true;
+    unitHandOffLazy: true;
     unitHold: true;
     unitHoldCoarse: true;
     unitHoldNoExtend: true;

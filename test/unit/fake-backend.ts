@@ -78,6 +78,8 @@ export interface RefusalFacts {
 export interface FakeOptions {
   readonly name: string;
   readonly push?: boolean;
+  /** The hand-off's `openAfterRefusal` (push backends). */
+  readonly openAfterRefusal?: boolean;
   readonly extend?: boolean;
   readonly fencing?: boolean;
   readonly expiry?: Partial<ExpiryLimits>;
@@ -398,6 +400,7 @@ export function registerFake(options: FakeOptions): Fake {
       ? {
           handOff: {
             open: (lock: LockTarget, wake: () => void) => control.open(lock, wake),
+            ...(options.openAfterRefusal ? { openAfterRefusal: true } : {}),
             listen: (lock: LockTarget, waiter: FakeWaiter) => control.listen(lock, waiter),
             close: (lock: LockTarget, waiter: FakeWaiter, granted: boolean) =>
               control.close(lock, waiter, granted),

@@ -70,14 +70,18 @@ describe('hand-off waiter', () => {
   it('polls at the fallback interval, longer further back in line', async () => {
     control.holdElsewhere('busy');
     control.refusal.position = 2;
-    watch(locks.lock('busy', { timeout: 60_000 }).acquire());
-    await advance(12_000);
-    expect(attemptTimes()).toEqual([0, 6_000, 12_000]); // 2000 × (1 + 2)
-    control.refusal.position = 9;
+    watch(locks.lock('busy', { timeout: 120_000 }).acquire());
     await advance(16_000);
-    // the attempt at 18000 is told place 9: × 5 at most
-    expect(attemptTimes()).toEqual([0, 6_000, 12_000, 18_000, 28_000]);
-    expect(control.calls.listen).toBe(5);
+    expect(attemptTimes()).toEqual([0, 8_000, 16_000]); // 2000 × 2^2
+    control.refusal.position = 9;
+    await advance(54_000);
+    // the attempt at 24000 is told place 9: 30 s at most
+    expect(attemptTimes()).toEqual([0, 8_000, 16_000, 24_000, 54_000]);
+    control.refusal.position = 0;
+    await advance(16_000);
+    // the attempt at 84000 is told it is next: back to 2 s
+    expect(attemptTimes()).toEqual([0, 8_000, 16_000, 24_000, 54_000, 84_000, 86_000]);
+    expect(control.calls.listen).toBe(7);
   });
 
   it('wakes after the holder TTL even without a wake-up', async () => {
@@ -252,5 +256,59 @@ describe('hand-off waiter', () => {
     expect(attemptWaiters()).toEqual([undefined, undefined, undefined]);
     expect(control.calls.listen).toBe(0);
     expect(control.calls.close).toBe(0);
+  });
+});
+
+describe('hand-off waiter opened after the first refusal (openAfterRefusal)', () => {
+  const lazy = registerFake({ name: 'unitHandOffLazy', push: true, openAfterRefusal: true });
+  const lazyControl = lazy.control;
+  let lazyLocks: LockManager;
+  beforeEach(() => {
+    lazyControl.reset();
+    lazyLocks = new LockManager({
+      backend: 'unitHandOffLazy',
+      retryInterval: 100,
+      timeout: 10_000,
+    });
+  });
+
+  it('an uncontended blocking acquire opens no waiter at all', async () => {
+    expect(await lazyLocks.lock('free').acquire()).toBe(true);
+    expect(lazyControl.sequence()).toEqual(['acquire']);
+    expect(lazyControl.callsOf('acquire')[0]?.waiter).toBeUndefined();
+  });
+
+  it('a refused first attempt (no waiter) opens one, listens, and goes on with it', async () => {
+    lazyControl.holdElsewhere('busy');
+    const acquiring = watch(lazyLocks.lock('busy').acquire());
+    await flush();
+    expect(lazyControl.sequence()).toEqual(['acquire', 'open', 'listen']);
+    const [waiter] = lazyControl.waiters;
+    lazyControl.drop('busy');
+    await flush();
+    expect(acquiring.value).toBe(true);
+    expect(lazyControl.callsOf('acquire').map((call) => call.waiter)).toEqual([undefined, waiter]);
+    expect(lazyControl.sequence()).toEqual(['acquire', 'open', 'listen', 'acquire', 'close']);
+    expect(waiter?.closedWith).toBe(true);
+  });
+
+  it('a failed first attempt opens one too (nothing to discard), and a timeout closes it', async () => {
+    lazyControl.holdElsewhere('busy');
+    lazyControl.failNext('acquire', 1);
+    const acquiring = watch(lazyLocks.lock('busy').acquire({ timeout: 1_000 }));
+    await flush();
+    expect(lazyControl.waiters).toHaveLength(1);
+    expect(lazyControl.calls.close).toBe(0);
+    await advance(3_000);
+    rejected(acquiring, LockTimeoutError);
+    expect(lazyControl.calls.open).toBe(1);
+    expect(lazyControl.callsOf('close').map((c) => c.granted)).toEqual([false]);
+    expect(lazyControl.openWaiters()).toEqual([]);
+  });
+
+  it('a non-blocking acquire never opens one', async () => {
+    lazyControl.holdElsewhere('busy');
+    expect(await lazyLocks.lock('busy').acquire(false)).toBe(false);
+    expect(lazyControl.calls.open).toBe(0);
   });
 });

@@ -65,18 +65,34 @@ describe('sleepBeforeNextAttempt: pushed (waiting for a wake-up)', () => {
     expect(sleepBeforeNextAttempt(pushed(), fixed(ALMOST_ONE))).toBeCloseTo(2_200, 6);
   });
 
-  it('polls less often further back in line: × min(1 + position, 5)', () => {
+  it('polls less often further back in line: doubling per place ahead, at most 30 s', () => {
     const at = (position: number | undefined) =>
       sleepBeforeNextAttempt(pushed({ position }), fixed(0.5));
     expect(at(undefined)).toBe(2_000);
     expect(at(0)).toBe(2_000);
     expect(at(1)).toBe(4_000);
-    expect(at(2)).toBe(6_000);
-    expect(at(3)).toBe(8_000);
-    expect(at(4)).toBe(10_000);
-    expect(at(5)).toBe(10_000);
-    expect(at(1_000)).toBe(10_000);
+    expect(at(2)).toBe(8_000);
+    expect(at(3)).toBe(16_000);
+    expect(at(4)).toBe(30_000); // 32 s capped
+    expect(at(5)).toBe(30_000);
+    expect(at(1_000)).toBe(30_000);
+    expect(at(Number.MAX_SAFE_INTEGER)).toBe(30_000);
     expect(at(-3)).toBe(2_000); // a nonsense place counts as next in line
+  });
+
+  it('keeps a Redis line alive: even the last of many waiters polls within 33 s (its queue expires 60 s after the last attempt)', () => {
+    const slowest = sleepBeforeNextAttempt(pushed({ position: 10_000 }), fixed(ALMOST_ONE));
+    expect(slowest).toBeCloseTo(33_000, 6);
+    expect(slowest).toBeLessThan(60_000 / 1.8);
+  });
+
+  it('20 waiters behind a held lock make about 1.5 attempts a second together (was 2.6 with 2 s × (1 + place), at most 10 s)', () => {
+    let perSecond = 0;
+    for (let position = 0; position < 20; position++) {
+      perSecond += 1_000 / sleepBeforeNextAttempt(pushed({ position }), fixed(0.5));
+    }
+    expect(perSecond).toBeCloseTo(0.5 + 0.25 + 0.125 + 0.0625 + 16 / 30, 6);
+    expect(perSecond).toBeLessThan(1.5);
   });
 
   it('ignores retryInterval', () => {
@@ -89,7 +105,7 @@ describe('sleepBeforeNextAttempt: pushed (waiting for a wake-up)', () => {
         fc.double({ min: 0, max: ALMOST_ONE, noNaN: true }),
         fc.integer({ min: 0, max: 50 }),
         (r, position) => {
-          const base = FALLBACK_POLL * Math.min(1 + position, 5);
+          const base = Math.min(FALLBACK_POLL * 2 ** Math.min(position, 5), 30_000);
           const ms = sleepBeforeNextAttempt(pushed({ position }), fixed(r));
           expect(ms).toBeGreaterThanOrEqual(base * 0.9 - 1e-9);
           expect(ms).toBeLessThanOrEqual(base * 1.1 + 1e-9);

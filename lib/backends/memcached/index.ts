@@ -6,6 +6,7 @@ import { loadDriver } from '../../core/driver.js';
 import { messages } from '../../core/messages.js';
 import { backends, registerAlias } from '../../core/registry.js';
 import { memcachedInspection } from './inspect.js';
+import { type MemcachedHeld, releaseByCas, extendByCas, remember } from './held.js';
 import {
   addAndIncrement,
   deleteIfUnchanged,
@@ -36,9 +37,13 @@ export type MemcachedLockOptions = BaseLockOptions;
 
 /**
  * A lock in Memcached: `add` of the key `namespace_name` with the owner token, expiring after
- * `expire` rounded **up** to whole seconds (Memcached's granularity); released by a GET that keeps
- * the item's CAS value and a DELETE carrying it, so only the owner's unchanged item is deleted.
- * Memcached cannot announce releases: waiters poll, with jitter.
+ * `expire` rounded **up** to whole seconds (Memcached's granularity). The `add`'s answer carries
+ * the new item's CAS value: released by one DELETE carrying it (extended by a SET carrying it),
+ * so only the owner's unchanged item is deleted, sent only on the connection the CAS value came
+ * on (a restarted server starts its CAS values again, and a restart breaks the connection).
+ * Where that CAS value is not known or not usable (another process, a reconnection), a GET
+ * reads the item's value and CAS value first. Memcached cannot announce releases: waiters poll,
+ * with jitter.
  *
  * @example
  * import memjs from 'memjs';
@@ -103,7 +108,7 @@ const expirationSeconds = (expire: number | null) =>
   expire === null ? 0 : Math.ceil(expire / 1000);
 
 /** The Memcached backend: `add` + CAS-checked delete, a best-effort fencing counter, polling. */
-const memcachedBackend: LockBackend<MemjsClient> = {
+const memcachedBackend: LockBackend<MemjsClient, MemcachedHeld> = {
   name: 'memcached',
   library: 'memjs',
   capabilities: {
@@ -179,21 +184,37 @@ const memcachedBackend: LockBackend<MemjsClient> = {
       initial,
     );
     counting.catch(() => undefined); // awaited below only if the add succeeded
-    if (!(await adding)) return false;
+    const added = await adding;
+    if (!added) return false;
     const fence = await counting;
-    return { granted: true, fencingToken: fence.toString() };
+    // The add's CAS value, kept for a one-request release (see held.ts).
+    const held = remember(added);
+    return held
+      ? { granted: true, fencingToken: fence.toString(), held }
+      : { granted: true, fencingToken: fence.toString() };
   },
-  async release(lock, token) {
+  async release(lock, token, held) {
     const memcached = memcachedOf(lock);
+    if (held) {
+      const released = await releaseByCas(memcached, lock.key, held);
+      if (released !== undefined) return released;
+    }
     const item = await gets(memcached, lock.key);
     if (!item || item.value !== token) return false;
     return deleteIfUnchanged(memcached, lock.key, item.cas);
   },
-  async extend(lock, token, ttl) {
+  async extend(lock, token, ttl, held) {
     const memcached = memcachedOf(lock);
+    const seconds = Math.ceil(ttl / 1000);
+    if (held) {
+      const extended = await extendByCas(memcached, lock.key, token, seconds, held);
+      if (extended !== undefined) return extended;
+    }
     const item = await gets(memcached, lock.key);
     if (!item || item.value !== token) return false;
-    return setIfUnchanged(memcached, lock.key, token, Math.ceil(ttl / 1000), item.cas);
+    const stored = await setIfUnchanged(memcached, lock.key, token, seconds, item.cas);
+    if (stored && held) remember(stored, held);
+    return stored !== null;
   },
   async locked(lock) {
     return (await gets(memcachedOf(lock), lock.key)) !== null;

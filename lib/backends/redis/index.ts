@@ -172,9 +172,17 @@ async function listenForGrant(lock: LockTarget, waiter: RedisWaiter): Promise<bo
   return false;
 }
 
+/**
+ * The fencing token in an acquire script's reply: a string, or an integer (a newcomer's grant,
+ * see ACQUIRE); `undefined` when the reply is a refusal.
+ */
+const fencingOf = (reply: unknown): string | undefined =>
+  typeof reply === 'string' ? reply : typeof reply === 'number' ? String(reply) : undefined;
+
 /** The reply of an acquire script: the fencing token, or `{ttl}` / `{ttl, rank}` when refused. */
 function outcomeOf(reply: unknown) {
-  if (typeof reply === 'string') return { granted: true as const, fencingToken: reply };
+  const fencingToken = fencingOf(reply);
+  if (fencingToken !== undefined) return { granted: true as const, fencingToken };
   const [ttl, rank] = reply as [number, number?];
   return {
     granted: false as const,
@@ -213,36 +221,21 @@ const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
     client.disconnect();
   },
 
-  async acquire(lock, token, waiter) {
-    const grant = waiter?.grant;
-    if (grant && waiter?.token !== undefined) {
-      // Granted by a release: the message is the answer, no round trip.
-      waiter.grant = undefined;
-      const { fencingToken, at } = grant;
-      return { granted: true, fencingToken, since: at, ownerToken: waiter.token };
-    }
-    const { fencing, queue } = keysOf(lock);
-    const expire = lock.expire === null ? '' : String(Math.ceil(lock.expire));
-    if (waiter?.unsent && !/\s/u.test(token)) {
-      // The entry's first trip to the server: it takes this attempt's token (with its metadata).
-      waiter.entry = `${waiter.unsent.head} ${token} ${waiter.unsent.expire}`;
-      waiter.token = token;
-      waiter.unsent = undefined;
-    }
-    const entry = waiter?.entry ?? '';
-    const own = entry === '' ? token : (waiter?.token ?? token);
-    const reply = await ACQUIRE.run(redis(lock), [lock.key, fencing, queue], [own, expire, entry]);
-    if (typeof reply === 'string') {
-      return own === token
-        ? { granted: true, fencingToken: reply }
-        : { granted: true, fencingToken: reply, ownerToken: own };
-    }
-    return outcomeOf(reply);
-  },
+  // Not waiting (every uncontended acquire: the core opens no waiter before a refusal), or
+  // waiting in line.
+  acquire: (lock, token, waiter) =>
+    waiter === undefined ? acquireNew(lock, token) : acquireWaiting(lock, token, waiter),
   async release(lock, token) {
     const { fencing, queue } = keysOf(lock);
-    const keys = [lock.key, fencing, queue];
-    return (await RELEASE_AND_GRANT.run(redis(lock), keys, [token])) === 1;
+    const client = redis(lock);
+    let reply;
+    try {
+      reply = await client.evalsha(RELEASE_AND_GRANT.sha, 3, lock.key, fencing, queue, token);
+    } catch (err) {
+      const keys = [lock.key, fencing, queue];
+      reply = await RELEASE_AND_GRANT.unlessUnknown(err, client, keys, [token]);
+    }
+    return reply === 1;
   },
   async extend(lock, token, ttl) {
     return (await EXTEND.run(redis(lock), [lock.key], [token, String(Math.ceil(ttl))])) === 1;
@@ -255,6 +248,8 @@ const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
   },
   handOff: {
     open: (_lock, wake) => ({ wake, woken: false, closed: false }),
+    // An attempt with a waiter that has not listened yet is a newcomer's attempt (see acquire).
+    openAfterRefusal: true,
     listen: listenForGrant,
     // Not granted (timed out, aborted, failed): leave the line, and give back (to the next in
     // line) the lock if a release granted it meanwhile, the message being on its way or lost.
@@ -282,6 +277,55 @@ const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
   // Leader election: the election's lock, and what its holder published in a hash next to it.
   election: redisElection,
 };
+
+/**
+ * A newcomer's attempt (no waiter: the uncontended path): the acquire script with no entry.
+ * The `evalsha` is sent here, not through `ACQUIRE.run` (no arrays, one async level less).
+ */
+async function acquireNew(lock: LockTarget<RedisCommands>, token: string) {
+  const { fencing, queue } = keysOf(lock);
+  const expire = lock.expire === null ? '' : String(Math.ceil(lock.expire));
+  const client = redis(lock);
+  let reply;
+  try {
+    reply = await client.evalsha(ACQUIRE.sha, 3, lock.key, fencing, queue, token, expire, '');
+  } catch (err) {
+    const keys = [lock.key, fencing, queue];
+    reply = await ACQUIRE.unlessUnknown(err, client, keys, [token, expire, '']);
+  }
+  const fencingToken = fencingOf(reply);
+  if (fencingToken !== undefined) return { granted: true as const, fencingToken };
+  return outcomeOf(reply);
+}
+
+/** A waiter's attempt: granted by a release's message, or the acquire script with its entry. */
+async function acquireWaiting(lock: LockTarget<RedisCommands>, token: string, waiter: RedisWaiter) {
+  const grant = waiter.grant;
+  if (grant && waiter.token !== undefined) {
+    // Granted by a release: the message is the answer, no round trip.
+    waiter.grant = undefined;
+    const { fencingToken, at } = grant;
+    return { granted: true as const, fencingToken, since: at, ownerToken: waiter.token };
+  }
+  const { fencing, queue } = keysOf(lock);
+  const expire = lock.expire === null ? '' : String(Math.ceil(lock.expire));
+  if (waiter.unsent && !/\s/u.test(token)) {
+    // The entry's first trip to the server: it takes this attempt's token (with its metadata).
+    waiter.entry = `${waiter.unsent.head} ${token} ${waiter.unsent.expire}`;
+    waiter.token = token;
+    waiter.unsent = undefined;
+  }
+  const entry = waiter.entry ?? '';
+  const own = entry === '' ? token : (waiter.token ?? token);
+  const reply = await ACQUIRE.run(redis(lock), [lock.key, fencing, queue], [own, expire, entry]);
+  const fencingToken = fencingOf(reply);
+  if (fencingToken !== undefined) {
+    return own === token
+      ? { granted: true as const, fencingToken }
+      : { granted: true as const, fencingToken, ownerToken: own };
+  }
+  return outcomeOf(reply);
+}
 
 // waitForReplicas (replicas.ts): WAIT after the writes that grant, on clients that ask for it.
 export const REDIS = backends.register({ ...withReplicaAcks(redisBackend), lockClass: RedisLock });

@@ -95,22 +95,9 @@ export function withReplicaAcks<W>(
   const { acquire, extend } = backend;
   return {
     ...backend,
-    async acquire(lock, token, waiter) {
-      const wanted = replicasOf(lock.client);
-      if (!wanted) return acquire(lock, token, waiter);
-      // A grant by message alone is a write on the releaser's connection: confirm by our own.
-      if (waiter) (waiter as GrantedByMessage).grant = undefined;
-      const outcome = await acquire(lock, token, waiter);
-      if (outcome === false || (typeof outcome === 'object' && !outcome.granted)) return outcome;
-      try {
-        await awaitReplicas(lock.client, wanted);
-      } catch (err) {
-        const owner = typeof outcome === 'object' ? outcome.ownerToken : undefined;
-        await giveBack(lock, owner ?? token);
-        throw err;
-      }
-      return outcome;
-    },
+    // Without waitForReplicas (the common case): the backend's own promise, no async level more.
+    acquire: (lock, token, waiter) =>
+      replicasOf(lock.client) ? acquireAcked(lock, token, waiter) : acquire(lock, token, waiter),
     async extend(lock, token, ttl, held) {
       if (!extend) throw new Error('extend() is not implemented');
       const extended = await extend(lock, token, ttl, held);
@@ -119,6 +106,24 @@ export function withReplicaAcks<W>(
       return extended;
     },
   };
+
+  /** An acquire on a client with waitForReplicas: the write, then WAIT for it. */
+  async function acquireAcked(lock: LockTarget<RedisCommands>, token: string, waiter?: W) {
+    const wanted = replicasOf(lock.client);
+    if (!wanted) return acquire(lock, token, waiter);
+    // A grant by message alone is a write on the releaser's connection: confirm by our own.
+    if (waiter) (waiter as GrantedByMessage).grant = undefined;
+    const outcome = await acquire(lock, token, waiter);
+    if (outcome === false || (typeof outcome === 'object' && !outcome.granted)) return outcome;
+    try {
+      await awaitReplicas(lock.client, wanted);
+    } catch (err) {
+      const owner = typeof outcome === 'object' ? outcome.ownerToken : undefined;
+      await giveBack(lock, owner ?? token);
+      throw err;
+    }
+    return outcome;
+  }
 }
 
 /** Releases (and hands to the next in line) a lock whose grant was not acknowledged. */

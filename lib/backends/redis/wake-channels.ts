@@ -28,8 +28,8 @@ export type WakeMode = 'p' | 's' | 'b';
 export type Wake = (grant?: string) => void;
 
 /**
- * How long the subscriber connections stay open after their last waiter left, so that back-to-back
- * contention does not connect and subscribe again each time.
+ * How long the subscriber connections stay open after their last waiter left (at least; at most
+ * twice that), so that back-to-back contention does not connect and subscribe again each time.
  */
 export const LINGER = 1_000;
 
@@ -55,7 +55,7 @@ const NO_SHARDED = /unknown command|ERR unknown|not supported/i;
  * the lock's own slot, so that the release script may SPUBLISH to it and the message goes to the
  * shard that owns the lock only (and its reply counts the listeners exactly). A Cluster whose
  * servers lack it falls back to plain pub/sub (mode `b`). Each waiting acquire has an id; the
- * connections are opened for the first waiter and closed a second after the last one left.
+ * connections are opened for the first waiter and closed 1 to 2 s after the last one left.
  */
 export class WakeChannels {
   /** Random per client object: channels of different processes and clients never collide. */
@@ -70,7 +70,10 @@ export class WakeChannels {
   /** The servers have no sharded pub/sub: Cluster waiters use plain pub/sub. */
   private noSharded = false;
   private linger: NodeJS.Timeout | undefined;
+  /** Waiters that joined so far (their ids): a linger timer that sees it unchanged closes. */
   private count = 0;
+  /** `count` when the linger timer was armed. */
+  private countAtLinger = 0;
 
   private constructor(
     private readonly source: SubscriberSource,
@@ -104,8 +107,8 @@ export class WakeChannels {
    * plain pub/sub.
    */
   async join(wake: Wake, slot?: number): Promise<Joined> {
-    clearTimeout(this.linger);
-    this.linger = undefined;
+    // A linger timer still armed is left so (it sees this join and does not close): no
+    // clearTimeout and setTimeout again per waiting acquire, on the hand-off path.
     const id = (this.count++).toString(36);
     this.waiters.set(id, wake);
     const leave = () => this.leave(id);
@@ -193,12 +196,26 @@ export class WakeChannels {
 
   private leave(id: string): void {
     if (!this.waiters.delete(id) || this.waiters.size > 0 || this.linger) return;
-    this.linger = setTimeout(() => {
-      this.linger = undefined;
-      if (this.waiters.size === 0) this.close();
-    }, LINGER);
+    this.lingerAgain();
+  }
+
+  private lingerAgain(): void {
+    this.countAtLinger = this.count;
+    this.linger = setTimeout(this.lingered, LINGER);
     this.linger.unref();
   }
+
+  /**
+   * Closes the connections if nobody joined since the timer was armed (so they have been unused
+   * for `LINGER` ms); if someone joined and left meanwhile, waits `LINGER` more (the connections
+   * close 1 to 2 s after the last waiter left).
+   */
+  private lingered = (): void => {
+    this.linger = undefined;
+    if (this.waiters.size > 0) return; // the next one to leave arms it again
+    if (this.count === this.countAtLinger) this.close();
+    else this.lingerAgain();
+  };
 
   private close(): void {
     const subscriber = this.subscriber;

@@ -45,9 +45,19 @@ export interface RawZkClient {
 
 /** A node-zookeeper-client multi-op transaction (the ops this backend uses). */
 export interface ZkTransaction {
+  create(path: string, data: Uint8Array, mode: number): ZkTransaction;
   setData(path: string, data: Uint8Array, version: number): ZkTransaction;
   remove(path: string, version: number): ZkTransaction;
-  commit(callback: Callback<readonly { readonly stat?: ZkStat }[]>): void;
+  commit(callback: Callback<readonly ZkOpResult[]>): void;
+}
+
+/** One op's result in a committed transaction: a create's path, a setData's stat. */
+export interface ZkOpResult {
+  readonly path?: string;
+  readonly stat?: ZkStat & {
+    readonly mzxid?: Uint8Array;
+    readonly numChildren?: number;
+  };
 }
 
 interface ZkModule {
@@ -94,6 +104,7 @@ export const zookeeperDriver = () => loadDriver<ZkModule>('zookeeper', 'node-zoo
 export const ZK = {
   CONNECTION_LOSS: -4,
   NO_NODE: -101,
+  NO_AUTH: -102,
   BAD_VERSION: -103,
   NODE_EXISTS: -110,
   NOT_EMPTY: -111,

@@ -139,13 +139,18 @@ async function acquire(
 
   if (waiter === undefined || waiter.node === undefined) {
     // A new node, holding from its create if it is first in line.
-    const name = await createNode(zk, parent, guidOf(token), holding);
+    const made = await createNode(zk, parent, guidOf(token), holding);
+    const name = made.name;
     const path = `${parent}/${name}`;
     if (waiter?.closed) {
       await remove(zk, path); // the acquire ended while this attempt ran: leave no node in line
       return false;
     }
-    let created: ZkStat | undefined;
+    // The only node in line right after its create (told by the create's own transaction):
+    // first in line, holding from its create, with no read of the line.
+    if (made.alone && made.stat) return granted(path, made.stat, lock.expire);
+    // A one-shot attempt's clock is its node's creation time, which the create may have told.
+    let created: ZkStat | undefined = waiter ? undefined : made.stat;
     // The server's clock: a waiter's node turns into a waiting one (a write, whose mtime is now);
     // a one-shot attempt reads its node's creation time.
     const now = async () => {

@@ -13,6 +13,7 @@ import {
   rawOf,
   type RawZkClient,
   ZK,
+  type ZkOpResult,
   type ZkStat,
   type ZooKeeperClient,
   zookeeperDriver,
@@ -151,34 +152,84 @@ export async function serverNow(zk: ZooKeeperClient): Promise<number> {
   return Number(long(again.mtime));
 }
 
-/** Creates the contender node of `guid` under `parent` (and `parent` if absent); its name. */
+/** What a contender's create told. */
+export interface Created {
+  /** The node's name under the lock's node. */
+  readonly name: string;
+  /** Its czxid and mtime, when the create's transaction told them. */
+  readonly stat?: ZkStat;
+  /** Whether it was the lock node's only child right after the create (first in line). */
+  readonly alone: boolean;
+}
+
+const EMPTY: Uint8Array = Buffer.alloc(0); // node-zookeeper-client asserts a Buffer
+
+/**
+ * Creates the contender node of `guid` under `parent` (and `parent` if absent). The create goes
+ * in one transaction with a write to `parent` (its data stays empty), whose answer is the
+ * parent's stat as of that transaction: every op of a transaction has the same zxid and time,
+ * so the parent's mzxid and mtime are the new node's czxid and mtime, and its numChildren says
+ * whether the new node is the only one in line. An uncontended acquire is this one round trip
+ * (where a create, a `getChildren` and an `exists` were three).
+ */
 export async function createNode(
   zk: ZooKeeperClient,
   parent: string,
   guid: string,
   data: NodeData,
-): Promise<string> {
+): Promise<Created> {
   const { EPHEMERAL_SEQUENTIAL } = zookeeperDriver().CreateMode;
-  const create = () =>
-    call<string>(zk, (raw, done) =>
-      raw.create(`${parent}/${prefixOf(guid)}`, encodeData(data), EPHEMERAL_SEQUENTIAL, done),
+  const nodePath = `${parent}/${prefixOf(guid)}`;
+  // A plain create (the line is read after it): for a lock node whose ACL lets contenders create
+  // children but not write it (one made by hand so).
+  const plainCreate = async (): Promise<Created> => ({
+    name: nameOf(
+      await call<string>(zk, (raw, done) =>
+        raw.create(nodePath, encodeData(data), EPHEMERAL_SEQUENTIAL, done),
+      ),
+    ),
+    alone: false,
+  });
+  // The create may have been applied and its reply lost: find the node by its guid.
+  const recover = async (error: unknown): Promise<Created> => {
+    if (codeOf(error) === ZK.CONNECTION_LOSS) {
+      const found = await findNode(zk, parent, guid);
+      if (found !== undefined) return { name: found, alone: false };
+    }
+    throw error;
+  };
+  const create = async (): Promise<Created> => {
+    const [made, parentWrite] = await call<readonly ZkOpResult[]>(zk, (raw, done) =>
+      raw
+        .transaction()
+        .create(nodePath, encodeData(data), EPHEMERAL_SEQUENTIAL)
+        .setData(parent, EMPTY, -1)
+        .commit(done),
     );
+    if (made?.path === undefined) throw new Error('ZooKeeper: a create answered without a path');
+    const name = nameOf(made.path);
+    const stat = parentWrite?.stat;
+    if (stat?.mzxid === undefined || typeof stat.numChildren !== 'number') {
+      return { name, alone: false };
+    }
+    return {
+      name,
+      stat: { czxid: stat.mzxid, mtime: stat.mtime, version: 0 },
+      alone: stat.numChildren === 1,
+    };
+  };
   try {
-    return nameOf(await create());
+    return await create();
   } catch (error) {
     const code = codeOf(error);
+    if (code === ZK.NO_AUTH) return plainCreate().catch(recover);
     if (code === ZK.NO_NODE) {
       await unless([ZK.NODE_EXISTS], '', () =>
         call<string>(zk, (raw, done) => raw.mkdirp(parent, done)),
       );
-      return nameOf(await create());
+      return await create();
     }
-    if (code === ZK.CONNECTION_LOSS) {
-      // The create may have been applied and its reply lost: find the node by its guid.
-      const found = await findNode(zk, parent, guid);
-      if (found !== undefined) return found;
-    }
-    throw error;
+    return recover(error);
   }
 }
 
