@@ -39,8 +39,8 @@ const INSPECTS: Partial<Record<BackendName, Tells>> = {
   cluster: { list: true, ttl: true, waiting: true, fencing: true },
   redlock: { list: true, ttl: true, waiting: false, fencing: false },
   memcached: { list: false, ttl: false, waiting: false, fencing: false },
-  // Its waiters LISTEN in their own processes: no line at the server to count.
-  postgres: { list: true, ttl: true, waiting: false, fencing: true },
+  // Its waiters wait in a line at the server (sherlock_lock_waiters): the live ones are counted.
+  postgres: { list: true, ttl: true, waiting: true, fencing: true },
   zookeeper: { list: true, ttl: true, waiting: true, fencing: true },
 };
 const INSPECTING = fixtures.filter((f) => INSPECTS[f.name] !== undefined);

@@ -3,8 +3,7 @@
  * token, fencing token, expiry). Inspect reads the row if it has not expired; list is one SELECT
  * of the live rows whose keys start with the namespace and prefix; force-release deletes the live
  * row whoever holds it and sends the release's NOTIFY so the waiters wake. Each is one statement
- * reading PostgreSQL's own clock. Waiters are not counted: they wait in their own processes
- * (LISTEN), not in a line at the server.
+ * reading PostgreSQL's own clock. Inspect counts the live waiters in the key's line (line.ts).
  */
 import type {
   InspectionBackend,
@@ -14,6 +13,7 @@ import type {
   StoredLock,
 } from '../../core/backend.js';
 import { nameOfKey } from '../../core/inspect-keys.js';
+import { LIVE_WAITER, POSTGRES_WAITERS_TABLE } from './line.js';
 import { RELEASE_CHANNEL } from './listener.js';
 
 /** How a statement is run: the backend's query (the schema set up on first use). */
@@ -34,17 +34,20 @@ const TTL = `CASE WHEN expires_at IS NULL THEN -1
 export const likeEscape = (text: string) => text.replace(/[\\%_]/gu, '\\$&');
 
 function storedOf(row: Record<string, unknown>): StoredLock {
-  return {
+  const stored = {
     owner: String(row.token),
     ttl: Number(row.ttl),
     fencingToken: String(row.fence),
   };
+  return row.waiting === undefined ? stored : { ...stored, waiting: Number(row.waiting) };
 }
 
 /** The postgres backend's inspection primitives, running statements with `query`. */
 export function postgresInspection(table: string, query: PgQuery): InspectionBackend {
   const INSPECT = `
-SELECT token, fence::text AS fence, ${TTL} AS ttl
+SELECT token, fence::text AS fence, ${TTL} AS ttl,
+       (SELECT count(*) FROM ${POSTGRES_WAITERS_TABLE} w
+         WHERE w.key = $1 AND ${LIVE_WAITER('w')})::int AS waiting
   FROM ${table} WHERE key = $1 AND ${LIVE}`;
 
   const LIST = `

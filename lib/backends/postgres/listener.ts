@@ -1,11 +1,16 @@
+import { randomBytes } from 'node:crypto';
+
+import { now } from '../../core/timing.js';
+
 /**
- * Waking waiters with LISTEN/NOTIFY. A release deletes the lock's row and, in the same statement,
- * `pg_notify('sherlock_release', key)`: PostgreSQL delivers it at commit to every connection that
- * listens on the channel. Each pool has at most one listening connection of its own (a `pg.Client`
- * made from the pool's options, outside the pool, so that waiting never takes a pooled
- * connection): opened when a blocking acquire first waits, closed a second after the last one
- * stopped. Its loss (the server restarted, the network cut) wakes every waiter, which then polls
- * until it listens again.
+ * Waking waiters with LISTEN/NOTIFY. Each pool has at most one listening connection of its own (a
+ * `pg.Client` made from the pool's options, outside the pool, so that waiting never takes a
+ * pooled connection): opened when a blocking acquire first waits, closed a second after the last
+ * one stopped. It listens on two channels: its own grant channel (`sherlock_grant_<random>`), on
+ * which a release that gives the lock to one of its waiters says `<id> <fencing token>` (see
+ * line.ts), and `sherlock_release`, on which a force-release says the key (every waiter of the
+ * key then attempts, and a free lock goes to the first in line). Its loss (the server restarted,
+ * the network cut) wakes every waiter, which attempts again once it listens again.
  */
 export const RELEASE_CHANNEL = 'sherlock_release';
 
@@ -30,10 +35,24 @@ export interface PgWaiter {
   readonly wake: () => void;
   /** Registered with a listener that was listening before the waiter's last attempt. */
   armed: boolean;
+  /** Its id on the listener's grant channel (set once it listens). */
+  id?: string;
+  /** The owner token it queued with: a release that grants it the lock sets the row to it. */
+  token?: string;
+  /** A grant received (the fencing token, when it arrived), not yet taken by an attempt. */
+  grant?: { readonly fencingToken: string; readonly at: number };
+  closed: boolean;
 }
 
 export class ReleaseListener {
   private readonly waiters = new Map<string, Set<PgWaiter>>();
+  /** The waiters by their id on the grant channel. */
+  private readonly byId = new Map<string, PgWaiter>();
+  private nextId = 0;
+  /** This listener's grant channel (one per listener, kept across reconnects). */
+  readonly channel = `sherlock_grant_${randomBytes(12).toString('hex')}`;
+  /** The listening connection's backend pid while it listens (0: not listening). */
+  pid = 0;
   private client: ListeningClient | undefined;
   private ready: Promise<void> | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
@@ -52,14 +71,21 @@ export class ReleaseListener {
     const client = this.makeClient();
     this.client = client;
     client.on('notification', ({ channel, payload }) => {
-      if (channel !== RELEASE_CHANNEL || payload === undefined) return;
-      for (const waiter of this.waiters.get(payload) ?? []) waiter.wake();
+      if (payload === undefined) return;
+      if (channel === this.channel) this.granted(payload);
+      else if (channel === RELEASE_CHANNEL) {
+        for (const waiter of this.waiters.get(payload) ?? []) waiter.wake();
+      }
     });
     client.on('error', () => this.drop(client));
     client.on('end', () => this.drop(client));
     try {
       await client.connect();
-      await client.query(`LISTEN ${RELEASE_CHANNEL}`);
+      const reply = (await client.query(
+        `LISTEN ${RELEASE_CHANNEL}; LISTEN ${this.channel}; SELECT pg_backend_pid() AS pid`,
+      )) as { rows?: { pid?: unknown }[] }[] | { rows?: { pid?: unknown }[] };
+      const last = Array.isArray(reply) ? reply[reply.length - 1] : reply;
+      if (this.client === client) this.pid = Number(last?.rows?.[0]?.pid ?? 0);
     } catch (error) {
       this.drop(client);
       throw error;
@@ -71,6 +97,7 @@ export class ReleaseListener {
     if (this.client !== client) return;
     this.client = undefined;
     this.ready = undefined;
+    this.pid = 0;
     client.end().catch(() => undefined);
     for (const set of this.waiters.values()) {
       for (const waiter of set) {
@@ -80,6 +107,22 @@ export class ReleaseListener {
     }
   }
 
+  /** `<id> <fencing token>`: a release gave the lock to the waiter `id`. */
+  private granted(payload: string): void {
+    const space = payload.indexOf(' ');
+    const waiter = this.byId.get(payload.slice(0, space));
+    if (space < 0 || !waiter || waiter.closed) return;
+    waiter.grant ??= { fencingToken: payload.slice(space + 1), at: now() };
+    waiter.wake();
+  }
+
+  /** Gives `waiter` its id on the grant channel (once). */
+  enlist(waiter: PgWaiter): void {
+    if (waiter.id !== undefined) return;
+    waiter.id = (this.nextId++).toString(36);
+    this.byId.set(waiter.id, waiter);
+  }
+
   add(waiter: PgWaiter): void {
     const set = this.waiters.get(waiter.key);
     if (set) set.add(waiter);
@@ -87,6 +130,7 @@ export class ReleaseListener {
   }
 
   remove(waiter: PgWaiter): void {
+    if (waiter.id !== undefined && this.byId.get(waiter.id) === waiter) this.byId.delete(waiter.id);
     const set = this.waiters.get(waiter.key);
     if (!set?.delete(waiter)) return;
     if (set.size === 0) this.waiters.delete(waiter.key);
@@ -108,6 +152,7 @@ export class ReleaseListener {
     const client = this.client;
     this.client = undefined;
     this.ready = undefined;
+    this.pid = 0;
     client?.end().catch(() => undefined);
   }
 }
