@@ -1,4 +1,4 @@
-import { Script } from './scripts.js';
+import { fenceFunction, Script } from './scripts.js';
 
 /**
  * The Lua scripts of a Redis read-write lock, first come, first served by direct grant. All its
@@ -36,13 +36,7 @@ local function ttl_of(key, which)
   if member[2] == 'inf' then return -1 end
   return math.max(0, math.ceil(tonumber(member[2]) - now))
 end
-local function fence()
-  local n = redis.call('incr', KEYS[3])
-  if n == 1 then
-    n = redis.call('incrby', KEYS[3], t[1] .. string.format('%06d', tonumber(t[2])))
-  end
-  return string.format('%d', n)
-end
+${fenceFunction('KEYS[3]')}
 -- Holds side (KEYS[1] readers, KEYS[2] the writer) for token, for px ms ('-': no expiry).
 local function hold(holders, token, px)
   local score = '+inf'

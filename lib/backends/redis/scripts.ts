@@ -56,24 +56,30 @@ export class Script {
 }
 
 /**
- * Lua statements that increment the fencing counter KEYS[2] into the local `n`. A counter that
- * does not exist (first use, or lost: a restart without persistence, FLUSHALL, an eviction)
- * starts from the server's clock in microseconds, so it stays above the tokens it gave before
- * unless the server's clock went back or more than a million locks a second were taken.
+ * Lua statements that increment the fencing counter `counter` (a KEYS[i]) into the local `n`. A
+ * counter that does not exist (first use, or lost: a restart without persistence, FLUSHALL, an
+ * eviction) starts from the server's clock in microseconds, so it stays above the tokens it gave
+ * before unless the server's clock went back or more than a million locks a second were taken.
  */
-const COUNT = `
-local n = redis.call('incr', KEYS[2])
+const count = (counter: string) => `
+local n = redis.call('incr', ${counter})
 if n == 1 then
   local t = redis.call('time')
-  n = redis.call('incrby', KEYS[2], t[1] .. string.format('%06d', tonumber(t[2])))
+  n = redis.call('incrby', ${counter}, t[1] .. string.format('%06d', tonumber(t[2])))
 end`;
 
-/** The fencing counter KEYS[2] incremented (see COUNT), as a decimal string. */
-const FENCE = `
+/**
+ * The Lua function `fence()`: the fencing counter `counter` incremented (see `count`), as a
+ * decimal string. Shared by the lock's, the read-write lock's and the semaphore's scripts.
+ */
+export const fenceFunction = (counter: string) => `
 local function fence()
-  ${COUNT}
+  ${count(counter)}
   return string.format('%d', n)
 end`;
+
+const COUNT = count('KEYS[2]');
+const FENCE = fenceFunction('KEYS[2]');
 
 /**
  * Direct grant (strict FIFO). The queue KEYS[3] is a sorted set of waiter entries, first come

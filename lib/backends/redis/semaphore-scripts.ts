@@ -1,4 +1,4 @@
-import { Script } from './scripts.js';
+import { fenceFunction, Script } from './scripts.js';
 
 /**
  * The Lua scripts of a Redis semaphore. Its permits are a sorted set (KEYS[1]) of owner tokens
@@ -39,13 +39,7 @@ end`;
  * true if `self` was granted.
  */
 const GRANT = `
-local function fence()
-  local n = redis.call('incr', KEYS[2])
-  if n == 1 then
-    n = redis.call('incrby', KEYS[2], t[1] .. string.format('%06d', tonumber(t[2])))
-  end
-  return string.format('%d', n)
-end
+${fenceFunction('KEYS[2]')}
 local granted
 local function grant(self)
   local mine = false
