@@ -10,6 +10,7 @@ export type {
   LockTarget,
   AttemptOutcome,
   HandOff,
+  PushedGrant,
   ClientClass,
   SemaphoreBackend,
   SemaphoreTarget,

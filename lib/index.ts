@@ -55,6 +55,7 @@ export type {
   LockTarget,
   AttemptOutcome,
   HandOff,
+  PushedGrant,
   SemaphoreBackend,
   SemaphoreTarget,
   ReadWriteBackend,

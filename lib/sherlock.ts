@@ -58,6 +58,7 @@ export type {
   LockTarget,
   AttemptOutcome,
   HandOff,
+  PushedGrant,
   SemaphoreBackend,
   SemaphoreTarget,
   ReadWriteBackend,

@@ -149,6 +149,23 @@ export interface HandOff<
    * wake-up it may have taken). Must not throw; background work must not reject unhandled.
    */
   close(lock: T, waiter: W, granted: boolean): void;
+  /**
+   * Optional (direct grant): the grant a release pushed to this waiter (its message), taken once;
+   * `undefined` when none arrived. The core calls it when `wake` is called while the acquire
+   * sleeps in line: a grant resolves the acquire from the message, with no attempt (`close`
+   * follows with `granted` true). A grant carries no `held`.
+   */
+  takeGrant?(lock: T, waiter: W): PushedGrant | undefined;
+}
+
+/** A grant pushed to a waiter by a release (`HandOff.takeGrant`). */
+export interface PushedGrant {
+  /** The owner token the waiter queued with: it holds the lock now. */
+  readonly ownerToken: string;
+  /** The holding's fencing token, when the backend issues them. */
+  readonly fencingToken?: string | undefined;
+  /** When the message arrived (`performance.now()`): the grant was made before. */
+  readonly since: number;
 }
 
 /** The semaphore a primitive works on: a lock target and the limit of the acquire. */

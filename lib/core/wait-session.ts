@@ -10,6 +10,7 @@ import {
   type LockBackend,
   type LockTarget,
   outcomeOf,
+  type PushedGrant,
   type Refused,
 } from './backend.js';
 import { DriverMissingError } from './errors/driver-missing.error.js';
@@ -17,7 +18,8 @@ import { LockAbortedError } from './errors/lock-aborted.error.js';
 import { LockBackendError } from './errors/lock-backend.error.js';
 import { LockTimeoutError } from './errors/lock-timeout.error.js';
 import { ownerToken } from './holder.js';
-import { Alarm, DeadlineExceededError, now, settleWithin, sleep } from './timing.js';
+import { DeadlineExceededError, now, settleWithin, sleep } from './timing.js';
+import { type Deadline, operationDeadlines } from './timer-queue.js';
 
 /**
  * How long a waiter that was promised a wake-up waits for it before it tries again anyway (a
@@ -155,10 +157,21 @@ class WaitSession<H> {
   private waiter: unknown;
   private hasWaiter = false;
   private listening = false;
-  private alarm: Alarm | undefined;
   private last: Refused | undefined;
   private lastAt = 0;
+  /** When the last refused attempt was sent: a grant pushed since was made after it. */
+  private lastSentAt = 0;
   private waiting = false;
+  /** Which waiter's wake-ups count (`openWaiter` makes a new one): an old waiter's are ignored. */
+  private generation = 0;
+  /** A wake-up came while no pushed sleep was under way: the next one returns at once. */
+  private rung = false;
+  /** Ends the pushed sleep under way (`sleepInLine`), with a grant taken from the message or not. */
+  private wakeUp: ((grant: Acquired<H> | undefined) => void) | undefined;
+  private sleepTimer: Deadline | undefined;
+  private onAbortSleep: (() => void) | undefined;
+  /** Granted from a pushed message: the waiter is closed after the caller is resolved. */
+  private closeLater = false;
 
   constructor(
     private readonly lock: SessionLock<H>,
@@ -185,16 +198,15 @@ class WaitSession<H> {
           // Every attempt may take up to operationTimeout, so the last one (sent when `timeout`
           // runs out) can finish: a blocking acquire ends by timeout + operationTimeout at worst.
           // The first attempt counts from the acquire's start (one clock reading less).
-          const outcome = await this.attempt(
-            operationTimeout,
-            attempts++ === 0 ? this.start : now(),
-          );
+          const sentAt = attempts++ === 0 ? this.start : now();
+          const outcome = await this.attempt(operationTimeout, sentAt);
           if (outcome.granted) {
             granted = true;
             return outcome;
           }
           this.last = outcome;
           this.lastAt = now();
+          this.lastSentAt = sentAt;
           lastError = undefined;
           answered = true;
           failuresInARow = 0;
@@ -240,25 +252,74 @@ class WaitSession<H> {
           this.openWaiter();
         }
         if (lastError === undefined && this.hasWaiter && !(await this.listen())) continue;
-        await this.sleep();
+        const pushed = await this.sleep();
+        if (pushed !== undefined && !signal?.aborted) {
+          // Granted by a release's message while in line: the acquire's outcome, no attempt.
+          granted = true;
+          this.closeLater = true;
+          return pushed;
+        }
+        // (Aborted as the grant came: the waiter closes ungranted, and LEAVE passes it on.)
       }
     } finally {
-      this.closeWaiter(granted);
+      if (this.closeLater) setImmediate(closeGranted, this);
+      else this.closeWaiter(granted);
     }
   }
 
   /** A new hand-off waiter for this acquire (blocking, on a backend that pushes releases). */
   private openWaiter(): void {
     if (!this.handOff) return;
-    const alarm = new Alarm();
+    const generation = ++this.generation;
+    this.rung = false;
     try {
-      this.waiter = this.handOff.open(this.lock.target, alarm.ring);
+      this.waiter = this.handOff.open(this.lock.target, () => {
+        if (generation === this.generation) this.ring();
+      });
     } catch {
       return; // no hand-off: poll
     }
-    this.alarm = alarm;
     this.hasWaiter = true;
     this.listening = false;
+  }
+
+  /**
+   * The waiter was woken (a release, a reconnect): ends the pushed sleep under way (with the
+   * grant the message carried, if any), or makes the next one return at once.
+   */
+  private ring(): void {
+    this.rung = true;
+    if (this.wakeUp !== undefined) this.endSleep(this.pushedGrant());
+  }
+
+  /**
+   * The grant a release pushed to this waiter, taken from its message, as the acquire's outcome.
+   * Its expiry started at the server when the release ran: after the last refused attempt was
+   * sent (that attempt found another holder), before the message arrived. It counts from the
+   * message's arrival less the last attempt's round trip (the message came over the same kind of
+   * link), and never from before that attempt was sent: the loss margin covers a message that
+   * took longer than a round trip.
+   */
+  private pushedGrant(): Acquired<H> | undefined {
+    const take = this.handOff?.takeGrant;
+    if (take === undefined || !this.listening) return undefined;
+    let grant: PushedGrant | undefined;
+    try {
+      grant = take(this.lock.target, this.waiter);
+    } catch {
+      return undefined; // the attempt that follows takes it, or learns the lock's state
+    }
+    if (grant === undefined) return undefined;
+    const roundTrip = Math.max(0, this.lastAt - this.lastSentAt);
+    return {
+      granted: true,
+      fencingToken: grant.fencingToken,
+      since: grant.since,
+      held: undefined,
+      token: grant.ownerToken,
+      startedAt: Math.min(grant.since, Math.max(this.lastSentAt, grant.since - roundTrip)),
+      ownerToken: grant.ownerToken,
+    };
   }
 
   private closeWaiter(granted: boolean): void {
@@ -312,7 +373,8 @@ class WaitSession<H> {
     return true;
   }
 
-  private async sleep(): Promise<void> {
+  /** Sleeps before the next attempt; resolves a grant pushed meanwhile (see `sleepInLine`). */
+  private async sleep(): Promise<Acquired<H> | undefined> {
     const { retryInterval } = this.lock;
     const elapsedSinceAttempt = now() - this.lastAt;
     const last = this.last;
@@ -331,9 +393,51 @@ class WaitSession<H> {
           ? undefined
           : Math.max(0, last.renewWithin - elapsedSinceAttempt),
     });
-    if (ms <= 0) return; // no time left: the last attempt goes out now, not a timer tick later
-    if (pushed && this.alarm) await this.alarm.sleep(ms, this.request.signal);
-    else await sleep(ms, this.request.signal);
+    if (pushed) return this.sleepInLine(ms);
+    // No time left: the last attempt goes out now, not a timer tick later.
+    if (ms > 0) await sleep(ms, this.request.signal);
+    return undefined;
+  }
+
+  /**
+   * Sleeps in line up to `ms` (0: not at all), until woken or aborted; resolves the grant a
+   * release pushed to this waiter, if its message is what woke it. The timer is an entry in the
+   * shared deadline queue (nothing to clear on the wake-up's path, see timer-queue.ts).
+   */
+  private sleepInLine(ms: number): Promise<Acquired<H> | undefined> | Acquired<H> | undefined {
+    const signal = this.request.signal;
+    if (this.rung || ms <= 0 || signal?.aborted) {
+      // Woken since the last attempt: the message may have been the grant.
+      const grant = this.rung ? this.pushedGrant() : undefined;
+      this.rung = false;
+      return grant;
+    }
+    return new Promise((resolve) => {
+      this.wakeUp = resolve;
+      this.sleepTimer = operationDeadlines.addAt(now() + ms, sleptOut, this);
+      if (signal) {
+        this.onAbortSleep ??= () => this.endSleep(undefined);
+        signal.addEventListener('abort', this.onAbortSleep, { once: true });
+      }
+    });
+  }
+
+  /** Ends the pushed sleep under way (once), resolving `grant`. */
+  endSleep(grant: Acquired<H> | undefined): void {
+    const wakeUp = this.wakeUp;
+    if (wakeUp === undefined) return;
+    this.wakeUp = undefined;
+    this.rung = false;
+    this.sleepTimer?.cancel();
+    this.sleepTimer = undefined;
+    if (this.onAbortSleep) this.request.signal?.removeEventListener('abort', this.onAbortSleep);
+    wakeUp(grant);
+  }
+
+  /** @internal Closes the waiter of an acquire granted by a pushed message (after resolving it). */
+  closeGranted(): void {
+    this.closeLater = false;
+    this.closeWaiter(true);
   }
 
   /**
@@ -390,6 +494,16 @@ class WaitSession<H> {
     }
     throw new DeadlineExceededError('acquire', deadline);
   }
+}
+
+/** A pushed sleep's time ran out (the deadline queue's callback: no closure per sleep). */
+function sleptOut(session: { endSleep(grant: undefined): void }): void {
+  session.endSleep(undefined);
+}
+
+/** After a pushed grant resolved the acquire: closes its waiter (no closure per acquire). */
+function closeGranted(session: { closeGranted(): void }): void {
+  session.closeGranted();
 }
 
 /** Releases `token` in the background once an abandoned attempt settles (best effort). */

@@ -21,6 +21,7 @@ import { keySlot, siblingKey } from './slots.js';
 import { waitForReplicas, withReplicaAcks } from './replicas.js';
 import { FOLLOW_FAILOVER, parseRedisOptions, parseSentinelUrl, SENTINEL_URL } from './sentinel.js';
 import { type SubscriberSource, WakeChannels } from './wake-channels.js';
+import { takeGrant } from './direct-grant.js';
 
 /** Options of a RedisLock: the lock options and an optional ioredis `Redis` or `Cluster` client. */
 export type RedisLockOptions = BaseLockOptions;
@@ -262,6 +263,8 @@ const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
         LEAVE.run(redis(lock), keys, [waiter.entry, waiter.token]).catch(() => undefined);
       }
     },
+    // A grant's message, taken by the waiting acquire as it arrives (no attempt, no round trip).
+    takeGrant: (_lock, waiter) => takeGrant(waiter),
   },
 
   // A semaphore: one Lua script per operation, direct grant in order of arrival (semaphore.ts).

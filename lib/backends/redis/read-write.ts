@@ -67,6 +67,8 @@ const handOff: HandOff<RedisCommands, RedisReadWriteWaiter, ReadWriteTarget<Redi
       [side(rw), waiter.entry, waiter.token],
     ).catch(() => undefined);
   },
+  // A grant's message, taken by the waiting acquire as it arrives (no attempt, no round trip).
+  takeGrant: (_rw, waiter) => takeGrant(waiter),
 };
 
 /**

@@ -64,6 +64,8 @@ const handOff: HandOff<RedisCommands, GrantWaiter, SemaphoreTarget<RedisCommands
       () => undefined,
     );
   },
+  // A grant's message, taken by the waiting acquire as it arrives (no attempt, no round trip).
+  takeGrant: (_sem, waiter) => takeGrant(waiter),
 };
 
 /**
