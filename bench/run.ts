@@ -113,6 +113,14 @@ const REDIS_BLOCKING = [
   'redis-semaphore-tuned',
 ];
 const ETCD_BLOCKING = ['ours-etcd', 'etcd3-lock'];
+/**
+ * Scenario 3's contenders, or those of them named in BENCH_HANDOFF (comma-separated ids, e.g.
+ * `BENCH_HANDOFF=floor-redis-grant,ours-redis` to compare two builds back to back quickly).
+ */
+const handoffOnly = (all: string[]): string[] => {
+  const picked = process.env['BENCH_HANDOFF']?.split(',').map((id) => id.trim());
+  return picked ? all.filter((id) => picked.includes(id)) : all;
+};
 /** Scenarios 1 and 2: nobody waits, so the peers' retry settings play no part: defaults only. */
 const NO_WAIT = ids(
   'floor-redis',
@@ -282,7 +290,15 @@ async function parallel(clients: Clients): Promise<ParallelResult[]> {
 
 /** Bundles bench/worker.ts (with this library's dist inlined) so workers start with plain node. */
 async function bundleWorker(): Promise<string> {
-  const outfile = join(root, 'node_modules', '.cache', 'nestjs-sherlock-bench', 'worker.mjs');
+  // One bundle per checkout: worktrees share node_modules, and two benches must not swap code.
+  const checkout = root.replace(/[^A-Za-z0-9]+/gu, '-');
+  const outfile = join(
+    root,
+    'node_modules',
+    '.cache',
+    'nestjs-sherlock-bench',
+    `worker${checkout}.mjs`,
+  );
   const inlineDist: Plugin = {
     name: 'nestjs-sherlock-dist',
     setup(b) {
@@ -596,7 +612,7 @@ async function handoff(
 
   // Memory: in-process reference, workers as async tasks.
   const memory = contender('ours-memory');
-  for (const n of processes) {
+  for (const n of handoffOnly(['ours-memory']).length > 0 ? processes : []) {
     const store = new MemoryStore();
     const key = `bench:s3:memory:${n}`;
     const handles = Array.from({ length: n }, () => memory.make({ memory: store }, key));
@@ -625,10 +641,7 @@ async function handoff(
   try {
     for (const n of processes) {
       const measured = ids(
-        'floor-redis-grant',
-        ...REDIS_BLOCKING,
-        ...ETCD_BLOCKING,
-        'ours-postgres',
+        ...handoffOnly(['floor-redis-grant', ...REDIS_BLOCKING, ...ETCD_BLOCKING, 'ours-postgres']),
       );
       for (const c of measured) {
         const key = `bench:s3:${c.id}:${n}`;

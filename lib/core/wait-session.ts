@@ -373,8 +373,11 @@ class WaitSession<H> {
     return true;
   }
 
-  /** Sleeps before the next attempt; resolves a grant pushed meanwhile (see `sleepInLine`). */
-  private async sleep(): Promise<Acquired<H> | undefined> {
+  /**
+   * Sleeps before the next attempt; resolves a grant pushed meanwhile (see `sleepInLine`). Not
+   * an async function: the loop awaits the sleep's own promise (no promise adopted on the way).
+   */
+  private sleep(): Promise<Acquired<H> | undefined> | Acquired<H> | undefined {
     const { retryInterval } = this.lock;
     const elapsedSinceAttempt = now() - this.lastAt;
     const last = this.last;
@@ -395,8 +398,7 @@ class WaitSession<H> {
     });
     if (pushed) return this.sleepInLine(ms);
     // No time left: the last attempt goes out now, not a timer tick later.
-    if (ms > 0) await sleep(ms, this.request.signal);
-    return undefined;
+    return ms > 0 ? sleep(ms, this.request.signal).then(noGrant) : undefined;
   }
 
   /**
@@ -495,6 +497,8 @@ class WaitSession<H> {
     throw new DeadlineExceededError('acquire', deadline);
   }
 }
+
+const noGrant = (): undefined => undefined;
 
 /** A pushed sleep's time ran out (the deadline queue's callback: no closure per sleep). */
 function sleptOut(session: { endSleep(grant: undefined): void }): void {

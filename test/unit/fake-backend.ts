@@ -14,6 +14,7 @@ import type {
   ExpiryLimits,
   LockBackend,
   LockTarget,
+  PushedGrant,
 } from '../../lib/core/backend.js';
 import { backends, type BackendDefinition } from '../../lib/core/registry.js';
 
@@ -38,6 +39,8 @@ export interface FakeWaiter {
   listening: boolean;
   /** `undefined` while open; the flag `close` was called with afterwards. */
   closedWith: boolean | undefined;
+  /** A grant pushed to it (`pushGrant`), not taken yet (`handOff.takeGrant`). */
+  pushed?: PushedGrant | undefined;
 }
 
 /** What the next `listen` does: resolve true/false, reject, or never settle. */
@@ -80,6 +83,8 @@ export interface FakeOptions {
   readonly push?: boolean;
   /** The hand-off's `openAfterRefusal` (push backends). */
   readonly openAfterRefusal?: boolean;
+  /** The hand-off implements `takeGrant` (a release may grant by message: `pushGrant`). */
+  readonly takeGrant?: boolean;
   readonly extend?: boolean;
   readonly fencing?: boolean;
   readonly expiry?: Partial<ExpiryLimits>;
@@ -200,6 +205,25 @@ export class FakeControl {
   drop(key: string): void {
     this.store.delete(key);
     if (this.wakeOnRelease) this.wake(key);
+  }
+
+  /**
+   * A release that grants `waiter` by message (direct grant): the lock is stored under the
+   * waiter's own token `pushed-<id>` for `ttl` ms, and the waiter woken with the grant.
+   */
+  pushGrant(waiter: FakeWaiter, fencingToken: string, ttl: number | null = null): string {
+    const token = `pushed-${waiter.id}`;
+    this.store.set(waiter.key, { token, expiresAt: ttl === null ? null : now() + ttl });
+    waiter.pushed = { ownerToken: token, fencingToken, since: now() };
+    waiter.wake();
+    return token;
+  }
+
+  /** `handOff.takeGrant`: the grant pushed to `waiter`, once. */
+  takeGrant(waiter: FakeWaiter): PushedGrant | undefined {
+    const grant = waiter.pushed;
+    waiter.pushed = undefined;
+    return grant;
   }
 
   /** Wakes the open waiters (on `key`, if given); returns how many were woken. */
@@ -404,6 +428,9 @@ export function registerFake(options: FakeOptions): Fake {
             listen: (lock: LockTarget, waiter: FakeWaiter) => control.listen(lock, waiter),
             close: (lock: LockTarget, waiter: FakeWaiter, granted: boolean) =>
               control.close(lock, waiter, granted),
+            ...(options.takeGrant
+              ? { takeGrant: (_lock: LockTarget, waiter: FakeWaiter) => control.takeGrant(waiter) }
+              : {}),
           },
         }
       : {}),
