@@ -18,6 +18,7 @@ declare module '../../lib/core/backend-names.js' {
     unitAcquirePush: true;
     unitHandOff: true;
     unitHandOffLazy: true;
+    unitPushedGrant: true;
     unitHold: true;
     unitHoldCoarse: true;
     unitHoldNoExtend: true;
