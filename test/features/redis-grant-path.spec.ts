@@ -1,0 +1,153 @@
+/**
+ * Redis direct grant, the waiter's side (on a real server of its own): a grant message resolves
+ * the sleeping acquire by itself (no script call by the waiter), with the same events as any
+ * acquire; a give-up that comes in the same tick as the grant message (before or after the
+ * acquire took it) leaves the line ungranted and LEAVE passes the lock on to the next in line.
+ */
+import { Redis } from 'ioredis';
+import {
+  type LockEvent,
+  LockAbortedError,
+  LockManager,
+  RedisLock,
+  LOCK_EVENT_TYPES,
+} from 'nestjs-sherlock';
+import { afterAll, beforeAll, describe, it } from 'vitest';
+
+import { uniqueName } from '../support/backends.js';
+import { waitFor } from '../support/helpers.js';
+import { scope } from '../support/locks.js';
+import { type RedisServer, startRedis } from '../support/servers.js';
+
+/** Waiters poll rarely: a grant reaches them by message only (the first fallback poll is ~2 s). */
+const SLOW_POLLING = { retryInterval: 5_000, timeout: 20_000 };
+
+describe('redis: the grant message resolves the waiting acquire (its own server)', () => {
+  let server: RedisServer;
+  beforeAll(async () => {
+    server = await startRedis();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  const clientFor = (defer: (fn: () => unknown) => void) => {
+    const client = new Redis(server.url);
+    defer(() => client.disconnect());
+    return client;
+  };
+
+  /** Counts the scripts a client sends (the waiter's attempts), on the real client. */
+  const countScripts = (client: Redis) => {
+    const counter = { calls: 0 };
+    const evalsha = client.evalsha.bind(client) as (...args: unknown[]) => Promise<unknown>;
+    const evalScript = client.eval.bind(client) as (...args: unknown[]) => Promise<unknown>;
+    Object.assign(client, {
+      evalsha: (...args: unknown[]) => {
+        counter.calls++;
+        return evalsha(...args);
+      },
+      eval: (...args: unknown[]) => {
+        counter.calls++;
+        return evalScript(...args);
+      },
+    });
+    return counter;
+  };
+
+  it('the waiter holds from the message alone: no script call after the release, its queued token, a higher fencing token, and the events waiting then acquired', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { defer } = scope(onTestFinished);
+    const inspector = clientFor(defer);
+    const waiterClient = clientFor(defer);
+    const scripts = countScripts(waiterClient);
+    const manager = new LockManager({ backend: 'redis', client: waiterClient, ...SLOW_POLLING });
+    const events: LockEvent[] = [];
+    for (const type of LOCK_EVENT_TYPES) manager.on(type, (event) => events.push(event));
+    const name = uniqueName('pushed');
+    const holder = new RedisLock(name, { client: clientFor(defer), expire: 30_000 });
+    const waiter = manager.lock(name, { expire: 30_000 });
+    for (let round = 0; round < 3; round++) {
+      events.length = 0;
+      expect(await holder.acquire(false)).toBe(true);
+      const waiting = waiter.acquire();
+      await waitFor(async () => (await inspector.zcard(holder.queueKey)) === 1, {
+        what: 'waiter queued',
+      });
+      const [queued] = await inspector.zrange(holder.queueKey, '0', '-1');
+      const before = scripts.calls;
+      await holder.release();
+      expect(await waiting).toBe(true);
+      expect(
+        scripts.calls - before,
+        'no script call by the waiter: the message is the answer',
+      ).toBe(0);
+      expect(await inspector.get(holder.key)).toBe(queued?.split(' ')[3]);
+      expect(BigInt(waiter.fencingToken ?? -1)).toBeGreaterThan(BigInt(holder.fencingToken ?? -1));
+      expect(events.map((e) => e.type)).toEqual(['waiting', 'acquired']);
+      const acquired = events[1];
+      expect(acquired).toMatchObject({
+        type: 'acquired',
+        name,
+        backend: 'redis',
+        blocking: true,
+        fencingToken: waiter.fencingToken,
+      });
+      expect(acquired?.waited).toBeGreaterThan(0);
+      await waiter.release();
+      expect(await inspector.exists(holder.key), 'released by its queued token').toBe(0);
+    }
+  });
+
+  it('aborted in the same tick as the grant message, before or after the acquire took it: aborted, and the next in line gets the lock', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { defer } = scope(onTestFinished);
+    const inspector = clientFor(defer);
+    for (const order of ['abort, then the grant', 'the grant, then abort'] as const) {
+      const name = uniqueName('abort-at-grant');
+      const holder = new RedisLock(name, { client: clientFor(defer), expire: 30_000 });
+      expect(await holder.acquire(false)).toBe(true);
+      // The quitter's subscriber connection (ioredis `duplicate()`) aborts when a message comes:
+      // its listener runs before the library's, or after it (added once the library's is on).
+      const controller = new AbortController();
+      const quitterClient = clientFor(defer);
+      const duplicate = quitterClient.duplicate.bind(quitterClient);
+      Object.assign(quitterClient, {
+        duplicate: (...args: Parameters<Redis['duplicate']>) => {
+          const subscriber = duplicate(...args);
+          const abort = () => controller.abort();
+          if (order === 'abort, then the grant') subscriber.on('message', abort);
+          else setImmediate(() => subscriber.on('message', abort));
+          return subscriber;
+        },
+      });
+      const quitter = new RedisLock(name, { client: quitterClient, ...SLOW_POLLING });
+      const outcome = quitter.acquire({ signal: controller.signal }).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      await waitFor(async () => (await inspector.zcard(holder.queueKey)) === 1, {
+        what: 'quitter queued',
+      });
+      const next = new RedisLock(name, { client: clientFor(defer), ...SLOW_POLLING });
+      const nextAcquired = next.acquire();
+      await waitFor(async () => (await inspector.zcard(holder.queueKey)) === 2, {
+        what: 'next queued',
+      });
+      await holder.release();
+      expect(await outcome, order).toBeInstanceOf(LockAbortedError);
+      expect(quitter.isAcquired, order).toBe(false);
+      expect(await nextAcquired, `${order}: passed on by LEAVE`).toBe(true);
+      expect(BigInt(next.fencingToken ?? -1), order).toBeGreaterThan(
+        BigInt(holder.fencingToken ?? -1),
+      );
+      await next.release();
+      expect(await inspector.exists(holder.key), order).toBe(0);
+      expect(await inspector.exists(holder.queueKey), `${order}: the line is empty`).toBe(0);
+    }
+  });
+});
