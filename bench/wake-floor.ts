@@ -71,6 +71,13 @@ if (process.argv[2] === 'receiver') {
       await client.ping();
       ping.push(Number(hr() - sent) / 1_000);
     }
+    // The same PING sent back to back: nobody sleeps in between.
+    const hotPing: number[] = [];
+    for (let i = 0; i < PROBES; i++) {
+      const sent = hr();
+      await client.ping();
+      hotPing.push(Number(hr() - sent) / 1_000);
+    }
     await pause(50);
     child.send('report');
     const other = await new Promise<{ udp: number[]; published: number[] }>((resolve) =>
@@ -84,7 +91,8 @@ if (process.argv[2] === 'receiver') {
       ['UDP datagram → another, sleeping process', other.udp],
       ['PUBLISH → message in another, sleeping process', other.published],
       ['PUBLISH → message in the sending process', sameProcess],
-      ['PING round trip', ping],
+      ['PING round trip, 5 ms after the last message', ping],
+      ['PING round trip, back to back', hotPing],
     ];
     process.stdout.write(
       `load average ${fmt(load[0] ?? 0, 2)} → ${fmt(load[1] ?? 0, 2)}, ${PROBES} probes each\n\n` +
