@@ -8,9 +8,12 @@ import { Redis } from 'ioredis';
 import {
   type LockEvent,
   LockAbortedError,
+  LockBackendError,
   LockManager,
   RedisLock,
   LOCK_EVENT_TYPES,
+  ReplicaAckError,
+  waitForReplicas,
 } from 'nestjs-sherlock';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 
@@ -99,6 +102,33 @@ describe('redis: the grant message resolves the waiting acquire (its own server)
       await waiter.release();
       expect(await inspector.exists(holder.key), 'released by its queued token').toBe(0);
     }
+  });
+
+  it('with waitForReplicas the message alone does not grant: the waiter confirms by its own write and WAIT (no replica here: it fails, and gives the lock back)', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { defer } = scope(onTestFinished);
+    const inspector = clientFor(defer);
+    const name = uniqueName('pushed-wait');
+    const holder = new RedisLock(name, { client: clientFor(defer), expire: 30_000 });
+    expect(await holder.acquire(false)).toBe(true);
+    // This server has no replica: WAIT 1 answers 0, so no grant on this client can count.
+    const waiterClient = waitForReplicas(clientFor(defer), { replicas: 1, timeout: 50 });
+    const waiter = new RedisLock(name, { client: waiterClient, ...SLOW_POLLING, timeout: 1_500 });
+    const outcome = waiter.acquire().then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    await waitFor(async () => (await inspector.zcard(holder.queueKey)) === 1, {
+      what: 'waiter queued',
+    });
+    await holder.release();
+    const error = await outcome;
+    expect(error, 'not granted by the message alone').toBeInstanceOf(LockBackendError);
+    expect((error as LockBackendError).cause).toBeInstanceOf(ReplicaAckError);
+    expect(waiter.isAcquired).toBe(false);
+    expect(await inspector.exists(holder.key), 'given back').toBe(0);
   });
 
   it('aborted in the same tick as the grant message, before or after the acquire took it: aborted, and the next in line gets the lock', async ({

@@ -92,9 +92,20 @@ interface GrantedByMessage {
 export function withReplicaAcks<W>(
   backend: LockBackend<RedisCommands, undefined, W>,
 ): LockBackend<RedisCommands, undefined, W> {
-  const { acquire, extend } = backend;
+  const { acquire, extend, handOff } = backend;
   return {
     ...backend,
+    // With waitForReplicas a grant by message is confirmed by the waiter's own write and WAIT
+    // (acquireAcked below): the session may not take it from the message alone.
+    ...(handOff?.takeGrant
+      ? {
+          handOff: {
+            ...handOff,
+            takeGrant: (lock: LockTarget<RedisCommands>, waiter: W) =>
+              replicasOf(lock.client) ? undefined : handOff.takeGrant?.(lock, waiter),
+          },
+        }
+      : {}),
     // Without waitForReplicas (the common case): the backend's own promise, no async level more.
     acquire: (lock, token, waiter) =>
       replicasOf(lock.client) ? acquireAcked(lock, token, waiter) : acquire(lock, token, waiter),
