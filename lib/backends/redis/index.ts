@@ -6,7 +6,7 @@ import { backends } from '../../core/registry.js';
 import { newOwnerToken, now, settleWithin } from '../../core/timing.js';
 import {
   ACQUIRE,
-  EXTEND,
+  EXTEND_LOCK,
   FAIL_FAST,
   ioredis,
   LEAVE,
@@ -79,7 +79,7 @@ export class RedisLock extends BaseLock {
   /**
    * The key of this lock's queue of waiters (a sorted set of their wake-up entries, first come
    * first), in the lock's slot; it exists only while someone waits, and expires a minute after
-   * the last waiter's attempt.
+   * its holder's expiry (a holder without expiry: a minute after the last waiter's attempt).
    */
   get queueKey(): string {
     return keysOf(this).queue;
@@ -179,15 +179,28 @@ async function listenForGrant(lock: LockTarget, waiter: RedisWaiter): Promise<bo
 const fencingOf = (reply: unknown): string | undefined =>
   typeof reply === 'string' ? reply : typeof reply === 'number' ? String(reply) : undefined;
 
-/** The reply of an acquire script: the fencing token, or `{ttl}` / `{ttl, rank}` when refused. */
+/**
+ * How long before its line would expire a waiter renews its place (while the holder has no
+ * expiry, see ACQUIRE): room for a missed or failed attempt.
+ */
+const LINE_MARGIN = 30_000;
+
+/**
+ * The reply of an acquire script: the fencing token, or `{ttl}` / `{ttl, rank}` /
+ * `{-1, rank, line pttl}` when refused. A waiter's place is kept by the server (the line
+ * outlives the holder by a minute; without expiry, until `renewWithin`).
+ */
 function outcomeOf(reply: unknown) {
   const fencingToken = fencingOf(reply);
   if (fencingToken !== undefined) return { granted: true as const, fencingToken };
-  const [ttl, rank] = reply as [number, number?];
+  const [ttl, rank, line] = reply as [number, number?, number?];
+  if (typeof rank !== 'number') return { granted: false as const, holderTtl: ttl };
   return {
     granted: false as const,
     holderTtl: ttl,
-    ...(typeof rank === 'number' ? { position: rank } : {}),
+    position: rank,
+    keptInLine: true,
+    ...(typeof line === 'number' ? { renewWithin: Math.max(0, line - LINE_MARGIN) } : {}),
   };
 }
 
@@ -238,7 +251,8 @@ const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
     return reply === 1;
   },
   async extend(lock, token, ttl) {
-    return (await EXTEND.run(redis(lock), [lock.key], [token, String(Math.ceil(ttl))])) === 1;
+    const keys = [lock.key, keysOf(lock).queue];
+    return (await EXTEND_LOCK.run(redis(lock), keys, [token, String(Math.ceil(ttl))])) === 1;
   },
   async locked(lock) {
     return (await redis(lock).exists(lock.key)) === 1;
