@@ -6,7 +6,7 @@ import { backends } from '../../core/registry.js';
 import { newOwnerToken, now, settleWithin } from '../../core/timing.js';
 import {
   ACQUIRE,
-  EXTEND_LOCK,
+  EXTEND,
   FAIL_FAST,
   ioredis,
   LEAVE,
@@ -251,8 +251,7 @@ const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
     return reply === 1;
   },
   async extend(lock, token, ttl) {
-    const keys = [lock.key, keysOf(lock).queue];
-    return (await EXTEND_LOCK.run(redis(lock), keys, [token, String(Math.ceil(ttl))])) === 1;
+    return (await EXTEND.run(redis(lock), [lock.key], [token, String(Math.ceil(ttl))])) === 1;
   },
   async locked(lock) {
     return (await redis(lock).exists(lock.key)) === 1;

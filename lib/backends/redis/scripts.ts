@@ -82,21 +82,6 @@ const COUNT = count('KEYS[2]');
 const FENCE = fenceFunction('KEYS[2]');
 
 /**
- * The Lua function `keep_line(ms)`: makes the line KEYS[3] live at least `ms` more, never less
- * than it would (a line's expiry only moves later); returns its remaining time in ms (-2: no
- * line). Invariant: while a line exists, it outlives its holder by a minute (pushed by every
- * write that sets the holder's expiry), so a waiter that sleeps until the holder's TTL and a
- * minute less (`renewWithin`) never finds its place expired.
- */
-const KEEP_LINE = `
-local function keep_line(ms)
-  local left = redis.call('pttl', KEYS[3])
-  if left == -2 or left >= ms then return left end
-  redis.call('pexpire', KEYS[3], ms)
-  return ms
-end`;
-
-/**
  * Direct grant (strict FIFO). The queue KEYS[3] is a sorted set of waiter entries, first come
  * first: `<mode> <channel> <id> <token> <expire in ms or ->`. `grant_next(self)` gives a free
  * lock KEYS[1] to the first waiter in line: sets the key to that waiter's token with its expiry,
@@ -110,11 +95,8 @@ end`;
  * standing: the waiter finds it by its fallback poll. `self`: the entry of the waiter whose
  * attempt runs this; its grant goes in the reply, not in a message. Returns `'self'`, `true`
  * (granted to another), or `nil` (nobody left in line).
- * The line lives as long as its holder plus a minute (`keep_line`): a grant with an expiry, and
- * EXTEND_LOCK, push its expiry; so do the waiters' attempts while the holder has none.
  */
 const GRANT_NEXT = `${FENCE}
-${KEEP_LINE}
 local granted
 local function grant_next(self)
   for _ = 1, 10 do
@@ -126,7 +108,6 @@ local function grant_next(self)
         redis.call('set', KEYS[1], token)
       else
         redis.call('set', KEYS[1], token, 'PX', px)
-        keep_line(px + 60000)
       end
       granted = fence()
       if head[1] == self then return 'self' end
@@ -155,11 +136,13 @@ end`;
  * server time), else a decimal string; or, when the lock is (now) held by another, `{pttl}`
  * (-1 without expiry) and, for a waiter, its place in line: `{pttl, rank}`, and when the holder
  * has no expiry the line's remaining time too: `{-1, rank, line pttl}`.
- * A waiter keeps its place across attempts. An attempt of a waiter already in line costs GET,
- * PTTL and ZRANK: only a missing entry (a first attempt, or a line lost to a restart or a
- * flush) is queued at the back (TIME, ZADD). The line outlives its holder by a minute (see
- * `keep_line`); while the holder has no expiry, it expires a minute after the last waiter's
- * attempt.
+ * A waiter keeps its place across attempts. An attempt of a waiter already in line reads (GET,
+ * PTTL, ZRANK, the line's PTTL): only a missing entry (a first attempt, or a line lost to a
+ * restart or a flush) is queued at the back (TIME, ZADD). Every waiter's attempt makes the line
+ * outlive the holder by a minute (`keep_line`: a PEXPIRE only when the holder's TTL outgrew it,
+ * after an extend or a grant; its expiry never moves earlier), and every waiter attempts again
+ * by the TTL of the holder it saw: so no waiter has to poll to keep the line. While the holder
+ * has no expiry, the line expires a minute after the last waiter's attempt (`renewWithin`).
  */
 export const ACQUIRE = new Script(`
 if ARGV[3] == '' and redis.call('exists', KEYS[3]) == 0 then
@@ -176,6 +159,13 @@ if ARGV[3] == '' and redis.call('exists', KEYS[3]) == 0 then
 end
 ${GRANT_NEXT}
 local entry = ARGV[3]
+-- Makes the line live at least ms more, never less than it would; returns its remaining ms.
+local function keep_line(ms)
+  local left = redis.call('pttl', KEYS[3])
+  if left >= ms then return left end
+  redis.call('pexpire', KEYS[3], ms)
+  return ms
+end
 local holder = redis.call('get', KEYS[1])
 if entry ~= '' and holder == ARGV[1] then
   redis.call('zrem', KEYS[3], entry)
@@ -194,8 +184,6 @@ if not holder then
       redis.call('set', KEYS[1], ARGV[1])
     else
       redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
-      -- More than 10 dead waiters were ahead: the live ones behind them keep their line.
-      if line then keep_line(ARGV[2] + 60000) end
     end
     return fence()
   end
@@ -205,42 +193,24 @@ local ttl = redis.call('pttl', KEYS[1])
 if ttl == -2 then ttl = 0 end
 if entry == '' then return {ttl} end
 local rank = redis.call('zrank', KEYS[3], entry)
-local joined = not rank
-if joined then
+if not rank then
   -- A first attempt, or the line was lost: at the back of the line.
   local t = redis.call('time')
   redis.call('zadd', KEYS[3], 'NX', t[1] * 1000000 + t[2], entry)
   rank = redis.call('zrank', KEYS[3], entry)
 end
+-- The line outlives the holder by a minute (a holder without expiry: a minute from now).
 if ttl >= 0 then
-  if joined then keep_line(ttl + 60000) end
+  keep_line(ttl + 60000)
   return {ttl, rank}
 end
--- A holder without expiry: the waiters' attempts keep the line, a minute each.
 return {ttl, rank, keep_line(60000)}`);
 
-/**
- * Sets a held lock's expiry (Redlock's extend, on each of its servers). KEYS: lock. ARGV:
- * token, ttl in ms.
- */
 export const EXTEND = new Script(`
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('pexpire', KEYS[1], ARGV[2])
 end
 return 0`);
-
-/**
- * A RedisLock's extend: sets the held lock's expiry and, when a line waits for it, makes the line
- * outlive the new expiry by a minute (`keep_line`), so that its waiters need not poll to keep
- * it. KEYS: lock, queue. ARGV: token, ttl in ms. Returns 1, or 0 when `token` does not hold it.
- */
-export const EXTEND_LOCK = new Script(`
-if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('pexpire', KEYS[1], ARGV[2])
-local keep = ARGV[2] + 60000
-local left = redis.call('pttl', KEYS[2])
-if left ~= -2 and left < keep then redis.call('pexpire', KEYS[2], keep) end
-return 1`);
 
 /** Compare-and-delete. KEYS: lock. ARGV: token. */
 export const RELEASE = new Script(`
