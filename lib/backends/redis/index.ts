@@ -234,11 +234,7 @@ const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
     const client = redis(lock);
     return client
       .evalsha(RELEASE_AND_GRANT.sha, 3, lock.key, fencing, queue, token)
-      .then(isOne, (err: unknown) =>
-        RELEASE_AND_GRANT.unlessUnknown(err, client, [lock.key, fencing, queue], [token]).then(
-          isOne,
-        ),
-      );
+      .then(isOne, (err: unknown) => releaseByScript(err, lock, token));
   },
   async extend(lock, token, ttl) {
     return (await EXTEND.run(redis(lock), [lock.key], [token, String(Math.ceil(ttl))])) === 1;
@@ -292,14 +288,29 @@ function acquireNew(lock: LockTarget<RedisCommands>, token: string): Promise<New
   const client = redis(lock);
   return client
     .evalsha(ACQUIRE.sha, 3, lock.key, fencing, queue, token, expire, '')
-    .then(newcomerOutcome, (err: unknown) =>
-      ACQUIRE.unlessUnknown(err, client, [lock.key, fencing, queue], [token, expire, '']).then(
-        newcomerOutcome,
-      ),
-    );
+    .then(newcomerOutcome, (err: unknown) => acquireByScript(err, lock, token));
+}
+
+/** acquireNew's evalsha failed: sends the script itself if the server did not know it. */
+function acquireByScript(err: unknown, lock: LockTarget<RedisCommands>, token: string) {
+  const { fencing, queue } = keysOf(lock);
+  const expire = lock.expire === null ? '' : String(Math.ceil(lock.expire));
+  return ACQUIRE.unlessUnknown(
+    err,
+    redis(lock),
+    [lock.key, fencing, queue],
+    [token, expire, ''],
+  ).then(newcomerOutcome);
 }
 
 type NewcomerOutcome = ReturnType<typeof outcomeOf> | { granted: true; fencingToken: string };
+
+/** release's evalsha failed: sends the script itself if the server did not know it. */
+function releaseByScript(err: unknown, lock: LockTarget<RedisCommands>, token: string) {
+  const { fencing, queue } = keysOf(lock);
+  const keys = [lock.key, fencing, queue];
+  return RELEASE_AND_GRANT.unlessUnknown(err, redis(lock), keys, [token]).then(isOne);
+}
 
 /** A newcomer's acquire script reply: granted with its fencing token, or refused. */
 function newcomerOutcome(reply: unknown): NewcomerOutcome {
