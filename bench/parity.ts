@@ -13,8 +13,8 @@
  *   npm run bench:parity -- --only=redis --baseline=/tmp/mainbuild/dist/sherlock.js
  *
  * `--baseline=` adds another build of this library (its `dist/sherlock.js`, in a checkout with
- * its own node_modules or a link to them) as one more Redis contender: a before / after in the
- * same alternating rounds.
+ * its own node_modules or a link to them) as one more Redis and one more Memcached contender: a
+ * before / after in the same alternating rounds.
  *
  * Starts its own redis-server and memcached on free ports (as `npm run bench` does). Not a test:
  * the numbers go to stdout (markdown) and nothing is asserted.
@@ -46,25 +46,30 @@ const CYCLES = arg('cycles', 300);
 const WARM_UP = arg('warmup', 500);
 const baselinePath = argv.find((a) => a.startsWith('--baseline='))?.slice('--baseline='.length);
 
-/** Another build's RedisLock, as a contender (`--baseline=`). */
-async function baselineContender(path: string): Promise<Contender> {
+/** A lock class of another build, as `new RedisLock(name, options)` takes its arguments. */
+type LockClassOf = new (
+  name: string,
+  options: { timeout: number; client: object },
+) => { acquire(): Promise<boolean>; release(): Promise<void> };
+
+/** Another build's Redis and Memcached locks, as contenders (`--baseline=`). */
+async function baselineContenders(path: string): Promise<Contender[]> {
   const mod = (await import(pathToFileURL(resolve(path)).href)) as {
-    RedisLock: new (
-      name: string,
-      options: { timeout: number; client: object },
-    ) => { acquire(): Promise<boolean>; release(): Promise<void> };
+    RedisLock: LockClassOf;
+    MemcachedLock: LockClassOf;
   };
-  return {
-    id: 'baseline-redis',
-    label: `nestjs-sherlock (redis), baseline build`,
-    backend: 'redis',
+  const of = (backend: 'redis' | 'memcached', LockClass: LockClassOf): Contender => ({
+    id: `baseline-${backend}`,
+    label: `nestjs-sherlock (${backend}), baseline build`,
+    backend,
     role: 'ours',
     waits: 'as ours',
     polling: false,
     blocking: true,
     make(clients, key) {
-      if (!clients.redis) throw new Error('no redis client in this process');
-      const lock = new mod.RedisLock(key, { timeout: LONG_TIMEOUT, client: clients.redis });
+      const client = clients[backend];
+      if (!client) throw new Error(`no ${backend} client in this process`);
+      const lock = new LockClass(key, { timeout: LONG_TIMEOUT, client });
       return {
         async acquire() {
           if (!(await lock.acquire())) throw new Error(`${key}: not acquired`);
@@ -72,9 +77,11 @@ async function baselineContender(path: string): Promise<Contender> {
         release: () => lock.release(),
       };
     },
-  };
+  });
+  return [of('redis', mod.RedisLock), of('memcached', mod.MemcachedLock)];
 }
-const baseline = baselinePath === undefined ? undefined : await baselineContender(baselinePath);
+const baselines = baselinePath === undefined ? [] : await baselineContenders(baselinePath);
+const baselineOf = (backend: string) => baselines.filter((b) => b.backend === backend);
 
 /** Counts a socket's non-empty writes (each goes through the TCP stack on its own). */
 function countWrites(socket: { write: (...args: never[]) => boolean }): () => number {
@@ -101,16 +108,25 @@ interface Pair {
 
 /** The bench's contenders, and this bench's own raw-scripts row. */
 const contender = (id: string): Contender =>
-  id === rawScripts.id ? rawScripts : id === baseline?.id ? baseline : listed(id);
+  id === rawScripts.id ? rawScripts : (baselines.find((b) => b.id === id) ?? listed(id));
 
 const PAIRS: readonly Pair[] = [
   {
     backend: 'redis',
     ours: 'ours-redis',
-    peers: ['redis-semaphore', 'floor-redis', rawScripts.id, ...(baseline ? [baseline.id] : [])],
+    peers: [
+      'redis-semaphore',
+      'floor-redis',
+      rawScripts.id,
+      ...baselineOf('redis').map((b) => b.id),
+    ],
     split: { via: rawScripts.id, peer: 'redis-semaphore' },
   },
-  { backend: 'memcached', ours: 'ours-memcached', peers: ['memjs', 'floor-memcached'] },
+  {
+    backend: 'memcached',
+    ours: 'ours-memcached',
+    peers: ['memjs', 'floor-memcached', ...baselineOf('memcached').map((b) => b.id)],
+  },
 ];
 
 /** Client CPU time (user + system, µs) spent in the last `cycles()` call. */
