@@ -801,7 +801,8 @@ export abstract class BaseLock<C extends object = object>
     fn: (lock: this) => T | Promise<T>,
     options: Omit<AcquireOptions, 'blocking'> = {},
   ): Promise<T> {
-    await this.acquire({ ...options, blocking: true });
+    // No options (the usual call): the uncontended path of acquire(true).
+    await this.acquire(hasNoKeys(options) ? true : { ...options, blocking: true });
     let result: T;
     try {
       result = await runSection(this, () => fn(this));
@@ -823,6 +824,12 @@ export abstract class BaseLock<C extends object = object>
   async [Symbol.asyncDispose](): Promise<void> {
     if (this.hold !== null) await this.release();
   }
+}
+
+/** Whether `options` has no own enumerable key (no object built to find out). */
+function hasNoKeys(options: object): boolean {
+  for (const key in options) if (Object.hasOwn(options, key)) return false;
+  return true;
 }
 
 // The lock class of a backend registered without one.

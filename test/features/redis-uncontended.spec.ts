@@ -81,6 +81,22 @@ describe('redis: the uncontended path (its own server)', () => {
     await expect(lock.release()).rejects.toMatchObject({ reason: 'not-owned' });
     expect(await client.get(lock.key)).toBe('someone-else');
   });
+  it('using() without options takes the uncontended path; with options, and with an unknown one, as before', async ({
+    expect,
+  }) => {
+    const lock = new RedisLock(uniqueName('fast-using'), { client });
+    const seen = await lock.using(async () => {
+      expect(lock.isAcquired).toBe(true);
+      return client.get(lock.key);
+    });
+    expect(seen).toMatch(/\|/u); // the owner token, with its metadata
+    expect(lock.isAcquired).toBe(false);
+    expect(await client.exists(lock.key)).toBe(0);
+    expect(await lock.using(() => lock.fencingToken, { timeout: 1_000 })).toMatch(/^[1-9]\d*$/u);
+    await expect(lock.using(() => 1, { retries: 1 } as never)).rejects.toThrow(/retries/u);
+    expect(lock.isAcquired).toBe(false);
+  });
+
   it('a first attempt unanswered within operationTimeout: non-blocking and blocking end with LockBackendError, and the attempts are undone once the server answers', async ({
     expect,
   }) => {
