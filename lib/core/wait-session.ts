@@ -167,9 +167,20 @@ export function runAcquire<H>(
   request: AcquireRequest,
   /** When the acquire began (`now()`), if the caller just read the clock. */
   start: number = now(),
+  /** The first attempt, if the caller already made it (see `FirstAttempt`). */
+  first?: FirstAttempt,
 ): Promise<Acquired<H> | Busy> {
-  return new WaitSession(lock, request, start).run();
+  return new WaitSession(lock, request, start, first).run();
 }
+
+/**
+ * @internal the first attempt of an acquire, made by the caller before the session (the lock's
+ * uncontended path, base-lock.ts): refused, or failed (`error`: an abandoned attempt already
+ * undone). The session goes on from there as if its own first attempt had ended so. Only for an
+ * acquire without a signal whose first attempt goes without a waiter (non-blocking, or a
+ * hand-off with `openAfterRefusal`).
+ */
+export type FirstAttempt = { readonly refused: Refused } | { readonly error: unknown };
 
 class WaitSession<H> {
   private readonly handOff;
@@ -187,6 +198,7 @@ class WaitSession<H> {
     private readonly lock: SessionLock<H>,
     private readonly request: AcquireRequest,
     private readonly start: number,
+    private first?: FirstAttempt,
   ) {
     this.handOff = request.blocking ? lock.backend.handOff : undefined;
     this.openLater = this.handOff?.openAfterRefusal === true;
@@ -208,10 +220,17 @@ class WaitSession<H> {
           // Every attempt may take up to operationTimeout, so the last one (sent when `timeout`
           // runs out) can finish: a blocking acquire ends by timeout + operationTimeout at worst.
           // The first attempt counts from the acquire's start (one clock reading less).
-          const outcome = await this.attempt(
-            operationTimeout,
-            attempts++ === 0 ? this.start : now(),
-          );
+          let outcome: Acquired<H> | Refused;
+          const first = this.first;
+          if (first !== undefined) {
+            // Made by the caller (FirstAttempt): its outcome, as if this attempt had just ended.
+            this.first = undefined;
+            attempts++;
+            if ('error' in first) throw first.error;
+            outcome = first.refused;
+          } else {
+            outcome = await this.attempt(operationTimeout, attempts++ === 0 ? this.start : now());
+          }
           if (outcome.granted) {
             granted = true;
             return outcome;
@@ -416,8 +435,10 @@ class WaitSession<H> {
   }
 }
 
-/** Releases `token` in the background once an abandoned attempt settles (best effort). */
-function undo<H>(lock: SessionLock<H>, token: string, pending: Promise<unknown>): void {
+/**
+ * @internal releases `token` in the background once an abandoned attempt settles (best effort).
+ */
+export function undo<H>(lock: SessionLock<H>, token: string, pending: Promise<unknown>): void {
   const { target, backend } = lock;
   pending
     .then(
