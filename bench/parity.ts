@@ -10,11 +10,18 @@
  *
  *   npm run bench:parity                       # Redis and Memcached, 40 rounds of 300 cycles
  *   npm run bench:parity -- --rounds=20 --cycles=200 --only=redis
+ *   npm run bench:parity -- --only=redis --baseline=/tmp/mainbuild/dist/sherlock.js
+ *
+ * `--baseline=` adds another build of this library (its `dist/sherlock.js`, in a checkout with
+ * its own node_modules or a link to them) as one more Redis and one more Memcached contender: a
+ * before / after in the same alternating rounds.
  *
  * Starts its own redis-server and memcached on free ports (as `npm run bench` does). Not a test:
  * the numbers go to stdout (markdown) and nothing is asserted.
  */
 import { loadavg } from 'node:os';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
 import memjs from 'memjs';
 import { startMemcached, startRedis } from '../test/support/servers.js';
@@ -23,6 +30,7 @@ import {
   contender as listed,
   type Contender,
   type LockHandle,
+  LONG_TIMEOUT,
 } from './lib/contenders.js';
 import { rawScripts } from './lib/raw-scripts.js';
 import { fmt, hr, median, ms, percentile, table } from './lib/stats.js';
@@ -36,6 +44,44 @@ const only = argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
 const ROUNDS = arg('rounds', 40);
 const CYCLES = arg('cycles', 300);
 const WARM_UP = arg('warmup', 500);
+const baselinePath = argv.find((a) => a.startsWith('--baseline='))?.slice('--baseline='.length);
+
+/** A lock class of another build, as `new RedisLock(name, options)` takes its arguments. */
+type LockClassOf = new (
+  name: string,
+  options: { timeout: number; client: object },
+) => { acquire(): Promise<boolean>; release(): Promise<void> };
+
+/** Another build's Redis and Memcached locks, as contenders (`--baseline=`). */
+async function baselineContenders(path: string): Promise<Contender[]> {
+  const mod = (await import(pathToFileURL(resolve(path)).href)) as {
+    RedisLock: LockClassOf;
+    MemcachedLock: LockClassOf;
+  };
+  const of = (backend: 'redis' | 'memcached', LockClass: LockClassOf): Contender => ({
+    id: `baseline-${backend}`,
+    label: `nestjs-sherlock (${backend}), baseline build`,
+    backend,
+    role: 'ours',
+    waits: 'as ours',
+    polling: false,
+    blocking: true,
+    make(clients, key) {
+      const client = clients[backend];
+      if (!client) throw new Error(`no ${backend} client in this process`);
+      const lock = new LockClass(key, { timeout: LONG_TIMEOUT, client });
+      return {
+        async acquire() {
+          if (!(await lock.acquire())) throw new Error(`${key}: not acquired`);
+        },
+        release: () => lock.release(),
+      };
+    },
+  });
+  return [of('redis', mod.RedisLock), of('memcached', mod.MemcachedLock)];
+}
+const baselines = baselinePath === undefined ? [] : await baselineContenders(baselinePath);
+const baselineOf = (backend: string) => baselines.filter((b) => b.backend === backend);
 
 /** Counts a socket's non-empty writes (each goes through the TCP stack on its own). */
 function countWrites(socket: { write: (...args: never[]) => boolean }): () => number {
@@ -61,16 +107,26 @@ interface Pair {
 }
 
 /** The bench's contenders, and this bench's own raw-scripts row. */
-const contender = (id: string): Contender => (id === rawScripts.id ? rawScripts : listed(id));
+const contender = (id: string): Contender =>
+  id === rawScripts.id ? rawScripts : (baselines.find((b) => b.id === id) ?? listed(id));
 
 const PAIRS: readonly Pair[] = [
   {
     backend: 'redis',
     ours: 'ours-redis',
-    peers: ['redis-semaphore', 'floor-redis', rawScripts.id],
+    peers: [
+      'redis-semaphore',
+      'floor-redis',
+      rawScripts.id,
+      ...baselineOf('redis').map((b) => b.id),
+    ],
     split: { via: rawScripts.id, peer: 'redis-semaphore' },
   },
-  { backend: 'memcached', ours: 'ours-memcached', peers: ['memjs', 'floor-memcached'] },
+  {
+    backend: 'memcached',
+    ours: 'ours-memcached',
+    peers: ['memjs', 'floor-memcached', ...baselineOf('memcached').map((b) => b.id)],
+  },
 ];
 
 /** Client CPU time (user + system, µs) spent in the last `cycles()` call. */

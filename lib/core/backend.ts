@@ -112,6 +112,12 @@ export type AttemptOutcome<H = unknown> =
       readonly position?: number;
       /** In how many ms the waiter's place in line must be renewed by another attempt. */
       readonly renewWithin?: number;
+      /**
+       * The server keeps this waiter's place in line without its polls (until `renewWithin`,
+       * when given) and grants a free lock to the first in line itself, so that only the first
+       * in line polls often (for a lost grant): see `sleepBeforeNextAttempt`.
+       */
+      readonly keptInLine?: boolean;
     };
 
 /**
@@ -438,6 +444,7 @@ export interface Refused {
   readonly holderTtl: number | undefined;
   readonly position: number | undefined;
   readonly renewWithin: number | undefined;
+  readonly keptInLine?: boolean | undefined;
 }
 
 const REFUSED: Refused = Object.freeze({
@@ -468,5 +475,6 @@ export function outcomeOf<H>(outcome: AttemptOutcome<H>): Granted<H> | Refused {
     holderTtl: outcome.holderTtl,
     position: outcome.position,
     renewWithin: outcome.renewWithin,
+    keptInLine: outcome.keptInLine,
   };
 }

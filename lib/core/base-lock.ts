@@ -1,4 +1,10 @@
-import type { LockBackend, LockTarget, Refused } from './backend.js';
+import {
+  type AttemptOutcome,
+  type LockBackend,
+  type LockTarget,
+  outcomeOf,
+  type Refused,
+} from './backend.js';
 import { DriverMissingError } from './errors/driver-missing.error.js';
 import { LockBackendError } from './errors/lock-backend.error.js';
 import { LockBusyError } from './errors/lock-busy.error.js';
@@ -6,7 +12,9 @@ import { LockLostError, type LockLostReason } from './errors/lock-lost.error.js'
 import { LockNotHeldError } from './errors/lock-release.error.js';
 import { LockTimeoutError } from './errors/lock-timeout.error.js';
 import { LockError } from './errors/lock.error.js';
+import { HeldLink } from './held-set.js';
 import { Hold } from './hold.js';
+import { ownerToken } from './holder.js';
 import { lockTracer, runSection } from './instrumentation.js';
 import { BOUND_MANAGER, type BoundOptions, defaultManager, type LockManager } from './manager.js';
 import { messages } from './messages.js';
@@ -27,13 +35,16 @@ import {
   setLockClassMaker,
 } from './registry.js';
 import type { LockEventBase, LockEventType } from './events.js';
+import { operationDeadlines } from './timer-queue.js';
 import { callAsync, DeadlineExceededError, now, settleWithin } from './timing.js';
 import {
   type Acquired,
   type AcquireRequest,
   type Busy,
+  type FirstAttempt,
   runAcquire,
   type SessionLock,
+  undo,
 } from './wait-session.js';
 
 /** Options of a backend-specific lock: the lock options plus the client to use. */
@@ -173,6 +184,13 @@ export abstract class BaseLock<C extends object = object>
   /** The holding a `release()` is deleting right now: a renewal finding it gone is no loss. */
   private releasing: Hold | null = null;
   private acquiring = false;
+  /** @internal this lock's place in its manager's held locks (see held-set.ts). */
+  readonly heldLink: HeldLink<BaseLock> = new HeldLink<BaseLock>(this);
+  /**
+   * Whether a blocking acquire's first attempt goes without a hand-off waiter (no hand-off, or
+   * one opened after the first refusal), so that the uncontended path may make it.
+   */
+  private readonly firstWithoutWaiter: boolean;
 
   constructor(name: string, options: BaseLockOptions = {}) {
     const lockClass = new.target as unknown as typeof BaseLock & LockClass;
@@ -203,6 +221,8 @@ export abstract class BaseLock<C extends object = object>
       onWaiting: (refused, waited, timeout) => this.emitWaiting(refused, waited, timeout),
       ownerSuffix: this.manager.ownerSuffix,
     };
+    const handOff = this.impl.handOff;
+    this.firstWithoutWaiter = handOff === undefined || handOff.openAfterRefusal === true;
   }
 
   /** Whether this lock's backend can extend locks (`extend()`, `autoExtend`). */
@@ -300,13 +320,124 @@ export abstract class BaseLock<C extends object = object>
    * await lock.acquire({ timeout: 2_000, signal });     // blocking, cancellable
    */
   acquire(blocking: boolean | AcquireOptions = true): Promise<boolean> {
+    if (typeof blocking === 'boolean' && this.canAcquireFirst(blocking)) {
+      return this.acquireFirst(blocking, false) as Promise<boolean>;
+    }
     // One async function from here to the wait session (each level costs promises and ticks).
     return this.acquireWith(blocking, false) as Promise<boolean>;
   }
 
   /** @internal acquire(), resolving a `LockBusyError` (not thrown) instead of `false`. */
   acquireOrBusy(blocking: boolean | AcquireOptions = true): Promise<true | LockBusyError> {
+    if (typeof blocking === 'boolean' && this.canAcquireFirst(blocking)) {
+      return this.acquireFirst(blocking, true) as Promise<true | LockBusyError>;
+    }
     return this.acquireWith(blocking, true) as Promise<true | LockBusyError>;
+  }
+
+  /**
+   * Whether an acquire (no options object: no signal, the lock's timeout) may take the
+   * uncontended path: no acquire in progress, not traced, and a first attempt without a waiter.
+   */
+  private canAcquireFirst(blocking: boolean): boolean {
+    if (this.acquiring) return false;
+    return blocking ? this.firstWithoutWaiter && lockTracer() === undefined : true;
+  }
+
+  /**
+   * The uncontended path of acquire(): the first attempt is made here, bounded by
+   * `operationTimeout` (a deadline in the shared queue), and when the backend grants it the
+   * holding starts and the acquire resolves: no wait session, no `async` level, no request or
+   * outcome object. A refusal, a failure or the deadline hands the acquire on to the wait session
+   * (`FirstAttempt`), which goes on exactly as after its own first attempt.
+   */
+  private acquireFirst(blocking: boolean, busy: boolean): Promise<boolean | LockBusyError> {
+    this.acquiring = true;
+    const start = now();
+    const token = ownerToken(this.session.ownerSuffix);
+    let pending: Promise<AttemptOutcome<unknown>>;
+    try {
+      pending = Promise.resolve(this.impl.acquire(this, token, undefined));
+    } catch (err) {
+      pending = Promise.reject(err as Error);
+    }
+    return new Promise<boolean | LockBusyError>((resolve, reject) => {
+      let settled = false;
+      const rest = (first: FirstAttempt) => {
+        this.acquireRest(blocking, busy, start, first).then(resolve, reject);
+      };
+      const deadline = operationDeadlines.addAt(
+        start + this.operationTimeout,
+        () => {
+          if (settled) return;
+          settled = true;
+          undo(this.session, token, pending);
+          rest({ error: new DeadlineExceededError('acquire', this.operationTimeout) });
+        },
+        undefined,
+      );
+      pending.then(
+        (value) => {
+          if (settled) return;
+          settled = true;
+          deadline.cancel();
+          // Granted: read the reply's fields (no normalised copy of it, as outcomeOf makes).
+          if (value !== true && (typeof value !== 'object' || value === null || !value.granted)) {
+            return rest({ refused: outcomeOf(value) as Refused });
+          }
+          try {
+            const granted = value === true ? undefined : value;
+            const since = granted?.since;
+            this.startHoldWith(
+              granted?.ownerToken ?? token,
+              granted?.fencingToken,
+              granted?.held,
+              since === undefined ? start : Math.min(since, start),
+              start,
+            );
+            if (this.manager.observes('acquired')) {
+              this.manager.emit({ ...this.eventBase('acquired', start), blocking });
+            }
+            resolve(true);
+          } catch (err) {
+            reject(err);
+          } finally {
+            this.acquiring = false;
+          }
+        },
+        (err: unknown) => {
+          if (settled) return;
+          settled = true;
+          deadline.cancel();
+          // The server may have applied the write before the error (a dropped reply): undo it.
+          undo(this.session, token, pending);
+          rest({ error: err });
+        },
+      );
+    });
+  }
+
+  /** An acquire whose first attempt (acquireFirst) was refused or failed: the wait session. */
+  private async acquireRest(
+    blocking: boolean,
+    busy: boolean,
+    start: number,
+    first: FirstAttempt,
+  ): Promise<boolean | LockBusyError> {
+    try {
+      const request: AcquireRequest = { blocking, timeout: this.timeout };
+      let acquired;
+      try {
+        acquired = await runAcquire(this.session, request, start, first);
+      } catch (err) {
+        this.acquireFailed(err, start);
+        throw err;
+      }
+      const outcome = this.acquireDone(acquired, request, start);
+      return outcome === true || busy ? outcome : false;
+    } finally {
+      this.acquiring = false;
+    }
   }
 
   /** acquire() (`busy` false: resolves `false` when busy) or acquireOrBusy() (`busy` true). */
@@ -425,21 +556,34 @@ export abstract class BaseLock<C extends object = object>
 
   /** Starts the holding an acquire begun at `start` got. */
   private startHold(acquired: Acquired<unknown>, start: number): void {
-    const at = now();
-    const hold = new Hold(
+    this.startHoldWith(
       acquired.token,
       acquired.fencingToken,
       acquired.held,
-      this.onUnconfirmed,
-      at - start,
-      at,
+      acquired.startedAt,
+      start,
     );
+  }
+
+  /**
+   * Starts the holding of `token` an acquire begun at `start` got; the lock's expiry started
+   * counting at `startedAt` at the latest.
+   */
+  private startHoldWith(
+    token: string,
+    fencingToken: string | undefined,
+    held: unknown,
+    startedAt: number,
+    start: number,
+  ): void {
+    const at = now();
+    const hold = new Hold(token, fencingToken, held, this.onUnconfirmed, at - start, at);
     // A holding this object still had (its key vanished at the server, so this acquire was
     // granted afresh) is replaced: its renewal and loss timers stop with it.
     if (this.hold) this.hold.stop();
     this.hold = hold;
     this.manager.track(this, true);
-    hold.confirm(acquired.startedAt, this.expire === null ? null : this.lifetime(this.expire), at);
+    hold.confirm(startedAt, this.expire === null ? null : this.lifetime(this.expire), at);
     if (this.renewEvery !== null) this.scheduleRenewal(hold, this.renewEvery);
   }
 
@@ -510,35 +654,57 @@ export abstract class BaseLock<C extends object = object>
    * with `LockNotHeldError` (`reason` 'not-acquired' or 'not-owned') otherwise, and with
    * `LockBackendError` if the server fails (the lock then stays held here, so you may retry).
    */
-  async release(): Promise<void> {
+  release(): Promise<void> {
     const hold = this.hold;
-    if (hold === null) throw new LockNotHeldError(this.name, 'not-acquired', 'release');
+    if (hold === null) {
+      return Promise.reject(new LockNotHeldError(this.name, 'not-acquired', 'release'));
+    }
     this.releasing = hold;
-    let released: boolean;
+    let pending: Promise<boolean>;
     try {
-      // bounded('release', ...) inlined: no closure and one async level less per release.
-      let pending: Promise<boolean>;
-      try {
-        pending = Promise.resolve(this.impl.release(this, hold.token, hold.held));
-      } catch (err) {
-        pending = Promise.reject(err as Error);
-      }
-      let settled;
-      try {
-        settled = await settleWithin(pending, this.operationTimeout);
-      } catch (err) {
-        throw this.operationFailed('release', err);
-      }
-      if (settled.kind !== 'value') throw this.operationTimedOut('release');
-      released = settled.value;
-    } finally {
-      if (this.releasing === hold) this.releasing = null;
+      pending = Promise.resolve(this.impl.release(this, hold.token, hold.held));
+    } catch (err) {
+      pending = Promise.reject(err as Error);
     }
-    this.dropHold(hold);
-    if (!released) throw new LockNotHeldError(this.name, 'not-owned', 'release');
-    if (this.manager.observes('released')) {
-      this.manager.emit(this.eventBase('released', undefined, hold));
-    }
+    // bounded('release', ...) inlined, without an `async` level: the reply (or the deadline, in
+    // the shared queue) settles the release directly.
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const deadline = operationDeadlines.addAt(
+        now() + Math.max(0, this.operationTimeout),
+        () => {
+          if (settled) return;
+          settled = true;
+          if (this.releasing === hold) this.releasing = null;
+          reject(this.operationTimedOut('release'));
+        },
+        undefined,
+      );
+      pending.then(
+        (released) => {
+          if (settled) return;
+          settled = true;
+          deadline.cancel();
+          if (this.releasing === hold) this.releasing = null;
+          this.dropHold(hold);
+          if (!released) {
+            reject(new LockNotHeldError(this.name, 'not-owned', 'release'));
+            return;
+          }
+          if (this.manager.observes('released')) {
+            this.manager.emit(this.eventBase('released', undefined, hold));
+          }
+          resolve();
+        },
+        (err: unknown) => {
+          if (settled) return;
+          settled = true;
+          deadline.cancel();
+          if (this.releasing === hold) this.releasing = null;
+          reject(this.operationFailed('release', err));
+        },
+      );
+    });
   }
 
   /**
@@ -635,7 +801,8 @@ export abstract class BaseLock<C extends object = object>
     fn: (lock: this) => T | Promise<T>,
     options: Omit<AcquireOptions, 'blocking'> = {},
   ): Promise<T> {
-    await this.acquire({ ...options, blocking: true });
+    // No options (the usual call): the uncontended path of acquire(true).
+    await this.acquire(hasNoKeys(options) ? true : { ...options, blocking: true });
     let result: T;
     try {
       result = await runSection(this, () => fn(this));
@@ -657,6 +824,12 @@ export abstract class BaseLock<C extends object = object>
   async [Symbol.asyncDispose](): Promise<void> {
     if (this.hold !== null) await this.release();
   }
+}
+
+/** Whether `options` has no own enumerable key (no object built to find out). */
+function hasNoKeys(options: object): boolean {
+  for (const key in options) if (Object.hasOwn(options, key)) return false;
+  return true;
 }
 
 // The lock class of a backend registered without one.

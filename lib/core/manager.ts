@@ -14,6 +14,7 @@ import {
   type LockEvents,
   type LockEventType,
 } from './events.js';
+import { HeldSet } from './held-set.js';
 import { appNameProblem, ownerSuffix } from './holder.js';
 import {
   forceReleaseLock,
@@ -141,7 +142,7 @@ export class LockManager {
   private readonly ownsClient: boolean;
   private readonly isDefault: boolean;
   private readonly emitter: EventEmitter;
-  private readonly heldLocks = new Set<BaseLock>();
+  private readonly heldLocks = new HeldSet<BaseLock>();
   /** Clients made for locks without one (default manager: one per backend). */
   private readonly shared = new Map<BackendDefinition, object>();
   private closed = false;
@@ -324,7 +325,7 @@ export class LockManager {
 
   /** The locks (and semaphores) of this manager held right now (acquired and not released). */
   held(): readonly BaseLock[] {
-    return [...this.heldLocks];
+    return this.heldLocks.toArray();
   }
 
   /**
@@ -413,7 +414,7 @@ export class LockManager {
     const closers = [...this.closers.values()];
     this.closers.clear();
     await Promise.allSettled(closers.map((close) => close()));
-    const locks = [...this.heldLocks];
+    const locks = this.heldLocks.toArray();
     const results = await Promise.allSettled(locks.map((lock) => lock.release()));
     const report: ShutdownReport = { released: [], failed: [] };
     results.forEach((result, i) => {

@@ -38,9 +38,26 @@ const MAX_FALLBACK_POLL = 30_000;
 /** Places past this one poll at `MAX_FALLBACK_POLL` (keeps `2 ** place` finite). */
 const MAX_DOUBLINGS = 5;
 
+/**
+ * The fallback poll of the first in line when the server keeps the waiters' places without
+ * their polls (`keptInLine`, a Redis lock's line, which lives as long as its holder plus a
+ * minute): that poll only finds a grant whose message was lost without the connection breaking
+ * (a broken one makes every local waiter try again at once), i.e. a channel the ACL refuses, or
+ * a granted waiter that died ahead of it. 5 s bounds that rare delay and keeps 20 waiters'
+ * load under 1 % of a peer polling every 100 ms (docs/waiting.md).
+ */
+export const KEPT_LINE_POLL = 5_000;
+/**
+ * The longest fallback poll of a waiter whose place is kept (before jitter). Reached at place 3
+ * (5 s × 4^3 = 320 s); the holder's TTL (`holderTtl`) and `renewWithin` wake it sooner.
+ */
+const MAX_KEPT_LINE_POLL = 300_000;
+
 /** The fallback poll of a waiter at `position` in line (0: next), before jitter. */
-function fallbackPoll(position: number | undefined): number {
+function fallbackPoll(position: number | undefined, keptInLine?: boolean): number {
   const place = Math.min(Math.max(0, position ?? 0), MAX_DOUBLINGS);
+  // A kept place: a waiter further back polls only to learn its place, 4 times less per place.
+  if (keptInLine === true) return Math.min(KEPT_LINE_POLL * 4 ** place, MAX_KEPT_LINE_POLL);
   return Math.min(FALLBACK_POLL * 2 ** place, MAX_FALLBACK_POLL);
 }
 
@@ -58,13 +75,19 @@ export interface WaitFacts {
   readonly position?: number | undefined;
   /** In how many ms the waiter's place in line must be renewed by an attempt. */
   readonly renewWithin?: number | undefined;
+  /**
+   * The server keeps the waiter's place without its polls (until `renewWithin`) and grants a
+   * free lock to the first in line itself (a Redis lock): slower fallback polls.
+   */
+  readonly keptInLine?: boolean | undefined;
 }
 
 /**
  * How long to wait before the next attempt: the whole waiting policy. A polling waiter sleeps
  * `retryInterval` with jitter (50–100 %) so that waiters do not move in step; a pushed waiter
  * sleeps until woken, bounded by a fallback poll (2 s for the first in line, doubling with each
- * place further back, at most 30 s; ±10 % jitter).
+ * place further back, at most 30 s; where the server keeps its place (`keptInLine`): 5 s for
+ * the first in line, 4 times as long per place further back, at most 5 min; ±10 % jitter).
  * Either wakes just after the holder's TTL runs out, before its place in line must be renewed,
  * and by the acquire's deadline.
  */
@@ -73,7 +96,7 @@ export function sleepBeforeNextAttempt(
   random: () => number = Math.random,
 ): number {
   let ms = facts.pushed
-    ? fallbackPoll(facts.position) * (0.9 + random() * 0.2)
+    ? fallbackPoll(facts.position, facts.keptInLine) * (0.9 + random() * 0.2)
     : facts.retryInterval * (0.5 + random() / 2);
   if (facts.holderTtl !== undefined && facts.holderTtl >= 0) ms = Math.min(ms, facts.holderTtl + 1);
   if (facts.renewWithin !== undefined) ms = Math.min(ms, facts.renewWithin);
@@ -146,9 +169,20 @@ export function runAcquire<H>(
   request: AcquireRequest,
   /** When the acquire began (`now()`), if the caller just read the clock. */
   start: number = now(),
+  /** The first attempt, if the caller already made it (see `FirstAttempt`). */
+  first?: FirstAttempt,
 ): Promise<Acquired<H> | Busy> {
-  return new WaitSession(lock, request, start).run();
+  return new WaitSession(lock, request, start, first).run();
 }
+
+/**
+ * @internal the first attempt of an acquire, made by the caller before the session (the lock's
+ * uncontended path, base-lock.ts): refused, or failed (`error`: an abandoned attempt already
+ * undone). The session goes on from there as if its own first attempt had ended so. Only for an
+ * acquire without a signal whose first attempt goes without a waiter (non-blocking, or a
+ * hand-off with `openAfterRefusal`).
+ */
+export type FirstAttempt = { readonly refused: Refused } | { readonly error: unknown };
 
 class WaitSession<H> {
   private readonly handOff;
@@ -177,6 +211,7 @@ class WaitSession<H> {
     private readonly lock: SessionLock<H>,
     private readonly request: AcquireRequest,
     private readonly start: number,
+    private first?: FirstAttempt,
   ) {
     this.handOff = request.blocking ? lock.backend.handOff : undefined;
     this.openLater = this.handOff?.openAfterRefusal === true;
@@ -198,8 +233,17 @@ class WaitSession<H> {
           // Every attempt may take up to operationTimeout, so the last one (sent when `timeout`
           // runs out) can finish: a blocking acquire ends by timeout + operationTimeout at worst.
           // The first attempt counts from the acquire's start (one clock reading less).
+          let outcome: Acquired<H> | Refused;
+          const first = this.first;
           const sentAt = attempts++ === 0 ? this.start : now();
-          const outcome = await this.attempt(operationTimeout, sentAt);
+          if (first !== undefined) {
+            // Made by the caller (FirstAttempt): its outcome, as if this attempt had just ended.
+            this.first = undefined;
+            if ('error' in first) throw first.error;
+            outcome = first.refused;
+          } else {
+            outcome = await this.attempt(operationTimeout, sentAt);
+          }
           if (outcome.granted) {
             granted = true;
             return outcome;
@@ -301,11 +345,11 @@ class WaitSession<H> {
    * took longer than a round trip.
    */
   private pushedGrant(): Acquired<H> | undefined {
-    const take = this.handOff?.takeGrant;
-    if (take === undefined || !this.listening) return undefined;
+    const handOff = this.handOff;
+    if (handOff?.takeGrant === undefined || !this.listening) return undefined;
     let grant: PushedGrant | undefined;
     try {
-      grant = take(this.lock.target, this.waiter);
+      grant = handOff.takeGrant(this.lock.target, this.waiter);
     } catch {
       return undefined; // the attempt that follows takes it, or learns the lock's state
     }
@@ -395,6 +439,7 @@ class WaitSession<H> {
         last?.renewWithin === undefined
           ? undefined
           : Math.max(0, last.renewWithin - elapsedSinceAttempt),
+      keptInLine: last?.keptInLine,
     });
     if (pushed) return this.sleepInLine(ms);
     // No time left: the last attempt goes out now, not a timer tick later.
@@ -510,8 +555,10 @@ function closeGranted(session: { closeGranted(): void }): void {
   session.closeGranted();
 }
 
-/** Releases `token` in the background once an abandoned attempt settles (best effort). */
-function undo<H>(lock: SessionLock<H>, token: string, pending: Promise<unknown>): void {
+/**
+ * @internal releases `token` in the background once an abandoned attempt settles (best effort).
+ */
+export function undo<H>(lock: SessionLock<H>, token: string, pending: Promise<unknown>): void {
   const { target, backend } = lock;
   pending
     .then(

@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   FALLBACK_POLL,
+  KEPT_LINE_POLL,
   sleepBeforeNextAttempt,
   type WaitFacts,
 } from '../../lib/core/wait-session.js';
@@ -115,6 +116,60 @@ describe('sleepBeforeNextAttempt: pushed (waiting for a wake-up)', () => {
   });
 });
 
+describe('sleepBeforeNextAttempt: pushed, the server keeps the place (keptInLine: a Redis lock)', () => {
+  const kept = (facts: Partial<WaitFacts> = {}): WaitFacts =>
+    pushed({ keptInLine: true, ...facts });
+  const at = (position: number | undefined, r = 0.5) =>
+    sleepBeforeNextAttempt(kept({ position }), fixed(r));
+
+  it('the first in line falls back to a poll after 5 s ± 10 % (only a lost grant needs it)', () => {
+    expect(KEPT_LINE_POLL).toBe(5_000);
+    expect(at(0)).toBe(5_000);
+    expect(at(undefined)).toBe(5_000);
+    expect(at(0, 0)).toBe(4_500);
+    expect(at(0, ALMOST_ONE)).toBeCloseTo(5_500, 6);
+  });
+
+  it('further back: 4 times as long per place ahead, at most 5 min', () => {
+    expect(at(1)).toBe(20_000);
+    expect(at(2)).toBe(80_000);
+    expect(at(3)).toBe(300_000); // 320 s capped
+    expect(at(1_000)).toBe(300_000);
+    expect(at(Number.MAX_SAFE_INTEGER)).toBe(300_000);
+    expect(at(-3)).toBe(5_000);
+  });
+
+  it('keptInLine false or absent: the place-keeping policy (2 s doubling, at most 30 s)', () => {
+    expect(sleepBeforeNextAttempt(pushed({ keptInLine: false, position: 9 }), fixed(0.5))).toBe(
+      30_000,
+    );
+    expect(sleepBeforeNextAttempt(pushed({ position: 9 }), fixed(0.5))).toBe(30_000);
+  });
+
+  it('a polling waiter ignores it', () => {
+    expect(sleepBeforeNextAttempt(polling({ keptInLine: true }), fixed(0.5))).toBe(75);
+  });
+
+  it("still wakes at the holder's TTL and to renew its place (a holder without expiry)", () => {
+    expect(sleepBeforeNextAttempt(kept({ position: 7, holderTtl: 60_000 }), fixed(0.5))).toBe(
+      60_001,
+    );
+    expect(
+      sleepBeforeNextAttempt(kept({ position: 7, holderTtl: -1, renewWithin: 30_000 }), fixed(0.5)),
+    ).toBe(30_000);
+    expect(sleepBeforeNextAttempt(kept({ position: 7, remaining: 900 }), fixed(0.5))).toBe(900);
+  });
+
+  it('20 waiters behind a held lock make about 0.32 attempts a second together (1.47 when each must keep the line)', () => {
+    let perSecond = 0;
+    for (let position = 0; position < 20; position++) {
+      perSecond += 1_000 / at(position);
+    }
+    expect(perSecond).toBeCloseTo(0.2 + 0.05 + 0.0125 + 17 / 300, 6);
+    expect(perSecond).toBeLessThan(0.33);
+  });
+});
+
 describe('sleepBeforeNextAttempt: bounds', () => {
   it('wakes 1 ms after the holder TTL runs out', () => {
     expect(sleepBeforeNextAttempt(pushed({ holderTtl: 300 }), fixed(0.5))).toBe(301);
@@ -160,6 +215,7 @@ describe('sleepBeforeNextAttempt: bounds', () => {
       holderTtl: fc.option(fc.integer({ min: -1, max: 100_000 }), { nil: undefined }),
       position: fc.option(fc.integer({ min: -5, max: 100 }), { nil: undefined }),
       renewWithin: fc.option(fc.integer({ min: 0, max: 100_000 }), { nil: undefined }),
+      keptInLine: fc.option(fc.boolean(), { nil: undefined }),
     });
     fc.assert(
       fc.property(facts, fc.double({ min: 0, max: ALMOST_ONE, noNaN: true }), (f, r) => {

@@ -80,7 +80,7 @@ export class RedisLock extends BaseLock {
   /**
    * The key of this lock's queue of waiters (a sorted set of their wake-up entries, first come
    * first), in the lock's slot; it exists only while someone waits, and expires a minute after
-   * the last waiter's attempt.
+   * its holder's expiry (a holder without expiry: a minute after the last waiter's attempt).
    */
   get queueKey(): string {
     return keysOf(this).queue;
@@ -177,18 +177,34 @@ async function listenForGrant(lock: LockTarget, waiter: RedisWaiter): Promise<bo
  * The fencing token in an acquire script's reply: a string, or an integer (a newcomer's grant,
  * see ACQUIRE); `undefined` when the reply is a refusal.
  */
+/** Whether a script replied 1 (released, extended). */
+const isOne = (reply: unknown): boolean => reply === 1;
+
 const fencingOf = (reply: unknown): string | undefined =>
   typeof reply === 'string' ? reply : typeof reply === 'number' ? String(reply) : undefined;
 
-/** The reply of an acquire script: the fencing token, or `{ttl}` / `{ttl, rank}` when refused. */
+/**
+ * How long before its line would expire a waiter renews its place (while the holder has no
+ * expiry, see ACQUIRE): room for a missed or failed attempt.
+ */
+const LINE_MARGIN = 30_000;
+
+/**
+ * The reply of an acquire script: the fencing token, or `{ttl}` / `{ttl, rank}` /
+ * `{-1, rank, line pttl}` when refused. A waiter's place is kept by the server (the line
+ * outlives the holder by a minute; without expiry, until `renewWithin`).
+ */
 function outcomeOf(reply: unknown) {
   const fencingToken = fencingOf(reply);
   if (fencingToken !== undefined) return { granted: true as const, fencingToken };
-  const [ttl, rank] = reply as [number, number?];
+  const [ttl, rank, line] = reply as [number, number?, number?];
+  if (typeof rank !== 'number') return { granted: false as const, holderTtl: ttl };
   return {
     granted: false as const,
     holderTtl: ttl,
-    ...(typeof rank === 'number' ? { position: rank } : {}),
+    position: rank,
+    keptInLine: true,
+    ...(typeof line === 'number' ? { renewWithin: Math.max(0, line - LINE_MARGIN) } : {}),
   };
 }
 
@@ -226,17 +242,13 @@ const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
   // waiting in line.
   acquire: (lock, token, waiter) =>
     waiter === undefined ? acquireNew(lock, token) : acquireWaiting(lock, token, waiter),
-  async release(lock, token) {
+  // As acquireNew: the evalsha sent here, its reply mapped by a `.then` (no `async` level).
+  release(lock, token) {
     const { fencing, queue } = keysOf(lock);
     const client = redis(lock);
-    let reply;
-    try {
-      reply = await client.evalsha(RELEASE_AND_GRANT.sha, 3, lock.key, fencing, queue, token);
-    } catch (err) {
-      const keys = [lock.key, fencing, queue];
-      reply = await RELEASE_AND_GRANT.unlessUnknown(err, client, keys, [token]);
-    }
-    return reply === 1;
+    return client
+      .evalsha(RELEASE_AND_GRANT.sha, 3, lock.key, fencing, queue, token)
+      .then(isOne, (err: unknown) => releaseByScript(err, lock, token));
   },
   async extend(lock, token, ttl) {
     return (await EXTEND.run(redis(lock), [lock.key], [token, String(Math.ceil(ttl))])) === 1;
@@ -283,19 +295,41 @@ const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
 
 /**
  * A newcomer's attempt (no waiter: the uncontended path): the acquire script with no entry.
- * The `evalsha` is sent here, not through `ACQUIRE.run` (no arrays, one async level less).
+ * The `evalsha` is sent here, not through `ACQUIRE.run` (no arrays), and its reply mapped by a
+ * `.then` with a module-level function (no `async` level of its own, no closure when it works).
  */
-async function acquireNew(lock: LockTarget<RedisCommands>, token: string) {
+function acquireNew(lock: LockTarget<RedisCommands>, token: string): Promise<NewcomerOutcome> {
   const { fencing, queue } = keysOf(lock);
   const expire = lock.expire === null ? '' : String(Math.ceil(lock.expire));
   const client = redis(lock);
-  let reply;
-  try {
-    reply = await client.evalsha(ACQUIRE.sha, 3, lock.key, fencing, queue, token, expire, '');
-  } catch (err) {
-    const keys = [lock.key, fencing, queue];
-    reply = await ACQUIRE.unlessUnknown(err, client, keys, [token, expire, '']);
-  }
+  return client
+    .evalsha(ACQUIRE.sha, 3, lock.key, fencing, queue, token, expire, '')
+    .then(newcomerOutcome, (err: unknown) => acquireByScript(err, lock, token));
+}
+
+/** acquireNew's evalsha failed: sends the script itself if the server did not know it. */
+function acquireByScript(err: unknown, lock: LockTarget<RedisCommands>, token: string) {
+  const { fencing, queue } = keysOf(lock);
+  const expire = lock.expire === null ? '' : String(Math.ceil(lock.expire));
+  return ACQUIRE.unlessUnknown(
+    err,
+    redis(lock),
+    [lock.key, fencing, queue],
+    [token, expire, ''],
+  ).then(newcomerOutcome);
+}
+
+type NewcomerOutcome = ReturnType<typeof outcomeOf> | { granted: true; fencingToken: string };
+
+/** release's evalsha failed: sends the script itself if the server did not know it. */
+function releaseByScript(err: unknown, lock: LockTarget<RedisCommands>, token: string) {
+  const { fencing, queue } = keysOf(lock);
+  const keys = [lock.key, fencing, queue];
+  return RELEASE_AND_GRANT.unlessUnknown(err, redis(lock), keys, [token]).then(isOne);
+}
+
+/** A newcomer's acquire script reply: granted with its fencing token, or refused. */
+function newcomerOutcome(reply: unknown): NewcomerOutcome {
   const fencingToken = fencingOf(reply);
   if (fencingToken !== undefined) return { granted: true as const, fencingToken };
   return outcomeOf(reply);

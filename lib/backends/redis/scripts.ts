@@ -134,8 +134,15 @@ end`;
  * Returns the fencing token: an integer when a newcomer found nobody in line (the uncontended
  * case, which runs first, before the rest of the script is even defined: measured, both save
  * server time), else a decimal string; or, when the lock is (now) held by another, `{pttl}`
- * (-1 without expiry) and, for a waiter, its place in line: `{pttl, rank}`. A waiter keeps its
- * place across attempts; the queue expires a minute after the last waiter's attempt.
+ * (-1 without expiry) and, for a waiter, its place in line: `{pttl, rank}`, and when the holder
+ * has no expiry the line's remaining time too: `{-1, rank, line pttl}`.
+ * A waiter keeps its place across attempts. An attempt of a waiter already in line reads (GET,
+ * PTTL, ZRANK, the line's PTTL): only a missing entry (a first attempt, or a line lost to a
+ * restart or a flush) is queued at the back (TIME, ZADD). Every waiter's attempt makes the line
+ * outlive the holder by a minute (`keep_line`: a PEXPIRE only when the holder's TTL outgrew it,
+ * after an extend or a grant; its expiry never moves earlier), and every waiter attempts again
+ * by the TTL of the holder it saw: so no waiter has to poll to keep the line. While the holder
+ * has no expiry, the line expires a minute after the last waiter's attempt (`renewWithin`).
  */
 export const ACQUIRE = new Script(`
 if ARGV[3] == '' and redis.call('exists', KEYS[3]) == 0 then
@@ -152,6 +159,13 @@ if ARGV[3] == '' and redis.call('exists', KEYS[3]) == 0 then
 end
 ${GRANT_NEXT}
 local entry = ARGV[3]
+-- Makes the line live at least ms more, never less than it would; returns its remaining ms.
+local function keep_line(ms)
+  local left = redis.call('pttl', KEYS[3])
+  if left >= ms then return left end
+  redis.call('pexpire', KEYS[3], ms)
+  return ms
+end
 local holder = redis.call('get', KEYS[1])
 if entry ~= '' and holder == ARGV[1] then
   redis.call('zrem', KEYS[3], entry)
@@ -178,10 +192,19 @@ local ttl = redis.call('pttl', KEYS[1])
 -- Still free (more than 10 dead waiters were ahead): try again at once.
 if ttl == -2 then ttl = 0 end
 if entry == '' then return {ttl} end
-local t = redis.call('time')
-redis.call('zadd', KEYS[3], 'NX', t[1] * 1000000 + t[2], entry)
-redis.call('pexpire', KEYS[3], 60000)
-return {ttl, redis.call('zrank', KEYS[3], entry)}`);
+local rank = redis.call('zrank', KEYS[3], entry)
+if not rank then
+  -- A first attempt, or the line was lost: at the back of the line.
+  local t = redis.call('time')
+  redis.call('zadd', KEYS[3], 'NX', t[1] * 1000000 + t[2], entry)
+  rank = redis.call('zrank', KEYS[3], entry)
+end
+-- The line outlives the holder by a minute (a holder without expiry: a minute from now).
+if ttl >= 0 then
+  keep_line(ttl + 60000)
+  return {ttl, rank}
+end
+return {ttl, rank, keep_line(60000)}`);
 
 export const EXTEND = new Script(`
 if redis.call('get', KEYS[1]) == ARGV[1] then
