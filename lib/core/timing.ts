@@ -150,36 +150,3 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
-
-/**
- * A sleep that `ring()` cuts short, for waiters woken by a release. A ring while nobody sleeps is
- * kept, so the next `sleep()` returns at once: no wake-up between two sleeps is lost.
- */
-export class Alarm {
-  private rung = false;
-  /** Ends the current sleep (no AbortController per sleep: a waiter may sleep many times). */
-  private wakeUp: (() => void) | undefined;
-
-  readonly ring = (): void => {
-    this.rung = true;
-    this.wakeUp?.();
-  };
-
-  /** Sleeps up to `ms`, until rung, or until `signal` aborts. */
-  async sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    if (!this.rung && !signal?.aborted) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          timer.clear();
-          signal?.removeEventListener('abort', done);
-          this.wakeUp = undefined;
-          resolve();
-        };
-        const timer = startTimer(done, ms);
-        signal?.addEventListener('abort', done, { once: true });
-        this.wakeUp = done;
-      });
-    }
-    this.rung = false;
-  }
-}
