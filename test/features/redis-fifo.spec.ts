@@ -220,7 +220,11 @@ describe('redis: direct grant, strict first come first served (its own server)',
     const name = uniqueName('lost');
     const holder = new RedisLock(name, { client: clientFor(defer), expire: 30_000 });
     expect(await holder.acquire(false)).toBe(true);
-    const waiter = new RedisLock(name, { client: clientFor(defer), ...SLOW_POLLING });
+    const waiter = new RedisLock(name, {
+      client: clientFor(defer),
+      expire: 30_000,
+      ...SLOW_POLLING,
+    });
     const acquired = waiter.acquire().then(() => now());
     await waitFor(async () => (await inspector.zcard(holder.queueKey)) === 1, {
       what: 'waiter queued',
@@ -235,8 +239,16 @@ describe('redis: direct grant, strict first come first served (its own server)',
     const grantFence = BigInt((await inspector.get(holder.fencingKey)) ?? -1);
     expect(grantFence, 'the release issued a fencing token').toBe(fenceBefore + 1n);
     expect(await inspector.get(holder.key)).toBe(entry?.token);
-    const gap = (await acquired) - releasedAt;
-    expect(gap, 'found by the fallback poll, not by a message').toBeGreaterThan(1_000);
+    const acquiredAt = await acquired;
+    const pttl = await inspector.pttl(holder.key);
+    const sinceAcquired = now() - acquiredAt;
+    const gap = acquiredAt - releasedAt;
+    expect(gap, 'found by the fallback poll, not by a message').toBeGreaterThan(2_500);
+    // The waiter counts its 30 s from the poll that found the grant: the server must too (the
+    // grant's own 30 s started `gap` earlier, at the release). Margin: 2 s for the poll's trip.
+    expect(pttl, "the expiry starts again at the poll, not at the release's grant").toBeGreaterThan(
+      30_000 - 2_000 - sinceAcquired,
+    );
     expect(BigInt(waiter.fencingToken ?? -1), 'a new token, above the unused one').toBeGreaterThan(
       grantFence,
     );

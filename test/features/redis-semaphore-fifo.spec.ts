@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, it } from 'vitest';
 import { uniqueName } from '../support/backends.js';
 import { delay, now, waitFor } from '../support/helpers.js';
 import { scope } from '../support/locks.js';
+import { remainingMs } from '../support/redis-expiry.js';
 import { type RedisServer, startRedis } from '../support/servers.js';
 
 /** Far above a pushed hand-off, below the 1.8 s a waiter's first fallback poll takes at least. */
@@ -198,8 +199,15 @@ describe('redis semaphore: direct grant, strict first come first served (its own
     await holder.release();
     const releasedAt = now();
     expect(await permits(name)).toEqual([entry?.token]);
-    const gap = (await acquired) - releasedAt;
-    expect(gap, 'found by the fallback poll, not by a message').toBeGreaterThan(1_000);
+    const acquiredAt = await acquired;
+    const left = await remainingMs(inspector, `*sem:*${name}`, entry?.token ?? '');
+    const gap = acquiredAt - releasedAt;
+    expect(gap, 'found by the fallback poll, not by a message').toBeGreaterThan(1_500);
+    // The waiter counts its 30 s from the poll that found the permit: the server must too (the
+    // grant's 30 s started `gap` earlier). Margin: 1 s for the poll's trip.
+    expect(left, 'the expiry starts again at the poll').toBeGreaterThan(
+      30_000 - 1_000 - (now() - acquiredAt),
+    );
     expect(BigInt(waiter.fencingToken ?? -1)).toBeGreaterThan(
       BigInt(holder.fencingToken ?? -1) + 1n,
     );

@@ -100,7 +100,7 @@ end`;
  * KEYS: readers, writer, counter, line. ARGV: side, token, expire in ms or '', the waiter's
  * entry or '' (not waiting: never queues).
  * - A waiter whose token already holds its side (granted by a release whose message it did not
- *   get yet, or lost) holds it: a new fencing token is issued.
+ *   get yet, or lost) holds it: a new fencing token is issued and its expiry starts again.
  * - Otherwise the line moves first (holders that expired leave room for the head), then an empty
  *   line lets a newcomer in if its side may go in now; a waiter queues (once, keeping its place)
  *   and goes in if the line reaches it.
@@ -114,7 +114,10 @@ local own = KEYS[2]
 if reading then own = KEYS[1] end
 local entry = ARGV[4]
 if entry ~= '' and redis.call('zscore', own, ARGV[2]) then
+  -- Granted while its message was lost: its expiry starts again now (the client counts it from
+  -- this attempt).
   redis.call('zrem', KEYS[4], entry)
+  hold(own, ARGV[2], ARGV[3])
   return fence()
 end
 if entry ~= '' then

@@ -128,7 +128,8 @@ end`;
  * Takes the lock (strict first come, first served). KEYS: lock, counter, queue. ARGV: token,
  * expire in ms or '', the waiter's entry or '' (not waiting yet).
  * - A waiter whose token holds the lock (granted by a release whose message it did not get yet,
- *   or lost) holds it: a new fencing token is issued (the one in the message was never used).
+ *   or lost) holds it: a new fencing token is issued (the one in the message was never used)
+ *   and its expiry starts again (the client counts it from this attempt).
  * - A free lock with nobody in line is taken. A free lock with a line goes to the first live
  *   waiter (a holder that expired without releasing leaves that): a newcomer never jumps it.
  * Returns the fencing token: an integer when a newcomer found nobody in line (the uncontended
@@ -168,7 +169,10 @@ local function keep_line(ms)
 end
 local holder = redis.call('get', KEYS[1])
 if entry ~= '' and holder == ARGV[1] then
+  -- Granted while its message was lost: the expiry starts again now, so that the client, which
+  -- counts it from this attempt, never believes it holds the lock after the server let it go.
   redis.call('zrem', KEYS[3], entry)
+  if ARGV[2] ~= '' then redis.call('pexpire', KEYS[1], ARGV[2]) end
   return fence()
 end
 if not holder then

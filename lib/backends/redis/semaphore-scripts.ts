@@ -84,7 +84,7 @@ end`;
  * Takes a permit (strict first come, first served). KEYS: permits, counter, line. ARGV: token,
  * expire in ms or '', limit, the waiter's entry or '' (not waiting: never queues).
  * - A waiter whose token already holds a permit (granted by a release whose message it did not
- *   get yet, or lost) holds it: a new fencing token is issued.
+ *   get yet, or lost) holds it: a new fencing token is issued and its expiry starts again.
  * - Otherwise the line moves first (permits that expired go to the head), then an empty line
  *   lets a newcomer take a permit if fewer than ARGV[3] are held; a waiter queues (once, keeping
  *   its place) and takes one if the line reaches it.
@@ -95,7 +95,13 @@ end`;
 export const ACQUIRE_PERMIT = new Script(`${PRELUDE}${GRANT}
 local entry = ARGV[4]
 if entry ~= '' and redis.call('zscore', KEYS[1], ARGV[1]) then
+  -- Granted while its message was lost: the permit's expiry starts again now (the client counts
+  -- it from this attempt).
   redis.call('zrem', KEYS[3], entry)
+  if ARGV[2] ~= '' then
+    redis.call('zadd', KEYS[1], ms(now + tonumber(ARGV[2])), ARGV[1])
+    keep()
+  end
   return fence()
 end
 if entry ~= '' then
