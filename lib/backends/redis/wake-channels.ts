@@ -12,7 +12,7 @@ interface Subscriber {
   subscribe(channel: string): Promise<unknown>;
   ssubscribe?(channel: string): Promise<unknown>;
   on(event: 'message' | 'smessage', listener: (channel: string, message: string) => void): unknown;
-  on(event: 'ready' | '+subscriber' | '-subscriber', listener: () => void): unknown;
+  on(event: 'ready' | 'close' | '+subscriber' | '-subscriber', listener: () => void): unknown;
   on(event: 'error', listener: (err: Error) => void): unknown;
   disconnect(): void;
 }
@@ -134,7 +134,11 @@ export class WakeChannels {
     else this.waiters.get(message.slice(0, space))?.(message.slice(space + 1));
   };
 
-  /** After a reconnect, messages may have been missed: let every waiter try again. */
+  /**
+   * The subscriber connection was lost (each waiter tries at once: a server that is gone is
+   * found now, not at a fallback poll that may be minutes away), or is back (messages may have
+   * been missed): let every waiter try again.
+   */
   private wakeAll = (): void => this.waiters.forEach((wake) => wake());
 
   private connect(): Promise<unknown> {
@@ -145,6 +149,9 @@ export class WakeChannels {
     subscriber.on('ready', () => {
       if (connected) this.wakeAll();
       connected = true;
+    });
+    subscriber.on('close', () => {
+      if (this.subscriber === subscriber) this.wakeAll();
     });
     // While the server is away the waiters poll and ioredis reconnects: nothing to report here.
     subscriber.on('error', () => undefined);
@@ -166,7 +173,10 @@ export class WakeChannels {
         sharded.on('smessage', this.onMessage);
         // A shard's subscriber connection lost and made again: messages may have been missed.
         let lost = false;
-        sharded.on('-subscriber', () => (lost = true));
+        sharded.on('-subscriber', () => {
+          lost = true;
+          this.wakeAll();
+        });
         sharded.on('+subscriber', () => {
           if (lost) this.wakeAll();
           lost = false;
