@@ -1,4 +1,4 @@
-import { fenceFunction, Script } from './scripts.js';
+import { fenceFunction, Script, wakeFunction } from './scripts.js';
 
 /**
  * The Lua scripts of a Redis read-write lock, first come, first served by direct grant. All its
@@ -51,10 +51,11 @@ end`;
  * writer holds (and the readers right behind it too, up to the next writer). Each grant issues
  * the next fencing token and publishes `<id> <fencing token>` on the waiter's channel; a reply of
  * 0 with mode `p`/`s` (the waiter's process is gone) takes the grant back and goes on (up to 10
- * such a call). `self`: the entry of the waiter whose attempt runs this; its grant goes in the
- * reply (`granted`), not in a message. Returns true if `self` was granted.
+ * such a call; then `wake_next` wakes the next live one, whose attempt goes on). `self`: the
+ * entry of the waiter whose attempt runs this; its grant goes in the reply (`granted`), not in a
+ * message. Returns true if `self` was granted.
  */
-const GRANT = `
+const GRANT = `${wakeFunction('KEYS[4]', '^%S+ (%S+) (%S+) (%S+) ')}
 local granted
 local function grant(self)
   local mine = false
@@ -92,6 +93,7 @@ local function grant(self)
       end
     end
   end
+  if dead >= 10 then wake_next() end
   return mine
 end`;
 

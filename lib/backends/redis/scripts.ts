@@ -78,6 +78,32 @@ local function fence()
   return string.format('%d', n)
 end`;
 
+/**
+ * The Lua function `wake_next()`, for a grant loop that used up its budget on dead waiters while
+ * its line `line` (a KEYS[i]) is still not empty: wakes (does not grant) the next waiter, with
+ * the plain wake-up message `<id>` on its channel; its attempt moves the line on (its own grant
+ * loop). Up to 100 entries, first first: a dead one (reply 0, mode `p`/`s`) leaves the line, and
+ * the first received (or mode `b`, or a refused PUBLISH) ends it. `entry`: a Lua pattern whose
+ * captures are an entry's mode, channel and id. Shared by the lock's, the read-write lock's and
+ * the semaphore's scripts.
+ */
+export const wakeFunction = (line: string, entry: string) => `
+local function wake_next()
+  for _, each in ipairs(redis.call('zrange', ${line}, 0, 99)) do
+    local mode, channel, id = string.match(each, '${entry}')
+    if mode then
+      local sent
+      if mode == 's' then
+        sent = redis.pcall('spublish', channel, id)
+      else
+        sent = redis.pcall('publish', channel, id)
+      end
+      if type(sent) ~= 'number' or sent > 0 or mode == 'b' then return end
+    end
+    redis.call('zrem', ${line}, each)
+  end
+end`;
+
 const COUNT = count('KEYS[2]');
 const FENCE = fenceFunction('KEYS[2]');
 
@@ -89,14 +115,14 @@ const FENCE = fenceFunction('KEYS[2]');
  * the lock from that message alone. Modes: `p` plain PUBLISH on one server and `s` SPUBLISH
  * (Redis 7 sharded pub/sub, in a Cluster: the channel is in the lock's slot), whose replies count
  * exactly who received the message: 0 means the waiter's process is gone, so the grant is taken
- * back and the next waiter tried (up to 10 a call; a later call goes on). `b`: plain PUBLISH in a
- * Redis Cluster without sharded pub/sub, whose reply counts one node only: the grant stands
- * (a dead waiter costs the line its expiry). A PUBLISH the ACL refuses also leaves the grant
- * standing: the waiter finds it by its fallback poll. `self`: the entry of the waiter whose
- * attempt runs this; its grant goes in the reply, not in a message. Returns `'self'`, `true`
- * (granted to another), or `nil` (nobody left in line).
+ * back and the next waiter tried (up to 10 a call; then `wake_next` wakes the next live one,
+ * whose attempt goes on). `b`: plain PUBLISH in a Redis Cluster without sharded pub/sub, whose
+ * reply counts one node only: the grant stands (a dead waiter costs the line its expiry). A
+ * PUBLISH the ACL refuses also leaves the grant standing: the waiter finds it by its fallback
+ * poll. `self`: the entry of the waiter whose attempt runs this; its grant goes in the reply, not
+ * in a message. Returns `'self'`, `true` (granted to another), or `nil` (nobody left in line).
  */
-const GRANT_NEXT = `${FENCE}
+const GRANT_NEXT = `${FENCE}${wakeFunction('KEYS[3]', '^(%S+) (%S+) (%S+) ')}
 local granted
 local function grant_next(self)
   for _ = 1, 10 do
@@ -121,6 +147,7 @@ local function grant_next(self)
       redis.call('del', KEYS[1])
     end
   end
+  wake_next()
   return nil
 end`;
 

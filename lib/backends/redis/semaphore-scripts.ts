@@ -1,4 +1,4 @@
-import { fenceFunction, Script } from './scripts.js';
+import { fenceFunction, Script, wakeFunction } from './scripts.js';
 
 /**
  * The Lua scripts of a Redis semaphore. Its permits are a sorted set (KEYS[1]) of owner tokens
@@ -34,11 +34,11 @@ end`;
  * at the head may take a permit (fewer than its own limit held), it is popped and given one: its
  * token added to the permits with its expiry, the next fencing token issued, and `<id> <fencing
  * token>` published on its channel; a reply of 0 with mode `p`/`s` (its process is gone) takes
- * the permit back and goes on (up to 10 such a call). One waiter per free permit. `self`: the
- * entry of the waiter whose attempt runs this; its grant goes in the reply (`granted`). Returns
- * true if `self` was granted.
+ * the permit back and goes on (up to 10 such a call; then `wake_next` wakes the next live one,
+ * whose attempt goes on). One waiter per free permit. `self`: the entry of the waiter whose
+ * attempt runs this; its grant goes in the reply (`granted`). Returns true if `self` was granted.
  */
-const GRANT = `
+const GRANT = `${wakeFunction('KEYS[3]', '^(%S+) (%S+) (%S+) ')}
 ${fenceFunction('KEYS[2]')}
 local granted
 local function grant(self)
@@ -77,6 +77,7 @@ local function grant(self)
       end
     end
   end
+  if dead >= 10 then wake_next() end
   return mine
 end`;
 
