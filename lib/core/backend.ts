@@ -170,7 +170,11 @@ export interface PushedGrant {
   readonly ownerToken: string;
   /** The holding's fencing token, when the backend issues them. */
   readonly fencingToken?: string | undefined;
-  /** When the message arrived (`performance.now()`): the grant was made before. */
+  /**
+   * When the message arrived (`performance.now()`): the grant was made before. A backend that
+   * knows when the grant was made at the earliest (the server's time in the message) says that,
+   * if earlier: a message that waited while this process was frozen is then seen as old.
+   */
   readonly since: number;
 }
 

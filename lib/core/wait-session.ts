@@ -17,6 +17,7 @@ import { DriverMissingError } from './errors/driver-missing.error.js';
 import { LockAbortedError } from './errors/lock-aborted.error.js';
 import { LockBackendError } from './errors/lock-backend.error.js';
 import { LockTimeoutError } from './errors/lock-timeout.error.js';
+import { lossMargin } from './hold.js';
 import { ownerToken } from './holder.js';
 import { DeadlineExceededError, now, settleWithin, sleep } from './timing.js';
 import { type Deadline, operationDeadlines } from './timer-queue.js';
@@ -355,15 +356,31 @@ class WaitSession<H> {
     }
     if (grant === undefined) return undefined;
     const roundTrip = Math.max(0, this.lastAt - this.lastSentAt);
+    const startedAt = Math.min(grant.since, Math.max(this.lastSentAt, grant.since - roundTrip));
+    // A grant whose expiry (less the loss margin) has passed, by this count (a message that
+    // waited in the socket while this process was frozen, and dated by the server's time: see
+    // `since`): not taken. The lock may be another's by now; the attempt that follows says
+    // whether it is still this waiter's (its expiry starts again) or queues it again. Taking it
+    // and letting the loss deadline fire would resolve acquire() with a lock already lost.
+    if (this.expiredGrant(startedAt)) return undefined;
     return {
       granted: true,
       fencingToken: grant.fencingToken,
       since: grant.since,
       held: undefined,
       token: grant.ownerToken,
-      startedAt: Math.min(grant.since, Math.max(this.lastSentAt, grant.since - roundTrip)),
+      startedAt,
       ownerToken: grant.ownerToken,
     };
+  }
+
+  /** Whether a holding whose expiry started at `startedAt` would be lost already (hold.ts). */
+  private expiredGrant(startedAt: number): boolean {
+    const ttl = this.lock.target.expire;
+    if (ttl === null) return false;
+    const { granularity, earlyBy } = this.lock.backend.capabilities.expiry;
+    const lifetime = Math.min(ttl, Math.ceil(ttl / granularity) * granularity - earlyBy);
+    return startedAt + lifetime - lossMargin(lifetime) <= now();
   }
 
   private closeWaiter(granted: boolean): void {

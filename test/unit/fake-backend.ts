@@ -210,11 +210,17 @@ export class FakeControl {
   /**
    * A release that grants `waiter` by message (direct grant): the lock is stored under the
    * waiter's own token `pushed-<id>` for `ttl` ms, and the waiter woken with the grant.
+   * `since`: when the grant was made at the earliest, as the backend dates it (default: now).
    */
-  pushGrant(waiter: FakeWaiter, fencingToken: string, ttl: number | null = null): string {
+  pushGrant(
+    waiter: FakeWaiter,
+    fencingToken: string,
+    ttl: number | null = null,
+    since = now(),
+  ): string {
     const token = `pushed-${waiter.id}`;
     this.store.set(waiter.key, { token, expiresAt: ttl === null ? null : now() + ttl });
-    waiter.pushed = { ownerToken: token, fencingToken, since: now() };
+    waiter.pushed = { ownerToken: token, fencingToken, since };
     waiter.wake();
     return token;
   }

@@ -9,6 +9,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { LockAbortedError } from '../../lib/core/errors/index.js';
 import { LockManager } from '../../lib/core/manager.js';
 import { registerFake } from './fake-backend.js';
+import { now } from '../../lib/core/timing.js';
 import { advance, flush, useFakeClock, watch } from './helpers.js';
 
 const push = registerFake({ name: 'unitPushedGrant', push: true, takeGrant: true, fencing: true });
@@ -121,6 +122,40 @@ describe('a grant pushed by a release', () => {
     expect(acquiring.value, '...and the grant is taken from the message').toBe(true);
     expect(control.calls.acquire).toBe(2);
     expect(lock.fencingToken).toBe('12');
+  });
+
+  it('a grant dated so long ago that its expiry has passed (a message read after a freeze) is not taken: an attempt follows, and queues again', async () => {
+    control.holdElsewhere('busy');
+    const lock = locks.lock('busy', { expire: 1_000 }); // lost 100 ms before the expiry
+    const acquiring = watch(lock.acquire());
+    await advance(500);
+    const [waiter] = control.waiters;
+    if (!waiter) throw new Error('no waiter');
+    const before = control.calls.acquire;
+    // Made 901 ms ago: 1 ms past its loss deadline. Another took the lock since.
+    control.pushGrant(waiter, '5', 1_000, now() - 901);
+    control.holdElsewhere('busy');
+    await flush();
+    expect(control.calls.acquire, 'an attempt instead').toBe(before + 1);
+    expect(acquiring.state).toBe('pending');
+    expect(lock.isAcquired).toBe(false);
+    control.drop('busy');
+    await flush();
+    expect(acquiring.value).toBe(true);
+    expect(lock.fencingToken).not.toBe('5');
+    // 900 ms ago: 1 ms before its loss deadline, it is taken (lost at once after).
+    await lock.release();
+    control.holdElsewhere('busy');
+    const again = watch(lock.acquire());
+    await advance(500);
+    const [next] = control.openWaiters();
+    if (!next) throw new Error('no waiter');
+    const calls = control.calls.acquire;
+    control.pushGrant(next, '6', 1_000, now() - 899);
+    await flush();
+    expect(again.value).toBe(true);
+    expect(control.calls.acquire, 'no attempt').toBe(calls);
+    expect(lock.fencingToken).toBe('6');
   });
 
   it('a wake-up without a grant makes an attempt, as before', async () => {

@@ -1,4 +1,5 @@
 import type { LockTarget } from '../../core/backend.js';
+import { lossMargin } from '../../core/hold.js';
 import { newOwnerToken, now } from '../../core/timing.js';
 import { ioredis } from './scripts.js';
 import { keySlot } from './slots.js';
@@ -21,8 +22,55 @@ export interface GrantWaiter {
   token?: string;
   /** Until the entry's first trip: the attempt's token replaces the placeholder (as a lock's). */
   unsent?: { readonly head: string; readonly expire: string };
-  /** A grant received (the fencing token, when it arrived), not yet taken by an attempt. */
+  /**
+   * A grant received (the fencing token, when it was made at the earliest: see `grantOf`), not
+   * yet taken by an attempt.
+   */
   grant?: { readonly fencingToken: string; readonly at: number };
+  /** A pair of clocks from an attempt of this waiter: see `Queued`. */
+  queued?: Queued;
+}
+
+/**
+ * An attempt of a waiter: when it was sent (`now()`) and the server's time when it ran (ms, in
+ * its reply). The server ran it after it was sent, so a grant made at server time `t` was made
+ * at `sentAt + (t - serverMs)` in this process's clock at the earliest.
+ */
+export interface Queued {
+  readonly sentAt: number;
+  readonly serverMs: number;
+}
+
+/**
+ * A grant's message (`<fencing token>`, or `<fencing token> <server ms>` from a release that
+ * dates it, see scripts.ts GRANT_NEXT) that arrived at `arrival`: its fencing token, and when the
+ * grant was made at the earliest in this process's clock. The arrival alone says nothing of a
+ * message that waited in the socket while this process was frozen (a GC pause, SIGSTOP); the
+ * server's time of the grant against the server's time of an attempt (`queued`) does. The
+ * earlier of the two: at least as safe as the arrival alone, even after a failover to a server
+ * with another clock. An older releaser's 2-field message: the arrival.
+ */
+export function grantOf(message: string, queued: Queued | undefined, arrival: number) {
+  const space = message.indexOf(' ');
+  if (space === -1) return { fencingToken: message, at: arrival };
+  const fencingToken = message.slice(0, space);
+  const grantedMs = Number(message.slice(space + 1));
+  if (queued === undefined || !Number.isFinite(grantedMs)) return { fencingToken, at: arrival };
+  return { fencingToken, at: Math.min(arrival, queued.sentAt + (grantedMs - queued.serverMs)) };
+}
+
+/**
+ * Keeps the server's time an attempt sent at `sentAt` replied (the number at `index` of a
+ * refusal's reply, when there is one) as the waiter's pair of clocks.
+ */
+export function noteServerTime(
+  waiter: { queued?: Queued } | undefined,
+  sentAt: number,
+  reply: unknown,
+  index: number,
+): void {
+  const serverMs = Array.isArray(reply) ? (reply as unknown[])[index] : undefined;
+  if (waiter !== undefined && typeof serverMs === 'number') waiter.queued = { sentAt, serverMs };
 }
 
 export const openGrantWaiter = (wake: () => void): GrantWaiter => ({
@@ -51,7 +99,7 @@ export async function listenForGrant(
   const joined = await WakeChannels.of(client, cluster).join(
     (grant) => {
       if (grant !== undefined && !waiter.closed && waiter.grant === undefined) {
-        waiter.grant = { fencingToken: grant, at: now() };
+        waiter.grant = grantOf(grant, waiter.queued, now());
       }
       waiter.wake();
     },
@@ -70,12 +118,22 @@ export async function listenForGrant(
   return false;
 }
 
-/** A grant the waiter received by message, taken (once) as the attempt's outcome. */
-export function takeGrant(waiter: GrantWaiter | undefined) {
+/**
+ * A grant the waiter received by message, taken (once) as the attempt's outcome; unless it was
+ * made so long ago that the holding's expiry (less the loss margin, core/hold.ts) has passed
+ * (this process was frozen while the message waited): then it is dropped, and the attempt's
+ * script says whether the waiter still holds (its expiry starts again) or queues it again.
+ */
+export function takeGrant(
+  waiter: Pick<GrantWaiter, 'grant' | 'token'> | undefined,
+  target: { readonly expire: number | null },
+) {
   const grant = waiter?.grant;
   if (!grant || waiter?.token === undefined) return undefined;
   waiter.grant = undefined;
   const { fencingToken, at } = grant;
+  const ttl = target.expire;
+  if (ttl !== null && at + ttl - lossMargin(ttl) <= now()) return undefined;
   return { granted: true as const, fencingToken, since: at, ownerToken: waiter.token };
 }
 

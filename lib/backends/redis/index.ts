@@ -21,7 +21,7 @@ import { keySlot, siblingKey } from './slots.js';
 import { waitForReplicas, withReplicaAcks } from './replicas.js';
 import { FOLLOW_FAILOVER, parseRedisOptions, parseSentinelUrl, SENTINEL_URL } from './sentinel.js';
 import { type SubscriberSource, WakeChannels } from './wake-channels.js';
-import { takeGrant } from './direct-grant.js';
+import { grantOf, noteServerTime, type Queued, takeGrant } from './direct-grant.js';
 
 /** Options of a RedisLock: the lock options and an optional ioredis `Redis` or `Cluster` client. */
 export type RedisLockOptions = BaseLockOptions;
@@ -107,8 +107,13 @@ interface RedisWaiter {
    * is first sent, so that a lock granted by a release is stored with it.
    */
   unsent?: { readonly head: string; readonly expire: string };
-  /** A grant received (the fencing token, when it arrived), not yet taken by an attempt. */
+  /**
+   * A grant received (the fencing token, when it was made at the earliest: see `grantOf`), not
+   * yet taken by an attempt.
+   */
   grant?: { readonly fencingToken: string; readonly at: number };
+  /** The attempt that queued this waiter, and the server's time then (see `Queued`). */
+  queued?: Queued;
 }
 
 const redis = (lock: LockTarget) => lock.client as RedisCommands;
@@ -153,7 +158,7 @@ async function listenForGrant(lock: LockTarget, waiter: RedisWaiter): Promise<bo
   const joined = await WakeChannels.of(client, cluster).join(
     (grant) => {
       if (grant !== undefined && !waiter.closed && waiter.grant === undefined) {
-        waiter.grant = { fencingToken: grant, at: now() };
+        waiter.grant = grantOf(grant, waiter.queued, now());
       }
       waiter.wake();
     },
@@ -276,7 +281,7 @@ const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
       }
     },
     // A grant's message, taken by the waiting acquire as it arrives (no attempt, no round trip).
-    takeGrant: (_lock, waiter) => takeGrant(waiter),
+    takeGrant: (lock, waiter) => takeGrant(waiter, lock),
   },
 
   // A semaphore: one Lua script per operation, direct grant in order of arrival (semaphore.ts).
@@ -337,13 +342,10 @@ function newcomerOutcome(reply: unknown): NewcomerOutcome {
 
 /** A waiter's attempt: granted by a release's message, or the acquire script with its entry. */
 async function acquireWaiting(lock: LockTarget<RedisCommands>, token: string, waiter: RedisWaiter) {
-  const grant = waiter.grant;
-  if (grant && waiter.token !== undefined) {
-    // Granted by a release: the message is the answer, no round trip.
-    waiter.grant = undefined;
-    const { fencingToken, at } = grant;
-    return { granted: true as const, fencingToken, since: at, ownerToken: waiter.token };
-  }
+  // Granted by a release: the message is the answer, no round trip (unless the grant expired
+  // while this process was frozen: then the script below).
+  const granted = takeGrant(waiter, lock);
+  if (granted) return granted;
   const { fencing, queue } = keysOf(lock);
   const expire = lock.expire === null ? '' : String(Math.ceil(lock.expire));
   if (waiter.unsent && !/\s/u.test(token)) {
@@ -354,7 +356,10 @@ async function acquireWaiting(lock: LockTarget<RedisCommands>, token: string, wa
   }
   const entry = waiter.entry ?? '';
   const own = entry === '' ? token : (waiter.token ?? token);
+  const sentAt = now();
   const reply = await ACQUIRE.run(redis(lock), [lock.key, fencing, queue], [own, expire, entry]);
+  // An attempt that queued the waiter replies the server's time too: see `grantOf`.
+  noteServerTime(waiter, sentAt, reply, 3);
   const fencingToken = fencingOf(reply);
   if (fencingToken !== undefined) {
     return own === token

@@ -79,11 +79,14 @@ local function grant(self)
         granted = n
         mine = true
       else
+        local message = id .. ' ' .. n
+        -- A waiter that reads the server's time of its grant (wake-channels.ts, TIMED_ID).
+        if string.sub(id, -1) == '.' then message = message .. ' ' .. ms(now) end
         local sent
         if mode == 's' then
-          sent = redis.pcall('spublish', channel, id .. ' ' .. n)
+          sent = redis.pcall('spublish', channel, message)
         else
-          sent = redis.pcall('publish', channel, id .. ' ' .. n)
+          sent = redis.pcall('publish', channel, message)
         end
         if type(sent) == 'number' and sent == 0 and mode ~= 'b' then
           redis.call('zrem', holders, token)
@@ -107,7 +110,7 @@ end`;
  *   line lets a newcomer in if its side may go in now; a waiter queues (once, keeping its place)
  *   and goes in if the line reaches it.
  * Returns the fencing token as a string; refused: `{ttl}` (ms until what is in the way may
- * expire, -1 if unknown) or, for a waiter, `{ttl, rank}`. The line expires a minute after the
+ * expire, -1 if unknown) or, for a waiter, `{ttl, rank, server ms}`. The line expires a minute after the
  * last waiter's attempt.
  */
 export const ACQUIRE_RW = new Script(`${PRELUDE}${GRANT}
@@ -140,7 +143,7 @@ if ttl == nil then ttl = ttl_of(KEYS[1], -1) end
 if ttl == nil then ttl = 0 end
 if entry == '' then return {ttl} end
 redis.call('pexpire', KEYS[4], 60000)
-return {ttl, redis.call('zrank', KEYS[4], entry)}`);
+return {ttl, redis.call('zrank', KEYS[4], entry), now}`);
 
 /**
  * Gives back ARGV[2]'s holding of the side ARGV[1] ('r' / 'w'), then grants whom it lets in.

@@ -5,11 +5,13 @@ import {
   grantOutcome,
   listenForGrant,
   openGrantWaiter,
+  noteServerTime,
   takeGrant,
 } from './direct-grant.js';
 import { ACQUIRE_RW, EXTEND_RW, LEAVE_RW, RELEASE_RW, STATE_RW } from './read-write-scripts.js';
 import type { RedisCommands } from './scripts.js';
 import { siblingKey } from './slots.js';
+import { now } from '../../core/timing.js';
 
 /** A blocking acquire's place in line: its entry is `<side> <mode> <channel> <id> <token> <expire>`. */
 export type RedisReadWriteWaiter = GrantWaiter;
@@ -68,7 +70,7 @@ const handOff: HandOff<RedisCommands, RedisReadWriteWaiter, ReadWriteTarget<Redi
     ).catch(() => undefined);
   },
   // A grant's message, taken by the waiting acquire as it arrives (no attempt, no round trip).
-  takeGrant: (_rw, waiter) => takeGrant(waiter),
+  takeGrant: (rw, waiter) => takeGrant(waiter, rw),
 };
 
 /**
@@ -81,16 +83,19 @@ const handOff: HandOff<RedisCommands, RedisReadWriteWaiter, ReadWriteTarget<Redi
  */
 export const redisReadWrite: ReadWriteBackend<RedisCommands, undefined, RedisReadWriteWaiter> = {
   async acquire(rw, token, waiter) {
-    const granted = takeGrant(waiter); // granted by a release: no round trip
+    const granted = takeGrant(waiter, rw); // granted by a release: no round trip
     if (granted) return granted;
     const keys = keysOf(rw);
     const expire = rw.expire === null ? '' : String(Math.ceil(rw.expire));
     const { entry, own } = entryFor(waiter, token);
+    const sentAt = now();
     const reply = await ACQUIRE_RW.run(
       redis(rw),
       [keys.readers, keys.writer, keys.fencing, keys.line],
       [side(rw), own, expire, entry],
     );
+    // A waiter's refusal carries the server's time: it dates a grant's message (grantOf).
+    noteServerTime(waiter, sentAt, reply, 2);
     return grantOutcome(reply, own, token);
   },
   async release(rw, token) {

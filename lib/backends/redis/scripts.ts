@@ -111,8 +111,9 @@ const FENCE = fenceFunction('KEYS[2]');
  * Direct grant (strict FIFO). The queue KEYS[3] is a sorted set of waiter entries, first come
  * first: `<mode> <channel> <id> <token> <expire in ms or ->`. `grant_next(self)` gives a free
  * lock KEYS[1] to the first waiter in line: sets the key to that waiter's token with its expiry,
- * issues the fencing token, and publishes `<id> <fencing token>` on its channel; the waiter holds
- * the lock from that message alone. Modes: `p` plain PUBLISH on one server and `s` SPUBLISH
+ * issues the fencing token, and publishes `<id> <fencing token>` on its channel (a waiter whose id ends
+ * with `.` gets `<id> <fencing token> <server ms>`: the server's time of the grant, see
+ * wake-channels.ts); the waiter holds the lock from that message alone. Modes: `p` plain PUBLISH on one server and `s` SPUBLISH
  * (Redis 7 sharded pub/sub, in a Cluster: the channel is in the lock's slot), whose replies count
  * exactly who received the message: 0 means the waiter's process is gone, so the grant is taken
  * back and the next waiter tried (up to 10 a call; then `wake_next` wakes the next live one,
@@ -137,11 +138,17 @@ local function grant_next(self)
       end
       granted = fence()
       if head[1] == self then return 'self' end
+      local message = id .. ' ' .. granted
+      if string.sub(id, -1) == '.' then
+        -- A waiter that reads the server's time of its grant (wake-channels.ts, TIMED_ID).
+        local t = redis.call('time')
+        message = message .. ' ' .. string.format('%d', t[1] * 1000 + math.floor(t[2] / 1000))
+      end
       local sent
       if mode == 's' then
-        sent = redis.pcall('spublish', channel, id .. ' ' .. granted)
+        sent = redis.pcall('spublish', channel, message)
       else
-        sent = redis.pcall('publish', channel, id .. ' ' .. granted)
+        sent = redis.pcall('publish', channel, message)
       end
       if type(sent) ~= 'number' or sent > 0 or mode == 'b' then return true end
       redis.call('del', KEYS[1])
@@ -163,7 +170,9 @@ end`;
  * case, which runs first, before the rest of the script is even defined: measured, both save
  * server time), else a decimal string; or, when the lock is (now) held by another, `{pttl}`
  * (-1 without expiry) and, for a waiter, its place in line: `{pttl, rank}`, and when the holder
- * has no expiry the line's remaining time too: `{-1, rank, line pttl}`.
+ * has no expiry the line's remaining time too: `{-1, rank, line pttl}`. An attempt that queued
+ * its waiter adds the server's time then (ms): `{pttl, rank, nil, ms}`, `{-1, rank, line pttl,
+ * ms}` (the waiter dates a grant's message by it, index.ts).
  * A waiter keeps its place across attempts. An attempt of a waiter already in line reads (GET,
  * PTTL, ZRANK, the line's PTTL): only a missing entry (a first attempt, or a line lost to a
  * restart or a flush) is queued at the back (TIME, ZADD). Every waiter's attempt makes the line
@@ -202,11 +211,14 @@ if entry ~= '' and holder == ARGV[1] then
   if ARGV[2] ~= '' then redis.call('pexpire', KEYS[1], ARGV[2]) end
   return fence()
 end
+-- The server's time (ms) when this attempt queued its waiter: in the refusal's reply.
+local queued_at
 if not holder then
   local line = redis.call('exists', KEYS[3]) == 1
   if line and entry ~= '' then
     local t = redis.call('time')
     redis.call('zadd', KEYS[3], 'NX', t[1] * 1000000 + t[2], entry)
+    queued_at = t[1] * 1000 + math.floor(t[2] / 1000)
   end
   local given = line and grant_next(entry)
   if given == 'self' then return granted end
@@ -229,13 +241,15 @@ if not rank then
   local t = redis.call('time')
   redis.call('zadd', KEYS[3], 'NX', t[1] * 1000000 + t[2], entry)
   rank = redis.call('zrank', KEYS[3], entry)
+  queued_at = t[1] * 1000 + math.floor(t[2] / 1000)
 end
 -- The line outlives the holder by a minute (a holder without expiry: a minute from now).
 if ttl >= 0 then
   keep_line(ttl + 60000)
+  if queued_at then return {ttl, rank, false, queued_at} end
   return {ttl, rank}
 end
-return {ttl, rank, keep_line(60000)}`);
+return {ttl, rank, keep_line(60000), queued_at}`);
 
 export const EXTEND = new Script(`
 if redis.call('get', KEYS[1]) == ARGV[1] then

@@ -63,11 +63,14 @@ local function grant(self)
         granted = n
         mine = true
       else
+        local message = id .. ' ' .. n
+        -- A waiter that reads the server's time of its grant (wake-channels.ts, TIMED_ID).
+        if string.sub(id, -1) == '.' then message = message .. ' ' .. ms(now) end
         local sent
         if mode == 's' then
-          sent = redis.pcall('spublish', channel, id .. ' ' .. n)
+          sent = redis.pcall('spublish', channel, message)
         else
-          sent = redis.pcall('publish', channel, id .. ' ' .. n)
+          sent = redis.pcall('publish', channel, message)
         end
         if type(sent) == 'number' and sent == 0 and mode ~= 'b' then
           redis.call('zrem', KEYS[1], token)
@@ -90,7 +93,7 @@ end`;
  *   lets a newcomer take a permit if fewer than ARGV[3] are held; a waiter queues (once, keeping
  *   its place) and takes one if the line reaches it.
  * Returns the fencing token as a string; or `{ttl}` (ms until the first permit expires, -1 if
- * none does) and, for a waiter, its place in line: `{ttl, rank}`. The line expires a minute
+ * none does) and, for a waiter, its place in line and the server's time (ms): `{ttl, rank, now}`. The line expires a minute
  * after the last waiter's attempt.
  */
 export const ACQUIRE_PERMIT = new Script(`${PRELUDE}${GRANT}
@@ -125,7 +128,7 @@ if first[2] == 'inf' then ttl = -1 end
 if first[2] and first[2] ~= 'inf' then ttl = math.max(0, math.ceil(tonumber(first[2]) - now)) end
 if entry == '' then return {ttl} end
 redis.call('pexpire', KEYS[3], 60000)
-return {ttl, redis.call('zrank', KEYS[3], entry)}`);
+return {ttl, redis.call('zrank', KEYS[3], entry), now}`);
 
 /**
  * Gives back the permit of ARGV[1] if it still holds one, then grants the free permits to the

@@ -5,8 +5,10 @@ import {
   grantOutcome,
   listenForGrant,
   openGrantWaiter,
+  noteServerTime,
   takeGrant,
 } from './direct-grant.js';
+import { now } from '../../core/timing.js';
 import type { RedisCommands } from './scripts.js';
 import {
   ACQUIRE_PERMIT,
@@ -65,7 +67,7 @@ const handOff: HandOff<RedisCommands, GrantWaiter, SemaphoreTarget<RedisCommands
     );
   },
   // A grant's message, taken by the waiting acquire as it arrives (no attempt, no round trip).
-  takeGrant: (_sem, waiter) => takeGrant(waiter),
+  takeGrant: (sem, waiter) => takeGrant(waiter, sem),
 };
 
 /**
@@ -78,15 +80,18 @@ const handOff: HandOff<RedisCommands, GrantWaiter, SemaphoreTarget<RedisCommands
  */
 export const redisSemaphore: SemaphoreBackend<RedisCommands, undefined, GrantWaiter> = {
   async acquire(sem, token, waiter) {
-    const granted = takeGrant(waiter); // granted by a release: no round trip
+    const granted = takeGrant(waiter, sem); // granted by a release: no round trip
     if (granted) return granted;
     const { permits, fencing, line } = keysOf(sem);
     const { entry, own } = entryFor(waiter, token);
+    const sentAt = now();
     const reply = await ACQUIRE_PERMIT.run(
       redis(sem),
       [permits, fencing, line],
       [own, expireOf(sem), String(sem.limit), entry],
     );
+    // A waiter's refusal carries the server's time: it dates a grant's message (grantOf).
+    noteServerTime(waiter, sentAt, reply, 2);
     return grantOutcome(reply, own, token);
   },
   async release(sem, token) {

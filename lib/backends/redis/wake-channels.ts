@@ -24,7 +24,17 @@ interface Subscriber {
  */
 export type WakeMode = 'p' | 's' | 'b';
 
-/** What a message for a waiter carries: nothing (a wake-up), or the fencing token of a grant. */
+/**
+ * The end of every waiter id: tells a lock's release script (scripts.ts, GRANT_NEXT) that this
+ * waiter reads the server's time of a grant (`<id> <fencing token> <server ms>`); an older
+ * waiter's id has no `.`, and gets the older `<id> <fencing token>` (a rolling upgrade).
+ */
+export const TIMED_ID = '.';
+
+/**
+ * What a message for a waiter carries: nothing (a wake-up), or a grant: its fencing token, and
+ * after a space the server's time of the grant in ms (absent from an older releaser).
+ */
 export type Wake = (grant?: string) => void;
 
 /**
@@ -109,7 +119,7 @@ export class WakeChannels {
   async join(wake: Wake, slot?: number): Promise<Joined> {
     // A linger timer still armed is left so (it sees this join and does not close): no
     // clearTimeout and setTimeout again per waiting acquire, on the hand-off path.
-    const id = (this.count++).toString(36);
+    const id = `${(this.count++).toString(36)}${TIMED_ID}`;
     this.waiters.set(id, wake);
     const leave = () => this.leave(id);
     try {
