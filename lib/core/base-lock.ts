@@ -13,7 +13,7 @@ import { LockNotHeldError } from './errors/lock-release.error.js';
 import { LockTimeoutError } from './errors/lock-timeout.error.js';
 import { LockError } from './errors/lock.error.js';
 import { HeldLink } from './held-set.js';
-import { Hold } from './hold.js';
+import { Hold, serverLifetime } from './hold.js';
 import { ownerToken } from './holder.js';
 import { lockTracer, runSection } from './instrumentation.js';
 import { BOUND_MANAGER, type BoundOptions, defaultManager, type LockManager } from './manager.js';
@@ -550,8 +550,7 @@ export abstract class BaseLock<C extends object = object>
 
   /** How long the server surely keeps a lock it was asked to keep for `ttl` ms. */
   private lifetime(ttl: number): number {
-    const { granularity, earlyBy } = this.backend.capabilities.expiry;
-    return Math.min(ttl, Math.ceil(ttl / granularity) * granularity - earlyBy);
+    return serverLifetime(ttl, this.backend.capabilities.expiry);
   }
 
   /** Starts the holding an acquire begun at `start` got. */

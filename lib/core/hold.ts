@@ -6,6 +6,17 @@ import { now, startTimer, type Timer } from './timing.js';
 export const lossMargin = (ttl: number): number => Math.min(ttl / 10, 1_000);
 
 /**
+ * How long the server surely keeps a lock it was asked to keep for `ttl` ms, given its backend's
+ * expiry granularity and how early it may let go (`capabilities.expiry`).
+ */
+export function serverLifetime(
+  ttl: number,
+  expiry: { readonly granularity: number; readonly earlyBy: number },
+): number {
+  return Math.min(ttl, Math.ceil(ttl / expiry.granularity) * expiry.granularity - expiry.earlyBy);
+}
+
+/**
  * One holding of a lock: its owner token, fencing token, loss signal and timers. The server
  * cannot expire the lock before `sentAt + ttl` of the last successful acquire or extend (the TTL
  * starts when the server applies the command, after we sent it), so the signal aborts a margin

@@ -17,7 +17,7 @@ import { DriverMissingError } from './errors/driver-missing.error.js';
 import { LockAbortedError } from './errors/lock-aborted.error.js';
 import { LockBackendError } from './errors/lock-backend.error.js';
 import { LockTimeoutError } from './errors/lock-timeout.error.js';
-import { lossMargin } from './hold.js';
+import { lossMargin, serverLifetime } from './hold.js';
 import { ownerToken } from './holder.js';
 import { DeadlineExceededError, now, settleWithin, sleep } from './timing.js';
 import { type Deadline, operationDeadlines } from './timer-queue.js';
@@ -378,8 +378,7 @@ class WaitSession<H> {
   private expiredGrant(startedAt: number): boolean {
     const ttl = this.lock.target.expire;
     if (ttl === null) return false;
-    const { granularity, earlyBy } = this.lock.backend.capabilities.expiry;
-    const lifetime = Math.min(ttl, Math.ceil(ttl / granularity) * granularity - earlyBy);
+    const lifetime = serverLifetime(ttl, this.lock.backend.capabilities.expiry);
     return startedAt + lifetime - lossMargin(lifetime) <= now();
   }
 
