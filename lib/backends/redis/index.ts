@@ -96,6 +96,12 @@ interface RedisWaiter {
    */
   entry?: string;
   leave?: () => void;
+  /**
+   * Closed ungranted while its LEAVE could not run (the server away): its entry may still be in
+   * line, so any message to it (a grant, or the wake-up of a reconnect) runs LEAVE again, which
+   * passes on a lock granted to it meanwhile.
+   */
+  passOn?: () => void;
   /** A release popped it from the queue since its last attempt (semaphores). */
   woken: boolean;
   closed: boolean;
@@ -157,7 +163,11 @@ async function listenForGrant(lock: LockTarget, waiter: RedisWaiter): Promise<bo
   const cluster = isCluster(client);
   const joined = await WakeChannels.of(client, cluster).join(
     (grant) => {
-      if (grant !== undefined && !waiter.closed && waiter.grant === undefined) {
+      if (waiter.closed) {
+        waiter.passOn?.();
+        return;
+      }
+      if (grant !== undefined && waiter.grant === undefined) {
         waiter.grant = grantOf(grant, waiter.queued, now());
       }
       waiter.wake();
@@ -184,6 +194,9 @@ async function listenForGrant(lock: LockTarget, waiter: RedisWaiter): Promise<bo
  */
 /** Whether a script replied 1 (released, extended). */
 const isOne = (reply: unknown): boolean => reply === 1;
+
+/** How long a waiter closed while its LEAVE could not run keeps listening (see `close`). */
+const ORPHAN_LISTEN_MS = 10 * 60_000;
 
 const fencingOf = (reply: unknown): string | undefined =>
   typeof reply === 'string' ? reply : typeof reply === 'number' ? String(reply) : undefined;
@@ -273,12 +286,33 @@ const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
     // line) the lock if a release granted it meanwhile, the message being on its way or lost.
     close(lock, waiter, granted) {
       waiter.closed = true;
-      waiter.leave?.();
-      if (!granted && waiter.entry !== undefined && waiter.token !== undefined) {
-        const { fencing, queue } = keysOf(lock);
-        const keys = [lock.key, fencing, queue];
-        LEAVE.run(redis(lock), keys, [waiter.entry, waiter.token]).catch(() => undefined);
+      const { entry, token, leave } = waiter;
+      if (granted || entry === undefined || token === undefined) {
+        leave?.();
+        return;
       }
+      const { fencing, queue } = keysOf(lock);
+      const keys = [lock.key, fencing, queue];
+      let running = false;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const forget = () => {
+        waiter.passOn = undefined;
+        if (timer !== undefined) clearTimeout(timer);
+        leave?.();
+      };
+      const passOn = () => {
+        if (running) return;
+        running = true;
+        LEAVE.run(redis(lock), keys, [entry, token]).then(forget, () => {
+          // Not run (the server away): kept listening, so that the next message retries it; not
+          // forever: a line outlives its holder by a minute (scripts.ts), so after a while the
+          // entry is gone, or only reached by a release that skips it as dead.
+          running = false;
+          waiter.passOn = passOn;
+          timer ??= setTimeout(forget, ORPHAN_LISTEN_MS).unref();
+        });
+      };
+      passOn();
     },
     // A grant's message, taken by the waiting acquire as it arrives (no attempt, no round trip).
     takeGrant: (lock, waiter) => takeGrant(waiter, lock),
