@@ -6,21 +6,31 @@ import { keySlot } from './slots.js';
 import { type Joined, type SubscriberSource, WakeChannels } from './wake-channels.js';
 
 /**
- * The waiter of a blocking acquire on a Redis primitive served by direct grant (the read-write
- * lock, the semaphore; a lock's is the same shape, index.ts): once it listens, its entry
- * `<prefix><owner token> <suffix>` is in the line, and a release may grant it by a message alone.
+ * The waiter of a blocking acquire on a Redis primitive served by direct grant (the lock, the
+ * read-write lock, the semaphore): once it listens, its entry `<prefix><owner token> <suffix>` is
+ * in the line, and a release may grant it by a message alone.
  */
 export interface GrantWaiter {
   readonly wake: () => void;
   /** Its entry in the line, once it listens. */
   entry?: string;
   leave?: () => void;
-  /** Unused here (the lock waiter's shape, which the Redis backend's type shares). */
+  /**
+   * Closed ungranted while its LEAVE could not run (the server away): its entry may still be in
+   * line, so any message to it (a grant, or the wake-up of a reconnect) runs LEAVE again, which
+   * passes on what was granted to it meanwhile (see `closeGrantWaiter`).
+   */
+  passOn?: () => void;
+  /** Unused by direct grant (the core's waiter shape). */
   woken: boolean;
   closed: boolean;
   /** Its owner token: a release that grants it holds under this token. */
   token?: string;
-  /** Until the entry's first trip: the attempt's token replaces the placeholder (as a lock's). */
+  /**
+   * Set by `listenForGrant` until the next attempt: that attempt's owner token (which carries the
+   * holder's metadata, see core/holder.ts) replaces the placeholder in the entry before the entry
+   * is first sent, so that a grant by a release is stored with it.
+   */
   unsent?: { readonly head: string; readonly expire: string };
   /**
    * A grant received (the fencing token, when it was made at the earliest: see `grantOf`), not
@@ -98,7 +108,11 @@ export async function listenForGrant(
   const cluster = isCluster(client);
   const joined = await WakeChannels.of(client, cluster).join(
     (grant) => {
-      if (grant !== undefined && !waiter.closed && waiter.grant === undefined) {
+      if (waiter.closed) {
+        waiter.passOn?.();
+        return;
+      }
+      if (grant !== undefined && waiter.grant === undefined) {
         waiter.grant = grantOf(grant, waiter.queued, now());
       }
       waiter.wake();
@@ -116,6 +130,48 @@ export async function listenForGrant(
   waiter.unsent = { head: start, expire: tail };
   waiter.leave = joined.leave;
   return false;
+}
+
+/** How long a waiter closed while its LEAVE could not run keeps listening (`closeGrantWaiter`). */
+const ORPHAN_LISTEN_MS = 10 * 60_000;
+
+/**
+ * Closes a waiter that was not granted (timed out, aborted, failed): it leaves the line by
+ * `leaveLine` (the primitive's LEAVE script), which also gives back, to whoever is next, what a
+ * release granted it meanwhile (the message on its way or lost). It stops listening once that
+ * ran. If it could not run (the server away), it keeps listening, so that the next message to its
+ * entry (a grant, the wake-up of a reconnect) runs it again; not forever: a line outlives its
+ * holders by a minute (scripts.ts), so after a while the entry is gone, or reached only by a
+ * release that skips it as dead.
+ */
+export function closeGrantWaiter(
+  waiter: GrantWaiter,
+  granted: boolean,
+  leaveLine: (entry: string, token: string) => Promise<unknown>,
+): void {
+  waiter.closed = true;
+  const { entry, token, leave } = waiter;
+  if (granted || entry === undefined || token === undefined) {
+    leave?.();
+    return;
+  }
+  let running = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const forget = () => {
+    waiter.passOn = undefined;
+    if (timer !== undefined) clearTimeout(timer);
+    leave?.();
+  };
+  const passOn = () => {
+    if (running) return;
+    running = true;
+    leaveLine(entry, token).then(forget, () => {
+      running = false;
+      waiter.passOn = passOn;
+      timer ??= setTimeout(forget, ORPHAN_LISTEN_MS).unref();
+    });
+  };
+  passOn();
 }
 
 /**

@@ -3,7 +3,7 @@ import { BaseLock, type BaseLockOptions } from '../../core/base-lock.js';
 import { parseConnection } from '../../core/connection.js';
 import { messages } from '../../core/messages.js';
 import { backends } from '../../core/registry.js';
-import { newOwnerToken, now, settleWithin } from '../../core/timing.js';
+import { now, settleWithin } from '../../core/timing.js';
 import {
   ACQUIRE,
   EXTEND,
@@ -17,11 +17,18 @@ import { redisReadWrite } from './read-write.js';
 import { redisSemaphore } from './semaphore.js';
 import { redisElection } from './election.js';
 import { redisInspection } from './inspect.js';
-import { keySlot, siblingKey } from './slots.js';
+import { siblingKey } from './slots.js';
 import { waitForReplicas, withReplicaAcks } from './replicas.js';
 import { FOLLOW_FAILOVER, parseRedisOptions, parseSentinelUrl, SENTINEL_URL } from './sentinel.js';
-import { type SubscriberSource, WakeChannels } from './wake-channels.js';
-import { grantOf, noteServerTime, type Queued, takeGrant } from './direct-grant.js';
+import {
+  closeGrantWaiter,
+  entryFor,
+  type GrantWaiter,
+  listenForGrant,
+  noteServerTime,
+  openGrantWaiter,
+  takeGrant,
+} from './direct-grant.js';
 
 /** Options of a RedisLock: the lock options and an optional ioredis `Redis` or `Cluster` client. */
 export type RedisLockOptions = BaseLockOptions;
@@ -87,43 +94,7 @@ export class RedisLock extends BaseLock {
   }
 }
 
-/** A blocking acquire's place in a Redis lock's (or semaphore's) queue. */
-interface RedisWaiter {
-  readonly wake: () => void;
-  /**
-   * Its entry in the queue once it listens: a lock waiter's `<mode> <channel> <id> <token>
-   * <expire>` (see scripts.ts), a semaphore waiter's `<channel> <id>`.
-   */
-  entry?: string;
-  leave?: () => void;
-  /**
-   * Closed ungranted while its LEAVE could not run (the server away): its entry may still be in
-   * line, so any message to it (a grant, or the wake-up of a reconnect) runs LEAVE again, which
-   * passes on a lock granted to it meanwhile.
-   */
-  passOn?: () => void;
-  /** A release popped it from the queue since its last attempt (semaphores). */
-  woken: boolean;
-  closed: boolean;
-  /** A lock waiter's owner token: a release that grants it the lock sets the key to it. */
-  token?: string;
-  /**
-   * Set by `listenForGrant` until the next attempt: that attempt's owner token (which carries the
-   * holder's metadata, see core/holder.ts) replaces the placeholder in the entry before the entry
-   * is first sent, so that a lock granted by a release is stored with it.
-   */
-  unsent?: { readonly head: string; readonly expire: string };
-  /**
-   * A grant received (the fencing token, when it was made at the earliest: see `grantOf`), not
-   * yet taken by an attempt.
-   */
-  grant?: { readonly fencingToken: string; readonly at: number };
-  /** The attempt that queued this waiter, and the server's time then (see `Queued`). */
-  queued?: Queued;
-}
-
 const redis = (lock: LockTarget) => lock.client as RedisCommands;
-const isCluster = (client: object) => client instanceof ioredis().Cluster;
 
 /** A client from a `redis://` URL or ioredis options (the `connection` setting). */
 function connectRedis(connection: unknown): RedisCommands {
@@ -151,53 +122,13 @@ function connectRedis(connection: unknown): RedisCommands {
   return new Redis(url, FAIL_FAST);
 }
 
-/**
- * A lock waiter starts listening (once per acquire): subscribes (once per client, or per slot in
- * a Cluster) before its next attempt puts its entry in the lock's queue, so that no grant is
- * missed; that attempt follows at once. From then on a release may grant it the lock by a
- * message alone (`waiter.grant`).
- */
-async function listenForGrant(lock: LockTarget, waiter: RedisWaiter): Promise<boolean> {
-  if (waiter.entry !== undefined) return true;
-  const client = lock.client as unknown as SubscriberSource;
-  const cluster = isCluster(client);
-  const joined = await WakeChannels.of(client, cluster).join(
-    (grant) => {
-      if (waiter.closed) {
-        waiter.passOn?.();
-        return;
-      }
-      if (grant !== undefined && waiter.grant === undefined) {
-        waiter.grant = grantOf(grant, waiter.queued, now());
-      }
-      waiter.wake();
-    },
-    cluster ? keySlot(lock.key) : undefined,
-  );
-  if (waiter.closed) {
-    joined.leave();
-    return true;
-  }
-  const token = newOwnerToken();
-  const expire = lock.expire === null ? '-' : String(Math.ceil(lock.expire));
-  const head = `${joined.mode} ${joined.channel} ${joined.id}`;
-  waiter.token = token;
-  waiter.entry = `${head} ${token} ${expire}`;
-  waiter.unsent = { head, expire };
-  waiter.leave = joined.leave;
-  return false;
-}
+/** Whether a script replied 1 (released, extended). */
+const isOne = (reply: unknown): boolean => reply === 1;
 
 /**
  * The fencing token in an acquire script's reply: a string, or an integer (a newcomer's grant,
  * see ACQUIRE); `undefined` when the reply is a refusal.
  */
-/** Whether a script replied 1 (released, extended). */
-const isOne = (reply: unknown): boolean => reply === 1;
-
-/** How long a waiter closed while its LEAVE could not run keeps listening (see `close`). */
-const ORPHAN_LISTEN_MS = 10 * 60_000;
-
 const fencingOf = (reply: unknown): string | undefined =>
   typeof reply === 'string' ? reply : typeof reply === 'number' ? String(reply) : undefined;
 
@@ -234,7 +165,7 @@ function outcomeOf(reply: unknown) {
  * the message alone. While anyone is in line a newcomer queues: strict first come, first served
  * (see docs/waiting.md).
  */
-const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
+const redisBackend: LockBackend<RedisCommands, undefined, GrantWaiter> = {
   name: 'redis',
   library: 'ioredis',
   capabilities: {
@@ -278,41 +209,24 @@ const redisBackend: LockBackend<RedisCommands, undefined, RedisWaiter> = {
     await (client as unknown as { ping(): Promise<unknown> }).ping();
   },
   handOff: {
-    open: (_lock, wake) => ({ wake, woken: false, closed: false }),
+    open: (_lock, wake) => openGrantWaiter(wake),
     // An attempt with a waiter that has not listened yet is a newcomer's attempt (see acquire).
     openAfterRefusal: true,
-    listen: listenForGrant,
+    // Its entry: `<mode> <channel> <id> <owner token> <expire or ->` (see scripts.ts).
+    listen: (lock, waiter) =>
+      listenForGrant(
+        lock,
+        waiter,
+        (joined) => `${joined.mode} ${joined.channel} ${joined.id}`,
+        lock.expire === null ? '-' : String(Math.ceil(lock.expire)),
+      ),
     // Not granted (timed out, aborted, failed): leave the line, and give back (to the next in
     // line) the lock if a release granted it meanwhile, the message being on its way or lost.
     close(lock, waiter, granted) {
-      waiter.closed = true;
-      const { entry, token, leave } = waiter;
-      if (granted || entry === undefined || token === undefined) {
-        leave?.();
-        return;
-      }
       const { fencing, queue } = keysOf(lock);
-      const keys = [lock.key, fencing, queue];
-      let running = false;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const forget = () => {
-        waiter.passOn = undefined;
-        if (timer !== undefined) clearTimeout(timer);
-        leave?.();
-      };
-      const passOn = () => {
-        if (running) return;
-        running = true;
-        LEAVE.run(redis(lock), keys, [entry, token]).then(forget, () => {
-          // Not run (the server away): kept listening, so that the next message retries it; not
-          // forever: a line outlives its holder by a minute (scripts.ts), so after a while the
-          // entry is gone, or only reached by a release that skips it as dead.
-          running = false;
-          waiter.passOn = passOn;
-          timer ??= setTimeout(forget, ORPHAN_LISTEN_MS).unref();
-        });
-      };
-      passOn();
+      closeGrantWaiter(waiter, granted, (entry, token) =>
+        LEAVE.run(redis(lock), [lock.key, fencing, queue], [entry, token]),
+      );
     },
     // A grant's message, taken by the waiting acquire as it arrives (no attempt, no round trip).
     takeGrant: (lock, waiter) => takeGrant(waiter, lock),
@@ -375,21 +289,14 @@ function newcomerOutcome(reply: unknown): NewcomerOutcome {
 }
 
 /** A waiter's attempt: granted by a release's message, or the acquire script with its entry. */
-async function acquireWaiting(lock: LockTarget<RedisCommands>, token: string, waiter: RedisWaiter) {
+async function acquireWaiting(lock: LockTarget<RedisCommands>, token: string, waiter: GrantWaiter) {
   // Granted by a release: the message is the answer, no round trip (unless the grant expired
   // while this process was frozen: then the script below).
   const granted = takeGrant(waiter, lock);
   if (granted) return granted;
   const { fencing, queue } = keysOf(lock);
   const expire = lock.expire === null ? '' : String(Math.ceil(lock.expire));
-  if (waiter.unsent && !/\s/u.test(token)) {
-    // The entry's first trip to the server: it takes this attempt's token (with its metadata).
-    waiter.entry = `${waiter.unsent.head} ${token} ${waiter.unsent.expire}`;
-    waiter.token = token;
-    waiter.unsent = undefined;
-  }
-  const entry = waiter.entry ?? '';
-  const own = entry === '' ? token : (waiter.token ?? token);
+  const { entry, own } = entryFor(waiter, token);
   const sentAt = now();
   const reply = await ACQUIRE.run(redis(lock), [lock.key, fencing, queue], [own, expire, entry]);
   // An attempt that queued the waiter replies the server's time too: see `grantOf`.

@@ -1,6 +1,7 @@
 import type { HandOff, ReadWriteBackend, ReadWriteTarget } from '../../core/backend.js';
 import {
   entryFor,
+  closeGrantWaiter,
   type GrantWaiter,
   grantOutcome,
   listenForGrant,
@@ -59,15 +60,10 @@ const handOff: HandOff<RedisCommands, RedisReadWriteWaiter, ReadWriteTarget<Redi
   // Not granted (timed out, aborted, failed): leave the line, give back (to whoever is next) the
   // side a release granted meanwhile, the message being on its way or lost.
   close(rw, waiter, granted) {
-    waiter.closed = true;
-    waiter.leave?.();
-    if (granted || waiter.entry === undefined || waiter.token === undefined) return;
     const { readers, writer, fencing, line } = keysOf(rw);
-    LEAVE_RW.run(
-      redis(rw),
-      [readers, writer, fencing, line],
-      [side(rw), waiter.entry, waiter.token],
-    ).catch(() => undefined);
+    closeGrantWaiter(waiter, granted, (entry, token) =>
+      LEAVE_RW.run(redis(rw), [readers, writer, fencing, line], [side(rw), entry, token]),
+    );
   },
   // A grant's message, taken by the waiting acquire as it arrives (no attempt, no round trip).
   takeGrant: (rw, waiter) => takeGrant(waiter, rw),

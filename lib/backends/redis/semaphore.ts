@@ -1,6 +1,7 @@
 import type { HandOff, SemaphoreBackend, SemaphoreTarget } from '../../core/backend.js';
 import {
   entryFor,
+  closeGrantWaiter,
   type GrantWaiter,
   grantOutcome,
   listenForGrant,
@@ -58,12 +59,9 @@ const handOff: HandOff<RedisCommands, GrantWaiter, SemaphoreTarget<RedisCommands
   // Not granted (timed out, aborted, failed): leave the line, and give back (to the next in
   // line) a permit a release granted meanwhile, the message being on its way or lost.
   close(sem, waiter, granted) {
-    waiter.closed = true;
-    waiter.leave?.();
-    if (granted || waiter.entry === undefined || waiter.token === undefined) return;
     const { permits, fencing, line } = keysOf(sem);
-    LEAVE_PERMITS.run(redis(sem), [permits, fencing, line], [waiter.entry, waiter.token]).catch(
-      () => undefined,
+    closeGrantWaiter(waiter, granted, (entry, token) =>
+      LEAVE_PERMITS.run(redis(sem), [permits, fencing, line], [entry, token]),
     );
   },
   // A grant's message, taken by the waiting acquire as it arrives (no attempt, no round trip).
