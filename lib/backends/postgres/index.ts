@@ -1,5 +1,6 @@
 import type { ClientClass, LockBackend, LockTarget } from '../../core/backend.js';
 import { BaseLock, type BaseLockOptions } from '../../core/base-lock.js';
+import { grantOf, noteServerTime, takeGrant } from '../../core/dated-grant.js';
 import { loadDriver } from '../../core/driver.js';
 import { now } from '../../core/timing.js';
 import { backends } from '../../core/registry.js';
@@ -264,12 +265,15 @@ const postgresBackend: LockBackend<PgPoolLike, undefined, PgWaiter> = {
   },
 
   async acquire(lock, token, waiter) {
-    const grant = waiter?.grant;
-    if (grant && waiter?.token !== undefined) {
-      // Granted by a release: the message is the answer, no round trip.
+    const pushed = waiter?.grant;
+    if (pushed && waiter?.token !== undefined) {
+      // Granted by a release: the message is the answer, no round trip; unless the grant expired
+      // before it was read (this process was frozen): then the queued attempt below says whether
+      // the lock is still this waiter's (its expiry starts again) or queues it again.
       waiter.grant = undefined;
-      const { fencingToken, at } = grant;
-      return { granted: true, fencingToken, since: at, ownerToken: waiter.token };
+      const dated = grantOf(pushed.message, waiter.queued, pushed.arrival);
+      const granted = takeGrant({ grant: dated, token: waiter.token }, lock);
+      if (granted) return granted;
     }
     if (waiter && !waiter.armed && !waiter.closed) {
       // The pool's connection listens already (another waiter's): join the line at once.
@@ -284,6 +288,7 @@ const postgresBackend: LockBackend<PgPoolLike, undefined, PgWaiter> = {
       const listener = listenerOf(poolOf(lock));
       waiter.token ??= token;
       const own = waiter.token;
+      const sentAt = now();
       const results = await queryMany(
         lock,
         queuedAttemptSql(LINE, {
@@ -301,6 +306,8 @@ const postgresBackend: LockBackend<PgPoolLike, undefined, PgWaiter> = {
           ? { granted: true, fencingToken: row.fence }
           : { granted: true, fencingToken: row.fence, ownerToken: own };
       }
+      // The server's time then, and ours: they date a grant's message (core/dated-grant.ts).
+      noteServerTime(waiter, sentAt, row?.server_ms);
       const ttl = row?.ttl;
       return {
         granted: false,

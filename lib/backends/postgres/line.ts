@@ -5,8 +5,11 @@
  * listening connection listens on and its id there, that connection's backend pid, and when it
  * was last seen. A release deletes the holder's row and, in the same transaction, gives the lock
  * to the first live waiter in line (its row with the waiter's token, expiry and a fresh fencing
- * token), takes it out of the line, and `pg_notify`s its channel with `<id> <fencing token>`: the
- * waiter holds the lock from the message alone.
+ * token), takes it out of the line, and `pg_notify`s its channel with `<id> <fencing token> <server
+ * ms>` (the server's time of the grant; `<id> <fencing token>` to an older client's waiter, whose
+ * id does not end with `.`: listener.ts `TIMED_ID`): the waiter holds the lock from the message
+ * alone, unless that time says the grant expired before the waiter read it (its process was
+ * frozen): then its next attempt holds the lock if still its own, or queues it again.
  *
  * Each operation on a line is one round trip: several statements in one simple query, which
  * PostgreSQL runs as one transaction, the first taking a transaction advisory lock of the key, so
@@ -90,16 +93,19 @@ DELETE FROM ${POSTGRES_WAITERS_TABLE} w WHERE w.key = ${key} AND w.token <> ${ke
 /**
  * A free (or expired) lock goes to the first in line: its row set to that waiter's token, expiry
  * and a new fencing token; the entry leaves the line; the waiter is told on its channel unless it
- * is `self` (the waiter whose attempt runs this, which reads its grant in the reply).
+ * is `self` (the waiter whose attempt runs this, which reads its grant in the reply). The message
+ * carries the server's time of the grant in ms (floored: the expiry counts from it) to a waiter
+ * whose id ends with `.`.
  */
 const grantNext = ({ table, sequence }: LineSql, key: string, self: string) => `
 WITH head AS (
-  SELECT key, seq, token, channel, id, expire FROM ${POSTGRES_WAITERS_TABLE}
+  SELECT key, seq, token, channel, id, expire, clock_timestamp() AS granted_at
+    FROM ${POSTGRES_WAITERS_TABLE}
    WHERE key = ${key} ORDER BY seq LIMIT 1
 ), taken AS (
   INSERT INTO ${table} AS l (key, token, fence, expires_at, queued)
   SELECT key, token, nextval('${sequence}'),
-         clock_timestamp() + expire * interval '1 millisecond',
+         granted_at + expire * interval '1 millisecond',
          EXISTS (SELECT 1 FROM ${POSTGRES_WAITERS_TABLE} o WHERE o.key = head.key AND o.seq <> head.seq)
     FROM head
   ON CONFLICT (key) DO UPDATE
@@ -111,7 +117,10 @@ WITH head AS (
   DELETE FROM ${POSTGRES_WAITERS_TABLE} w USING head, taken
    WHERE w.key = head.key AND w.seq = head.seq RETURNING w.seq
 )
-SELECT pg_notify(head.channel, head.id || ' ' || taken.fence::text)
+SELECT pg_notify(head.channel, head.id || ' ' || taken.fence::text
+         || CASE WHEN right(head.id, 1) = '.'
+                 THEN ' ' || floor(extract(epoch FROM head.granted_at) * 1000)::bigint::text
+                 ELSE '' END)
   FROM head, taken, served WHERE head.token <> ${self}`;
 
 /** What a waiter's attempt sends: who it is and where its grant is told. */
@@ -131,7 +140,9 @@ export interface QueuedAttempt {
  * holds it: a new fencing token (the one in the message was never used), its expiry counted
  * afresh, and it leaves the line. Else it joins the line (or refreshes its entry: last seen, its
  * listener's pid), and a free lock goes to the first in line, which may be itself. The last
- * statement's row: `fence` (granted) or `ttl` and `position` (refused).
+ * statement's row: `fence` (granted) or `ttl` and `position` (refused), and `server_ms`: the
+ * server's time when the attempt began (its transaction's start, ms, rounded up), which dates a
+ * later grant's message in the waiter's clock (core/dated-grant.ts).
  */
 export function queuedAttemptSql(sql: LineSql, attempt: QueuedAttempt): string {
   const { table, sequence } = sql;
@@ -164,7 +175,9 @@ export function queuedAttemptSql(sql: LineSql, attempt: QueuedAttempt): string {
             ${HOLDER_TTL(table, key)} AS ttl,
             (SELECT count(*) FROM ${POSTGRES_WAITERS_TABLE} w
               WHERE w.key = ${key} AND w.seq < (SELECT seq FROM ${POSTGRES_WAITERS_TABLE}
-                WHERE key = ${key} AND token = ${token}))::int AS position`,
+                WHERE key = ${key} AND token = ${token}))::int AS position,
+            ceil(extract(epoch FROM transaction_timestamp()) * 1000)::double precision
+              AS server_ms`,
   ].join(';\n');
 }
 

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 
+import type { Queued } from '../../core/dated-grant.js';
 import { now } from '../../core/timing.js';
 
 /**
@@ -7,12 +8,19 @@ import { now } from '../../core/timing.js';
  * `pg.Client` made from the pool's options, outside the pool, so that waiting never takes a
  * pooled connection): opened when a blocking acquire first waits, closed a second after the last
  * one stopped. It listens on two channels: its own grant channel (`sherlock_grant_<random>`), on
- * which a release that gives the lock to one of its waiters says `<id> <fencing token>` (see
- * line.ts), and `sherlock_release`, on which a force-release says the key (every waiter of the
+ * which a release that gives the lock to one of its waiters says `<id> <fencing token> <server
+ * ms>` (see line.ts), and `sherlock_release`, on which a force-release says the key (every waiter of the
  * key then attempts, and a free lock goes to the first in line). Its loss (the server restarted,
  * the network cut) wakes every waiter, which attempts again once it listens again.
  */
 export const RELEASE_CHANNEL = 'sherlock_release';
+
+/**
+ * The end of every waiter id: tells a release (line.ts, grantNext) that this waiter reads the
+ * server's time of a grant (`<id> <fencing token> <server ms>`); an older client's waiter id has
+ * no `.`, and gets the older `<id> <fencing token>` (a rolling upgrade).
+ */
+export const TIMED_ID = '.';
 
 /** How long a listening connection with no waiter left is kept, in case another comes. */
 const IDLE_CLOSE_MS = 1_000;
@@ -39,8 +47,14 @@ export interface PgWaiter {
   id?: string;
   /** The owner token it queued with: a release that grants it the lock sets the row to it. */
   token?: string;
-  /** A grant received (the fencing token, when it arrived), not yet taken by an attempt. */
-  grant?: { readonly fencingToken: string; readonly at: number };
+  /**
+   * A grant received, not yet taken by an attempt: its message after the id (`<fencing token>
+   * [<server ms>]`) and when it arrived. Dated when taken (core/dated-grant.ts `grantOf`), with
+   * the clocks of the waiter's last attempt before then (`queued`).
+   */
+  grant?: { readonly message: string; readonly arrival: number };
+  /** The last refused attempt of this waiter: when it was sent, the server's time when it ran. */
+  queued?: Queued;
   closed: boolean;
 }
 
@@ -107,19 +121,22 @@ export class ReleaseListener {
     }
   }
 
-  /** `<id> <fencing token>`: a release gave the lock to the waiter `id`. */
+  /**
+   * `<id> <fencing token> <server ms>` (an older releaser: `<id> <fencing token>`): a release gave
+   * the lock to the waiter `id`.
+   */
   private granted(payload: string): void {
     const space = payload.indexOf(' ');
     const waiter = this.byId.get(payload.slice(0, space));
     if (space < 0 || !waiter || waiter.closed) return;
-    waiter.grant ??= { fencingToken: payload.slice(space + 1), at: now() };
+    waiter.grant ??= { message: payload.slice(space + 1), arrival: now() };
     waiter.wake();
   }
 
   /** Gives `waiter` its id on the grant channel (once). */
   enlist(waiter: PgWaiter): void {
     if (waiter.id !== undefined) return;
-    waiter.id = (this.nextId++).toString(36);
+    waiter.id = `${(this.nextId++).toString(36)}${TIMED_ID}`;
     this.byId.set(waiter.id, waiter);
   }
 
