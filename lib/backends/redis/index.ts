@@ -37,9 +37,6 @@ export type RedisLockOptions = BaseLockOptions;
 interface SiblingKeys {
   readonly fencing: string;
   readonly queue: string;
-  /** A semaphore's permits, and its waiters: never a lock's keys, even for the same name. */
-  readonly permits: string;
-  readonly permitQueue: string;
 }
 
 const siblings = new WeakMap<LockTarget, SiblingKeys>();
@@ -51,8 +48,6 @@ function keysOf(lock: LockTarget): SiblingKeys {
     keys = {
       fencing: siblingKey(lock.key, lock.namespace, 'fence'),
       queue: siblingKey(lock.key, lock.namespace, 'queue', `:${lock.key}`),
-      permits: siblingKey(lock.key, lock.namespace, 'sem', `:${lock.key}`),
-      permitQueue: siblingKey(lock.key, lock.namespace, 'semq', `:${lock.key}`),
     };
     siblings.set(lock, keys);
   }
