@@ -1,5 +1,10 @@
 import type { LockTarget } from '../../core/backend.js';
-import { lossMargin } from '../../core/hold.js';
+import {
+  type DatedGrant,
+  grantOf,
+  noteServerTime as noteServerTimeOf,
+  type Queued,
+} from '../../core/dated-grant.js';
 import { newOwnerToken, now } from '../../core/timing.js';
 import { ioredis } from './scripts.js';
 import { keySlot } from './slots.js';
@@ -36,42 +41,14 @@ export interface GrantWaiter {
    * A grant received (the fencing token, when it was made at the earliest: see `grantOf`), not
    * yet taken by an attempt.
    */
-  grant?: { readonly fencingToken: string; readonly at: number };
-  /** A pair of clocks from an attempt of this waiter: see `Queued`. */
+  grant?: DatedGrant;
+  /** A pair of clocks from an attempt of this waiter (core/dated-grant.ts `Queued`). */
   queued?: Queued;
 }
 
 /**
- * An attempt of a waiter: when it was sent (`now()`) and the server's time when it ran (ms, in
- * its reply). The server ran it after it was sent, so a grant made at server time `t` was made
- * at `sentAt + (t - serverMs)` in this process's clock at the earliest.
- */
-export interface Queued {
-  readonly sentAt: number;
-  readonly serverMs: number;
-}
-
-/**
- * A grant's message (`<fencing token>`, or `<fencing token> <server ms>` from a release that
- * dates it, see scripts.ts GRANT_NEXT) that arrived at `arrival`: its fencing token, and when the
- * grant was made at the earliest in this process's clock. The arrival alone says nothing of a
- * message that waited in the socket while this process was frozen (a GC pause, SIGSTOP); the
- * server's time of the grant against the server's time of an attempt (`queued`) does. The
- * earlier of the two: at least as safe as the arrival alone, even after a failover to a server
- * with another clock. An older releaser's 2-field message: the arrival.
- */
-export function grantOf(message: string, queued: Queued | undefined, arrival: number) {
-  const space = message.indexOf(' ');
-  if (space === -1) return { fencingToken: message, at: arrival };
-  const fencingToken = message.slice(0, space);
-  const grantedMs = Number(message.slice(space + 1));
-  if (queued === undefined || !Number.isFinite(grantedMs)) return { fencingToken, at: arrival };
-  return { fencingToken, at: Math.min(arrival, queued.sentAt + (grantedMs - queued.serverMs)) };
-}
-
-/**
  * Keeps the server's time an attempt sent at `sentAt` replied (the number at `index` of a
- * refusal's reply, when there is one) as the waiter's pair of clocks.
+ * refusal's reply, when there is one) as the waiter's pair of clocks (core/dated-grant.ts).
  */
 export function noteServerTime(
   waiter: { queued?: Queued } | undefined,
@@ -79,8 +56,7 @@ export function noteServerTime(
   reply: unknown,
   index: number,
 ): void {
-  const serverMs = Array.isArray(reply) ? (reply as unknown[])[index] : undefined;
-  if (waiter !== undefined && typeof serverMs === 'number') waiter.queued = { sentAt, serverMs };
+  if (Array.isArray(reply)) noteServerTimeOf(waiter, sentAt, (reply as unknown[])[index]);
 }
 
 export const openGrantWaiter = (wake: () => void): GrantWaiter => ({
@@ -172,25 +148,6 @@ export function closeGrantWaiter(
     });
   };
   passOn();
-}
-
-/**
- * A grant the waiter received by message, taken (once) as the attempt's outcome; unless it was
- * made so long ago that the holding's expiry (less the loss margin, core/hold.ts) has passed
- * (this process was frozen while the message waited): then it is dropped, and the attempt's
- * script says whether the waiter still holds (its expiry starts again) or queues it again.
- */
-export function takeGrant(
-  waiter: Pick<GrantWaiter, 'grant' | 'token'> | undefined,
-  target: { readonly expire: number | null },
-) {
-  const grant = waiter?.grant;
-  if (!grant || waiter?.token === undefined) return undefined;
-  waiter.grant = undefined;
-  const { fencingToken, at } = grant;
-  const ttl = target.expire;
-  if (ttl !== null && at + ttl - lossMargin(ttl) <= now()) return undefined;
-  return { granted: true as const, fencingToken, since: at, ownerToken: waiter.token };
 }
 
 /**

@@ -27,8 +27,8 @@ import {
   listenForGrant,
   noteServerTime,
   openGrantWaiter,
-  takeGrant,
 } from './direct-grant.js';
+import { takeGrant } from '../../core/dated-grant.js';
 
 /** Options of a RedisLock: the lock options and an optional ioredis `Redis` or `Cluster` client. */
 export type RedisLockOptions = BaseLockOptions;

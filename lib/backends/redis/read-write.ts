@@ -7,8 +7,8 @@ import {
   listenForGrant,
   openGrantWaiter,
   noteServerTime,
-  takeGrant,
 } from './direct-grant.js';
+import { takeGrant } from '../../core/dated-grant.js';
 import { ACQUIRE_RW, EXTEND_RW, LEAVE_RW, RELEASE_RW, STATE_RW } from './read-write-scripts.js';
 import type { RedisCommands } from './scripts.js';
 import { siblingKey } from './slots.js';

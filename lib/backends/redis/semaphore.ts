@@ -7,8 +7,8 @@ import {
   listenForGrant,
   openGrantWaiter,
   noteServerTime,
-  takeGrant,
 } from './direct-grant.js';
+import { takeGrant } from '../../core/dated-grant.js';
 import { now } from '../../core/timing.js';
 import type { RedisCommands } from './scripts.js';
 import {
