@@ -97,7 +97,9 @@ describe('redis: a waiter aborted while its connection is down passes on a later
 
       // Its own connection down (its subscriber, another connection, still listens): the abort's
       // LEAVE cannot run, and its entry stays first in line.
+      const ended = new Promise((resolve) => orphanClient.once('end', resolve));
       orphanClient.disconnect();
+      await ended;
       controller.abort();
       expect(await orphanOutcome).toBeInstanceOf(LockAbortedError);
       expect(await line(), 'LEAVE could not run: both entries still in line').toHaveLength(2);

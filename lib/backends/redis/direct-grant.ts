@@ -140,8 +140,16 @@ export function closeGrantWaiter(
   };
   const passOn = () => {
     if (running) return;
+    let leaving: Promise<unknown>;
+    try {
+      leaving = leaveLine(entry, token);
+    } catch {
+      // Thrown, not rejected: the lock can no longer reach its server (its manager was closed).
+      forget();
+      return;
+    }
     running = true;
-    leaveLine(entry, token).then(forget, () => {
+    leaving.then(forget, () => {
       running = false;
       waiter.passOn = passOn;
       timer ??= setTimeout(forget, ORPHAN_LISTEN_MS).unref();
