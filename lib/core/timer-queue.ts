@@ -7,8 +7,10 @@
  * down and the next `setTimeout` builds it again. Here every deadline of a queue shares ONE Node
  * timer, armed for the earliest deadline and left armed when that deadline is cancelled (it then
  * fires once for nothing and re-arms for the next one): adding or cancelling a deadline is a
- * linked-list operation.
+ * linked-list operation (intrusive-list.ts).
  */
+import { IntrusiveList, type ListNode } from './intrusive-list.js';
+
 /** Monotonic milliseconds (timing.ts's `now`, not imported: timing.ts imports this module). */
 const now = (): number => performance.now();
 
@@ -20,7 +22,7 @@ export interface Deadline {
   cancel(): void;
 }
 
-class Entry implements Deadline {
+class Entry implements Deadline, ListNode<Entry> {
   prev: Entry | undefined;
   next: Entry | undefined;
   linked = true;
@@ -43,9 +45,7 @@ class Entry implements Deadline {
  * practice one: the tests' fake timers bring their own, and a deadline armed with one clock must
  * not be fired, or kept from firing, by another).
  */
-class Lane {
-  private head: Entry | undefined;
-  private tail: Entry | undefined;
+class Lane extends IntrusiveList<Entry> {
   private timer: NodeJS.Timeout | undefined;
   /** When the Node timer fires (`performance.now()` ms), Infinity when not armed. */
   private armedFor = Infinity;
@@ -55,7 +55,9 @@ class Lane {
   constructor(
     readonly set: typeof setTimeout,
     private readonly keepAlive: boolean,
-  ) {}
+  ) {
+    super();
+  }
 
   add(at: number, fn: (arg: unknown) => void, arg: unknown): Entry {
     const entry = new Entry(this, at, fn, arg);
@@ -77,12 +79,7 @@ class Lane {
   }
 
   remove(entry: Entry): void {
-    entry.linked = false;
-    if (entry.prev) entry.prev.next = entry.next;
-    else this.head = entry.next;
-    if (entry.next) entry.next.prev = entry.prev;
-    else this.tail = entry.prev;
-    entry.prev = entry.next = undefined;
+    this.unlink(entry);
     // Nothing pending: the timer stays armed (re-arming costs more) but keeps nobody alive.
     if (this.head === undefined && this.refed && this.timer) {
       this.timer.unref();

@@ -12,14 +12,14 @@ import {
   MemoryStore,
   RedisLock,
 } from 'nestjs-sherlock';
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { afterAll, describe, it } from 'vitest';
 
 import { POLL, PUSH, uniqueName } from '../support/backends.js';
 import { redisUrl } from '../support/env.js';
 import { delay, now, rejectionOf, waitFor } from '../support/helpers.js';
 import { closeEtcdInspector, etcdInspector, redisRaw } from '../support/inspect.js';
 import { scope } from '../support/locks.js';
-import { type RedisServer, startRedis } from '../support/servers.js';
+import { redisOfItsOwn } from '../support/redis-own.js';
 
 afterAll(closeEtcdInspector);
 
@@ -194,13 +194,7 @@ describe.concurrent('a blocked acquire is woken by the release', () => {
 
 describe('redis: a queue of waiters, one woken per release (its own server, one test at a time, so that its command counts are exact)', () => {
   /** A dedicated server, so that its command counts are ours alone. */
-  let server: RedisServer;
-  beforeAll(async () => {
-    server = await startRedis();
-  });
-  afterAll(async () => {
-    await server?.stop();
-  });
+  const redis = redisOfItsOwn();
   const calls = async (client: Redis): Promise<number> => {
     const stats = await client.info('commandstats');
     return Number(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1] ?? 0);
@@ -210,13 +204,7 @@ describe('redis: a queue of waiters, one woken per release (its own server, one 
     expect,
     onTestFinished,
   }) => {
-    const { defer } = scope(onTestFinished);
-    const connect = () => {
-      const client = new Redis(server.url);
-      defer(() => client.disconnect());
-      return client;
-    };
-    const inspector = connect();
+    const { client: connect, inspector, queued } = redis.setUp(onTestFinished);
     const name = uniqueName('queue');
     const holder = new RedisLock(name, { client: connect(), expire: 30_000 });
     expect(await holder.acquire(false)).toBe(true);
@@ -236,9 +224,7 @@ describe('redis: a queue of waiters, one woken per release (its own server, one 
         }),
       );
       // Queued one after the other, so the queue order is known.
-      await waitFor(async () => (await inspector.zcard(holder.queueKey)) === i + 1, {
-        what: `waiter ${i} queued`,
-      });
+      await queued(holder.queueKey, i + 1, `waiter ${i} queued`);
     }
 
     // Each waiter has just made its queued attempt; their fallback polls are >= 1.8 s away.
@@ -274,19 +260,15 @@ describe('redis: a queue of waiters, one woken per release (its own server, one 
     expect,
     onTestFinished,
   }) => {
-    const { defer } = scope(onTestFinished);
-    const client = new Redis(server.url);
-    defer(() => client.disconnect());
+    // The holder's client is the inspector.
+    const { client: connect, inspector: client, queued } = redis.setUp(onTestFinished);
     const name = uniqueName('dead-waiter');
     const holder = new RedisLock(name, { client, expire: 30_000 });
     expect(await holder.acquire(false)).toBe(true);
-    const waiterClient = new Redis(server.url);
-    defer(() => waiterClient.disconnect());
+    const waiterClient = connect();
     const waiter = new RedisLock(name, { client: waiterClient, ...SLOW_POLLING });
     const acquired = waiter.acquire().then(() => now());
-    await waitFor(async () => (await client.zcard(holder.queueKey)) === 1, {
-      what: 'waiter queued',
-    });
+    await queued(holder.queueKey, 1, 'waiter queued');
     // A waiter whose process died: first in line, its channel has no subscriber.
     await client.zadd(holder.queueKey, 0, 'p sherlock:wake:dead-process 0 dead-token 30000');
     await holder.release();
@@ -301,27 +283,20 @@ describe('redis: a queue of waiters, one woken per release (its own server, one 
     expect,
     onTestFinished,
   }) => {
-    const { defer } = scope(onTestFinished);
-    const client = new Redis(server.url);
-    defer(() => client.disconnect());
+    // The holder's client is the inspector.
+    const { client: connect, inspector: client, queued } = redis.setUp(onTestFinished);
     const name = uniqueName('leaver');
     const holder = new RedisLock(name, { client, expire: 30_000 });
     expect(await holder.acquire(false)).toBe(true);
-    const quitterClient = new Redis(server.url);
-    defer(() => quitterClient.disconnect());
+    const quitterClient = connect();
     const quitter = new RedisLock(name, { client: quitterClient, ...SLOW_POLLING });
     const controller = new AbortController();
     const quit = rejectionOf(quitter.acquire({ signal: controller.signal }));
-    await waitFor(async () => (await client.zcard(holder.queueKey)) === 1, {
-      what: 'quitter queued',
-    });
-    const waiterClient = new Redis(server.url);
-    defer(() => waiterClient.disconnect());
+    await queued(holder.queueKey, 1, 'quitter queued');
+    const waiterClient = connect();
     const waiter = new RedisLock(name, { client: waiterClient, ...SLOW_POLLING });
     const acquired = waiter.acquire().then(() => now());
-    await waitFor(async () => (await client.zcard(holder.queueKey)) === 2, {
-      what: 'waiter queued',
-    });
+    await queued(holder.queueKey, 2, 'waiter queued');
 
     // The release pops the quitter (first in line), which gives up at the same moment.
     await holder.release();

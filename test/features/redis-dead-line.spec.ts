@@ -6,14 +6,12 @@
  * line until their next fallback poll (tens of seconds here). For the lock, the semaphore and the
  * read-write lock, each with its own grant loop. On a real server of its own.
  */
-import { Redis } from 'ioredis';
-import { LockManager, RedisLock } from 'nestjs-sherlock';
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { RedisLock } from 'nestjs-sherlock';
+import { describe, it, type TestContext } from 'vitest';
 
 import { uniqueName } from '../support/backends.js';
-import { now, waitFor } from '../support/helpers.js';
-import { scope } from '../support/locks.js';
-import { type RedisServer, startRedis } from '../support/servers.js';
+import { now } from '../support/helpers.js';
+import { redisOfItsOwn } from '../support/redis-own.js';
 
 /**
  * The holder's expiry: a waiter far back in line sleeps until its fallback poll (a kept place:
@@ -27,27 +25,11 @@ const WOKEN_WITHIN = 10_000;
 const WAITING = { retryInterval: 60_000, timeout: 60_000 };
 
 describe('redis: dead waiters at the head of a line do not stall it (its own server)', () => {
-  let server: RedisServer;
-  beforeAll(async () => {
-    server = await startRedis();
-  });
-  afterAll(async () => {
-    await server?.stop();
-  });
+  const redis = redisOfItsOwn();
 
-  const setUp = (onTestFinished: Parameters<typeof scope>[0]) => {
-    const { defer } = scope(onTestFinished);
-    const client = () => {
-      const made = new Redis(server.url);
-      defer(() => made.disconnect());
-      return made;
-    };
-    const inspector = client();
-    const manager = () => {
-      const made = new LockManager({ backend: 'redis', client: client(), expire: HOLDER_EXPIRE });
-      defer(() => made.close());
-      return made;
-    };
+  const setUp = (onTestFinished: TestContext['onTestFinished']) => {
+    const made = redis.setUp(onTestFinished, { expire: HOLDER_EXPIRE });
+    const { inspector, queued } = made;
     /** Puts `count` dead entries (`entry(i)`) at the head of the line `key`. */
     const deadAhead = async (key: string, count: number, entry: (i: number) => string) => {
       for (let i = 0; i < count; i++) await inspector.zadd(key, i, entry(i));
@@ -63,7 +45,7 @@ describe('redis: dead waiters at the head of a line do not stall it (its own ser
         (ok) => ({ ok, after: now() - since }),
         (err: unknown) => ({ ok: false, after: now() - since, err }),
       );
-      await waitFor(async () => (await inspector.zcard(key)) === ahead + 1, { what: 'queued' });
+      await queued(key, ahead + 1, 'queued');
       return {
         outcome,
         release: async (release: () => Promise<unknown>) => {
@@ -72,7 +54,7 @@ describe('redis: dead waiters at the head of a line do not stall it (its own ser
         },
       };
     };
-    return { client, manager, inspector, deadAhead, waiter };
+    return { ...made, deadAhead, waiter };
   };
 
   it('a lock: 12 dead waiters ahead, the release wakes the live one behind them, which takes the lock at once', async ({

@@ -5,68 +5,38 @@
  * grant can go wrong (the waiter gave up, died, never got the message, its subscriber dropped)
  * ends with the line moving on, never with two holders.
  */
-import { Redis } from 'ioredis';
-import { LockAbortedError, LockManager, LockTimeoutError, RedisLock } from 'nestjs-sherlock';
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { LockAbortedError, LockTimeoutError, RedisLock } from 'nestjs-sherlock';
+import { describe, it } from 'vitest';
 
 import { uniqueName } from '../support/backends.js';
-import { delay, now, waitFor } from '../support/helpers.js';
-import { scope } from '../support/locks.js';
-import { type RedisServer, startRedis } from '../support/servers.js';
+import { delay, now } from '../support/helpers.js';
+import { redisOfItsOwn } from '../support/redis-own.js';
 
 /** Far above a pushed hand-off, below the 1.8 s a waiter's first fallback poll takes at least. */
 const HANDOFF_LIMIT_MS = 1_000;
 const SLOW_POLLING = { retryInterval: 5_000, timeout: 20_000 };
 
 describe('redis: direct grant, strict first come first served (its own server)', () => {
-  let server: RedisServer;
-  beforeAll(async () => {
-    server = await startRedis();
-  });
-  afterAll(async () => {
-    await server?.stop();
-  });
-
-  /** A fresh client, closed after the test. */
-  const clientFor = (defer: (fn: () => unknown) => void) => {
-    const client = new Redis(server.url);
-    defer(() => client.disconnect());
-    return client;
-  };
-
-  /** The queue's entries, first first: `{ mode, channel, id, token, expire }`. */
-  const entries = async (client: Redis, queueKey: string) =>
-    (await client.zrange(queueKey, '0', '-1')).map((raw) => {
-      const [mode, channel, id, token, expire] = raw.split(' ');
-      return { raw, mode, channel, id, token, expire };
-    });
+  const redis = redisOfItsOwn();
 
   it("a lock granted by a release is stored with the waiter's own metadata (inspect() names it)", async ({
     expect,
     onTestFinished,
   }) => {
-    const { defer } = scope(onTestFinished);
-    const first = new LockManager({ backend: 'redis', client: clientFor(defer), appName: 'first' });
-    const second = new LockManager({
-      backend: 'redis',
-      client: clientFor(defer),
-      appName: 'second',
-    });
-    defer(() => first.close());
-    defer(() => second.close());
+    const { client, manager, line, queued } = redis.setUp(onTestFinished);
+    const first = manager({ appName: 'first' });
+    const second = manager({ appName: 'second' });
     const name = uniqueName('fifo-meta');
     const holder = first.lock(name, { expire: 30_000 });
     expect(await holder.acquire(false)).toBe(true);
-    const { queueKey } = new RedisLock(name, { client: clientFor(defer) });
+    const { queueKey } = new RedisLock(name, { client: client() });
     const waiter = second.lock(name, SLOW_POLLING);
     const waiting = waiter.acquire();
-    const inspector = clientFor(defer);
-    await waitFor(async () => (await inspector.zcard(queueKey)) === 1, {
-      what: 'waiter queued',
-    });
+    await queued(queueKey, 1, 'waiter queued');
     // The queued entry already carries the waiter's metadata (the release copies it to the key).
-    const [queued] = await entries(inspector, queueKey);
-    expect(queued?.token).toContain('|second');
+    const [entry] = await line(queueKey);
+    expect(entry?.token).toContain('|second');
     await holder.release();
     expect(await waiting).toBe(true);
     const info = await first.inspect(name);
@@ -80,22 +50,19 @@ describe('redis: direct grant, strict first come first served (its own server)',
     expect,
     onTestFinished,
   }) => {
-    const { defer } = scope(onTestFinished);
-    const inspector = clientFor(defer);
+    const { client, inspector, line, queued } = redis.setUp(onTestFinished);
     const name = uniqueName('fifo');
-    const holder = new RedisLock(name, { client: clientFor(defer), expire: 30_000 });
-    const newcomer = new RedisLock(name, { client: clientFor(defer) });
-    const waiter = new RedisLock(name, { client: clientFor(defer), ...SLOW_POLLING });
+    const holder = new RedisLock(name, { client: client(), expire: 30_000 });
+    const newcomer = new RedisLock(name, { client: client() });
+    const waiter = new RedisLock(name, { client: client(), ...SLOW_POLLING });
     const cutIns: boolean[] = [];
     for (let round = 0; round < 5; round++) {
       expect(await holder.acquire(false)).toBe(true);
       const waiting = waiter.acquire();
-      await waitFor(async () => (await inspector.zcard(holder.queueKey)) === 1, {
-        what: 'waiter queued',
-      });
-      const [queued] = await entries(inspector, holder.queueKey);
-      expect(queued?.mode, 'one server: plain pub/sub').toBe('p');
-      expect(queued?.expire, "the waiter's expire travels with it").toBe('60000');
+      await queued(holder.queueKey, 1, 'waiter queued');
+      const [entry] = await line(holder.queueKey);
+      expect(entry?.mode, 'one server: plain pub/sub').toBe('p');
+      expect(entry?.expire, "the waiter's expire travels with it").toBe('60000');
       // The newcomer's attempt goes out right behind the release, on another connection.
       const released = holder.release();
       const attempt = newcomer.acquire(false);
@@ -103,7 +70,7 @@ describe('redis: direct grant, strict first come first served (its own server)',
       cutIns.push(await attempt);
       expect(await waiting).toBe(true);
       expect(await inspector.get(holder.key), "the key holds the waiter's queued token").toBe(
-        queued?.token,
+        entry?.token,
       );
       expect(BigInt(waiter.fencingToken ?? -1)).toBeGreaterThan(BigInt(holder.fencingToken ?? -1));
       await waiter.release();
@@ -119,15 +86,14 @@ describe('redis: direct grant, strict first come first served (its own server)',
     expect,
     onTestFinished,
   }) => {
-    const { defer } = scope(onTestFinished);
-    const inspector = clientFor(defer);
+    const { client, inspector, line, queued } = redis.setUp(onTestFinished);
     for (const way of ['abort', 'timeout', 'deadline'] as const) {
       const name = uniqueName(`quit-${way}`);
-      const holder = new RedisLock(name, { client: clientFor(defer), expire: 30_000 });
+      const holder = new RedisLock(name, { client: client(), expire: 30_000 });
       expect(await holder.acquire(false)).toBe(true);
       const controller = new AbortController();
       const quitter = new RedisLock(name, {
-        client: clientFor(defer),
+        client: client(),
         expire: 60_000,
         ...SLOW_POLLING,
         ...(way === 'abort' ? {} : { timeout: 1_500 }),
@@ -136,15 +102,11 @@ describe('redis: direct grant, strict first come first served (its own server)',
         (ok) => ({ ok, err: undefined }),
         (err: unknown) => ({ ok: false, err }),
       );
-      await waitFor(async () => (await inspector.zcard(holder.queueKey)) === 1, {
-        what: 'quitter queued',
-      });
-      const [quitterEntry] = await entries(inspector, holder.queueKey);
-      const next = new RedisLock(name, { client: clientFor(defer), ...SLOW_POLLING });
+      await queued(holder.queueKey, 1, 'quitter queued');
+      const [quitterEntry] = await line(holder.queueKey);
+      const next = new RedisLock(name, { client: client(), ...SLOW_POLLING });
       const acquired = next.acquire().then(() => now());
-      await waitFor(async () => (await inspector.zcard(holder.queueKey)) === 2, {
-        what: 'next queued',
-      });
+      await queued(holder.queueKey, 2, 'next queued');
 
       if (way === 'abort') {
         // Released and aborted in the same tick: the grant message cannot have arrived yet.
@@ -183,17 +145,14 @@ describe('redis: direct grant, strict first come first served (its own server)',
     expect,
     onTestFinished,
   }) => {
-    const { defer } = scope(onTestFinished);
-    const inspector = clientFor(defer);
+    const { client, inspector, line, queued } = redis.setUp(onTestFinished);
     const name = uniqueName('ghost');
-    const holder = new RedisLock(name, { client: clientFor(defer), expire: 30_000 });
+    const holder = new RedisLock(name, { client: client(), expire: 30_000 });
     expect(await holder.acquire(false)).toBe(true);
-    const waiter = new RedisLock(name, { client: clientFor(defer), ...SLOW_POLLING });
+    const waiter = new RedisLock(name, { client: client(), ...SLOW_POLLING });
     const acquired = waiter.acquire().then(() => now());
-    await waitFor(async () => (await inspector.zcard(holder.queueKey)) === 1, {
-      what: 'waiter queued',
-    });
-    const [live] = await entries(inspector, holder.queueKey);
+    await queued(holder.queueKey, 1, 'waiter queued');
+    const [live] = await line(holder.queueKey);
     // Ahead of it: a dead process (nobody listens on its channel), then a waiter whose process
     // lives (its channel is live) but which is gone itself and asked for a 1.5 s expiry.
     await inspector.zadd(holder.queueKey, 1, `p ${live?.channel} ghost ghost-token 1500`);
@@ -215,21 +174,18 @@ describe('redis: direct grant, strict first come first served (its own server)',
     expect,
     onTestFinished,
   }) => {
-    const { defer } = scope(onTestFinished);
-    const inspector = clientFor(defer);
+    const { client, inspector, line, queued } = redis.setUp(onTestFinished);
     const name = uniqueName('lost');
-    const holder = new RedisLock(name, { client: clientFor(defer), expire: 30_000 });
+    const holder = new RedisLock(name, { client: client(), expire: 30_000 });
     expect(await holder.acquire(false)).toBe(true);
     const waiter = new RedisLock(name, {
-      client: clientFor(defer),
+      client: client(),
       expire: 30_000,
       ...SLOW_POLLING,
     });
     const acquired = waiter.acquire().then(() => now());
-    await waitFor(async () => (await inspector.zcard(holder.queueKey)) === 1, {
-      what: 'waiter queued',
-    });
-    const [entry] = await entries(inspector, holder.queueKey);
+    await queued(holder.queueKey, 1, 'waiter queued');
+    const [entry] = await line(holder.queueKey);
     // The same waiter, but the message goes to an id nobody has: as if lost on the way.
     await inspector.zrem(holder.queueKey, entry?.raw ?? '');
     await inspector.zadd(holder.queueKey, 0, `p ${entry?.channel} lost ${entry?.token} 30000`);
@@ -263,16 +219,13 @@ describe('redis: direct grant, strict first come first served (its own server)',
     expect,
     onTestFinished,
   }) => {
-    const { defer } = scope(onTestFinished);
-    const inspector = clientFor(defer);
+    const { client, inspector, queued } = redis.setUp(onTestFinished);
     const name = uniqueName('reconnect');
-    const holder = new RedisLock(name, { client: clientFor(defer), expire: 30_000 });
+    const holder = new RedisLock(name, { client: client(), expire: 30_000 });
     expect(await holder.acquire(false)).toBe(true);
-    const waiter = new RedisLock(name, { client: clientFor(defer), ...SLOW_POLLING });
+    const waiter = new RedisLock(name, { client: client(), ...SLOW_POLLING });
     const acquired = waiter.acquire().then(() => now());
-    await waitFor(async () => (await inspector.zcard(holder.queueKey)) === 1, {
-      what: 'waiter queued',
-    });
+    await queued(holder.queueKey, 1, 'waiter queued');
     // Kill every pub/sub connection (only the waiter's is on this server), then release at once.
     const killed = await inspector.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
     expect(Number(killed)).toBeGreaterThan(0);
@@ -288,9 +241,8 @@ describe('redis: direct grant, strict first come first served (its own server)',
     expect,
     onTestFinished,
   }) => {
-    const { defer } = scope(onTestFinished);
-    const inspector = clientFor(defer);
-    const clients = [0, 1, 2, 3].map(() => clientFor(defer));
+    const { client, inspector, queued } = redis.setUp(onTestFinished);
+    const clients = [0, 1, 2, 3].map(() => client());
     const name = uniqueName('order');
     const holder = new RedisLock(name, { client: clients[0] as Redis, expire: 30_000 });
     expect(await holder.acquire(false)).toBe(true);
@@ -311,9 +263,7 @@ describe('redis: direct grant, strict first come first served (its own server)',
           await lock.release();
         }),
       );
-      await waitFor(async () => (await inspector.zcard(holder.queueKey)) === i + 1, {
-        what: `waiter ${i} queued`,
-      });
+      await queued(holder.queueKey, i + 1, `waiter ${i} queued`);
     }
     await holder.release();
     await Promise.all(done);

@@ -9,36 +9,21 @@ import {
   type LockEvent,
   LockAbortedError,
   LockBackendError,
-  LockManager,
   RedisLock,
   LOCK_EVENT_TYPES,
   ReplicaAckError,
   waitForReplicas,
 } from 'nestjs-sherlock';
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { describe, it } from 'vitest';
 
 import { uniqueName } from '../support/backends.js';
-import { waitFor } from '../support/helpers.js';
-import { scope } from '../support/locks.js';
-import { type RedisServer, startRedis } from '../support/servers.js';
+import { redisOfItsOwn } from '../support/redis-own.js';
 
 /** Waiters poll rarely: a grant reaches them by message only (the first fallback poll is ~2 s). */
 const SLOW_POLLING = { retryInterval: 5_000, timeout: 20_000 };
 
 describe('redis: the grant message resolves the waiting acquire (its own server)', () => {
-  let server: RedisServer;
-  beforeAll(async () => {
-    server = await startRedis();
-  });
-  afterAll(async () => {
-    await server?.stop();
-  });
-
-  const clientFor = (defer: (fn: () => unknown) => void) => {
-    const client = new Redis(server.url);
-    defer(() => client.disconnect());
-    return client;
-  };
+  const redis = redisOfItsOwn();
 
   /** Counts the scripts a client sends (the waiter's attempts), on the real client. */
   const countScripts = (client: Redis) => {
@@ -62,24 +47,21 @@ describe('redis: the grant message resolves the waiting acquire (its own server)
     expect,
     onTestFinished,
   }) => {
-    const { defer } = scope(onTestFinished);
-    const inspector = clientFor(defer);
-    const waiterClient = clientFor(defer);
+    const { client, inspector, manager: managerOn, queued } = redis.setUp(onTestFinished);
+    const waiterClient = client();
     const scripts = countScripts(waiterClient);
-    const manager = new LockManager({ backend: 'redis', client: waiterClient, ...SLOW_POLLING });
+    const manager = managerOn({ client: waiterClient, ...SLOW_POLLING });
     const events: LockEvent[] = [];
     for (const type of LOCK_EVENT_TYPES) manager.on(type, (event) => events.push(event));
     const name = uniqueName('pushed');
-    const holder = new RedisLock(name, { client: clientFor(defer), expire: 30_000 });
+    const holder = new RedisLock(name, { client: client(), expire: 30_000 });
     const waiter = manager.lock(name, { expire: 30_000 });
     for (let round = 0; round < 3; round++) {
       events.length = 0;
       expect(await holder.acquire(false)).toBe(true);
       const waiting = waiter.acquire();
-      await waitFor(async () => (await inspector.zcard(holder.queueKey)) === 1, {
-        what: 'waiter queued',
-      });
-      const [queued] = await inspector.zrange(holder.queueKey, '0', '-1');
+      await queued(holder.queueKey, 1, 'waiter queued');
+      const [entry] = await inspector.zrange(holder.queueKey, '0', '-1');
       const before = scripts.calls;
       await holder.release();
       expect(await waiting).toBe(true);
@@ -87,7 +69,7 @@ describe('redis: the grant message resolves the waiting acquire (its own server)
         scripts.calls - before,
         'no script call by the waiter: the message is the answer',
       ).toBe(0);
-      expect(await inspector.get(holder.key)).toBe(queued?.split(' ')[3]);
+      expect(await inspector.get(holder.key)).toBe(entry?.split(' ')[3]);
       expect(BigInt(waiter.fencingToken ?? -1)).toBeGreaterThan(BigInt(holder.fencingToken ?? -1));
       expect(events.map((e) => e.type)).toEqual(['waiting', 'acquired']);
       const acquired = events[1];
@@ -108,21 +90,18 @@ describe('redis: the grant message resolves the waiting acquire (its own server)
     expect,
     onTestFinished,
   }) => {
-    const { defer } = scope(onTestFinished);
-    const inspector = clientFor(defer);
+    const { client, inspector, queued } = redis.setUp(onTestFinished);
     const name = uniqueName('pushed-wait');
-    const holder = new RedisLock(name, { client: clientFor(defer), expire: 30_000 });
+    const holder = new RedisLock(name, { client: client(), expire: 30_000 });
     expect(await holder.acquire(false)).toBe(true);
     // This server has no replica: WAIT 1 answers 0, so no grant on this client can count.
-    const waiterClient = waitForReplicas(clientFor(defer), { replicas: 1, timeout: 50 });
+    const waiterClient = waitForReplicas(client(), { replicas: 1, timeout: 50 });
     const waiter = new RedisLock(name, { client: waiterClient, ...SLOW_POLLING, timeout: 1_500 });
     const outcome = waiter.acquire().then(
       () => undefined,
       (err: unknown) => err,
     );
-    await waitFor(async () => (await inspector.zcard(holder.queueKey)) === 1, {
-      what: 'waiter queued',
-    });
+    await queued(holder.queueKey, 1, 'waiter queued');
     await holder.release();
     const error = await outcome;
     expect(error, 'not granted by the message alone').toBeInstanceOf(LockBackendError);
@@ -135,16 +114,15 @@ describe('redis: the grant message resolves the waiting acquire (its own server)
     expect,
     onTestFinished,
   }) => {
-    const { defer } = scope(onTestFinished);
-    const inspector = clientFor(defer);
+    const { client, inspector, queued } = redis.setUp(onTestFinished);
     for (const order of ['abort, then the grant', 'the grant, then abort'] as const) {
       const name = uniqueName('abort-at-grant');
-      const holder = new RedisLock(name, { client: clientFor(defer), expire: 30_000 });
+      const holder = new RedisLock(name, { client: client(), expire: 30_000 });
       expect(await holder.acquire(false)).toBe(true);
       // The quitter's subscriber connection (ioredis `duplicate()`) aborts when a message comes:
       // its listener runs before the library's, or after it (added once the library's is on).
       const controller = new AbortController();
-      const quitterClient = clientFor(defer);
+      const quitterClient = client();
       const duplicate = quitterClient.duplicate.bind(quitterClient);
       Object.assign(quitterClient, {
         duplicate: (...args: Parameters<Redis['duplicate']>) => {
@@ -160,14 +138,10 @@ describe('redis: the grant message resolves the waiting acquire (its own server)
         () => undefined,
         (err: unknown) => err,
       );
-      await waitFor(async () => (await inspector.zcard(holder.queueKey)) === 1, {
-        what: 'quitter queued',
-      });
-      const next = new RedisLock(name, { client: clientFor(defer), ...SLOW_POLLING });
+      await queued(holder.queueKey, 1, 'quitter queued');
+      const next = new RedisLock(name, { client: client(), ...SLOW_POLLING });
       const nextAcquired = next.acquire();
-      await waitFor(async () => (await inspector.zcard(holder.queueKey)) === 2, {
-        what: 'next queued',
-      });
+      await queued(holder.queueKey, 2, 'next queued');
       await holder.release();
       expect(await outcome, order).toBeInstanceOf(LockAbortedError);
       expect(quitter.isAcquired, order).toBe(false);

@@ -7,14 +7,13 @@
  * one whose line was lost queues again at its next attempt. On a real server of its own (its
  * command counts are this file's alone).
  */
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { RedisLock } from 'nestjs-sherlock';
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { describe, it } from 'vitest';
 
 import { uniqueName } from '../support/backends.js';
 import { waitFor } from '../support/helpers.js';
-import { scope } from '../support/locks.js';
-import { type RedisServer, startRedis } from '../support/servers.js';
+import { redisOfItsOwn } from '../support/redis-own.js';
 
 /** Waiters that never poll by retryInterval: pushed, with the fallback polls of a kept place. */
 const WAITING = { retryInterval: 60_000, timeout: 30_000 };
@@ -22,19 +21,7 @@ const WAITING = { retryInterval: 60_000, timeout: 30_000 };
 const FIRST_POLL_WITHIN = 15_000;
 
 describe('redis: the line of waiters outlives its holder (its own server)', () => {
-  let server: RedisServer;
-  beforeAll(async () => {
-    server = await startRedis();
-  });
-  afterAll(async () => {
-    await server?.stop();
-  });
-
-  const clientFor = (defer: (fn: () => unknown) => void) => {
-    const client = new Redis(server.url);
-    defer(() => client.disconnect());
-    return client;
-  };
+  const redis = redisOfItsOwn();
 
   /** Calls of each command so far (INFO commandstats; a script's own commands included). */
   const calls = async (client: Redis): Promise<Record<string, number>> => {
@@ -50,17 +37,16 @@ describe('redis: the line of waiters outlives its holder (its own server)', () =
     expect,
     onTestFinished,
   }) => {
-    const { defer } = scope(onTestFinished);
-    const inspector = clientFor(defer);
+    const { client, inspector, queued } = redis.setUp(onTestFinished);
     const name = uniqueName('line-ttl');
-    const holder = new RedisLock(name, { client: clientFor(defer), expire: 20_000 });
+    const holder = new RedisLock(name, { client: client(), expire: 20_000 });
     expect(await holder.acquire(false)).toBe(true);
-    const first = new RedisLock(name, { client: clientFor(defer), expire: 5_000, ...WAITING });
-    const second = new RedisLock(name, { client: clientFor(defer), ...WAITING });
+    const first = new RedisLock(name, { client: client(), expire: 5_000, ...WAITING });
+    const second = new RedisLock(name, { client: client(), ...WAITING });
     const firstDone = first.acquire();
-    await waitFor(async () => (await inspector.zcard(holder.queueKey)) === 1, { what: 'queued' });
+    await queued(holder.queueKey, 1, 'queued');
     const secondDone = second.acquire();
-    await waitFor(async () => (await inspector.zcard(holder.queueKey)) === 2, { what: 'queued' });
+    await queued(holder.queueKey, 2, 'queued');
 
     const line = await inspector.pttl(holder.queueKey);
     expect(line, 'the holder’s 20 s and a minute').toBeGreaterThan(70_000);
@@ -106,14 +92,13 @@ describe('redis: the line of waiters outlives its holder (its own server)', () =
     expect,
     onTestFinished,
   }) => {
-    const { defer } = scope(onTestFinished);
-    const inspector = clientFor(defer);
+    const { client, inspector, queued } = redis.setUp(onTestFinished);
     const name = uniqueName('line-forever');
-    const holder = new RedisLock(name, { client: clientFor(defer), expire: null });
+    const holder = new RedisLock(name, { client: client(), expire: null });
     expect(await holder.acquire(false)).toBe(true);
-    const waiter = new RedisLock(name, { client: clientFor(defer), ...WAITING });
+    const waiter = new RedisLock(name, { client: client(), ...WAITING });
     const done = waiter.acquire();
-    await waitFor(async () => (await inspector.zcard(holder.queueKey)) === 1, { what: 'queued' });
+    await queued(holder.queueKey, 1, 'queued');
     const line = await inspector.pttl(holder.queueKey);
     expect(line).toBeGreaterThan(50_000);
     expect(line).toBeLessThanOrEqual(60_000);
@@ -135,14 +120,13 @@ describe('redis: the line of waiters outlives its holder (its own server)', () =
     expect,
     onTestFinished,
   }) => {
-    const { defer } = scope(onTestFinished);
-    const inspector = clientFor(defer);
+    const { client, inspector, queued } = redis.setUp(onTestFinished);
     const name = uniqueName('line-lost');
-    const holder = new RedisLock(name, { client: clientFor(defer), expire: 30_000 });
+    const holder = new RedisLock(name, { client: client(), expire: 30_000 });
     expect(await holder.acquire(false)).toBe(true);
-    const waiter = new RedisLock(name, { client: clientFor(defer), ...WAITING });
+    const waiter = new RedisLock(name, { client: client(), ...WAITING });
     const done = waiter.acquire();
-    await waitFor(async () => (await inspector.zcard(holder.queueKey)) === 1, { what: 'queued' });
+    await queued(holder.queueKey, 1, 'queued');
     const [entry] = await inspector.zrange(holder.queueKey, '0', '-1');
 
     await inspector.del(holder.queueKey);

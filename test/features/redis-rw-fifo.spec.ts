@@ -6,58 +6,24 @@
  * order; and each way a grant can go wrong (the waiter gave up, died, never got the message, its
  * subscriber dropped) ends with the line moving on, never with a writer next to anyone.
  */
-import { Redis } from 'ioredis';
-import { LockAbortedError, LockManager, type ReadWriteLock } from 'nestjs-sherlock';
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { LockAbortedError, type ReadWriteLock } from 'nestjs-sherlock';
+import { describe, it, type TestContext } from 'vitest';
 
 import { uniqueName } from '../support/backends.js';
-import { now, waitFor } from '../support/helpers.js';
-import { scope } from '../support/locks.js';
+import { now } from '../support/helpers.js';
 import { remainingMs } from '../support/redis-expiry.js';
-import { type RedisServer, startRedis } from '../support/servers.js';
+import { READ_WRITE_LINE, redisOfItsOwn } from '../support/redis-own.js';
 
 /** Far above a pushed hand-off, below the 1.8 s a waiter's first fallback poll takes at least. */
 const HANDOFF_LIMIT_MS = 1_000;
 const SLOW_POLLING = { retryInterval: 5_000, timeout: 20_000 };
 
 describe('redis read-write lock: first come first served by direct grant (its own server)', () => {
-  let server: RedisServer;
-  beforeAll(async () => {
-    server = await startRedis();
-  });
-  afterAll(async () => {
-    await server?.stop();
-  });
+  const redis = redisOfItsOwn();
 
-  /** A manager on a fresh client, closed after the test, and an inspecting client. */
-  const setUp = (onTestFinished: Parameters<typeof scope>[0]) => {
-    const { defer } = scope(onTestFinished);
-    const clients: Redis[] = [];
-    const client = () => {
-      const made = new Redis(server.url);
-      clients.push(made);
-      defer(() => made.disconnect());
-      return made;
-    };
-    const inspector = client();
-    const manager = () => {
-      const made = new LockManager({ backend: 'redis', client: client(), expire: 30_000 });
-      defer(() => made.close());
-      return made;
-    };
-    /** The line's entries, first first: `{ raw, side, mode, channel, id, token, expire }`. */
-    const line = async (name: string) => {
-      const [key] = await inspector.keys(`*rwq:*${name}`);
-      if (key === undefined) return [];
-      return (await inspector.zrange(key, '0', '-1')).map((raw) => {
-        const [side, mode, channel, id, token, expire] = raw.split(' ');
-        return { key, raw, side, mode, channel, id, token, expire };
-      });
-    };
-    const queued = (name: string, count: number) =>
-      waitFor(async () => (await line(name)).length === count, { what: `${count} in line` });
-    return { inspector, manager, line, queued };
-  };
+  /** Managers on fresh clients, closed after the test, an inspecting client, the line's readers. */
+  const setUp = (onTestFinished: TestContext['onTestFinished']) =>
+    redis.setUp(onTestFinished, { expire: 30_000 }, READ_WRITE_LINE);
 
   it('in order of arrival: the readers at the head go in together, a writer waits for them, the readers behind it wait for the writer; newcomers never jump the line; fencing tokens grow in holding order', async ({
     expect,

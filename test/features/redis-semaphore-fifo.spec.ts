@@ -5,59 +5,30 @@
  * and each way a grant can go wrong (the waiter gave up, died, never got the message, its
  * subscriber dropped) ends with the line moving on, never with more than `limit` holders.
  */
-import { Redis } from 'ioredis';
-import { LockAbortedError, LockManager, LockTimeoutError } from 'nestjs-sherlock';
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { LockAbortedError, LockTimeoutError } from 'nestjs-sherlock';
+import { describe, it, type TestContext } from 'vitest';
 
 import { uniqueName } from '../support/backends.js';
-import { delay, now, waitFor } from '../support/helpers.js';
-import { scope } from '../support/locks.js';
+import { delay, now } from '../support/helpers.js';
 import { remainingMs } from '../support/redis-expiry.js';
-import { type RedisServer, startRedis } from '../support/servers.js';
+import { findKey, redisOfItsOwn, SEMAPHORE_LINE } from '../support/redis-own.js';
 
 /** Far above a pushed hand-off, below the 1.8 s a waiter's first fallback poll takes at least. */
 const HANDOFF_LIMIT_MS = 1_000;
 const SLOW_POLLING = { retryInterval: 5_000, timeout: 20_000 };
 
 describe('redis semaphore: direct grant, strict first come first served (its own server)', () => {
-  let server: RedisServer;
-  beforeAll(async () => {
-    server = await startRedis();
-  });
-  afterAll(async () => {
-    await server?.stop();
-  });
+  const redis = redisOfItsOwn();
 
-  /** Managers on fresh clients, closed after the test, and an inspecting client. */
-  const setUp = (onTestFinished: Parameters<typeof scope>[0]) => {
-    const { defer } = scope(onTestFinished);
-    const client = () => {
-      const made = new Redis(server.url);
-      defer(() => made.disconnect());
-      return made;
-    };
-    const inspector = client();
-    const manager = () => {
-      const made = new LockManager({ backend: 'redis', client: client(), expire: 30_000 });
-      defer(() => made.close());
-      return made;
-    };
-    /** The line's entries, first first. */
-    const line = async (name: string) => {
-      const [key] = await inspector.keys(`*semq:*${name}`);
-      if (key === undefined) return [];
-      return (await inspector.zrange(key, '0', '-1')).map((raw) => {
-        const [mode, channel, id, token, expire, limit] = raw.split(' ');
-        return { key, raw, mode, channel, id, token, expire, limit };
-      });
-    };
-    const queued = (name: string, count: number) =>
-      waitFor(async () => (await line(name)).length === count, { what: `${count} in line` });
+  /** Managers on fresh clients, closed after the test, an inspecting client, the line's readers. */
+  const setUp = (onTestFinished: TestContext['onTestFinished']) => {
+    const made = redis.setUp(onTestFinished, { expire: 30_000 }, SEMAPHORE_LINE);
+    /** The permits held, by token. */
     const permits = async (name: string) => {
-      const [key] = await inspector.keys(`*sem:*${name}`);
-      return key === undefined ? [] : inspector.zrange(key, '0', '-1');
+      const key = await findKey(made.inspector, `*sem:*${name}`);
+      return key === undefined ? [] : made.inspector.zrange(key, '0', '-1');
     };
-    return { inspector, manager, line, queued, permits };
+    return { ...made, permits };
   };
 
   it('6 waiters on 2 clients are served in the order they queued, one per freed permit; a newcomer never cuts in, not even acquire(false) right behind a release; fencing tokens grow in holding order', async ({

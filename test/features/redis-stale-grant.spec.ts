@@ -11,14 +11,13 @@ import { spawn } from 'node:child_process';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
-import { Redis } from 'ioredis';
-import { LockManager, RedisLock } from 'nestjs-sherlock';
+import { RedisLock } from 'nestjs-sherlock';
 import { describe, it } from 'vitest';
 
 import { uniqueName } from '../support/backends.js';
 import { redisUrl } from '../support/env.js';
 import { waitFor } from '../support/helpers.js';
-import { scope } from '../support/locks.js';
+import { findKey, redisClients } from '../support/redis-own.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const WORKER = fileURLToPath(new URL('../fixtures/stale-grant-worker.ts', import.meta.url));
@@ -35,14 +34,11 @@ describe('redis: a grant that expired while its waiter was frozen', () => {
       expect,
       onTestFinished,
     }) => {
-      const { defer } = scope(onTestFinished);
       const url = redisUrl();
-      const inspector = new Redis(url);
-      defer(() => inspector.disconnect());
-      const client = new Redis(url);
-      defer(() => client.disconnect());
-      const manager = new LockManager({ backend: 'redis', client });
-      defer(() => manager.close());
+      const made = redisClients(url, onTestFinished);
+      const { inspector, defer } = made;
+      const client = made.client();
+      const manager = made.manager({ client });
       const name = uniqueName(`stale-grant-${kind}`);
       const make = () =>
         kind === 'lock'
@@ -51,15 +47,12 @@ describe('redis: a grant that expired while its waiter was frozen', () => {
       const first = make();
       const second = make();
       /** How many wait in line, and whether it is held (a semaphore's keys found by name). */
-      const keyOf = async (pattern: string) => (await inspector.keys(pattern))[0];
-      const inLine = async () => {
-        const key = first instanceof RedisLock ? first.queueKey : await keyOf(`*semq:*${name}`);
-        return key === undefined ? 0 : inspector.zcard(key);
-      };
+      const inLine = () =>
+        made.inLine(first instanceof RedisLock ? first.queueKey : `*semq:*${name}`);
       const held = async () =>
         first instanceof RedisLock
           ? (await inspector.exists(first.key)) === 1
-          : (await keyOf(`*sem:*${name}`)) !== undefined;
+          : (await findKey(inspector, `*sem:*${name}`)) !== undefined;
       expect(await first.acquire(false)).toBe(true);
 
       const child = spawn(process.execPath, ['--import', 'tsx', WORKER, url, name, kind], {
