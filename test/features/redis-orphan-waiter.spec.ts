@@ -6,14 +6,12 @@
  * next in line at once; without that, the line would stall for the abandoned grant's expiry.
  * Lock, semaphore and read-write lock, on a real server of its own.
  */
-import { Redis } from 'ioredis';
-import { LockAbortedError, LockManager } from 'nestjs-sherlock';
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { LockAbortedError, type LockManager } from 'nestjs-sherlock';
+import { describe, it } from 'vitest';
 
 import { uniqueName } from '../support/backends.js';
 import { rejectionOf, waitFor } from '../support/helpers.js';
-import { scope } from '../support/locks.js';
-import { type RedisServer, startRedis } from '../support/servers.js';
+import { findKey, redisOfItsOwn } from '../support/redis-own.js';
 
 /** The abandoned grant's expiry: what the next in line would wait without the fix. */
 const ORPHAN_EXPIRE_MS = 120_000;
@@ -46,49 +44,32 @@ const KINDS: Kind[] = [
 ];
 
 describe('redis: a waiter aborted while its connection is down passes on a later grant (its own server)', () => {
-  let server: RedisServer;
-  beforeAll(async () => {
-    server = await startRedis();
-  });
-  afterAll(async () => {
-    await server?.stop();
-  });
+  const own = redisOfItsOwn();
 
   it.for(KINDS)(
     '$name: its LEAVE failed, its entry stays in line; the release grants it, and the grant goes on to the next in line',
     async (kind, { expect, onTestFinished }) => {
-      const { defer } = scope(onTestFinished);
-      const client = () => {
-        const made = new Redis(server.url);
-        defer(() => made.disconnect());
-        return made;
-      };
-      const manager = (redis: Redis) => {
-        const made = new LockManager({ backend: 'redis', client: redis, expire: 30_000 });
-        defer(() => made.close());
-        return made;
-      };
-      const inspector = client();
+      const { client, inspector, manager } = own.setUp(onTestFinished, { expire: 30_000 });
       const name = uniqueName(`orphan-${kind.line}`);
       const line = async () => {
-        const [key] = await inspector.keys(`*${kind.line}:*${name}`);
+        const key = await findKey(inspector, `*${kind.line}:*${name}`);
         return key === undefined ? [] : inspector.zrange(key, '0', '-1');
       };
       const inLine = (count: number) =>
         waitFor(async () => (await line()).length === count, { what: `${count} in line` });
 
-      const holder = kind.take(manager(client()), name, {});
+      const holder = kind.take(manager(), name, {});
       expect(await holder.acquire(false)).toBe(true);
 
       const orphanClient = client();
       const controller = new AbortController();
-      const orphan = kind.take(manager(orphanClient), name, {
+      const orphan = kind.take(manager({ client: orphanClient }), name, {
         ...SLOW_POLLING,
         expire: ORPHAN_EXPIRE_MS,
       });
       const orphanOutcome = rejectionOf(orphan.acquire({ signal: controller.signal }));
       await inLine(1);
-      const next = kind.take(manager(client()), name, {
+      const next = kind.take(manager(), name, {
         ...SLOW_POLLING,
         timeout: NEXT_TIMEOUT_MS,
       });
@@ -113,7 +94,7 @@ describe('redis: a waiter aborted while its connection is down passes on a later
       await inLine(0);
       await next.release();
       // Nothing left behind: a newcomer takes it at once.
-      const newcomer = kind.take(manager(client()), name, {});
+      const newcomer = kind.take(manager(), name, {});
       expect(await newcomer.acquire(false)).toBe(true);
       await newcomer.release();
     },
