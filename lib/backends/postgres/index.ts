@@ -357,7 +357,7 @@ const postgresBackend: LockBackend<PgPoolLike, undefined, PgWaiter> = {
     await pool.query('SELECT 1');
   },
 
-  inspection: postgresInspection(POSTGRES_TABLE, query),
+  inspection: postgresInspection(LINE, query, queryMany),
 
   /**
    * A waiter registers with its pool's listening connection before its first attempt (no I/O);

@@ -2,8 +2,9 @@
  * Inspection for the postgres backend (issue 12): a lock is a row of the lease table (key, owner
  * token, fencing token, expiry). Inspect reads the row if it has not expired; list is one SELECT
  * of the live rows whose keys start with the namespace and prefix; force-release deletes the live
- * row whoever holds it and sends the release's NOTIFY so the waiters wake. Each is one statement
- * reading PostgreSQL's own clock. Inspect counts the live waiters in the key's line (line.ts).
+ * row whoever holds it and gives the lock to the first live waiter in line, as a release does (one
+ * transaction: line.ts `forceReleaseSql`). Each reads PostgreSQL's own clock. Inspect counts the
+ * live waiters in the key's line (line.ts).
  */
 import type {
   InspectionBackend,
@@ -13,7 +14,13 @@ import type {
   StoredLock,
 } from '../../core/backend.js';
 import { nameOfKey } from '../../core/inspect-keys.js';
-import { LIVE_WAITER, POSTGRES_WAITERS_TABLE } from './line.js';
+import {
+  FORCED_AT,
+  forceReleaseSql,
+  type LineSql,
+  LIVE_WAITER,
+  POSTGRES_WAITERS_TABLE,
+} from './line.js';
 import { RELEASE_CHANNEL } from './listener.js';
 
 /** How a statement is run: the backend's query (the schema set up on first use). */
@@ -22,6 +29,12 @@ export type PgQuery = (
   text: string,
   values: readonly unknown[],
 ) => Promise<{ rows: Record<string, unknown>[] }>;
+
+/** How several statements are run as one simple query (one transaction): a result per statement. */
+export type PgQueryMany = (
+  target: { readonly client: object },
+  text: string,
+) => Promise<{ rows: Record<string, unknown>[] }[]>;
 
 /** The row is a live lock (not yet expired). */
 const LIVE = `(expires_at IS NULL OR expires_at > clock_timestamp())`;
@@ -42,8 +55,16 @@ function storedOf(row: Record<string, unknown>): StoredLock {
   return row.waiting === undefined ? stored : { ...stored, waiting: Number(row.waiting) };
 }
 
-/** The postgres backend's inspection primitives, running statements with `query`. */
-export function postgresInspection(table: string, query: PgQuery): InspectionBackend {
+/**
+ * The postgres backend's inspection primitives, running statements with `query` (and the
+ * force-release, an operation on the line of `line.table`, with `queryMany`).
+ */
+export function postgresInspection(
+  line: LineSql,
+  query: PgQuery,
+  queryMany: PgQueryMany,
+): InspectionBackend {
+  const { table } = line;
   const INSPECT = `
 SELECT token, fence::text AS fence, ${TTL} AS ttl,
        (SELECT count(*) FROM ${POSTGRES_WAITERS_TABLE} w
@@ -54,14 +75,6 @@ SELECT token, fence::text AS fence, ${TTL} AS ttl,
 SELECT key, token, fence::text AS fence, ${TTL} AS ttl
   FROM ${table} WHERE key LIKE $1 ESCAPE '\\' AND ${LIVE}
  ORDER BY key LIMIT $2`;
-
-  /** Deletes the live row whoever holds it, tells the listeners (at commit), returns what it was. */
-  const FORCE_RELEASE = `
-WITH gone AS (
-  DELETE FROM ${table} WHERE key = $1 AND ${LIVE} RETURNING key, token, fence, expires_at
-)
-SELECT token, fence::text AS fence, ${TTL} AS ttl, pg_notify('${RELEASE_CHANNEL}', key)
-  FROM gone`;
 
   return {
     async inspect(lock: LockTarget) {
@@ -84,7 +97,8 @@ SELECT token, fence::text AS fence, ${TTL} AS ttl, pg_notify('${RELEASE_CHANNEL}
     },
 
     async forceRelease(lock: LockTarget) {
-      const row = (await query(lock, FORCE_RELEASE, [lock.key])).rows[0];
+      const results = await queryMany(lock, forceReleaseSql(line, lock.key, RELEASE_CHANNEL));
+      const row = results[FORCED_AT]?.rows[0];
       return row ? storedOf(row) : null;
     },
   };

@@ -11,6 +11,9 @@
  * alone, unless that time says the grant expired before the waiter read it (its process was
  * frozen): then its next attempt holds the lock if still its own, or queues it again.
  *
+ * A force-release (inspect.ts) is a release as whoever holds the lock: it deletes the live row
+ * and, in the same transaction, gives the lock to the first live waiter in line the same way.
+ *
  * Each operation on a line is one round trip: several statements in one simple query, which
  * PostgreSQL runs as one transaction, the first taking a transaction advisory lock of the key, so
  * that each statement after it reads what the operations before it committed (a release never
@@ -214,3 +217,35 @@ export function leaveSql(sql: LineSql, lockKey: string, waiterToken: string): st
     grantNext(sql, key, "''"),
   ].join(';\n');
 }
+
+/**
+ * A force-release: deletes the live row whoever holds it (returning its owner token, fencing
+ * token and remaining ms), then, as a release does, a free lock goes to the first live waiter in
+ * line (a fresh fencing token, the dated message on its channel). Reading the holder and
+ * releasing as it in one transaction, behind the line's advisory lock, nobody can take the lock
+ * in between. With nobody left in line it frees the lock and, as before, `NOTIFY`s the key on
+ * `releaseChannel` (waking the waiters not in the line now: a listening connection that dropped,
+ * an entry pruned as stale). The statement at `FORCED_AT` returns the deleted holding (no row:
+ * nobody held it).
+ */
+export function forceReleaseSql(sql: LineSql, lockKey: string, releaseChannel: string): string {
+  const key = text(lockKey);
+  return [
+    serialize(key),
+    prune(key, "''"),
+    `WITH gone AS (
+       DELETE FROM ${sql.table} WHERE key = ${key} AND ${LIVE_LOCK}
+       RETURNING key, token, fence, expires_at
+     )
+     SELECT token, fence::text AS fence,
+            CASE WHEN expires_at IS NULL THEN -1
+                 ELSE greatest(0, ceil(extract(epoch FROM expires_at - clock_timestamp()) * 1000))
+            END AS ttl,
+            CASE WHEN NOT EXISTS (SELECT 1 FROM ${POSTGRES_WAITERS_TABLE} WHERE key = gone.key)
+                 THEN pg_notify(${text(releaseChannel)}, gone.key) END AS woken
+       FROM gone`,
+    grantNext(sql, key, "''"),
+  ].join(';\n');
+}
+/** Index of the statement of `forceReleaseSql` whose row is the deleted holding. */
+export const FORCED_AT = 2;

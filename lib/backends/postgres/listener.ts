@@ -9,8 +9,9 @@ import { now } from '../../core/timing.js';
  * pooled connection): opened when a blocking acquire first waits, closed a second after the last
  * one stopped. It listens on two channels: its own grant channel (`sherlock_grant_<random>`), on
  * which a release that gives the lock to one of its waiters says `<id> <fencing token> <server
- * ms>` (see line.ts), and `sherlock_release`, on which a force-release says the key (every waiter of the
- * key then attempts, and a free lock goes to the first in line). Its loss (the server restarted,
+ * ms>` (see line.ts), and `sherlock_release`, on which a force-release that left nobody in line
+ * says the key (every waiter of the key then attempts: one not in the line now takes the free
+ * lock; a force-release with someone in line grants the first, as a release). Its loss (the server restarted,
  * the network cut) wakes every waiter, which attempts again once it listens again.
  */
 export const RELEASE_CHANNEL = 'sherlock_release';
