@@ -51,6 +51,8 @@ export interface RedisOptions extends CommonServerOptions {
   password?: string;
   /** `--appendonly yes` (data survives kill/restart). Default false. */
   appendonly?: boolean;
+  /** `--replicaof HOST PORT`: starts as a replica of that server (its password, if any, too). */
+  replicaOf?: Pick<RedisServer, 'host' | 'port' | 'password'>;
 }
 
 export interface MemcachedOptions extends CommonServerOptions {
@@ -688,6 +690,7 @@ class ManagedRedis extends ManagedServer implements RedisServer {
         '--daemonize',
         'no',
         ...(password !== undefined ? ['--requirepass', password] : []),
+        ...replicaArgs(options.replicaOf),
         ...(options.args ?? []),
       ],
       env: childEnv(options.env),
@@ -700,9 +703,17 @@ class ManagedRedis extends ManagedServer implements RedisServer {
   }
 }
 
+/** `--replicaof` (and `--masterauth`) for a replica of `master`. */
+function replicaArgs(master: RedisOptions['replicaOf']): string[] {
+  if (master === undefined) return [];
+  const auth = master.password === undefined ? [] : ['--masterauth', master.password];
+  return ['--replicaof', master.host, String(master.port), ...auth];
+}
+
 /**
  * Starts `redis-server --port N --bind 127.0.0.1 --dir <tmp>/data --save '' --appendonly no
- * --protected-mode no` (+ `--requirepass`, `--appendonly yes`, `args` as requested).
+ * --protected-mode no` (+ `--requirepass`, `--appendonly yes`, `--replicaof`, `args` as
+ * requested). A replica answers PING before its first sync: wait for the master to list it.
  */
 export function startRedis(options: RedisOptions = {}): Promise<RedisServer> {
   return createAndStart(1, ([port]) => new ManagedRedis(port ?? 0, options.password, options));

@@ -1,8 +1,13 @@
-import type { LockBackend, LockTarget } from '../../core/backend.js';
+import type {
+  AttemptOutcome,
+  ElectionBackend,
+  HandOff,
+  LockBackend,
+  LockTarget,
+} from '../../core/backend.js';
 import { messages } from '../../core/messages.js';
-import { RELEASE_AND_GRANT, ioredis, type RedisCommands } from './scripts.js';
+import { ioredis, type RedisCommands } from './scripts.js';
 import { checkWaitForReplicas, type WaitForReplicas } from './sentinel.js';
-import { siblingKey } from './slots.js';
 
 /**
  * `waitForReplicas`: Redis replicates asynchronously, so a lock written on a master that dies
@@ -85,63 +90,131 @@ interface GrantedByMessage {
 }
 
 /**
- * The Redis backend with `waitForReplicas` applied to the lock (mutex) operations that grant:
- * acquire (a grant by a release's message then takes one round trip: the waiter confirms with an
- * acquire script, which is a write on its own connection, and WAITs for it) and extend.
+ * What grants in one Redis primitive (the lock, the semaphore, a read-write lock's side): its
+ * acquire, the release that gives back a grant no replica acknowledged, its extend and hand-off.
  */
-export function withReplicaAcks<W>(
-  backend: LockBackend<RedisCommands, undefined, W>,
-): LockBackend<RedisCommands, undefined, W> {
-  const { acquire, extend, handOff } = backend;
-  return {
-    ...backend,
+export interface GrantingPrimitives<T extends LockTarget<RedisCommands>, H, W> {
+  acquire(target: T, token: string, waiter?: W): Promise<AttemptOutcome<H>>;
+  release(target: T, token: string, held: H | undefined): Promise<boolean>;
+  extend?(target: T, token: string, ttl: number, held: H | undefined): Promise<boolean>;
+  readonly handOff?: HandOff<RedisCommands, W, T>;
+}
+
+/**
+ * `primitives` with `waitForReplicas` applied: on a client that asks for it, an acquire's grant
+ * (a grant by a release's message then takes one round trip: the waiter confirms it with its own
+ * acquire script, a write on its own connection, and WAITs for it) and an extend are WAITed for;
+ * a grant too few replicas acknowledged is given back by `release` (which hands it to the next in
+ * line) and the attempt fails with `ReplicaAckError`. Everything else is `primitives`' own.
+ */
+export function withAcks<
+  T extends LockTarget<RedisCommands>,
+  H,
+  W,
+  P extends GrantingPrimitives<T, H, W>,
+>(primitives: P): P {
+  const { acquire, release, extend, handOff } = primitives;
+  const takeGrant = handOff?.takeGrant;
+  const wrapped: GrantingPrimitives<T, H, W> = {
     // With waitForReplicas a grant by message is confirmed by the waiter's own write and WAIT
     // (acquireAcked below): the session may not take it from the message alone.
-    ...(handOff?.takeGrant
+    ...(handOff && takeGrant
       ? {
           handOff: {
             ...handOff,
-            takeGrant: (lock: LockTarget<RedisCommands>, waiter: W) =>
-              replicasOf(lock.client) ? undefined : handOff.takeGrant?.(lock, waiter),
+            takeGrant: (target: T, waiter: W) =>
+              replicasOf(target.client) ? undefined : takeGrant.call(handOff, target, waiter),
           },
         }
       : {}),
+    release,
     // Without waitForReplicas (the common case): the backend's own promise, no async level more.
-    acquire: (lock, token, waiter) =>
-      replicasOf(lock.client) ? acquireAcked(lock, token, waiter) : acquire(lock, token, waiter),
-    async extend(lock, token, ttl, held) {
-      if (!extend) throw new Error('extend() is not implemented');
-      const extended = await extend(lock, token, ttl, held);
-      const wanted = replicasOf(lock.client);
-      if (extended && wanted) await awaitReplicas(lock.client, wanted);
-      return extended;
-    },
+    acquire: (target, token, waiter) =>
+      replicasOf(target.client)
+        ? acquireAcked(target, token, waiter)
+        : acquire(target, token, waiter),
+    ...(extend ? { extend: ackedExtend(extend) } : {}),
   };
+  return { ...primitives, ...wrapped };
 
   /** An acquire on a client with waitForReplicas: the write, then WAIT for it. */
-  async function acquireAcked(lock: LockTarget<RedisCommands>, token: string, waiter?: W) {
-    const wanted = replicasOf(lock.client);
-    if (!wanted) return acquire(lock, token, waiter);
+  async function acquireAcked(target: T, token: string, waiter?: W) {
+    const wanted = replicasOf(target.client);
+    if (!wanted) return acquire(target, token, waiter);
     // A grant by message alone is a write on the releaser's connection: confirm by our own.
     if (waiter) (waiter as GrantedByMessage).grant = undefined;
-    const outcome = await acquire(lock, token, waiter);
+    const outcome = await acquire(target, token, waiter);
     if (outcome === false || (typeof outcome === 'object' && !outcome.granted)) return outcome;
     try {
-      await awaitReplicas(lock.client, wanted);
+      await awaitReplicas(target.client, wanted);
     } catch (err) {
-      const owner = typeof outcome === 'object' ? outcome.ownerToken : undefined;
-      await giveBack(lock, owner ?? token);
+      const owner = (typeof outcome === 'object' ? outcome.ownerToken : undefined) ?? token;
+      // Given back (to the next in line); a failure here leaves it to expire.
+      await release(target, owner, undefined).catch(() => undefined);
       throw err;
     }
     return outcome;
   }
 }
 
-/** Releases (and hands to the next in line) a lock whose grant was not acknowledged. */
-async function giveBack(lock: LockTarget<RedisCommands>, owner: string): Promise<void> {
-  const fencing = siblingKey(lock.key, lock.namespace, 'fence');
-  const queue = siblingKey(lock.key, lock.namespace, 'queue', `:${lock.key}`);
-  await RELEASE_AND_GRANT.run(lock.client, [lock.key, fencing, queue], [owner]).catch(
-    () => undefined,
-  );
+/**
+ * `extend` WAITed for on a client with waitForReplicas: an extension too few replicas
+ * acknowledged throws `ReplicaAckError` (the master did extend: the holding stays).
+ */
+function ackedExtend<T extends LockTarget<RedisCommands>, H>(
+  extend: (target: T, token: string, ttl: number, held: H | undefined) => Promise<boolean>,
+) {
+  return (target: T, token: string, ttl: number, held: H | undefined): Promise<boolean> => {
+    const wanted = replicasOf(target.client);
+    const extended = extend(target, token, ttl, held);
+    return wanted ? acked(extended, target.client, wanted) : extended;
+  };
+}
+
+/** `write` (resolving whether it wrote), then WAIT for it if it did. */
+async function acked(
+  write: Promise<boolean>,
+  client: RedisCommands,
+  wanted: WaitForReplicas,
+): Promise<boolean> {
+  const written = await write;
+  if (written) await awaitReplicas(client, wanted);
+  return written;
+}
+
+/**
+ * The Redis backend with `waitForReplicas` applied (`withAcks`) to the lock (mutex) operations
+ * that grant, to the semaphore's and the read-write lock's, and to the election's writes: the
+ * proclaim of who leads and the renewal of its lease (the election's lock is the lock above).
+ */
+export function withReplicaAcks<H, W>(
+  backend: LockBackend<RedisCommands, H, W>,
+): LockBackend<RedisCommands, H, W> {
+  const { semaphore, readWrite, election } = backend;
+  return {
+    ...withAcks(backend),
+    ...(semaphore ? { semaphore: withAcks(semaphore) } : {}),
+    ...(readWrite ? { readWrite: withAcks(readWrite) } : {}),
+    ...(election ? { election: withElectionAcks(election) } : {}),
+  };
+}
+
+/**
+ * The election's writes WAITed for: a proclaim too few replicas acknowledged throws
+ * `ReplicaAckError` (the candidate then gives the lock back and campaigns on), a renewal too
+ * (it does not count: the leadership is lost when its lease runs out unrenewed).
+ */
+function withElectionAcks<H>(
+  election: ElectionBackend<RedisCommands, H>,
+): ElectionBackend<RedisCommands, H> {
+  const { proclaim, extend } = election;
+  return {
+    ...election,
+    proclaim(lock, token, term, value, held) {
+      const wanted = replicasOf(lock.client);
+      const published = proclaim.call(election, lock, token, term, value, held);
+      return wanted ? acked(published, lock.client, wanted) : published;
+    },
+    ...(extend ? { extend: ackedExtend(extend.bind(election)) } : {}),
+  };
 }
