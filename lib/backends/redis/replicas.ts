@@ -12,11 +12,12 @@ import { checkWaitForReplicas, type WaitForReplicas } from './sentinel.js';
 /**
  * `waitForReplicas`: Redis replicates asynchronously, so a lock written on a master that dies
  * before a replica got the write is lost when that replica is promoted (another client then takes
- * the lock again). With this option set on a client, every write that grants a lock (an acquire,
- * the hand-off to a waiter, an extend) is followed on the same connection by
- * `WAIT replicas timeout`; fewer acknowledgements than asked and the acquire does not succeed: it
- * releases what it set and fails with `ReplicaAckError` (the `cause` of the `LockBackendError`,
- * an attempt that failed: a blocking acquire tries again until its `timeout`).
+ * the lock again). With this option set on a client, every write that grants a lock, a
+ * semaphore's permit or a read-write lock's side (an acquire, the hand-off to a waiter, an
+ * extend), and an election's publishing of who leads and renewal, is followed on the same
+ * connection by `WAIT replicas timeout`; fewer acknowledgements than asked and the acquire does
+ * not succeed: it releases what it set and fails with `ReplicaAckError` (the `cause` of the
+ * `LockBackendError`, an attempt that failed: a blocking acquire tries again until its `timeout`).
  */
 
 /** The write was not acknowledged by enough replicas in time (see `waitForReplicas`). */
