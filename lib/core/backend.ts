@@ -144,6 +144,14 @@ export interface HandOff<
    */
   readonly openAfterRefusal?: boolean;
   /**
+   * Whether a waiter opened now would listen without a round trip (the backend's notification
+   * channel for this lock is subscribed already). `true`: the core opens the waiter and listens
+   * before the acquire's first attempt, so that a refused first attempt already puts the waiter
+   * in line (no window between a refusal and the waiter's place in line in which the lock can go
+   * to a newcomer). Called once per blocking acquire: must be cheap and synchronous.
+   */
+  listensAlready?(lock: T): boolean;
+  /**
    * Called after every failed attempt of a blocking acquire, before it waits: starts listening
    * if not yet. Resolves `true` when no release after that attempt can be missed (the waiter then
    * waits), `false` when the core should attempt once more at once (listening just started).

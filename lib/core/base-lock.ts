@@ -337,11 +337,17 @@ export abstract class BaseLock<C extends object = object>
 
   /**
    * Whether an acquire (no options object: no signal, the lock's timeout) may take the
-   * uncontended path: no acquire in progress, not traced, and a first attempt without a waiter.
+   * uncontended path: no acquire in progress, not traced, and a first attempt without a waiter
+   * (a hand-off backend that would listen at once, `listensAlready`, listens first instead).
    */
   private canAcquireFirst(blocking: boolean): boolean {
     if (this.acquiring) return false;
-    return blocking ? this.firstWithoutWaiter && lockTracer() === undefined : true;
+    if (!blocking) return true;
+    return (
+      this.firstWithoutWaiter &&
+      lockTracer() === undefined &&
+      this.impl.handOff?.listensAlready?.(this) !== true
+    );
   }
 
   /**

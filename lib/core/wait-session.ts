@@ -226,8 +226,13 @@ class WaitSession<H> {
     let answered = false;
     let failuresInARow = 0;
     let attempts = 0;
+    // A backend that would listen at once (its channel already subscribed): the waiter listens
+    // before the first attempt, which then puts it in line if refused.
+    const warm = this.first === undefined && this.handOff?.listensAlready?.(target) === true;
+    if (warm) this.openLater = false;
     if (!this.openLater) this.openWaiter();
     try {
+      if (warm && this.hasWaiter) await this.listen();
       for (;;) {
         if (signal?.aborted) throw new LockAbortedError(target.name, { cause: signal.reason });
         try {

@@ -46,6 +46,51 @@ describe('redis: direct grant, strict first come first served (its own server)',
     await waiter.release();
   });
 
+  it('a client already listening puts a blocking acquire in line with its first attempt (one script call); a cold client takes two (the refused attempt, then its entry), in which time the lock can go to a newcomer', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { client, inspector, manager, queued } = redis.setUp(onTestFinished);
+    const scriptCalls = async () => {
+      const stats = await inspector.info('commandstats');
+      return Number(/cmdstat_evalsha:calls=(\d+)/u.exec(stats)?.[1] ?? 0);
+    };
+    const holder = manager();
+    const [busy, other] = [uniqueName('fifo-warm-a'), uniqueName('fifo-warm-b')];
+    const held = [holder.lock(busy), holder.lock(other)];
+    for (const lock of held) expect(await lock.acquire(false)).toBe(true);
+    const queueOf = (name: string) => new RedisLock(name, { client: client() }).queueKey;
+
+    // A waiter on `busy` subscribes its client's wake channel.
+    const warm = manager();
+    const first = warm.lock(busy, SLOW_POLLING);
+    const firstDone = first.acquire();
+    await queued(queueOf(busy), 1);
+    await delay(200); // its second attempt (with its entry) is the one that queued it: done
+
+    const before = await scriptCalls();
+    const second = warm.lock(other, SLOW_POLLING);
+    const secondDone = second.acquire();
+    await queued(queueOf(other), 1);
+    await delay(200);
+    const warmCalls = (await scriptCalls()) - before;
+    const cold = manager().lock(other, SLOW_POLLING);
+    const coldDone = cold.acquire();
+    await queued(queueOf(other), 2);
+    await delay(200);
+    const coldCalls = (await scriptCalls()) - before - warmCalls;
+    expect(warmCalls, 'a listening client: in line with its first attempt').toBe(1);
+    expect(coldCalls, 'a cold client: a refused attempt, then its entry').toBe(2);
+
+    // And the line holds: each goes in turn.
+    for (const lock of held) await lock.release();
+    expect(await firstDone).toBe(true);
+    expect(await secondDone).toBe(true);
+    await second.release();
+    expect(await coldDone).toBe(true);
+    await Promise.all([first.release(), cold.release()]);
+  });
+
   it('a newcomer never cuts in while someone waits, not even acquire(false) right behind the release; the waiter holds from the message alone', async ({
     expect,
     onTestFinished,

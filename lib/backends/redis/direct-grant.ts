@@ -59,6 +59,14 @@ export function noteServerTime(
   if (Array.isArray(reply)) noteServerTimeOf(waiter, sentAt, (reply as unknown[])[index]);
 }
 
+/**
+ * Whether a waiter on `target`'s client would listen at once (its wake channel is subscribed
+ * already, plain pub/sub): the core then listens before the first attempt, which puts the waiter
+ * in line if refused (`HandOff.listensAlready`).
+ */
+export const listensAlready = (target: { readonly client: object }): boolean =>
+  WakeChannels.ready(target.client);
+
 export const openGrantWaiter = (wake: () => void): GrantWaiter => ({
   wake,
   woken: false,

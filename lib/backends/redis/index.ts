@@ -25,6 +25,7 @@ import {
   entryFor,
   type GrantWaiter,
   listenForGrant,
+  listensAlready,
   noteServerTime,
   openGrantWaiter,
 } from './direct-grant.js';
@@ -207,6 +208,9 @@ const redisBackend: LockBackend<RedisCommands, undefined, GrantWaiter> = {
     open: (_lock, wake) => openGrantWaiter(wake),
     // An attempt with a waiter that has not listened yet is a newcomer's attempt (see acquire).
     openAfterRefusal: true,
+    // Unless the client's wake channel is subscribed already (contention lately): then the first
+    // attempt carries the waiter's entry, and a refusal is a place in line.
+    listensAlready,
     // Its entry: `<mode> <channel> <id> <owner token> <expire or ->` (see scripts.ts).
     listen: (lock, waiter) =>
       listenForGrant(

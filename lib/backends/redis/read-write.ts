@@ -5,6 +5,7 @@ import {
   type GrantWaiter,
   grantOutcome,
   listenForGrant,
+  listensAlready,
   openGrantWaiter,
   noteServerTime,
 } from './direct-grant.js';
@@ -56,6 +57,7 @@ const listen = (rw: ReadWriteTarget, waiter: RedisReadWriteWaiter) =>
 
 const handOff: HandOff<RedisCommands, RedisReadWriteWaiter, ReadWriteTarget<RedisCommands>> = {
   open: (_rw, wake) => openGrantWaiter(wake),
+  listensAlready,
   listen,
   // Not granted (timed out, aborted, failed): leave the line, give back (to whoever is next) the
   // side a release granted meanwhile, the message being on its way or lost.

@@ -5,6 +5,7 @@ import {
   type GrantWaiter,
   grantOutcome,
   listenForGrant,
+  listensAlready,
   openGrantWaiter,
   noteServerTime,
 } from './direct-grant.js';
@@ -48,6 +49,7 @@ const expireOf = (sem: SemaphoreTarget) =>
 
 const handOff: HandOff<RedisCommands, GrantWaiter, SemaphoreTarget<RedisCommands>> = {
   open: (_sem, wake) => openGrantWaiter(wake),
+  listensAlready,
   // Its entry: `<mode> <channel> <id> <owner token> <expire or -> <limit>`.
   listen: (sem, waiter) =>
     listenForGrant(

@@ -97,6 +97,17 @@ export class WakeChannels {
 
   private static readonly byClient = new WeakMap<object, WakeChannels>();
 
+  /**
+   * Whether a plain pub/sub waiter of `client` would listen at once: its subscriber connection
+   * is subscribed and has not dropped since (a Cluster's sharded subscriptions: no, see `join`).
+   */
+  static ready(client: object): boolean {
+    return WakeChannels.byClient.get(client)?.live === true;
+  }
+
+  /** The plain subscription is in place (set once SUBSCRIBE replied, cleared on any drop). */
+  private live = false;
+
   /** The wake channels of `client` (one per client object); `cluster`: it is a Redis Cluster. */
   static of(client: SubscriberSource, cluster = false): WakeChannels {
     let channels = WakeChannels.byClient.get(client);
@@ -161,15 +172,25 @@ export class WakeChannels {
       connected = true;
     });
     subscriber.on('close', () => {
-      if (this.subscriber === subscriber) this.wakeAll();
+      if (this.subscriber !== subscriber) return;
+      this.live = false;
+      this.wakeAll();
     });
     // While the server is away the waiters poll and ioredis reconnects: nothing to report here.
     subscriber.on('error', () => undefined);
     this.subscriber = subscriber;
-    this.subscribed = subscriber.subscribe(this.channel).catch((err: unknown) => {
-      this.close();
-      throw err;
-    });
+    this.subscribed = subscriber.subscribe(this.channel).then(
+      (reply: unknown) => {
+        if (this.subscriber === subscriber && !this.cluster) {
+          this.live = true;
+        }
+        return reply;
+      },
+      (err: unknown) => {
+        this.close();
+        throw err;
+      },
+    );
     return this.subscribed;
   }
 
@@ -238,6 +259,7 @@ export class WakeChannels {
   };
 
   private close(): void {
+    this.live = false;
     const subscriber = this.subscriber;
     const sharded = this.sharded;
     this.subscriber = undefined;
