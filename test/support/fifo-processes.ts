@@ -85,16 +85,29 @@ export async function checkFifoAcrossProcesses(
     for (const b of all.slice(0, i)) if (b.requested > a.requested + SLACK_MS) overtakes++;
   }
   // Hand-offs with another process waiting: where did the lock go?
+  // Each process's first acquire is cold: its client subscribes (a new connection) before its
+  // entry can be in line, tens of ms on a loaded machine, while the others take turns. The
+  // hand-offs while such a process waits are counted apart (`coldHandoffs`).
+  const firstOf = new Map<number, FifoSection>();
+  for (const s of all) if (!firstOf.has(s.worker)) firstOf.set(s.worker, s);
   let handoffs = 0;
   let toWaiting = 0;
+  let coldHandoffs = 0;
+  let coldToWaiting = 0;
   let newcomerOverLongWaiter = 0;
   for (const [i, prev] of all.entries()) {
     const next = all[i + 1];
     if (!next) break;
     const waiting = all.slice(i + 1).filter((s) => s.requested < prev.end);
     if (waiting.length === 0) continue;
+    const toAWaiter = next.requested < prev.end;
+    if (waiting.some((s) => firstOf.get(s.worker) === s)) {
+      coldHandoffs++;
+      if (toAWaiter) coldToWaiting++;
+      continue;
+    }
     handoffs++;
-    if (next.requested < prev.end) toWaiting++;
+    if (toAWaiter) toWaiting++;
     else if (waiting.some((s) => s.requested < prev.end - SLACK_MS)) newcomerOverLongWaiter++;
   }
   const perWorker = Array.from(
@@ -103,7 +116,8 @@ export async function checkFifoAcrossProcesses(
   );
   console.log(
     `${backend} FIFO, ${WORKERS} processes: ${handoffs} hand-offs with someone waiting, ` +
-      `${((toWaiting / Math.max(1, handoffs)) * 100).toFixed(1)} % to a process already waiting; ` +
+      `${((toWaiting / Math.max(1, handoffs)) * 100).toFixed(1)} % to a process already waiting ` +
+      `(while a process made its first, cold acquire: ${coldToWaiting} of ${coldHandoffs}); ` +
       `wait max ${Math.max(...all.map((s) => s.start - s.requested)).toFixed(0)} ms`,
   );
   console.log(
@@ -113,8 +127,10 @@ export async function checkFifoAcrossProcesses(
   // A process's request is timed before its attempt reaches the server, and a process on this
   // loaded 2-core machine may be descheduled in between for longer than any slack, so the exact
   // order is checked in-process (test/features/redis-fifo.spec.ts, postgres-fifo.spec.ts); here,
-  // the share of hand-offs to a process already waiting, which a lock letting newcomers race
-  // woken waiters keeps near 65 % on Redis and 82 % on PostgreSQL, and strict FIFO near 100 %.
+  // the share of hand-offs to a process already waiting (each process's first, cold acquire
+  // apart), which a lock letting newcomers race woken waiters keeps near 65 % on Redis and 82 %
+  // on PostgreSQL, and strict FIFO near 100 % (100 % in four runs of four on Redis, 92.6-99.6 %
+  // with the cold ones counted).
   expect(toWaiting / handoffs, 'hand-offs to a process already waiting').toBeGreaterThan(
     minToWaiting,
   );
