@@ -196,10 +196,13 @@ if ARGV[3] == '' and redis.call('exists', KEYS[3]) == 0 then
 end
 ${GRANT_NEXT}
 local entry = ARGV[3]
--- Makes the line live at least ms more, never less than it would; returns its remaining ms.
+-- Makes the line live at least ms more (within a second), never less than it would; returns its
+-- remaining ms.
+-- Within a second counts as kept: the holder's and the line's PTTL are read at different
+-- instants, and a script preempted across a millisecond would move the line for nothing.
 local function keep_line(ms)
   local left = redis.call('pttl', KEYS[3])
-  if left >= ms then return left end
+  if left >= ms - 1000 then return left end
   redis.call('pexpire', KEYS[3], ms)
   return ms
 end
