@@ -15,14 +15,16 @@ import { backendOfClient, backends, type BackendDefinition } from './registry.js
 /** What `configure()` takes: the lock options plus the global-only `backend` and `client`. */
 export interface ConfigureOptions extends LockOptions {
   /**
-   * The backend of the generic `Lock`: `'redis'`, `'memcached'`, `'etcd'`, `'memory'`, the name
-   * of a registered backend, or a definition such as `backends.REDIS`. Global only. A name is
+   * The backend of the generic `Lock`: a built-in one (`'redis'`, `'memcached'`, `'etcd'`,
+   * `'memory'`, `'redlock'`, `'postgres'`, `'zookeeper'`, `'threads'`, `'cluster'`), the name of
+   * a registered backend, or a definition such as `backends.REDIS`. Global only. A name is
    * type-checked against `BackendName` (see `SherlockBackends` to add yours).
    */
   backend?: BackendName | BackendDefinition;
   /**
    * A client of the backend's library (an ioredis `Redis` or `Cluster`, a memjs `Client`, an
-   * etcd3 `Etcd3`, a `MemoryStore`). Given without `backend`, it sets the backend by its class.
+   * etcd3 `Etcd3`, a pg `Pool`, a `ZooKeeperClient`, a `MemoryStore`; see
+   * docs/core.md). Given without `backend`, it sets the backend by its class.
    * Global only; it is closed by neither `shutdown()` nor this library.
    */
   client?: object;

@@ -15,6 +15,10 @@ export function describeValue(value: unknown): string {
   return ctor && ctor !== 'Object' ? `an instance of ${ctor}` : 'a plain object';
 }
 
+/** The built-in backends' names (lib/core/backend-names.ts), for messages. */
+const BUILT_IN =
+  "'redis', 'memcached', 'etcd', 'memory', 'redlock', 'postgres', 'zookeeper', 'threads', 'cluster'";
+
 /** The message of an error given as a cause. */
 export function describeCause(cause: unknown): string {
   return cause instanceof Error ? cause.message : String(cause);
@@ -32,7 +36,7 @@ export const messages = {
   unknownClient: (value: unknown, known: readonly string[]) =>
     `Invalid option 'client': got ${describeValue(value)}, which is not a client of any known backend library (${known.join(', ')}); pass an instance of one of them, or set 'backend' as well`,
   noBackend: (name: string) =>
-    `Cannot create lock '${name}': no backend is configured. Call configure({ backend: 'redis' | 'memcached' | 'etcd' | 'memory' }) first, or use RedisLock, MemcachedLock, EtcdLock or MemoryLock directly`,
+    `Cannot create lock '${name}': no backend is configured. Call configure({ backend }) first (one of ${BUILT_IN}, or a backend you registered), or use a LockManager, or a lock class (RedisLock, PostgresLock, ...) directly`,
   invalidName: (backend: string, name: unknown, rule: string) =>
     `Invalid lock name for the ${backend} backend: got ${describeValue(name)}, ${rule}`,
   acquireInProgress: (name: string) =>
@@ -69,7 +73,7 @@ export const messages = {
   noSemaphores: 'it implements no semaphore primitives (see docs/extending.md)',
   noReadWrite: 'it implements no read-write lock primitives (see docs/extending.md)',
   noBackendFor: (what: string, name: string) =>
-    `Cannot create ${what} '${name}': no backend is configured. Call configure({ backend: 'redis' | 'etcd' | 'memory' }) first, or use manager.${what}()`,
+    `Cannot create ${what} '${name}': no backend is configured. Call configure({ backend }) first with a backend that has it (its capabilities say so: backends.get(name).capabilities), or use manager.${what}()`,
   autoExtendWithoutExtend: (backend: string) =>
     `Invalid option 'autoExtend': the ${backend} backend cannot extend a lock (it has no extend primitive, no _extend), so it cannot renew one; leave autoExtend false`,
   noClient: (name: string, lockClass: string) =>
