@@ -8,29 +8,17 @@
  * server. And the message's two forms: dated for a waiter whose id ends with `.`, the older
  * `<id> <fencing token>` for an older client's waiter (a rolling upgrade).
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 
 import { PostgresLock } from 'nestjs-sherlock';
 import pg from 'pg';
 import { describe, it } from 'vitest';
 
 import { uniqueName } from '../support/backends.js';
+import { spawnStaleGrantChild } from '../support/stale-grant-child.js';
 import { postgresUrl } from '../support/env.js';
 import { delay, waitFor } from '../support/helpers.js';
 import { scope } from '../support/locks.js';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const WORKER = fileURLToPath(
-  new URL('../fixtures/postgres-stale-grant-worker.ts', import.meta.url),
-);
-
-interface Report {
-  readonly ready?: boolean;
-  readonly acquired?: string;
-  readonly aborted?: boolean;
-}
 
 describe('postgres: a grant that expired while its waiter was frozen', () => {
   /** A fresh pool, ended after the test. */
@@ -66,31 +54,11 @@ describe('postgres: a grant that expired while its waiter was frozen', () => {
       ).rows.map((row) => String(row.token))[0];
     expect(await first.acquire(false)).toBe(true);
 
-    const child = spawn(process.execPath, ['--import', 'tsx', WORKER, postgresUrl(), name], {
-      cwd: ROOT,
-      env: process.env,
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-    });
-    defer(() => {
-      child.kill('SIGCONT');
-      child.kill('SIGKILL');
-    });
-    let output = '';
-    child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-    /** Every "acquired" report, with whether `second` held when it came. */
-    const acquired: { token: string; aborted: boolean; whileSecondHeld: boolean }[] = [];
-    let secondHolds = false;
-    child.on('message', (report: Report) => {
-      if (report.acquired !== undefined) {
-        acquired.push({
-          token: report.acquired,
-          aborted: report.aborted === true,
-          whileSecondHeld: secondHolds,
-        });
-      }
-    });
+    const { child, acquired, secondHolds, exited, output } = spawnStaleGrantChild(
+      'postgres-stale-grant-worker.ts',
+      [postgresUrl(), name],
+      defer,
+    );
 
     // The child waits in line (its entry is in the line), then is frozen.
     await waitFor(async () => (await line()).length === 1, {
@@ -110,7 +78,7 @@ describe('postgres: a grant that expired while its waiter was frozen', () => {
     });
     await delay(1_000);
     expect(await second.acquire(false)).toBe(true);
-    secondHolds = true;
+    secondHolds(true);
     // The child resumes and reads the old message while `second` holds.
     expect(child.kill('SIGCONT')).toBe(true);
     await delay(3_000);
@@ -118,10 +86,10 @@ describe('postgres: a grant that expired while its waiter was frozen', () => {
     expect(await line(), 'the child queued again').toEqual([childToken]);
 
     // `second` releases: the child is granted now, with a higher fencing token.
-    secondHolds = false;
+    secondHolds(false);
     await second.release();
     await waitFor(() => acquired.length > 0, { what: 'the child acquired', timeout: 20_000 });
-    expect(await exited, output).toBe(0);
+    expect(await exited, output()).toBe(0);
     expect(acquired).toHaveLength(1);
     const [holding] = acquired;
     expect(holding?.whileSecondHeld).toBe(false);

@@ -7,26 +7,16 @@
  * fencing token. A lock, and a permit of a semaphore of 1. A real child process
  * (test/fixtures/stale-grant-worker.ts) on the real server.
  */
-import { spawn } from 'node:child_process';
 import { setTimeout as delay } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 
 import { RedisLock } from 'nestjs-sherlock';
 import { describe, it } from 'vitest';
 
 import { uniqueName } from '../support/backends.js';
+import { spawnStaleGrantChild } from '../support/stale-grant-child.js';
 import { redisUrl } from '../support/env.js';
 import { waitFor } from '../support/helpers.js';
 import { findKey, redisClients } from '../support/redis-own.js';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const WORKER = fileURLToPath(new URL('../fixtures/stale-grant-worker.ts', import.meta.url));
-
-interface Report {
-  readonly ready?: boolean;
-  readonly acquired?: string;
-  readonly aborted?: boolean;
-}
 
 describe('redis: a grant that expired while its waiter was frozen', () => {
   for (const kind of ['lock', 'semaphore'] as const) {
@@ -55,31 +45,11 @@ describe('redis: a grant that expired while its waiter was frozen', () => {
           : (await findKey(inspector, `*sem:*${name}`)) !== undefined;
       expect(await first.acquire(false)).toBe(true);
 
-      const child = spawn(process.execPath, ['--import', 'tsx', WORKER, url, name, kind], {
-        cwd: ROOT,
-        env: process.env,
-        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      });
-      defer(() => {
-        child.kill('SIGCONT');
-        child.kill('SIGKILL');
-      });
-      let output = '';
-      child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-      child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-      const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-      /** Every "acquired" report, with whether `second` held when it came. */
-      const acquired: { token: string; aborted: boolean; whileSecondHeld: boolean }[] = [];
-      let secondHolds = false;
-      child.on('message', (report: Report) => {
-        if (report.acquired !== undefined) {
-          acquired.push({
-            token: report.acquired,
-            aborted: report.aborted === true,
-            whileSecondHeld: secondHolds,
-          });
-        }
-      });
+      const { child, acquired, secondHolds, exited, output } = spawnStaleGrantChild(
+        'stale-grant-worker.ts',
+        [url, name, kind],
+        defer,
+      );
 
       // The child waits in line (its entry is in the line), then is frozen.
       await waitFor(async () => (await inLine()) === 1, {
@@ -95,7 +65,7 @@ describe('redis: a grant that expired while its waiter was frozen', () => {
       await waitFor(async () => !(await held()), { what: 'the grant expired', timeout: 10_000 });
       await delay(1_000);
       expect(await second.acquire(false)).toBe(true);
-      secondHolds = true;
+      secondHolds(true);
       // The child resumes and reads the old message while `second` holds.
       expect(child.kill('SIGCONT')).toBe(true);
       await delay(3_000);
@@ -103,10 +73,10 @@ describe('redis: a grant that expired while its waiter was frozen', () => {
       expect(await inLine(), 'the child queued again').toBe(1);
 
       // `second` releases: the child is granted now, with a higher fencing token.
-      secondHolds = false;
+      secondHolds(false);
       await second.release();
       await waitFor(() => acquired.length > 0, { what: 'the child acquired', timeout: 20_000 });
-      expect(await exited, output).toBe(0);
+      expect(await exited, output()).toBe(0);
       expect(acquired).toHaveLength(1);
       const [holding] = acquired;
       expect(holding?.whileSecondHeld).toBe(false);
