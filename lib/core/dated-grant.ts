@@ -13,6 +13,14 @@ import { now } from './timing.js';
  */
 
 /**
+ * The end of every waiter id: tells a release (Redis: scripts.ts GRANT_NEXT; PostgreSQL: line.ts
+ * grantNext) that this waiter reads the server's time of a grant (`<id> <fencing token> <server
+ * ms>`); an older client's waiter id has no `.`, and gets the older `<id> <fencing token>` (a
+ * rolling upgrade).
+ */
+export const TIMED_ID = '.';
+
+/**
  * An attempt of a waiter: when it was sent (`now()`) and the server's time when it ran (ms, in
  * its reply). The server ran it after it was sent, so a grant made at server time `t` was made
  * at `sentAt + (t - serverMs)` in this process's clock at the earliest.

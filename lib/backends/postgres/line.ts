@@ -7,8 +7,8 @@
  * to the first live waiter in line (its row with the waiter's token, expiry and a fresh fencing
  * token), takes it out of the line, and `pg_notify`s its channel with `<id> <fencing token> <server
  * ms>` (the server's time of the grant; `<id> <fencing token>` to an older client's waiter, whose
- * id does not end with `.`: listener.ts `TIMED_ID`): the waiter holds the lock from the message
- * alone, unless that time says the grant expired before the waiter read it (its process was
+ * id does not end with `.`: core/dated-grant.ts `TIMED_ID`): the waiter holds the lock from the
+ * message alone, unless that time says the grant expired before the waiter read it (its process was
  * frozen): then its next attempt holds the lock if still its own, or queues it again.
  *
  * A force-release (inspect.ts) is a release as whoever holds the lock: it deletes the live row

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 
-import type { Queued } from '../../core/dated-grant.js';
+import { type Queued, TIMED_ID } from '../../core/dated-grant.js';
 import { now } from '../../core/timing.js';
 
 /**
@@ -15,13 +15,6 @@ import { now } from '../../core/timing.js';
  * the network cut) wakes every waiter, which attempts again once it listens again.
  */
 export const RELEASE_CHANNEL = 'sherlock_release';
-
-/**
- * The end of every waiter id: tells a release (line.ts, grantNext) that this waiter reads the
- * server's time of a grant (`<id> <fencing token> <server ms>`); an older client's waiter id has
- * no `.`, and gets the older `<id> <fencing token>` (a rolling upgrade).
- */
-export const TIMED_ID = '.';
 
 /** How long a listening connection with no waiter left is kept, in case another comes. */
 const IDLE_CLOSE_MS = 1_000;

@@ -80,7 +80,7 @@ local function grant(self)
         mine = true
       else
         local message = id .. ' ' .. n
-        -- A waiter that reads the server's time of its grant (wake-channels.ts, TIMED_ID).
+        -- A waiter that reads the server's time of its grant (core/dated-grant.ts, TIMED_ID).
         if string.sub(id, -1) == '.' then message = message .. ' ' .. ms(now) end
         local sent
         if mode == 's' then

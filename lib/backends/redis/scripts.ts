@@ -140,7 +140,7 @@ local function grant_next(self)
       if head[1] == self then return 'self' end
       local message = id .. ' ' .. granted
       if string.sub(id, -1) == '.' then
-        -- A waiter that reads the server's time of its grant (wake-channels.ts, TIMED_ID).
+        -- A waiter that reads the server's time of its grant (core/dated-grant.ts, TIMED_ID).
         local t = redis.call('time')
         message = message .. ' ' .. string.format('%d', t[1] * 1000 + math.floor(t[2] / 1000))
       end

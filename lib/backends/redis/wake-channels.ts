@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 
+import { TIMED_ID } from '../../core/dated-grant.js';
 import { tagForSlot } from './slots.js';
 
 /** The part of an ioredis client (`Redis` or `Cluster`) this needs to make subscriber connections. */
@@ -23,13 +24,6 @@ interface Subscriber {
  * in a Cluster whose servers have no sharded pub/sub (broadcast to every node).
  */
 export type WakeMode = 'p' | 's' | 'b';
-
-/**
- * The end of every waiter id: tells a lock's release script (scripts.ts, GRANT_NEXT) that this
- * waiter reads the server's time of a grant (`<id> <fencing token> <server ms>`); an older
- * waiter's id has no `.`, and gets the older `<id> <fencing token>` (a rolling upgrade).
- */
-export const TIMED_ID = '.';
 
 /**
  * What a message for a waiter carries: nothing (a wake-up), or a grant: its fencing token, and

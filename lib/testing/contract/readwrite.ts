@@ -151,7 +151,8 @@ export function readWriteContract(runner: Runner, fixture: SubjectInfo): void {
     expect(await r2.read.acquire(false)).toBe(true);
     const order: string[] = [];
     const writing = w.write.acquire().then(() => order.push('writer'));
-    await delay(IN_LINE_MS);
+    // In line once the server says so (a cold client connects its listener first).
+    await waitFor(async () => (await probe.state()).writerWaiting, { what: 'the writer in line' });
     expect(await probe.state()).toMatchObject({ readers: 2, writerWaiting: true });
     // A reader arriving now is refused (non-blocking) or waits (blocking).
     expect(await probe.read.acquire(false)).toBe(false);
