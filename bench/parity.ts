@@ -11,10 +11,11 @@
  *   npm run bench:parity                       # Redis and Memcached, 40 rounds of 300 cycles
  *   npm run bench:parity -- --rounds=20 --cycles=200 --only=redis
  *   npm run bench:parity -- --only=redis --baseline=/tmp/mainbuild/dist/sherlock.js
+ *   npm run bench:parity -- --only=semaphore  # the Redis semaphore against redis-semaphore's
  *
  * `--baseline=` adds another build of this library (its `dist/sherlock.js`, in a checkout with
- * its own node_modules or a link to them) as one more Redis and one more Memcached contender: a
- * before / after in the same alternating rounds.
+ * its own node_modules or a link to them) as one more Redis, Memcached and Redis semaphore
+ * contender: a before / after in the same alternating rounds.
  *
  * Starts its own redis-server and memcached on free ports (as `npm run bench` does). Not a test:
  * the numbers go to stdout (markdown) and nothing is asserted.
@@ -33,6 +34,13 @@ import {
   LONG_TIMEOUT,
 } from './lib/contenders.js';
 import { rawScripts } from './lib/raw-scripts.js';
+import {
+  baselineSemaphore,
+  closeSemaphoreManagers,
+  oursSemaphore,
+  peerSemaphore,
+  rawSemaphoreScripts,
+} from './lib/semaphore-parity.js';
 import { fmt, hr, median, ms, percentile, table } from './lib/stats.js';
 
 const argv = process.argv.slice(2);
@@ -80,8 +88,11 @@ async function baselineContenders(path: string): Promise<Contender[]> {
   });
   return [of('redis', mod.RedisLock), of('memcached', mod.MemcachedLock)];
 }
-const baselines = baselinePath === undefined ? [] : await baselineContenders(baselinePath);
-const baselineOf = (backend: string) => baselines.filter((b) => b.backend === backend);
+const baselines =
+  baselinePath === undefined
+    ? []
+    : [...(await baselineContenders(baselinePath)), await baselineSemaphore(baselinePath)];
+const baselineOf = (id: string) => baselines.filter((b) => b.id === id);
 
 /** Counts a socket's non-empty writes (each goes through the TCP stack on its own). */
 function countWrites(socket: { write: (...args: never[]) => boolean }): () => number {
@@ -96,6 +107,8 @@ function countWrites(socket: { write: (...args: never[]) => boolean }): () => nu
 }
 
 interface Pair {
+  /** What `--only=` names. */
+  readonly name: 'redis' | 'memcached' | 'semaphore';
   readonly backend: 'redis' | 'memcached';
   readonly ours: string;
   readonly peers: readonly string[];
@@ -106,26 +119,40 @@ interface Pair {
   readonly split?: { readonly via: string; readonly peer: string };
 }
 
-/** The bench's contenders, and this bench's own raw-scripts row. */
+/** The bench's contenders, and this bench's own rows (raw scripts, the semaphores). */
+const OWN_ROWS = [rawScripts, oursSemaphore, peerSemaphore, rawSemaphoreScripts];
 const contender = (id: string): Contender =>
-  id === rawScripts.id ? rawScripts : (baselines.find((b) => b.id === id) ?? listed(id));
+  OWN_ROWS.find((c) => c.id === id) ?? baselines.find((b) => b.id === id) ?? listed(id);
 
 const PAIRS: readonly Pair[] = [
   {
+    name: 'redis',
     backend: 'redis',
     ours: 'ours-redis',
     peers: [
       'redis-semaphore',
       'floor-redis',
       rawScripts.id,
-      ...baselineOf('redis').map((b) => b.id),
+      ...baselineOf('baseline-redis').map((b) => b.id),
     ],
     split: { via: rawScripts.id, peer: 'redis-semaphore' },
   },
   {
+    name: 'memcached',
     backend: 'memcached',
     ours: 'ours-memcached',
-    peers: ['memjs', 'floor-memcached', ...baselineOf('memcached').map((b) => b.id)],
+    peers: ['memjs', 'floor-memcached', ...baselineOf('baseline-memcached').map((b) => b.id)],
+  },
+  {
+    name: 'semaphore',
+    backend: 'redis',
+    ours: oursSemaphore.id,
+    peers: [
+      peerSemaphore.id,
+      rawSemaphoreScripts.id,
+      ...baselineOf('baseline-semaphore-redis').map((b) => b.id),
+    ],
+    split: { via: rawSemaphoreScripts.id, peer: peerSemaphore.id },
   },
 ];
 
@@ -179,7 +206,9 @@ async function main(): Promise<void> {
   );
   const memServer = (memcached as unknown as { servers: { _socket?: unknown }[] }).servers[0];
   const clients: Clients = { redis, memcached };
-  for (const id of ['floor-redis', rawScripts.id]) await contender(id).prepare?.(clients);
+  for (const id of ['floor-redis', rawScripts.id, rawSemaphoreScripts.id]) {
+    await contender(id).prepare?.(clients);
+  }
   const memcachedWrites = () => {
     const sock = memServer?._socket as { __writes?: () => number } | undefined;
     return sock?.__writes?.() ?? NaN;
@@ -197,7 +226,7 @@ async function main(): Promise<void> {
   const rows: string[][] = [];
   const splits: string[] = [];
   for (const pair of PAIRS) {
-    if (only && only !== pair.backend) continue;
+    if (only && only !== pair.name) continue;
     const ids = [pair.ours, ...pair.peers];
     const handles = new Map(ids.map((id) => [id, contender(id).make(clients, `parity:${id}`)]));
     const serverCount = () =>
@@ -238,7 +267,7 @@ async function main(): Promise<void> {
       const ratios = via.map((v, i) => v / peer[i]!).sort((a, b) => a - b);
       const spread = `${fmt(percentile(ratios, 10), 2)}–${fmt(percentile(ratios, 90), 2)}`;
       splits.push(
-        `${pair.backend}: ${contender(pair.split.via).label} / ${contender(pair.split.peer).label}` +
+        `${pair.name}: ${contender(pair.split.via).label} / ${contender(pair.split.peer).label}` +
           ` = ${fmt(median(ratios), 2)}x (p10–p90 ${spread}): the server's share of the gap;` +
           ` ours / ${contender(pair.split.via).label} (in the table) is the client's.`,
       );
@@ -248,7 +277,7 @@ async function main(): Promise<void> {
       const ratios = ourOps.map((o, i) => o / theirs[i]!).sort((a, b) => a - b);
       const cost = perCycle.get(id)!;
       rows.push([
-        pair.backend,
+        pair.name,
         contender(id).label,
         fmt(median(theirs)),
         id === pair.ours ? '—' : `${fmt(median(ratios), 2)}x`,
@@ -282,6 +311,7 @@ async function main(): Promise<void> {
       .join(' / ')}`,
   );
   process.stdout.write(`${out.join('\n')}\n`);
+  await closeSemaphoreManagers();
   redis.disconnect();
   counterRedis.disconnect();
   memcached.close();

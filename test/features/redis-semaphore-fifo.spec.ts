@@ -5,7 +5,7 @@
  * and each way a grant can go wrong (the waiter gave up, died, never got the message, its
  * subscriber dropped) ends with the line moving on, never with more than `limit` holders.
  */
-import { LockAbortedError, LockTimeoutError } from 'nestjs-sherlock';
+import { LockAbortedError, LockNotHeldError, LockTimeoutError } from 'nestjs-sherlock';
 import { describe, it, type TestContext } from 'vitest';
 
 import { uniqueName } from '../support/backends.js';
@@ -184,6 +184,79 @@ describe('redis semaphore: direct grant, strict first come first served (its own
     );
     expect(await holder.acquire(false), 'the limit holds').toBe(false);
     await waiter.release();
+    expect(await permits(name)).toEqual([]);
+  });
+
+  it("uncontended (nobody in line): the permits' set expires with its latest permit, never earlier; one without expiry keeps it until given back; a full set of expired permits lets a newcomer in; an expired permit is not given back", async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { manager, inspector, permits } = setUp(onTestFinished);
+    const name = uniqueName('sem-expiry');
+    const m = manager();
+    const scriptCalls = async () => {
+      const stats = await inspector.info('commandstats');
+      return Number(/cmdstat_evalsha:calls=(\d+)/u.exec(stats)?.[1] ?? 0);
+    };
+    // A blocking acquire + release, nobody in line: one script each, no waiter (nothing else).
+    // (Once before, on another name: the server loads the scripts, EVALSHA then EVAL.)
+    const warmUp = m.semaphore(uniqueName('sem-warm-up'), 3);
+    expect(await warmUp.acquire()).toBe(true);
+    await warmUp.release();
+    const before = await scriptCalls();
+    const alone = m.semaphore(name, 3, { expire: 30_000 });
+    expect(await alone.acquire()).toBe(true);
+    await alone.release();
+    expect((await scriptCalls()) - before).toBe(2);
+
+    const sem = (expire: number | null) => m.semaphore(name, 3, { expire });
+    const setTtl = async () => {
+      const key = await findKey(inspector, `*sem:*${name}`);
+      return key === undefined ? -2 : inspector.pttl(key);
+    };
+    const [a, b, c, d] = [sem(10_000), sem(40_000), sem(5_000), sem(null)];
+    expect(await a.acquire(false)).toBe(true);
+    const first = await setTtl();
+    expect(first, "a new set: its permit's expiry").toBeGreaterThan(5_000);
+    expect(first).toBeLessThanOrEqual(10_000);
+    expect(await b.acquire(false)).toBe(true);
+    expect(await setTtl(), 'moved later by a later permit').toBeGreaterThan(30_000);
+    expect(await c.acquire(false)).toBe(true);
+    expect(await setTtl(), 'never earlier').toBeGreaterThan(30_000);
+    await b.release();
+    expect(await d.acquire(false)).toBe(true);
+    expect(await setTtl(), 'a permit without expiry: no expiry').toBe(-1);
+    expect(await sem(60_000).acquire(false), 'the limit holds').toBe(false);
+    expect(await setTtl(), 'a later permit does not give it one').toBe(-1);
+    await d.release();
+    const left = await setTtl();
+    expect(left, 'given back: the latest permit left (a, 10 s)').toBeGreaterThan(0);
+    expect(left).toBeLessThanOrEqual(10_000);
+    await a.release();
+    await c.release();
+    expect(await permits(name)).toEqual([]);
+
+    // A permit that expired, still a member of the set (nothing dropped it yet): its release is
+    // refused, and it leaves the set.
+    const keeper = m.semaphore(name, 2, { expire: 30_000 });
+    expect(await keeper.acquire(false)).toBe(true);
+    const [keeperToken] = await permits(name);
+    const gone = m.semaphore(name, 2, { expire: 300 });
+    expect(await gone.acquire(false)).toBe(true);
+    await delay(700);
+    expect(await permits(name), 'expired, still a member').toHaveLength(2);
+    await expect(gone.release()).rejects.toBeInstanceOf(LockNotHeldError);
+    expect(await permits(name)).toEqual([keeperToken]);
+    // The set full of members, one expired: a newcomer gets in (the expired one is dropped).
+    expect(await gone.acquire(false)).toBe(true);
+    const goneToken = (await permits(name)).find((token) => token !== keeperToken);
+    await delay(700);
+    const newcomer = m.semaphore(name, 2, { expire: 30_000 });
+    expect(await newcomer.acquire(false), 'the expired permit makes room').toBe(true);
+    expect(await permits(name)).toHaveLength(2);
+    expect(await permits(name)).not.toContain(goneToken);
+    await keeper.release();
+    await newcomer.release();
     expect(await permits(name)).toEqual([]);
   });
 

@@ -57,6 +57,10 @@ const listen = (rw: ReadWriteTarget, waiter: RedisReadWriteWaiter) =>
 
 const handOff: HandOff<RedisCommands, RedisReadWriteWaiter, ReadWriteTarget<RedisCommands>> = {
   open: (_rw, wake) => openGrantWaiter(wake),
+  // An attempt with a waiter that has not listened yet is a newcomer's (no entry, see acquire):
+  // an uncontended acquire makes no waiter. Unless the client's wake channel is subscribed
+  // already: then the first attempt carries the waiter's entry.
+  openAfterRefusal: true,
   listensAlready,
   listen,
   // Not granted (timed out, aborted, failed): leave the line, give back (to whoever is next) the

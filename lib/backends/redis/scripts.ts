@@ -61,7 +61,7 @@ export class Script {
  * eviction) starts from the server's clock in microseconds, so it stays above the tokens it gave
  * before unless the server's clock went back or more than a million locks a second were taken.
  */
-const count = (counter: string) => `
+export const count = (counter: string) => `
 local n = redis.call('incr', ${counter})
 if n == 1 then
   local t = redis.call('time')

@@ -49,6 +49,11 @@ const expireOf = (sem: SemaphoreTarget) =>
 
 const handOff: HandOff<RedisCommands, GrantWaiter, SemaphoreTarget<RedisCommands>> = {
   open: (_sem, wake) => openGrantWaiter(wake),
+  // An attempt with a waiter that has not listened yet is a newcomer's (no entry, see acquire):
+  // an uncontended acquire makes no waiter (the lock's uncontended path, base-lock.ts).
+  openAfterRefusal: true,
+  // Unless the client's wake channel is subscribed already: then the first attempt carries the
+  // waiter's entry, and a refusal is a place in line.
   listensAlready,
   // Its entry: `<mode> <channel> <id> <owner token> <expire or -> <limit>`.
   listen: (sem, waiter) =>
