@@ -26,6 +26,8 @@ interface PermitKeys {
   readonly permits: string;
   readonly fencing: string;
   readonly line: string;
+  /** The semaphore's limit, as its scripts take it. */
+  readonly limit: string;
 }
 
 const keyCache = new WeakMap<SemaphoreTarget, PermitKeys>();
@@ -37,6 +39,7 @@ function keysOf(sem: SemaphoreTarget): PermitKeys {
       permits: siblingKey(sem.key, sem.namespace, 'sem', `:${sem.key}`),
       fencing: siblingKey(sem.key, sem.namespace, 'fence'),
       line: siblingKey(sem.key, sem.namespace, 'semq', `:${sem.key}`),
+      limit: String(sem.limit),
     };
     keyCache.set(sem, keys);
   }
@@ -84,24 +87,20 @@ const handOff: HandOff<RedisCommands, GrantWaiter, SemaphoreTarget<RedisCommands
  * queues behind them.
  */
 export const redisSemaphore: SemaphoreBackend<RedisCommands, undefined, GrantWaiter> = {
-  async acquire(sem, token, waiter) {
-    const granted = takeGrant(waiter, sem); // granted by a release: no round trip
-    if (granted) return granted;
+  // Not waiting (every uncontended acquire: the core opens no waiter before a refusal), or
+  // waiting in line.
+  acquire: (sem, token, waiter) =>
+    waiter === undefined ? acquireNew(sem, token) : acquireWaiting(sem, token, waiter),
+  // As acquireNew: the evalsha sent here, its reply mapped by a `.then` (no `async` level).
+  release(sem, token) {
     const { permits, fencing, line } = keysOf(sem);
-    const { entry, own } = entryFor(waiter, token);
-    const sentAt = now();
-    const reply = await ACQUIRE_PERMIT.run(
-      redis(sem),
-      [permits, fencing, line],
-      [own, expireOf(sem), String(sem.limit), entry],
-    );
-    // A waiter's refusal carries the server's time: it dates a grant's message (grantOf).
-    noteServerTime(waiter, sentAt, reply, 2);
-    return grantOutcome(reply, own, token);
-  },
-  async release(sem, token) {
-    const { permits, fencing, line } = keysOf(sem);
-    return (await RELEASE_PERMIT.run(redis(sem), [permits, fencing, line], [token])) === 1;
+    return redis(sem)
+      .evalsha(RELEASE_PERMIT.sha, 3, permits, fencing, line, token)
+      .then(isOne, (err: unknown) =>
+        RELEASE_PERMIT.unlessUnknown(err, redis(sem), [permits, fencing, line], [token]).then(
+          isOne,
+        ),
+      );
   },
   async extend(sem, token, ttl) {
     const args = [token, String(Math.ceil(ttl))];
@@ -112,3 +111,47 @@ export const redisSemaphore: SemaphoreBackend<RedisCommands, undefined, GrantWai
   },
   handOff,
 };
+
+const isOne = (reply: unknown): boolean => reply === 1;
+
+/**
+ * A newcomer's attempt (no waiter: the uncontended path), as the lock's (index.ts, acquireNew):
+ * the `evalsha` sent here with no entry, its reply mapped by a module-level function.
+ */
+function acquireNew(sem: SemaphoreTarget, token: string) {
+  const { permits, fencing, line, limit } = keysOf(sem);
+  const expire = expireOf(sem);
+  return redis(sem)
+    .evalsha(ACQUIRE_PERMIT.sha, 3, permits, fencing, line, token, expire, limit, '')
+    .then(newcomerOutcome, (err: unknown) =>
+      ACQUIRE_PERMIT.unlessUnknown(
+        err,
+        redis(sem),
+        [permits, fencing, line],
+        [token, expire, limit, ''],
+      ).then(newcomerOutcome),
+    );
+}
+
+/** A newcomer's reply: its fencing token, or `{ttl}` of the first permit to expire. */
+function newcomerOutcome(reply: unknown) {
+  if (typeof reply === 'string') return { granted: true as const, fencingToken: reply };
+  return { granted: false as const, holderTtl: (reply as [number])[0] };
+}
+
+/** A waiter's attempt: granted by a release's message, or the acquire script with its entry. */
+async function acquireWaiting(sem: SemaphoreTarget, token: string, waiter: GrantWaiter) {
+  const granted = takeGrant(waiter, sem); // granted by a release: no round trip
+  if (granted) return granted;
+  const { permits, fencing, line, limit } = keysOf(sem);
+  const { entry, own } = entryFor(waiter, token);
+  const sentAt = now();
+  const reply = await ACQUIRE_PERMIT.run(
+    redis(sem),
+    [permits, fencing, line],
+    [own, expireOf(sem), limit, entry],
+  );
+  // A waiter's refusal carries the server's time: it dates a grant's message (grantOf).
+  noteServerTime(waiter, sentAt, reply, 2);
+  return grantOutcome(reply, own, token);
+}
