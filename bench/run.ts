@@ -666,6 +666,15 @@ async function handoff(
           before = await counters(redis, etcdUrl);
         });
         const after = await counters(redis, etcdUrl);
+        if (process.env['BENCH_DUMP']) {
+          // Every section of this run, for a look by hand (BENCH_DUMP=<dir>).
+          const file = join(process.env['BENCH_DUMP'], `${c.id}-${n}.json`);
+          const sections = run.outcomes.flatMap((o) => o.sections);
+          writeFileSync(
+            file,
+            JSON.stringify(sections, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)),
+          );
+        }
         record(c, n, analyze(run.outcomes, n, run.startAt, run.endAt), delta(before, after));
       }
     }
@@ -1089,6 +1098,7 @@ function reportHandoff({ rows, probes }: { rows: HandoffRow[]; probes: HandoffPr
       'Jain',
       'wait p50 ms',
       'wait p99 ms',
+      "wait p99 ms, each proc's first left out",
       'wait max ms',
       'release p50 ms',
       'sections/proc min–max',
@@ -1120,6 +1130,7 @@ function reportHandoff({ rows, probes }: { rows: HandoffRow[]; probes: HandoffPr
         fmt(r.jain, 3),
         fmt(r.wait.p50, 1),
         fmt(r.wait.p99, 1),
+        fmt(r.waitAfterFirst.p99, 1),
         fmt(r.wait.max, 0),
         fmt(r.release.p50, 2),
         `${r.perWorkerMin}–${r.perWorkerMax}`,
@@ -1358,6 +1369,11 @@ function evaluateTargets(results: Results): Target[] {
           `hand-off redis ×${n}: wait p99 ≤ 2 × K × (hold + gap) = ${fmt(bound, 1)} ms`,
           `${fmt(row.result.wait.p99, 1)} ms (max ${fmt(row.result.wait.max, 0)} ms)`,
           row.result.wait.p99 <= bound,
+        );
+        add(
+          `hand-off redis ×${n}: wait p99, each process's first acquire left out (it connects the listener), ≤ ${fmt(bound, 1)} ms`,
+          `${fmt(row.result.waitAfterFirst.p99, 1)} ms (max ${fmt(row.result.waitAfterFirst.max, 0)} ms)`,
+          row.result.waitAfterFirst.p99 <= bound,
         );
       } else if (row.backend === 'etcd') {
         // "The holder's delete plus one watch event", as measured without load (the in-run
