@@ -12,6 +12,7 @@
  *   npm run bench:parity -- --rounds=20 --cycles=200 --only=redis
  *   npm run bench:parity -- --only=redis --baseline=/tmp/mainbuild/dist/sherlock.js
  *   npm run bench:parity -- --only=semaphore  # the Redis semaphore against redis-semaphore's
+ *   npm run bench:parity -- --only=readwrite --baseline=...  # the read-write lock, both builds
  *
  * `--baseline=` adds another build of this library (its `dist/sherlock.js`, in a checkout with
  * its own node_modules or a link to them) as one more Redis, Memcached and Redis semaphore
@@ -35,9 +36,12 @@ import {
 } from './lib/contenders.js';
 import { rawScripts } from './lib/raw-scripts.js';
 import {
+  baselineReadWrite,
   baselineSemaphore,
   closeSemaphoreManagers,
+  oursRead,
   oursSemaphore,
+  oursWrite,
   peerSemaphore,
   rawSemaphoreScripts,
 } from './lib/semaphore-parity.js';
@@ -91,7 +95,11 @@ async function baselineContenders(path: string): Promise<Contender[]> {
 const baselines =
   baselinePath === undefined
     ? []
-    : [...(await baselineContenders(baselinePath)), await baselineSemaphore(baselinePath)];
+    : [
+        ...(await baselineContenders(baselinePath)),
+        await baselineSemaphore(baselinePath),
+        ...(await baselineReadWrite(baselinePath)),
+      ];
 const baselineOf = (id: string) => baselines.filter((b) => b.id === id);
 
 /** Counts a socket's non-empty writes (each goes through the TCP stack on its own). */
@@ -108,7 +116,7 @@ function countWrites(socket: { write: (...args: never[]) => boolean }): () => nu
 
 interface Pair {
   /** What `--only=` names. */
-  readonly name: 'redis' | 'memcached' | 'semaphore';
+  readonly name: 'redis' | 'memcached' | 'semaphore' | 'readwrite';
   readonly backend: 'redis' | 'memcached';
   readonly ours: string;
   readonly peers: readonly string[];
@@ -120,7 +128,14 @@ interface Pair {
 }
 
 /** The bench's contenders, and this bench's own rows (raw scripts, the semaphores). */
-const OWN_ROWS = [rawScripts, oursSemaphore, peerSemaphore, rawSemaphoreScripts];
+const OWN_ROWS = [
+  rawScripts,
+  oursSemaphore,
+  peerSemaphore,
+  rawSemaphoreScripts,
+  oursRead,
+  oursWrite,
+];
 const contender = (id: string): Contender =>
   OWN_ROWS.find((c) => c.id === id) ?? baselines.find((b) => b.id === id) ?? listed(id);
 
@@ -153,6 +168,19 @@ const PAIRS: readonly Pair[] = [
       ...baselineOf('baseline-semaphore-redis').map((b) => b.id),
     ],
     split: { via: rawSemaphoreScripts.id, peer: peerSemaphore.id },
+  },
+  // The read-write lock's two sides, each against the other build's (`--baseline=`).
+  {
+    name: 'readwrite',
+    backend: 'redis',
+    ours: oursRead.id,
+    peers: baselineOf('baseline-read-redis').map((b) => b.id),
+  },
+  {
+    name: 'readwrite',
+    backend: 'redis',
+    ours: oursWrite.id,
+    peers: baselineOf('baseline-write-redis').map((b) => b.id),
   },
 ];
 

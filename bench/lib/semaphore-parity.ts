@@ -6,6 +6,9 @@
  * an owner token of the same shape; no waiter entry). Ours against the raw row is the library's
  * client-side cost, the raw row against redis-semaphore the server's. With `--baseline=`, the
  * other build's `Semaphore` too (through its own `LockManager`).
+ *
+ * `--only=readwrite`: this library's read-write lock, its read side and its write side, against
+ * the other build's (`--baseline=`; no peer has a Redis read-write lock).
  */
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
@@ -31,12 +34,13 @@ const need = (client: Client | undefined): Client => {
 };
 
 /** A `LockManager` class (this build's or another's) as these rows use it. */
+interface Side {
+  acquire(): Promise<boolean>;
+  release(): Promise<void>;
+}
 type ManagerClass = new (options: { backend: 'redis'; client: object }) => {
-  semaphore(
-    name: string,
-    limit: number,
-    options: { timeout: number },
-  ): { acquire(): Promise<boolean>; release(): Promise<void> };
+  semaphore(name: string, limit: number, options: { timeout: number }): Side;
+  readWrite(name: string, options: { timeout: number }): { read: Side; write: Side };
 };
 
 const managers = new Map<string, InstanceType<ManagerClass>>();
@@ -144,6 +148,61 @@ export async function baselineSemaphore(path: string): Promise<Contender> {
     'baseline-semaphore-redis',
     `nestjs-sherlock Semaphore (redis, limit ${LIMIT}), baseline build`,
     mod.LockManager,
+  );
+}
+
+function readWriteWith(
+  id: string,
+  label: string,
+  Manager: ManagerClass,
+  side: 'read' | 'write',
+): Contender {
+  return {
+    id,
+    label,
+    backend: 'redis',
+    role: 'ours',
+    waits: 'as ours',
+    polling: false,
+    blocking: true,
+    make(clients, key) {
+      const client = need(clients.redis);
+      let manager = managers.get(id);
+      if (!manager) managers.set(id, (manager = new Manager({ backend: 'redis', client })));
+      const lock = manager.readWrite(key, { timeout: LONG_TIMEOUT })[side];
+      return {
+        async acquire() {
+          if (!(await lock.acquire())) throw new Error(`${key}: not acquired`);
+        },
+        release: () => lock.release(),
+      };
+    },
+  };
+}
+
+export const oursRead = readWriteWith(
+  'ours-read-redis',
+  'nestjs-sherlock read-write lock, read side (redis)',
+  LockManager as unknown as ManagerClass,
+  'read',
+);
+export const oursWrite = readWriteWith(
+  'ours-write-redis',
+  'nestjs-sherlock read-write lock, write side (redis)',
+  LockManager as unknown as ManagerClass,
+  'write',
+);
+
+/** Another build's read-write lock (its `dist/sherlock.js`), both sides (`--baseline=`). */
+export async function baselineReadWrite(path: string): Promise<Contender[]> {
+  const mod = (await import(pathToFileURL(resolve(path)).href)) as { LockManager: ManagerClass };
+  return (['read', 'write'] as const).map((side) =>
+    readWriteWith(
+      `baseline-${side}-redis`,
+      `nestjs-sherlock read-write lock, ${side} side (redis), baseline build`,
+      mod.LockManager,
+      side,
+    ),
   );
 }
 

@@ -6,13 +6,13 @@
  * order; and each way a grant can go wrong (the waiter gave up, died, never got the message, its
  * subscriber dropped) ends with the line moving on, never with a writer next to anyone.
  */
-import { LockAbortedError, type ReadWriteLock } from 'nestjs-sherlock';
+import { LockAbortedError, LockNotHeldError, type ReadWriteLock } from 'nestjs-sherlock';
 import { describe, it, type TestContext } from 'vitest';
 
 import { uniqueName } from '../support/backends.js';
-import { now } from '../support/helpers.js';
+import { delay, now } from '../support/helpers.js';
 import { remainingMs } from '../support/redis-expiry.js';
-import { READ_WRITE_LINE, redisOfItsOwn } from '../support/redis-own.js';
+import { findKey, READ_WRITE_LINE, redisOfItsOwn } from '../support/redis-own.js';
 
 /** Far above a pushed hand-off, below the 1.8 s a waiter's first fallback poll takes at least. */
 const HANDOFF_LIMIT_MS = 1_000;
@@ -102,6 +102,57 @@ describe('redis read-write lock: first come first served by direct grant (its ow
     // Control: nobody in line, nobody holding: the newcomer gets in.
     expect(await newcomer.read.acquire(false)).toBe(true);
     await newcomer.read.release();
+  });
+
+  it("uncontended (nobody in line): readers share, a writer goes in only when nobody holds; a holding that expired keeps nobody out and is not given back; each side's set expires with its latest holding, never earlier", async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const { manager, inspector } = setUp(onTestFinished);
+    const m = manager();
+    const name = uniqueName('rw-alone');
+    const rw = (expire: number | null) => m.readWrite(name, { expire });
+    const ttlOf = async (side: 'rwr' | 'rww') => {
+      const key = await findKey(inspector, `*${side}:*${name}`);
+      return key === undefined ? -2 : inspector.pttl(key);
+    };
+    const members = async (side: 'rwr' | 'rww') => {
+      const key = await findKey(inspector, `*${side}:*${name}`);
+      return key === undefined ? [] : inspector.zrange(key, '0', '-1');
+    };
+    const [r1, r2, r3, w] = [rw(10_000), rw(40_000), rw(null), rw(30_000)];
+    expect(await r1.read.acquire(false)).toBe(true);
+    const first = await ttlOf('rwr');
+    expect(first, "a new set: its holding's expiry").toBeGreaterThan(5_000);
+    expect(first).toBeLessThanOrEqual(10_000);
+    expect(await r2.read.acquire(false), 'readers share').toBe(true);
+    expect(await ttlOf('rwr'), 'moved later by a later holding').toBeGreaterThan(30_000);
+    expect(await w.write.acquire(false), 'a writer waits for the readers').toBe(false);
+    expect(await r3.read.acquire(false)).toBe(true);
+    expect(await ttlOf('rwr'), 'a holding without expiry: no expiry').toBe(-1);
+    await r3.read.release();
+    const left = await ttlOf('rwr');
+    expect(left, 'given back: the latest holding left (r2, 40 s)').toBeGreaterThan(30_000);
+    expect(left).toBeLessThanOrEqual(40_000);
+    await r1.read.release();
+    await r2.read.release();
+    expect(await members('rwr')).toEqual([]);
+
+    // A reader whose holding expired, still a member (a longer one kept the set), keeps nobody
+    // out, and its release is refused.
+    const [long, gone] = [rw(30_000), rw(300)];
+    expect(await long.read.acquire(false)).toBe(true);
+    expect(await gone.read.acquire(false)).toBe(true);
+    expect(await w.write.acquire(false), 'a writer waits for the readers').toBe(false);
+    await delay(700);
+    await long.read.release();
+    expect(await members('rwr'), 'the expired reader, still a member').toHaveLength(1);
+    expect(await w.write.acquire(false), 'the expired reader keeps nobody out').toBe(true);
+    expect(await ttlOf('rww')).toBeGreaterThan(20_000);
+    expect(await r1.read.acquire(false), 'a reader waits for the writer').toBe(false);
+    await expect(gone.read.release()).rejects.toBeInstanceOf(LockNotHeldError);
+    expect(await members('rwr')).toEqual([]);
+    await w.write.release();
   });
 
   it('a writer aborted at the moment it is granted passes the lock on to the readers behind it at once; one that timed out has left the line', async ({

@@ -1,4 +1,4 @@
-import { fenceFunction, Script, wakeFunction } from './scripts.js';
+import { count, fenceFunction, Script, wakeFunction } from './scripts.js';
 
 /**
  * The Lua scripts of a Redis read-write lock, first come, first served by direct grant. All its
@@ -10,7 +10,9 @@ import { fenceFunction, Script, wakeFunction } from './scripts.js';
  * - KEYS[4] the line: a sorted set of waiter entries scored by arrival (µs, server clock),
  *   `<side> <mode> <channel> <id> <owner token> <expire in ms or ->`, side `r` or `w`, mode as a
  *   lock waiter's (scripts.ts, GRANT_NEXT).
- * Every script first drops the holdings that expired; each set expires with its last member.
+ * Every script counts only the holdings whose expiry has not passed (the full scripts drop the
+ * expired ones first; the uncontended heads below ignore them); each set expires no earlier than
+ * its latest member.
  */
 
 /** `now` (ms, server clock), the drop of what expired, `keep(key)` and `fence()`. */
@@ -101,6 +103,70 @@ local function grant(self)
 end`;
 
 /**
+ * The uncontended head of ACQUIRE_RW: a newcomer (no waiter entry) and nobody in line. It runs
+ * before the rest of the script is even defined (no `PRELUDE` or `GRANT` functions made, as
+ * the semaphore's) and does what the whole script does then when the side may go in: a reader
+ * when no writer holds, a writer when nobody holds (holdings whose expiry passed do not count;
+ * they are dropped by the next full script); its set's expiry only ever moves later (none while
+ * a member has none). Otherwise it goes on to the whole script, which answers the refusal.
+ */
+const NEWCOMER_RW = `
+if ARGV[4] == '' and redis.call('exists', KEYS[4]) == 0 then
+  local t = redis.call('time')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local live = '(' .. string.format('%.0f', now)
+  local own = KEYS[2]
+  if ARGV[1] == 'r' then own = KEYS[1] end
+  local free = redis.call('zcount', KEYS[2], live, '+inf') == 0
+  if free and ARGV[1] ~= 'r' then free = redis.call('zcount', KEYS[1], live, '+inf') == 0 end
+  if free then
+    local held = redis.call('zcard', own)
+    if ARGV[3] == '' then
+      redis.call('zadd', own, '+inf', ARGV[2])
+      redis.call('persist', own)
+    else
+      local px = tonumber(ARGV[3])
+      redis.call('zadd', own, string.format('%.0f', now + px), ARGV[2])
+      if held == 0 then
+        redis.call('pexpire', own, ARGV[3])
+      else
+        local left = redis.call('pttl', own)
+        if left >= 0 and left < px then redis.call('pexpire', own, ARGV[3]) end
+      end
+    end
+    ${count('KEYS[3]')}
+    return string.format('%d', n)
+  end
+end`;
+
+/**
+ * The uncontended head of RELEASE_RW: nobody in line, so nobody to let in; as the whole script,
+ * without defining it: gives back ARGV[2]'s holding of the side ARGV[1], 0 if it holds none or
+ * it expired. The set keeps its expiry (the holdings that expired meanwhile are ignored by every
+ * script), unless the holding had none: then the set expires with its last member again.
+ */
+const NOBODY_IN_LINE_RW = `
+if redis.call('exists', KEYS[4]) == 0 then
+  local holders = KEYS[2]
+  if ARGV[1] == 'r' then holders = KEYS[1] end
+  local score = redis.call('zscore', holders, ARGV[2])
+  if not score then return 0 end
+  redis.call('zrem', holders, ARGV[2])
+  local t = redis.call('time')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if score ~= 'inf' then
+    if tonumber(score) <= now then return 0 end
+    return 1
+  end
+  local last = redis.call('zrange', holders, -1, -1, 'WITHSCORES')
+  if last[2] ~= nil and last[2] ~= 'inf' then
+    local left = math.max(1, math.ceil(tonumber(last[2]) - now))
+    redis.call('pexpire', holders, string.format('%.0f', left))
+  end
+  return 1
+end`;
+
+/**
  * Takes the read (ARGV[1] 'r') or write ('w') side for ARGV[2] (first come, first served).
  * KEYS: readers, writer, counter, line. ARGV: side, token, expire in ms or '', the waiter's
  * entry or '' (not waiting: never queues).
@@ -113,7 +179,7 @@ end`;
  * expire, -1 if unknown) or, for a waiter, `{ttl, rank, server ms}`. The line expires a minute after the
  * last waiter's attempt.
  */
-export const ACQUIRE_RW = new Script(`${PRELUDE}${GRANT}
+export const ACQUIRE_RW = new Script(`${NEWCOMER_RW}${PRELUDE}${GRANT}
 local reading = ARGV[1] == 'r'
 local own = KEYS[2]
 if reading then own = KEYS[1] end
@@ -149,7 +215,7 @@ return {ttl, redis.call('zrank', KEYS[4], entry), now}`);
  * Gives back ARGV[2]'s holding of the side ARGV[1] ('r' / 'w'), then grants whom it lets in.
  * KEYS: readers, writer, counter, line. Returns 1, or 0 if the token holds nothing.
  */
-export const RELEASE_RW = new Script(`${PRELUDE}${GRANT}
+export const RELEASE_RW = new Script(`${NOBODY_IN_LINE_RW}${PRELUDE}${GRANT}
 local holders = KEYS[2]
 if ARGV[1] == 'r' then holders = KEYS[1] end
 if redis.call('zrem', holders, ARGV[2]) == 0 then return 0 end

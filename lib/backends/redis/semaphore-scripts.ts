@@ -2,12 +2,13 @@ import { count, fenceFunction, Script, wakeFunction } from './scripts.js';
 
 /**
  * The Lua scripts of a Redis semaphore. Its permits are a sorted set (KEYS[1]) of owner tokens
- * scored by their expiry time in ms, **by the server's clock** (`TIME`): every script first drops
- * the permits whose expiry has passed, so a holder that died frees its permit at the server, on
- * the server's clock alone. A permit without expiry is scored `+inf`. The set itself expires with
- * its last permit. Its waiters queue in a line (a sorted set, as a lock's do) and a release gives
- * the freed permit to the first in line directly, telling it over pub/sub (one waiter per freed
- * permit).
+ * scored by their expiry time in ms, **by the server's clock** (`TIME`): every script counts only
+ * the permits whose expiry has not passed (the full scripts drop the others first; the
+ * uncontended heads below ignore them), so a holder that died frees its permit at the server, on
+ * the server's clock alone. A permit without expiry is scored `+inf`. The set itself expires no
+ * earlier than its latest permit. Its waiters queue in a line (a sorted set, as a lock's do) and
+ * a release gives the freed permit to the first in line directly, telling it over pub/sub (one
+ * waiter per freed permit).
  */
 
 /** `now` (ms, server clock) and the drop of the expired permits. */
