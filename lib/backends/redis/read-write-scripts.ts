@@ -1,4 +1,11 @@
-import { count, fenceFunction, Script, wakeFunction } from './scripts.js';
+import {
+  fenceFunction,
+  giveBackAlone,
+  holdAlone,
+  Script,
+  SERVER_NOW,
+  wakeFunction,
+} from './scripts.js';
 
 /**
  * The Lua scripts of a Redis read-write lock, first come, first served by direct grant. All its
@@ -112,8 +119,7 @@ end`;
  */
 const NEWCOMER_RW = `
 if ARGV[4] == '' and redis.call('exists', KEYS[4]) == 0 then
-  local t = redis.call('time')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  ${SERVER_NOW}
   local live = '(' .. string.format('%.0f', now)
   local own = KEYS[2]
   if ARGV[1] == 'r' then own = KEYS[1] end
@@ -121,49 +127,20 @@ if ARGV[4] == '' and redis.call('exists', KEYS[4]) == 0 then
   if free and ARGV[1] ~= 'r' then free = redis.call('zcount', KEYS[1], live, '+inf') == 0 end
   if free then
     local held = redis.call('zcard', own)
-    if ARGV[3] == '' then
-      redis.call('zadd', own, '+inf', ARGV[2])
-      redis.call('persist', own)
-    else
-      local px = tonumber(ARGV[3])
-      redis.call('zadd', own, string.format('%.0f', now + px), ARGV[2])
-      if held == 0 then
-        redis.call('pexpire', own, ARGV[3])
-      else
-        local left = redis.call('pttl', own)
-        if left >= 0 and left < px then redis.call('pexpire', own, ARGV[3]) end
-      end
-    end
-    ${count('KEYS[3]')}
-    return string.format('%d', n)
+    ${holdAlone('own', 'ARGV[2]', 'ARGV[3]', 'held', 'KEYS[3]')}
   end
 end`;
 
 /**
  * The uncontended head of RELEASE_RW: nobody in line, so nobody to let in; as the whole script,
  * without defining it: gives back ARGV[2]'s holding of the side ARGV[1], 0 if it holds none or
- * it expired. The set keeps its expiry (the holdings that expired meanwhile are ignored by every
- * script), unless the holding had none: then the set expires with its last member again.
+ * it expired (scripts.ts, giveBackAlone).
  */
 const NOBODY_IN_LINE_RW = `
 if redis.call('exists', KEYS[4]) == 0 then
   local holders = KEYS[2]
   if ARGV[1] == 'r' then holders = KEYS[1] end
-  local score = redis.call('zscore', holders, ARGV[2])
-  if not score then return 0 end
-  redis.call('zrem', holders, ARGV[2])
-  local t = redis.call('time')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  if score ~= 'inf' then
-    if tonumber(score) <= now then return 0 end
-    return 1
-  end
-  local last = redis.call('zrange', holders, -1, -1, 'WITHSCORES')
-  if last[2] ~= nil and last[2] ~= 'inf' then
-    local left = math.max(1, math.ceil(tonumber(last[2]) - now))
-    redis.call('pexpire', holders, string.format('%.0f', left))
-  end
-  return 1
+  ${giveBackAlone('holders', 'ARGV[2]')}
 end`;
 
 /**

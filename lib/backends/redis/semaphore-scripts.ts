@@ -1,4 +1,11 @@
-import { count, fenceFunction, Script, wakeFunction } from './scripts.js';
+import {
+  fenceFunction,
+  giveBackAlone,
+  holdAlone,
+  Script,
+  SERVER_NOW,
+  wakeFunction,
+} from './scripts.js';
 
 /**
  * The Lua scripts of a Redis semaphore. Its permits are a sorted set (KEYS[1]) of owner tokens
@@ -96,30 +103,14 @@ end`;
  */
 const NEWCOMER = `
 if ARGV[4] == '' and redis.call('exists', KEYS[3]) == 0 then
-  local t = redis.call('time')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  ${SERVER_NOW}
   local held = redis.call('zcard', KEYS[1])
   if held >= tonumber(ARGV[3]) then
     redis.call('zremrangebyscore', KEYS[1], '-inf', string.format('%.0f', now))
     held = redis.call('zcard', KEYS[1])
   end
   if held < tonumber(ARGV[3]) then
-    if ARGV[2] == '' then
-      redis.call('zadd', KEYS[1], '+inf', ARGV[1])
-      redis.call('persist', KEYS[1])
-    else
-      local px = tonumber(ARGV[2])
-      redis.call('zadd', KEYS[1], string.format('%.0f', now + px), ARGV[1])
-      if held == 0 then
-        redis.call('pexpire', KEYS[1], ARGV[2])
-      else
-        -- A set without expiry (-1) holds a permit without expiry: it stays so.
-        local left = redis.call('pttl', KEYS[1])
-        if left >= 0 and left < px then redis.call('pexpire', KEYS[1], ARGV[2]) end
-      end
-    end
-    ${count('KEYS[2]')}
-    return string.format('%d', n)
+    ${holdAlone('KEYS[1]', 'ARGV[1]', 'ARGV[2]', 'held', 'KEYS[2]')}
   end
   local first = redis.call('zrange', KEYS[1], 0, 0, 'WITHSCORES')
   if first[2] == 'inf' then return {-1} end
@@ -129,27 +120,11 @@ end`;
 /**
  * The uncontended head of RELEASE_PERMIT: nobody in line, so no permit to hand on; as the whole
  * script, without defining it (see NEWCOMER): gives back ARGV[1]'s permit, 0 if it holds none or
- * it expired. The set keeps its expiry (its latest permit's, or later: the permits that expired
- * meanwhile are ignored by every script), unless the permit was one without expiry: then the set
- * expires with its last permit again.
+ * it expired (scripts.ts, giveBackAlone).
  */
 const NOBODY_IN_LINE = `
 if redis.call('exists', KEYS[3]) == 0 then
-  local score = redis.call('zscore', KEYS[1], ARGV[1])
-  if not score then return 0 end
-  redis.call('zrem', KEYS[1], ARGV[1])
-  local t = redis.call('time')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  if score ~= 'inf' then
-    if tonumber(score) <= now then return 0 end
-    return 1
-  end
-  local last = redis.call('zrange', KEYS[1], -1, -1, 'WITHSCORES')
-  if last[2] ~= nil and last[2] ~= 'inf' then
-    local left = math.max(1, math.ceil(tonumber(last[2]) - now))
-    redis.call('pexpire', KEYS[1], string.format('%.0f', left))
-  end
-  return 1
+  ${giveBackAlone('KEYS[1]', 'ARGV[1]')}
 end`;
 
 /**
