@@ -1,11 +1,5 @@
-import {
-  fenceFunction,
-  giveBackAlone,
-  holdAlone,
-  Script,
-  SERVER_NOW,
-  wakeFunction,
-} from './scripts.js';
+import { giveBackAlone, holdAlone, SERVER_NOW } from './heads.js';
+import { fenceFunction, Script, wakeFunction } from './scripts.js';
 
 /**
  * The Lua scripts of a Redis read-write lock, first come, first served by direct grant. All its

@@ -1,11 +1,5 @@
-import {
-  fenceFunction,
-  giveBackAlone,
-  holdAlone,
-  Script,
-  SERVER_NOW,
-  wakeFunction,
-} from './scripts.js';
+import { giveBackAlone, holdAlone, SERVER_NOW } from './heads.js';
+import { fenceFunction, Script, wakeFunction } from './scripts.js';
 
 /**
  * The Lua scripts of a Redis semaphore. Its permits are a sorted set (KEYS[1]) of owner tokens
