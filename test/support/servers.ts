@@ -444,7 +444,14 @@ class StartupError extends Error {
   }
 }
 
-const ADDRESS_IN_USE = /address already in use|EADDRINUSE|bind: /i;
+/**
+ * A start that may work if tried again a moment later: the port is still taken, or (PostgreSQL
+ * restarted right after its postmaster was killed) a backend of the old one has not exited yet
+ * and still holds the shared memory block (seen once in a CI run: "pre-existing shared memory
+ * block ... is still in use").
+ */
+const ADDRESS_IN_USE =
+  /address already in use|EADDRINUSE|bind: |pre-existing shared memory block .* is still in use/i;
 
 class ManagedServer implements ServerHandle, Killable {
   readonly host = HOST;
