@@ -45,7 +45,17 @@ type ManagerClass = new (options: { backend: 'redis'; client: object }) => {
 
 const managers = new Map<string, InstanceType<ManagerClass>>();
 
-function oursWith(id: string, label: string, Manager: ManagerClass): Contender {
+/**
+ * A row of this library (this build's `LockManager` or another's): `pick` takes, from the row's
+ * manager (one per row, on the process's Redis client), what one worker acquires and releases.
+ */
+function oursWith(
+  id: string,
+  label: string,
+  Manager: ManagerClass,
+  pick: (manager: InstanceType<ManagerClass>, key: string) => Side = (manager, key) =>
+    manager.semaphore(key, LIMIT, { timeout: LONG_TIMEOUT }),
+): Contender {
   return {
     id,
     label,
@@ -58,12 +68,12 @@ function oursWith(id: string, label: string, Manager: ManagerClass): Contender {
       const client = need(clients.redis);
       let manager = managers.get(id);
       if (!manager) managers.set(id, (manager = new Manager({ backend: 'redis', client })));
-      const permit = manager.semaphore(key, LIMIT, { timeout: LONG_TIMEOUT });
+      const held = pick(manager, key);
       return {
         async acquire() {
-          if (!(await permit.acquire())) throw new Error(`${key}: not acquired`);
+          if (!(await held.acquire())) throw new Error(`${key}: not acquired`);
         },
-        release: () => permit.release(),
+        release: () => held.release(),
       };
     },
   };
@@ -151,34 +161,14 @@ export async function baselineSemaphore(path: string): Promise<Contender> {
   );
 }
 
-function readWriteWith(
-  id: string,
-  label: string,
-  Manager: ManagerClass,
-  side: 'read' | 'write',
-): Contender {
-  return {
+/** A read-write lock row: its `side`, through `oursWith`. */
+const readWriteWith = (id: string, label: string, Manager: ManagerClass, side: 'read' | 'write') =>
+  oursWith(
     id,
     label,
-    backend: 'redis',
-    role: 'ours',
-    waits: 'as ours',
-    polling: false,
-    blocking: true,
-    make(clients, key) {
-      const client = need(clients.redis);
-      let manager = managers.get(id);
-      if (!manager) managers.set(id, (manager = new Manager({ backend: 'redis', client })));
-      const lock = manager.readWrite(key, { timeout: LONG_TIMEOUT })[side];
-      return {
-        async acquire() {
-          if (!(await lock.acquire())) throw new Error(`${key}: not acquired`);
-        },
-        release: () => lock.release(),
-      };
-    },
-  };
-}
+    Manager,
+    (manager, key) => manager.readWrite(key, { timeout: LONG_TIMEOUT })[side],
+  );
 
 export const oursRead = readWriteWith(
   'ours-read-redis',
